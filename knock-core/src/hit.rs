@@ -1,0 +1,608 @@
+//! The hit grammar: one knock ("hit") and comma-separated sequences of hits.
+//!
+//! Three spellings are accepted, and all of them parse into the same [`Hit`]:
+//!
+//! * knockd form `PORT[:PROTO]` (`7000`, `8000:udp`);
+//! * extended form `PORT:tcp:FLAGS` with flag names joined by `+` (`7000:tcp:fin+psh`),
+//!   plus the words `none` (no flag set) and `any` (flags ignored);
+//! * tportknockd frame form `PROTO:PORT[:LETTERS]` (`tcp:110:up`), where the letters are
+//!   `f s r p a u`, `x` (all six), `n` (none; the default) and `i` (ignored).
+//!
+//! [`Hit`]'s `Display` always writes the canonical knockd/extended spelling, which parses
+//! back to an equal hit whatever the default protocol is.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Transport protocol of a hit or a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// The lower-case name used in the grammar, in logs and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+
+    /// IANA protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Proto> {
+        if s.eq_ignore_ascii_case("tcp") {
+            Some(Proto::Tcp)
+        } else if s.eq_ignore_ascii_case("udp") {
+            Some(Proto::Udp)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Proto::from_name(s).ok_or_else(|| format!("unknown protocol {s:?} (expected tcp or udp)"))
+    }
+}
+
+/// A set of TCP header flags, with the bit values of TCP header byte 13.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct TcpFlags(u8);
+
+impl TcpFlags {
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    pub const PSH: TcpFlags = TcpFlags(0x08);
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+    pub const URG: TcpFlags = TcpFlags(0x20);
+    pub const ECE: TcpFlags = TcpFlags(0x40);
+    pub const CWR: TcpFlags = TcpFlags(0x80);
+    /// No flag set (tportknockd `n`).
+    pub const NONE: TcpFlags = TcpFlags(0);
+    /// The six classic flags fin, syn, rst, psh, ack, urg (tportknockd `x`).
+    pub const ALL_SIX: TcpFlags = TcpFlags(0x3f);
+
+    /// Flag names in header bit order; the order `Display` and JSON use.
+    pub const NAMES: [(&'static str, TcpFlags); 8] = [
+        ("fin", TcpFlags::FIN),
+        ("syn", TcpFlags::SYN),
+        ("rst", TcpFlags::RST),
+        ("psh", TcpFlags::PSH),
+        ("ack", TcpFlags::ACK),
+        ("urg", TcpFlags::URG),
+        ("ece", TcpFlags::ECE),
+        ("cwr", TcpFlags::CWR),
+    ];
+
+    pub const fn from_bits(bits: u8) -> TcpFlags {
+        TcpFlags(bits)
+    }
+
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub const fn contains(self, other: TcpFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub const fn intersects(self, other: TcpFlags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Looks up one flag by name (`syn`, case-insensitive).
+    pub fn from_name(name: &str) -> Option<TcpFlags> {
+        TcpFlags::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, f)| f)
+    }
+
+    /// The names of the flags that are set, in header bit order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        TcpFlags::NAMES
+            .into_iter()
+            .filter(move |&(_, f)| self.contains(f))
+            .map(|(n, _)| n)
+    }
+}
+
+impl std::ops::BitOr for TcpFlags {
+    type Output = TcpFlags;
+    fn bitor(self, rhs: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for TcpFlags {
+    fn bitor_assign(&mut self, rhs: TcpFlags) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// `fin+psh`, or `none` for the empty set.
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, name) in self.names().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TcpFlags({self})")
+    }
+}
+
+/// How a hit's TCP flags were given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HitFlags {
+    /// No flags written. The client sends an ordinary connect() SYN; a server step uses the
+    /// door's `TCPFlags`. Always the value for UDP hits.
+    Plain,
+    /// Exactly these flags, no more and no fewer (extended or tportknockd form).
+    Exact(TcpFlags),
+    /// Flags ignored (tportknockd `i`, extended `any`): a server step accepts any flags and
+    /// the client sends a SYN.
+    Any,
+}
+
+/// One knock: a port, a protocol and, for TCP, how its flags were given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Hit {
+    pub port: u16,
+    pub proto: Proto,
+    pub flags: HitFlags,
+}
+
+impl Hit {
+    /// A plain TCP hit, as knock(1) sends it.
+    pub const fn tcp(port: u16) -> Hit {
+        Hit {
+            port,
+            proto: Proto::Tcp,
+            flags: HitFlags::Plain,
+        }
+    }
+
+    /// A UDP hit.
+    pub const fn udp(port: u16) -> Hit {
+        Hit {
+            port,
+            proto: Proto::Udp,
+            flags: HitFlags::Plain,
+        }
+    }
+
+    /// A TCP hit with exactly these flags.
+    pub const fn tcp_flags(port: u16, flags: TcpFlags) -> Hit {
+        Hit {
+            port,
+            proto: Proto::Tcp,
+            flags: HitFlags::Exact(flags),
+        }
+    }
+
+    /// The flags the client puts on the wire: a SYN unless exact flags were written, and
+    /// nothing for UDP.
+    pub fn wire_flags(&self) -> TcpFlags {
+        match (self.proto, self.flags) {
+            (Proto::Udp, _) => TcpFlags::NONE,
+            (Proto::Tcp, HitFlags::Exact(f)) => f,
+            (Proto::Tcp, HitFlags::Plain | HitFlags::Any) => TcpFlags::SYN,
+        }
+    }
+
+    /// Whether sending this hit needs a raw socket (it carries explicit flags).
+    pub fn needs_raw(&self) -> bool {
+        self.proto == Proto::Tcp && matches!(self.flags, HitFlags::Exact(_))
+    }
+
+    /// Parses one item. `default` is the protocol of a bare `PORT` (udp under `-u`).
+    pub fn parse(item: &str, default: Proto) -> Result<Hit, HitError> {
+        parse_item(item.trim(), default).map_err(|kind| HitError {
+            item: item.trim().to_string(),
+            kind,
+        })
+    }
+}
+
+/// Canonical spelling: `7000:tcp`, `8000:udp`, `7000:tcp:fin+psh`, `7000:tcp:none`,
+/// `7000:tcp:any`.
+impl fmt::Display for Hit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.port, self.proto)?;
+        match self.flags {
+            HitFlags::Plain => Ok(()),
+            HitFlags::Exact(flags) => write!(f, ":{flags}"),
+            HitFlags::Any => f.write_str(":any"),
+        }
+    }
+}
+
+/// A rejected item: the item as written and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad hit {item:?}: {kind}")]
+pub struct HitError {
+    pub item: String,
+    pub kind: HitErrorKind,
+}
+
+/// What is wrong with an item.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HitErrorKind {
+    #[error("empty item (a stray or trailing comma?)")]
+    Empty,
+    #[error("port {0:?} is not a number (expected 1-65535)")]
+    NotANumber(String),
+    #[error("port {0} is negative (expected 1-65535)")]
+    Negative(String),
+    #[error("port {0} is out of range (expected 1-65535)")]
+    OutOfRange(String),
+    #[error("unknown protocol {0:?} (expected tcp or udp)")]
+    UnknownProto(String),
+    #[error(
+        "unknown TCP flag {0:?} (expected fin, syn, rst, psh, ack, urg, ece, cwr, none or any)"
+    )]
+    UnknownFlag(String),
+    #[error("unknown flag letter {0:?} (expected letters from f s r p a u, or x, n or i alone)")]
+    UnknownLetter(char),
+    #[error("{0:?} cannot be combined with other flags")]
+    FlagNotAlone(String),
+    #[error("empty flag list after the last ':'")]
+    EmptyFlags,
+    #[error("flags are only for tcp hits, not udp")]
+    FlagsOnUdp,
+    #[error("too many ':' fields (expected PORT[:PROTO[:FLAGS]] or PROTO:PORT[:LETTERS])")]
+    TooManyFields,
+}
+
+fn parse_item(item: &str, default: Proto) -> Result<Hit, HitErrorKind> {
+    if item.is_empty() {
+        return Err(HitErrorKind::Empty);
+    }
+    let fields: Vec<&str> = item.split(':').map(str::trim).collect();
+    if fields.len() > 3 {
+        return Err(HitErrorKind::TooManyFields);
+    }
+    // tportknockd frame form starts with the protocol name.
+    if let Some(proto) = Proto::from_name(fields[0]) {
+        if fields.len() < 2 {
+            return Err(HitErrorKind::NotANumber(fields[0].to_string()));
+        }
+        let port = parse_port(fields[1])?;
+        let letters = fields.get(2).copied();
+        return match (proto, letters) {
+            (Proto::Udp, None) => Ok(Hit::udp(port)),
+            (Proto::Udp, Some(_)) => Err(HitErrorKind::FlagsOnUdp),
+            (Proto::Tcp, None) => Ok(Hit::tcp_flags(port, TcpFlags::NONE)),
+            (Proto::Tcp, Some(l)) => Ok(Hit {
+                port,
+                proto,
+                flags: parse_letters(l)?,
+            }),
+        };
+    }
+    // `icmp:5`: a word where a frame's protocol would stand, followed by a port.
+    if fields.len() >= 2
+        && !fields[0].is_empty()
+        && !fields[0].starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+        && fields[1].starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(HitErrorKind::UnknownProto(fields[0].to_string()));
+    }
+    let port = parse_port(fields[0])?;
+    let proto = match fields.get(1) {
+        None => return Ok(Hit { port, proto: default, flags: HitFlags::Plain }),
+        Some(p) => Proto::from_name(p).ok_or_else(|| HitErrorKind::UnknownProto(p.to_string()))?,
+    };
+    match (proto, fields.get(2)) {
+        (_, None) => Ok(Hit { port, proto, flags: HitFlags::Plain }),
+        (Proto::Udp, Some(_)) => Err(HitErrorKind::FlagsOnUdp),
+        (Proto::Tcp, Some(names)) => Ok(Hit {
+            port,
+            proto,
+            flags: parse_flag_names(names)?,
+        }),
+    }
+}
+
+fn parse_port(s: &str) -> Result<u16, HitErrorKind> {
+    if s.is_empty() {
+        return Err(HitErrorKind::NotANumber(String::new()));
+    }
+    if let Some(rest) = s.strip_prefix('-')
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(HitErrorKind::Negative(s.to_string()));
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HitErrorKind::NotANumber(s.to_string()));
+    }
+    match s.parse::<u32>() {
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        // All digits, so the only parse failure is overflow.
+        _ => Err(HitErrorKind::OutOfRange(s.to_string())),
+    }
+}
+
+fn parse_flag_names(s: &str) -> Result<HitFlags, HitErrorKind> {
+    if s.is_empty() {
+        return Err(HitErrorKind::EmptyFlags);
+    }
+    let names: Vec<&str> = s.split('+').map(str::trim).collect();
+    for word in ["none", "any"] {
+        if names.iter().any(|n| n.eq_ignore_ascii_case(word)) {
+            if names.len() > 1 {
+                return Err(HitErrorKind::FlagNotAlone(word.to_string()));
+            }
+            return Ok(if word == "none" {
+                HitFlags::Exact(TcpFlags::NONE)
+            } else {
+                HitFlags::Any
+            });
+        }
+    }
+    let mut flags = TcpFlags::NONE;
+    for name in names {
+        if name.is_empty() {
+            return Err(HitErrorKind::EmptyFlags);
+        }
+        flags |= TcpFlags::from_name(name).ok_or_else(|| HitErrorKind::UnknownFlag(name.to_string()))?;
+    }
+    Ok(HitFlags::Exact(flags))
+}
+
+fn parse_letters(s: &str) -> Result<HitFlags, HitErrorKind> {
+    if s.is_empty() {
+        return Err(HitErrorKind::EmptyFlags);
+    }
+    let mut flags = TcpFlags::NONE;
+    for c in s.chars() {
+        let lower = c.to_ascii_lowercase();
+        let alone = match lower {
+            'x' => Some(HitFlags::Exact(TcpFlags::ALL_SIX)),
+            'n' => Some(HitFlags::Exact(TcpFlags::NONE)),
+            'i' => Some(HitFlags::Any),
+            _ => None,
+        };
+        if let Some(value) = alone {
+            if s.chars().count() > 1 {
+                return Err(HitErrorKind::FlagNotAlone(lower.to_string()));
+            }
+            return Ok(value);
+        }
+        flags |= match lower {
+            'f' => TcpFlags::FIN,
+            's' => TcpFlags::SYN,
+            'r' => TcpFlags::RST,
+            'p' => TcpFlags::PSH,
+            'a' => TcpFlags::ACK,
+            'u' => TcpFlags::URG,
+            _ => return Err(HitErrorKind::UnknownLetter(c)),
+        };
+    }
+    Ok(HitFlags::Exact(flags))
+}
+
+/// Parses a comma-separated sequence. Whitespace around items is allowed; an empty item
+/// (`7000,,8000` or a trailing comma) is an error, and so is an empty sequence.
+pub fn parse_sequence(s: &str, default: Proto) -> Result<Vec<Hit>, HitError> {
+    s.split(',').map(|item| Hit::parse(item, default)).collect()
+}
+
+/// Writes hits in canonical form, joined by commas.
+pub fn format_sequence(hits: &[Hit]) -> String {
+    hits.iter()
+        .map(Hit::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Proto = Proto::Tcp;
+    const U: Proto = Proto::Udp;
+
+    fn exact(port: u16, bits: u8) -> Hit {
+        Hit::tcp_flags(port, TcpFlags::from_bits(bits))
+    }
+
+    #[test]
+    fn accepted_items() {
+        let any = |port| Hit {
+            port,
+            proto: T,
+            flags: HitFlags::Any,
+        };
+        let table: &[(&str, Proto, Hit)] = &[
+            ("7000", T, Hit::tcp(7000)),
+            ("7000", U, Hit::udp(7000)),
+            ("1", T, Hit::tcp(1)),
+            ("65535", T, Hit::tcp(65535)),
+            ("007000", T, Hit::tcp(7000)),
+            ("  7000  ", T, Hit::tcp(7000)),
+            ("8000:udp", T, Hit::udp(8000)),
+            ("8000:UDP", T, Hit::udp(8000)),
+            ("8000:Udp", T, Hit::udp(8000)),
+            // An explicit :tcp stays tcp under -u (knock 0.8 sends it as UDP).
+            ("9000:tcp", U, Hit::tcp(9000)),
+            ("9000:TCP", U, Hit::tcp(9000)),
+            ("7000:tcp:fin", T, exact(7000, 0x01)),
+            ("7000:tcp:fin+psh", T, exact(7000, 0x09)),
+            ("7000:tcp:FIN+Psh", U, exact(7000, 0x09)),
+            ("7000:tcp:syn+ack", T, exact(7000, 0x12)),
+            ("7000:tcp:ece+cwr", T, exact(7000, 0xc0)),
+            ("7000:tcp:fin+syn+rst+psh+ack+urg+ece+cwr", T, exact(7000, 0xff)),
+            ("7000:tcp:syn+syn", T, exact(7000, 0x02)),
+            ("7000:tcp:none", T, exact(7000, 0)),
+            ("7000:tcp:any", T, any(7000)),
+            ("tcp:110:up", T, exact(110, 0x28)),
+            ("tcp:110:x", T, exact(110, 0x3f)),
+            ("tcp:110:n", T, exact(110, 0)),
+            ("tcp:110:i", U, any(110)),
+            ("tcp:110:fsrpau", T, exact(110, 0x3f)),
+            ("TCP:110:S", T, exact(110, 0x02)),
+            ("tcp:110", U, exact(110, 0)),
+            ("udp:53", T, Hit::udp(53)),
+            (" tcp : 110 : a ", T, exact(110, 0x10)),
+        ];
+        for (input, default, want) in table {
+            assert_eq!(Hit::parse(input, *default), Ok(*want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn rejected_items_with_pinned_messages() {
+        let table: &[(&str, &str)] = &[
+            ("0", r#"bad hit "0": port 0 is out of range (expected 1-65535)"#),
+            ("65536", r#"bad hit "65536": port 65536 is out of range (expected 1-65535)"#),
+            (
+                "99999999999999999999",
+                r#"bad hit "99999999999999999999": port 99999999999999999999 is out of range (expected 1-65535)"#,
+            ),
+            ("abc", r#"bad hit "abc": port "abc" is not a number (expected 1-65535)"#),
+            ("-1", r#"bad hit "-1": port -1 is negative (expected 1-65535)"#),
+            ("+7", r#"bad hit "+7": port "+7" is not a number (expected 1-65535)"#),
+            ("7000x", r#"bad hit "7000x": port "7000x" is not a number (expected 1-65535)"#),
+            ("", r#"bad hit "": empty item (a stray or trailing comma?)"#),
+            ("   ", r#"bad hit "": empty item (a stray or trailing comma?)"#),
+            (
+                "7000:icmp",
+                r#"bad hit "7000:icmp": unknown protocol "icmp" (expected tcp or udp)"#,
+            ),
+            ("7000:", r#"bad hit "7000:": unknown protocol "" (expected tcp or udp)"#),
+            (
+                "icmp:5",
+                r#"bad hit "icmp:5": unknown protocol "icmp" (expected tcp or udp)"#,
+            ),
+            (
+                "7000:tcp:foo",
+                r#"bad hit "7000:tcp:foo": unknown TCP flag "foo" (expected fin, syn, rst, psh, ack, urg, ece, cwr, none or any)"#,
+            ),
+            ("7000:tcp:", r#"bad hit "7000:tcp:": empty flag list after the last ':'"#),
+            ("7000:tcp:fin+", r#"bad hit "7000:tcp:fin+": empty flag list after the last ':'"#),
+            (
+                "7000:tcp:none+syn",
+                r#"bad hit "7000:tcp:none+syn": "none" cannot be combined with other flags"#,
+            ),
+            (
+                "7000:udp:syn",
+                r#"bad hit "7000:udp:syn": flags are only for tcp hits, not udp"#,
+            ),
+            ("udp:53:s", r#"bad hit "udp:53:s": flags are only for tcp hits, not udp"#),
+            (
+                "tcp:110:q",
+                r#"bad hit "tcp:110:q": unknown flag letter 'q' (expected letters from f s r p a u, or x, n or i alone)"#,
+            ),
+            ("tcp:110:xs", r#"bad hit "tcp:110:xs": "x" cannot be combined with other flags"#),
+            ("tcp:110:", r#"bad hit "tcp:110:": empty flag list after the last ':'"#),
+            ("tcp:0", r#"bad hit "tcp:0": port 0 is out of range (expected 1-65535)"#),
+            ("tcp:abc", r#"bad hit "tcp:abc": port "abc" is not a number (expected 1-65535)"#),
+            ("tcp", r#"bad hit "tcp": port "tcp" is not a number (expected 1-65535)"#),
+            (
+                "7000:tcp:syn:1",
+                r#"bad hit "7000:tcp:syn:1": too many ':' fields (expected PORT[:PROTO[:FLAGS]] or PROTO:PORT[:LETTERS])"#,
+            ),
+        ];
+        for (input, want) in table {
+            let err = Hit::parse(input, T).expect_err(input);
+            assert_eq!(err.to_string(), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn sequences() {
+        assert_eq!(
+            parse_sequence("7000,8000:udp,9000", T),
+            Ok(vec![Hit::tcp(7000), Hit::udp(8000), Hit::tcp(9000)])
+        );
+        assert_eq!(
+            parse_sequence(" 7000 , 8000:udp ,\t9000:tcp:syn ", U),
+            Ok(vec![Hit::udp(7000), Hit::udp(8000), exact(9000, 0x02)])
+        );
+        let err = parse_sequence("7000,8000,", T).unwrap_err();
+        assert_eq!(err.kind, HitErrorKind::Empty);
+        let err = parse_sequence("7000,,8000", T).unwrap_err();
+        assert_eq!(err.kind, HitErrorKind::Empty);
+        assert_eq!(parse_sequence("", T).unwrap_err().kind, HitErrorKind::Empty);
+        let err = parse_sequence("7000,abc,9000", T).unwrap_err();
+        assert_eq!(err.item, "abc");
+    }
+
+    #[test]
+    fn display_round_trips_under_either_default() {
+        let hits = parse_sequence(
+            "7000,8000:udp,9000:tcp,1:tcp:fin+psh,tcp:110:x,tcp:110:n,tcp:110:i,udp:53,7:tcp:ece+cwr",
+            T,
+        )
+        .unwrap();
+        let text = format_sequence(&hits);
+        assert_eq!(
+            text,
+            "7000:tcp,8000:udp,9000:tcp,1:tcp:fin+psh,110:tcp:fin+syn+rst+psh+ack+urg,110:tcp:none,110:tcp:any,53:udp,7:tcp:ece+cwr"
+        );
+        for default in [T, U] {
+            assert_eq!(parse_sequence(&text, default).unwrap(), hits);
+        }
+    }
+
+    #[test]
+    fn wire_flags_and_raw() {
+        assert_eq!(Hit::tcp(1).wire_flags(), TcpFlags::SYN);
+        assert!(!Hit::tcp(1).needs_raw());
+        assert_eq!(Hit::udp(1).wire_flags(), TcpFlags::NONE);
+        assert!(!Hit::udp(1).needs_raw());
+        let h = Hit::parse("tcp:1:i", T).unwrap();
+        assert_eq!(h.wire_flags(), TcpFlags::SYN);
+        assert!(!h.needs_raw());
+        let h = Hit::parse("1:tcp:fin+psh", T).unwrap();
+        assert_eq!(h.wire_flags(), TcpFlags::FIN | TcpFlags::PSH);
+        assert!(h.needs_raw());
+        assert!(Hit::parse("tcp:1", T).unwrap().needs_raw());
+    }
+
+    #[test]
+    fn flag_names() {
+        let f = TcpFlags::FIN | TcpFlags::ACK | TcpFlags::CWR;
+        assert_eq!(f.names().collect::<Vec<_>>(), ["fin", "ack", "cwr"]);
+        assert_eq!(f.to_string(), "fin+ack+cwr");
+        assert_eq!(TcpFlags::NONE.to_string(), "none");
+        assert_eq!(TcpFlags::from_name("SYN"), Some(TcpFlags::SYN));
+        assert_eq!(TcpFlags::from_name("foo"), None);
+    }
+}

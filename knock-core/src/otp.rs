@@ -1,0 +1,185 @@
+//! One-time sequence lists in knockd's file format (reading and generating; no I/O).
+//!
+//! One sequence per line, in the hit grammar. A `#` in column 0 marks a used line (knockd
+//! overwrites the first character of a line when it consumes it, which is why lines are
+//! written with a leading space). Blank lines and lines whose first non-blank character is
+//! `#` are skipped.
+
+use crate::hit::{Hit, HitError, Proto, parse_sequence};
+use crate::hmac::PortRange;
+
+/// An unused line of a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtpLine {
+    /// 1-based line number.
+    pub line_no: usize,
+    /// Byte offset of the line's first character: the byte that becomes `#` once used.
+    pub offset: u64,
+    pub hits: Vec<Hit>,
+}
+
+/// An unused line that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line_no}: {source}")]
+pub struct OtpError {
+    pub line_no: usize,
+    #[source]
+    pub source: HitError,
+}
+
+/// Every unused line in file order, each parsed or with its error.
+pub fn unused_lines(text: &str) -> impl Iterator<Item = Result<OtpLine, OtpError>> + '_ {
+    let mut offset = 0u64;
+    text.split_inclusive('\n')
+        .enumerate()
+        .filter_map(move |(i, raw)| {
+            let start = offset;
+            offset += raw.len() as u64;
+            let content = raw.trim();
+            if content.is_empty() || content.starts_with('#') {
+                return None;
+            }
+            Some(
+                parse_sequence(content, Proto::Tcp)
+                    .map(|hits| OtpLine {
+                        line_no: i + 1,
+                        offset: start,
+                        hits,
+                    })
+                    .map_err(|source| OtpError {
+                        line_no: i + 1,
+                        source,
+                    }),
+            )
+        })
+}
+
+/// The first unused line, if any. A bad line before it is an error, never skipped, so that
+/// client and server cannot drift apart over a line only one of them accepts.
+pub fn first_unused(text: &str) -> Result<Option<OtpLine>, OtpError> {
+    unused_lines(text).next().transpose()
+}
+
+/// Protocol mix for generated lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenProtocols {
+    Tcp,
+    Udp,
+    Mixed,
+}
+
+/// Writes `count` lines of `length` distinct random ports from `ports`, each line starting
+/// with a space. `random` supplies uniformly random u32 values (the OS CSPRNG in `knock`).
+pub fn generate(
+    count: usize,
+    length: usize,
+    ports: PortRange,
+    protocols: GenProtocols,
+    mut random: impl FnMut() -> u32,
+) -> Result<String, String> {
+    if length == 0 {
+        return Err("length must be at least 1".into());
+    }
+    if (ports.size() as usize) < length {
+        return Err(format!(
+            "port range {ports} has {} ports, fewer than the length {length}",
+            ports.size()
+        ));
+    }
+    let pool = ports.size();
+    // Rejection sampling keeps every port equally likely.
+    let limit = u32::MAX - (u32::MAX % pool);
+    let mut out = String::new();
+    for _ in 0..count {
+        let mut line: Vec<Hit> = Vec::with_capacity(length);
+        while line.len() < length {
+            let r = random();
+            if r >= limit {
+                continue;
+            }
+            let port = (u32::from(ports.lo) + r % pool) as u16;
+            if line.iter().any(|h| h.port == port) {
+                continue;
+            }
+            let udp = match protocols {
+                GenProtocols::Tcp => false,
+                GenProtocols::Udp => true,
+                GenProtocols::Mixed => random() & 1 == 1,
+            };
+            line.push(if udp { Hit::udp(port) } else { Hit::tcp(port) });
+        }
+        out.push(' ');
+        out.push_str(&crate::hit::format_sequence(&line));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = "# my list\n\n#1001,1002\n 2001,2002:udp\n\t3001\n";
+
+    #[test]
+    fn skips_used_blank_and_comment_lines() {
+        let lines: Vec<_> = unused_lines(LIST).collect::<Result<_, _>>().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].line_no, 4);
+        assert_eq!(lines[0].offset, 22);
+        assert_eq!(&LIST[22..23], " ");
+        assert_eq!(lines[0].hits, vec![Hit::tcp(2001), Hit::udp(2002)]);
+        assert_eq!(lines[1].line_no, 5);
+        assert_eq!(lines[1].hits, vec![Hit::tcp(3001)]);
+    }
+
+    #[test]
+    fn indented_hash_is_a_comment() {
+        let first = first_unused("  # note\n 5,6\n").unwrap().unwrap();
+        assert_eq!(first.line_no, 2);
+    }
+
+    #[test]
+    fn crlf_and_no_trailing_newline() {
+        let first = first_unused("#1\r\n 7,8\r\n").unwrap().unwrap();
+        assert_eq!((first.line_no, first.offset), (2, 4));
+        assert_eq!(first.hits, vec![Hit::tcp(7), Hit::tcp(8)]);
+        assert_eq!(first_unused(" 9").unwrap().unwrap().hits, vec![Hit::tcp(9)]);
+        assert_eq!(first_unused("#1\n#2\n\n").unwrap(), None);
+        assert_eq!(first_unused("").unwrap(), None);
+    }
+
+    #[test]
+    fn bad_line_is_an_error() {
+        let err = first_unused("#1\n 1,abc\n 2\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"line 2: bad hit "abc": port "abc" is not a number (expected 1-65535)"#
+        );
+    }
+
+    #[test]
+    fn generated_lists_parse_back() {
+        let mut state = 0x1234_5678u32;
+        let rng = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let range = PortRange { lo: 2000, hi: 2009 };
+        let text = generate(20, 10, range, GenProtocols::Mixed, rng).unwrap();
+        let lines: Vec<_> = unused_lines(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(lines.len(), 20);
+        let mut saw_udp = false;
+        for (line, raw) in lines.iter().zip(text.lines()) {
+            assert!(raw.starts_with(' '));
+            let mut ports: Vec<u16> = line.hits.iter().map(|h| h.port).collect();
+            ports.sort_unstable();
+            assert_eq!(ports, (2000..=2009).collect::<Vec<_>>());
+            saw_udp |= line.hits.iter().any(|h| h.proto == Proto::Udp);
+        }
+        assert!(saw_udp);
+        assert!(generate(1, 11, range, GenProtocols::Tcp, || 0).is_err());
+    }
+}

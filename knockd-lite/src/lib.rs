@@ -1,0 +1,13 @@
+//! knockd-lite: a knockd-compatible server built on a pure matching engine.
+
+/// Runs `knockd-lite` with these arguments and returns the process exit code
+/// (0 ok, 1 runtime failure, 2 usage or configuration error).
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let _ = args.into_iter().count();
+    eprintln!("knockd-lite: not built yet");
+    1
+}

@@ -1,0 +1,223 @@
+//! Test hosts in network namespaces, and helpers to run our binaries and Debian's knockd there.
+//!
+//! Every test builds its own pair of namespaces joined by a veth pair, named uniquely so
+//! tests run in parallel, and removed by [`Pair`]'s `Drop` even when the test panics. The
+//! only addresses in play are 192.0.2.0/24 and 2001:db8::/64 on that veth pair.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const CLIENT_V4: &str = "192.0.2.1";
+pub const SERVER_V4: &str = "192.0.2.2";
+pub const CLIENT_V6: &str = "2001:db8::1";
+pub const SERVER_V6: &str = "2001:db8::2";
+
+/// True when the test may run. Without root it prints why it skips and returns false,
+/// except under `CI=true`, where a skip would hide a failure, so it panics.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root for network namespaces, and CI=true forbids skipping");
+    }
+    eprintln!("SKIP {test}: needs root to create network namespaces (run as root, or in CI)");
+    false
+}
+
+/// Whether a program is on PATH (for tests that need Debian's knockd, tcpdump, ...).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A path to one of the workspace's binaries (`knock`, `knockd-lite`), next to this test
+/// executable's `deps/` folder.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// Runs a command to completion; panics with the command line, stdout and stderr if it
+/// could not start.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
+}
+
+/// Runs a command that must succeed, and returns its stdout.
+pub fn check(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) {
+    check(Command::new("ip").args(args).stdin(Stdio::null()));
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two test hosts: `client` (192.0.2.1, 2001:db8::1) and `server` (192.0.2.2, 2001:db8::2),
+/// each a network namespace, joined by a veth pair. Dropping it deletes both namespaces
+/// and with them the veth pair.
+pub struct Pair {
+    pub client: String,
+    pub server: String,
+    /// Interface names inside each namespace.
+    pub client_if: String,
+    pub server_if: String,
+}
+
+impl Pair {
+    /// Creates the pair. `extra_client_v4` adds more client addresses from 192.0.2.0/24
+    /// (for tests with several sources).
+    pub fn new() -> Pair {
+        Pair::with_client_addrs(&[])
+    }
+
+    pub fn with_client_addrs(extra_client_v4: &[&str]) -> Pair {
+        let id = format!(
+            "kt{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let pair = Pair {
+            client: format!("{id}c"),
+            server: format!("{id}s"),
+            client_if: format!("{id}c0"),
+            server_if: format!("{id}s0"),
+        };
+        // Leftovers from an earlier run with the same pid would make `ip netns add` fail.
+        pair.delete();
+        ip(&["netns", "add", &pair.client]);
+        ip(&["netns", "add", &pair.server]);
+        ip(&[
+            "link",
+            "add",
+            &pair.client_if,
+            "netns",
+            &pair.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.server_if,
+            "netns",
+            &pair.server,
+        ]);
+        let (c, s) = (&pair.client, &pair.server);
+        ip(&["-n", c, "addr", "add", &format!("{CLIENT_V4}/24"), "dev", &pair.client_if]);
+        for a in extra_client_v4 {
+            ip(&["-n", c, "addr", "add", &format!("{a}/24"), "dev", &pair.client_if]);
+        }
+        ip(&["-n", s, "addr", "add", &format!("{SERVER_V4}/24"), "dev", &pair.server_if]);
+        ip(&["-n", c, "addr", "add", &format!("{CLIENT_V6}/64"), "dev", &pair.client_if, "nodad"]);
+        ip(&["-n", s, "addr", "add", &format!("{SERVER_V6}/64"), "dev", &pair.server_if, "nodad"]);
+        for (ns, ifname) in [(c, &pair.client_if), (s, &pair.server_if)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", ifname, "up"]);
+        }
+        // Spoofed sources from 192.0.2.0/24 must reach the server's capture.
+        check(Command::new("ip").args([
+            "netns",
+            "exec",
+            s,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.all.rp_filter=0",
+            &format!("net.ipv4.conf.{}.rp_filter=0", pair.server_if),
+        ]));
+        pair
+    }
+
+    /// A command run inside the client namespace.
+    pub fn client_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        netns_cmd(&self.client, program)
+    }
+
+    /// A command run inside the server namespace.
+    pub fn server_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        netns_cmd(&self.server, program)
+    }
+
+    fn delete(&self) {
+        for ns in [&self.client, &self.server] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        }
+    }
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Pair::new()
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// `ip netns exec NS PROGRAM`.
+pub fn netns_cmd(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]).arg(program).stdin(Stdio::null());
+    cmd
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "knock-e2e-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("KNOCK_E2E_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
