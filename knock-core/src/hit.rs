@@ -324,11 +324,21 @@ fn parse_item(item: &str, default: Proto) -> Result<Hit, HitErrorKind> {
     }
     let port = parse_port(fields[0])?;
     let proto = match fields.get(1) {
-        None => return Ok(Hit { port, proto: default, flags: HitFlags::Plain }),
+        None => {
+            return Ok(Hit {
+                port,
+                proto: default,
+                flags: HitFlags::Plain,
+            });
+        }
         Some(p) => Proto::from_name(p).ok_or_else(|| HitErrorKind::UnknownProto(p.to_string()))?,
     };
     match (proto, fields.get(2)) {
-        (_, None) => Ok(Hit { port, proto, flags: HitFlags::Plain }),
+        (_, None) => Ok(Hit {
+            port,
+            proto,
+            flags: HitFlags::Plain,
+        }),
         (Proto::Udp, Some(_)) => Err(HitErrorKind::FlagsOnUdp),
         (Proto::Tcp, Some(names)) => Ok(Hit {
             port,
@@ -380,7 +390,8 @@ fn parse_flag_names(s: &str) -> Result<HitFlags, HitErrorKind> {
         if name.is_empty() {
             return Err(HitErrorKind::EmptyFlags);
         }
-        flags |= TcpFlags::from_name(name).ok_or_else(|| HitErrorKind::UnknownFlag(name.to_string()))?;
+        flags |=
+            TcpFlags::from_name(name).ok_or_else(|| HitErrorKind::UnknownFlag(name.to_string()))?;
     }
     Ok(HitFlags::Exact(flags))
 }
@@ -467,7 +478,11 @@ mod tests {
             ("7000:tcp:FIN+Psh", U, exact(7000, 0x09)),
             ("7000:tcp:syn+ack", T, exact(7000, 0x12)),
             ("7000:tcp:ece+cwr", T, exact(7000, 0xc0)),
-            ("7000:tcp:fin+syn+rst+psh+ack+urg+ece+cwr", T, exact(7000, 0xff)),
+            (
+                "7000:tcp:fin+syn+rst+psh+ack+urg+ece+cwr",
+                T,
+                exact(7000, 0xff),
+            ),
             ("7000:tcp:syn+syn", T, exact(7000, 0x02)),
             ("7000:tcp:none", T, exact(7000, 0)),
             ("7000:tcp:any", T, any(7000)),
@@ -489,23 +504,47 @@ mod tests {
     #[test]
     fn rejected_items_with_pinned_messages() {
         let table: &[(&str, &str)] = &[
-            ("0", r#"bad hit "0": port 0 is out of range (expected 1-65535)"#),
-            ("65536", r#"bad hit "65536": port 65536 is out of range (expected 1-65535)"#),
+            (
+                "0",
+                r#"bad hit "0": port 0 is out of range (expected 1-65535)"#,
+            ),
+            (
+                "65536",
+                r#"bad hit "65536": port 65536 is out of range (expected 1-65535)"#,
+            ),
             (
                 "99999999999999999999",
                 r#"bad hit "99999999999999999999": port 99999999999999999999 is out of range (expected 1-65535)"#,
             ),
-            ("abc", r#"bad hit "abc": port "abc" is not a number (expected 1-65535)"#),
-            ("-1", r#"bad hit "-1": port -1 is negative (expected 1-65535)"#),
-            ("+7", r#"bad hit "+7": port "+7" is not a number (expected 1-65535)"#),
-            ("7000x", r#"bad hit "7000x": port "7000x" is not a number (expected 1-65535)"#),
+            (
+                "abc",
+                r#"bad hit "abc": port "abc" is not a number (expected 1-65535)"#,
+            ),
+            (
+                "-1",
+                r#"bad hit "-1": port -1 is negative (expected 1-65535)"#,
+            ),
+            (
+                "+7",
+                r#"bad hit "+7": port "+7" is not a number (expected 1-65535)"#,
+            ),
+            (
+                "7000x",
+                r#"bad hit "7000x": port "7000x" is not a number (expected 1-65535)"#,
+            ),
             ("", r#"bad hit "": empty item (a stray or trailing comma?)"#),
-            ("   ", r#"bad hit "": empty item (a stray or trailing comma?)"#),
+            (
+                "   ",
+                r#"bad hit "": empty item (a stray or trailing comma?)"#,
+            ),
             (
                 "7000:icmp",
                 r#"bad hit "7000:icmp": unknown protocol "icmp" (expected tcp or udp)"#,
             ),
-            ("7000:", r#"bad hit "7000:": unknown protocol "" (expected tcp or udp)"#),
+            (
+                "7000:",
+                r#"bad hit "7000:": unknown protocol "" (expected tcp or udp)"#,
+            ),
             (
                 "icmp:5",
                 r#"bad hit "icmp:5": unknown protocol "icmp" (expected tcp or udp)"#,
@@ -514,8 +553,14 @@ mod tests {
                 "7000:tcp:foo",
                 r#"bad hit "7000:tcp:foo": unknown TCP flag "foo" (expected fin, syn, rst, psh, ack, urg, ece, cwr, none or any)"#,
             ),
-            ("7000:tcp:", r#"bad hit "7000:tcp:": empty flag list after the last ':'"#),
-            ("7000:tcp:fin+", r#"bad hit "7000:tcp:fin+": empty flag list after the last ':'"#),
+            (
+                "7000:tcp:",
+                r#"bad hit "7000:tcp:": empty flag list after the last ':'"#,
+            ),
+            (
+                "7000:tcp:fin+",
+                r#"bad hit "7000:tcp:fin+": empty flag list after the last ':'"#,
+            ),
             (
                 "7000:tcp:none+syn",
                 r#"bad hit "7000:tcp:none+syn": "none" cannot be combined with other flags"#,
@@ -524,16 +569,34 @@ mod tests {
                 "7000:udp:syn",
                 r#"bad hit "7000:udp:syn": flags are only for tcp hits, not udp"#,
             ),
-            ("udp:53:s", r#"bad hit "udp:53:s": flags are only for tcp hits, not udp"#),
+            (
+                "udp:53:s",
+                r#"bad hit "udp:53:s": flags are only for tcp hits, not udp"#,
+            ),
             (
                 "tcp:110:q",
                 r#"bad hit "tcp:110:q": unknown flag letter 'q' (expected letters from f s r p a u, or x, n or i alone)"#,
             ),
-            ("tcp:110:xs", r#"bad hit "tcp:110:xs": "x" cannot be combined with other flags"#),
-            ("tcp:110:", r#"bad hit "tcp:110:": empty flag list after the last ':'"#),
-            ("tcp:0", r#"bad hit "tcp:0": port 0 is out of range (expected 1-65535)"#),
-            ("tcp:abc", r#"bad hit "tcp:abc": port "abc" is not a number (expected 1-65535)"#),
-            ("tcp", r#"bad hit "tcp": port "tcp" is not a number (expected 1-65535)"#),
+            (
+                "tcp:110:xs",
+                r#"bad hit "tcp:110:xs": "x" cannot be combined with other flags"#,
+            ),
+            (
+                "tcp:110:",
+                r#"bad hit "tcp:110:": empty flag list after the last ':'"#,
+            ),
+            (
+                "tcp:0",
+                r#"bad hit "tcp:0": port 0 is out of range (expected 1-65535)"#,
+            ),
+            (
+                "tcp:abc",
+                r#"bad hit "tcp:abc": port "abc" is not a number (expected 1-65535)"#,
+            ),
+            (
+                "tcp",
+                r#"bad hit "tcp": port "tcp" is not a number (expected 1-65535)"#,
+            ),
             (
                 "7000:tcp:syn:1",
                 r#"bad hit "7000:tcp:syn:1": too many ':' fields (expected PORT[:PROTO[:FLAGS]] or PROTO:PORT[:LETTERS])"#,

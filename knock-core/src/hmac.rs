@@ -17,7 +17,10 @@ pub const LABEL: &[u8] = b"knock-hmac-v1";
 pub const DEFAULT_STEP: u64 = 30;
 pub const DEFAULT_LENGTH: usize = 4;
 pub const MAX_LENGTH: usize = 32;
-pub const DEFAULT_PORTS: PortRange = PortRange { lo: 1024, hi: 65535 };
+pub const DEFAULT_PORTS: PortRange = PortRange {
+    lo: 1024,
+    hi: 65535,
+};
 
 /// An inclusive port range `LO-HI`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +50,10 @@ impl FromStr for PortRange {
             .ok_or_else(|| format!("port range {s:?} is not LO-HI"))?;
         let port = |p: &str| match p.trim().parse::<u16>() {
             Ok(v) if v > 0 && p.trim().bytes().all(|b| b.is_ascii_digit()) => Ok(v),
-            _ => Err(format!("port range {s:?}: {:?} is not a port (1-65535)", p.trim())),
+            _ => Err(format!(
+                "port range {s:?}: {:?} is not a port (1-65535)",
+                p.trim()
+            )),
         };
         let (lo, hi) = (port(lo)?, port(hi)?);
         if lo > hi {
@@ -90,7 +96,9 @@ impl FromStr for Protocols {
             "tcp" => Ok(Protocols::Tcp),
             "udp" => Ok(Protocols::Udp),
             "mixed" => Ok(Protocols::Mixed),
-            _ => Err(format!("unknown protocols {s:?} (expected tcp, udp or mixed)")),
+            _ => Err(format!(
+                "unknown protocols {s:?} (expected tcp, udp or mixed)"
+            )),
         }
     }
 }
@@ -333,7 +341,10 @@ mod tests {
     fn vectors() {
         let key = Secret::from_text("correct horse battery staple");
         let mut p = HmacParams::new("ssh");
-        assert_eq!(format_sequence(&p.derive_at(&key, 1_700_000_000).unwrap()), VECTOR_1);
+        assert_eq!(
+            format_sequence(&p.derive_at(&key, 1_700_000_000).unwrap()),
+            VECTOR_1
+        );
         p.length = 6;
         p.ports = PortRange { lo: 7000, hi: 7009 };
         p.protocols = Protocols::Mixed;
@@ -342,7 +353,10 @@ mod tests {
         p.protocols = Protocols::Udp;
         p.length = 3;
         p.step = 60;
-        assert_eq!(format_sequence(&p.derive_at(&key, 1_800_000_000).unwrap()), VECTOR_3);
+        assert_eq!(
+            format_sequence(&p.derive_at(&key, 1_800_000_000).unwrap()),
+            VECTOR_3
+        );
         let mut p = HmacParams::new("flags");
         p.flags = Some(TcpFlags::FIN | TcpFlags::PSH);
         p.protocols = Protocols::Mixed;

@@ -130,13 +130,55 @@ impl Pair {
             &pair.server,
         ]);
         let (c, s) = (&pair.client, &pair.server);
-        ip(&["-n", c, "addr", "add", &format!("{CLIENT_V4}/24"), "dev", &pair.client_if]);
+        ip(&[
+            "-n",
+            c,
+            "addr",
+            "add",
+            &format!("{CLIENT_V4}/24"),
+            "dev",
+            &pair.client_if,
+        ]);
         for a in extra_client_v4 {
-            ip(&["-n", c, "addr", "add", &format!("{a}/24"), "dev", &pair.client_if]);
+            ip(&[
+                "-n",
+                c,
+                "addr",
+                "add",
+                &format!("{a}/24"),
+                "dev",
+                &pair.client_if,
+            ]);
         }
-        ip(&["-n", s, "addr", "add", &format!("{SERVER_V4}/24"), "dev", &pair.server_if]);
-        ip(&["-n", c, "addr", "add", &format!("{CLIENT_V6}/64"), "dev", &pair.client_if, "nodad"]);
-        ip(&["-n", s, "addr", "add", &format!("{SERVER_V6}/64"), "dev", &pair.server_if, "nodad"]);
+        ip(&[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SERVER_V4}/24"),
+            "dev",
+            &pair.server_if,
+        ]);
+        ip(&[
+            "-n",
+            c,
+            "addr",
+            "add",
+            &format!("{CLIENT_V6}/64"),
+            "dev",
+            &pair.client_if,
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SERVER_V6}/64"),
+            "dev",
+            &pair.server_if,
+            "nodad",
+        ]);
         for (ns, ifname) in [(c, &pair.client_if), (s, &pair.server_if)] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", ifname, "up"]);
@@ -190,7 +232,9 @@ impl Drop for Pair {
 /// `ip netns exec NS PROGRAM`.
 pub fn netns_cmd(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns]).arg(program).stdin(Stdio::null());
+    cmd.args(["netns", "exec", ns])
+        .arg(program)
+        .stdin(Stdio::null());
     cmd
 }
 
