@@ -196,7 +196,7 @@ impl HmacParams {
                 let proto = match self.protocols {
                     Protocols::Tcp => Proto::Tcp,
                     Protocols::Udp => Proto::Udp,
-                    Protocols::Mixed if words.next_word() % 2 == 0 => Proto::Tcp,
+                    Protocols::Mixed if words.next_word().is_multiple_of(2) => Proto::Tcp,
                     Protocols::Mixed => Proto::Udp,
                 };
                 let flags = match (proto, self.flags) {
