@@ -164,6 +164,40 @@ impl fmt::Debug for TcpFlags {
     }
 }
 
+/// A condition on a packet's TCP flags: some flags must be set, others must be clear.
+///
+/// A door's `TCPFlags = syn,!ack` is `set: syn, clear: ack`; a step with exact flags is
+/// `set: f, clear: !f`; "any flags" sets neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlagRule {
+    pub set: TcpFlags,
+    pub clear: TcpFlags,
+}
+
+impl FlagRule {
+    /// Accepts every packet.
+    pub const ANY: FlagRule = FlagRule {
+        set: TcpFlags::NONE,
+        clear: TcpFlags::NONE,
+    };
+
+    /// Accepts exactly `flags`, all eight bits compared.
+    pub const fn exact(flags: TcpFlags) -> FlagRule {
+        FlagRule {
+            set: flags,
+            clear: TcpFlags::from_bits(!flags.bits()),
+        }
+    }
+
+    pub const fn matches(self, flags: TcpFlags) -> bool {
+        flags.contains(self.set) && !flags.intersects(self.clear)
+    }
+
+    pub const fn is_any(self) -> bool {
+        self.set.is_empty() && self.clear.is_empty()
+    }
+}
+
 /// How a hit's TCP flags were given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HitFlags {
@@ -226,6 +260,16 @@ impl Hit {
     /// Whether sending this hit needs a raw socket (it carries explicit flags).
     pub fn needs_raw(&self) -> bool {
         self.proto == Proto::Tcp && matches!(self.flags, HitFlags::Exact(_))
+    }
+
+    /// The flag condition a server step applies to TCP packets: the door's `TCPFlags` for a
+    /// plain hit, the written flags exactly, or anything for `any`.
+    pub fn step_rule(&self, door: FlagRule) -> FlagRule {
+        match self.flags {
+            HitFlags::Plain => door,
+            HitFlags::Exact(f) => FlagRule::exact(f),
+            HitFlags::Any => FlagRule::ANY,
+        }
     }
 
     /// Parses one item. `default` is the protocol of a bare `PORT` (udp under `-u`).
@@ -657,6 +701,30 @@ mod tests {
         assert_eq!(h.wire_flags(), TcpFlags::FIN | TcpFlags::PSH);
         assert!(h.needs_raw());
         assert!(Hit::parse("tcp:1", T).unwrap().needs_raw());
+    }
+
+    #[test]
+    fn flag_rules() {
+        let syn_not_ack = FlagRule {
+            set: TcpFlags::SYN,
+            clear: TcpFlags::ACK,
+        };
+        assert!(syn_not_ack.matches(TcpFlags::SYN));
+        assert!(syn_not_ack.matches(TcpFlags::SYN | TcpFlags::PSH));
+        assert!(!syn_not_ack.matches(TcpFlags::SYN | TcpFlags::ACK));
+        assert!(!syn_not_ack.matches(TcpFlags::FIN));
+        let exact = FlagRule::exact(TcpFlags::FIN | TcpFlags::PSH);
+        assert!(exact.matches(TcpFlags::FIN | TcpFlags::PSH));
+        assert!(!exact.matches(TcpFlags::FIN));
+        assert!(!exact.matches(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ECE));
+        assert!(FlagRule::exact(TcpFlags::NONE).matches(TcpFlags::NONE));
+        assert!(!FlagRule::exact(TcpFlags::NONE).matches(TcpFlags::SYN));
+        assert!(FlagRule::ANY.matches(TcpFlags::from_bits(0xff)));
+        let any = Hit::parse("tcp:1:i", Proto::Tcp).unwrap();
+        assert_eq!(any.step_rule(syn_not_ack), FlagRule::ANY);
+        assert_eq!(Hit::tcp(1).step_rule(syn_not_ack), syn_not_ack);
+        let x = Hit::parse("tcp:1:x", Proto::Tcp).unwrap();
+        assert_eq!(x.step_rule(syn_not_ack), FlagRule::exact(TcpFlags::ALL_SIX));
     }
 
     #[test]

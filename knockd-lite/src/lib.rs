@@ -1,5 +1,7 @@
 //! knockd-lite: a knockd-compatible server built on a pure matching engine.
 
+pub mod filter;
+
 /// Runs `knockd-lite` with these arguments and returns the process exit code
 /// (0 ok, 1 runtime failure, 2 usage or configuration error).
 pub fn run<I, T>(args: I) -> i32
