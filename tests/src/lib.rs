@@ -4,6 +4,8 @@
 //! tests run in parallel, and removed by [`Pair`]'s `Drop` even when the test panics. The
 //! only addresses in play are 192.0.2.0/24 and 2001:db8::/64 on that veth pair.
 
+pub mod capture;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -204,6 +206,16 @@ impl Pair {
     /// A command run inside the server namespace.
     pub fn server_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         netns_cmd(&self.server, program)
+    }
+
+    /// Gives the client namespace its own `/etc/hosts` (`ip netns exec` bind-mounts the
+    /// files in `/etc/netns/NAME/` over `/etc/`), and an nsswitch.conf that looks names up
+    /// in that file only, so no lookup in a test ever leaves the namespace as DNS.
+    pub fn set_client_hosts(&self, hosts: &str) {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.client));
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/<client>");
+        std::fs::write(dir.join("hosts"), hosts).expect("write hosts");
+        std::fs::write(dir.join("nsswitch.conf"), "hosts: files\n").expect("write nsswitch.conf");
     }
 
     fn delete(&self) {
