@@ -5,6 +5,7 @@
 //! only addresses in play are 192.0.2.0/24 and 2001:db8::/64 on that veth pair.
 
 pub mod capture;
+pub mod knockd;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
