@@ -219,6 +219,61 @@ impl Pair {
         std::fs::write(dir.join("nsswitch.conf"), "hosts: files\n").expect("write nsswitch.conf");
     }
 
+    /// Makes the server answer nothing, like a host whose firewall drops knocks: its
+    /// routes back to the client become blackholes (no RST, ICMP error or neighbour
+    /// answer leaves it), and the client gets permanent neighbour entries for the server
+    /// so it still sends. An unanswered SYN is what a kernel would retransmit, so tests of
+    /// "exactly one SYN" use this.
+    pub fn silence_server(&self) {
+        let link = check(Command::new("ip").args([
+            "-n",
+            &self.server,
+            "-o",
+            "link",
+            "show",
+            "dev",
+            &self.server_if,
+        ]));
+        let mac = link
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC address in: {link}"))
+            .to_string();
+        for server in [SERVER_V4, SERVER_V6] {
+            ip(&[
+                "-n",
+                &self.client,
+                "neigh",
+                "replace",
+                server,
+                "lladdr",
+                &mac,
+                "dev",
+                &self.client_if,
+                "nud",
+                "permanent",
+            ]);
+        }
+        ip(&[
+            "-n",
+            &self.server,
+            "route",
+            "add",
+            "blackhole",
+            &format!("{CLIENT_V4}/32"),
+        ]);
+        ip(&[
+            "-n",
+            &self.server,
+            "-6",
+            "route",
+            "add",
+            "blackhole",
+            &format!("{CLIENT_V6}/128"),
+        ]);
+    }
+
     fn delete(&self) {
         for ns in [&self.client, &self.server] {
             let _ = Command::new("ip")

@@ -89,12 +89,13 @@ fn knock_and_capture(
 
 fn mixed_sequence(client: &str, server: &str) {
     let pair = Pair::new();
-    // Linux retransmits an unanswered SYN after 1 s: capture past that to see there is none.
+    // A silent server, as behind a dropping firewall: nothing answers, nothing else is sent.
+    pair.silence_server();
     let (sent, _) = knock_and_capture(
         &pair,
         &[server, "7000,8000:udp,9000", "8001:udp", "9001"],
         5,
-        Duration::from_millis(1500),
+        Duration::from_millis(300),
     );
     let seen: Vec<String> = sent.iter().map(summary).collect();
     assert_eq!(
@@ -133,6 +134,25 @@ fn mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order() {
         return;
     }
     mixed_sequence(CLIENT_V6, SERVER_V6);
+}
+
+#[test]
+fn an_unanswered_syn_is_not_retransmitted_while_knock_runs_on() {
+    if !require_root("an_unanswered_syn_is_not_retransmitted") {
+        return;
+    }
+    let pair = Pair::new();
+    pair.silence_server();
+    // Linux retransmits an unanswered SYN after 1 s. knock is still running then (in the
+    // delay), so a socket left open would show a second SYN for 7000 before 7001.
+    let (sent, _) = knock_and_capture(
+        &pair,
+        &["-d", "1500", SERVER_V4, "7000", "7001"],
+        2,
+        Duration::ZERO,
+    );
+    let seen: Vec<String> = sent.iter().map(summary).collect();
+    assert_eq!(seen, ["tcp 7000 S", "tcp 7001 S"], "{}", show(&sent));
 }
 
 #[test]
