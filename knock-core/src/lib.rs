@@ -4,6 +4,7 @@
 //! * [`otp`]: one-time sequence lists in knockd's format;
 //! * [`hmac`]: knock-hmac-v1, sequences derived from a shared secret and the clock;
 //! * [`secret`]: a secret type that never prints itself;
+//! * [`send`]: the [`send::Sender`] seam and the unprivileged sender;
 //! * [`wire`]: packet building and validated parsing.
 //!
 //! ```
@@ -16,4 +17,5 @@ pub mod hit;
 pub mod hmac;
 pub mod otp;
 pub mod secret;
+pub mod send;
 pub mod wire;

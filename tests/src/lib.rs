@@ -4,6 +4,9 @@
 //! tests run in parallel, and removed by [`Pair`]'s `Drop` even when the test panics. The
 //! only addresses in play are 192.0.2.0/24 and 2001:db8::/64 on that veth pair.
 
+pub mod capture;
+pub mod knockd;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -204,6 +207,71 @@ impl Pair {
     /// A command run inside the server namespace.
     pub fn server_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         netns_cmd(&self.server, program)
+    }
+
+    /// Gives the client namespace its own `/etc/hosts` (`ip netns exec` bind-mounts the
+    /// files in `/etc/netns/NAME/` over `/etc/`), and an nsswitch.conf that looks names up
+    /// in that file only, so no lookup in a test ever leaves the namespace as DNS.
+    pub fn set_client_hosts(&self, hosts: &str) {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.client));
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/<client>");
+        std::fs::write(dir.join("hosts"), hosts).expect("write hosts");
+        std::fs::write(dir.join("nsswitch.conf"), "hosts: files\n").expect("write nsswitch.conf");
+    }
+
+    /// Makes the server answer nothing, like a host whose firewall drops knocks: its
+    /// routes back to the client become blackholes (no RST, ICMP error or neighbour
+    /// answer leaves it), and the client gets permanent neighbour entries for the server
+    /// so it still sends. An unanswered SYN is what a kernel would retransmit, so tests of
+    /// "exactly one SYN" use this.
+    pub fn silence_server(&self) {
+        let link = check(Command::new("ip").args([
+            "-n",
+            &self.server,
+            "-o",
+            "link",
+            "show",
+            "dev",
+            &self.server_if,
+        ]));
+        let mac = link
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC address in: {link}"))
+            .to_string();
+        for server in [SERVER_V4, SERVER_V6] {
+            ip(&[
+                "-n",
+                &self.client,
+                "neigh",
+                "replace",
+                server,
+                "lladdr",
+                &mac,
+                "dev",
+                &self.client_if,
+                "nud",
+                "permanent",
+            ]);
+        }
+        ip(&[
+            "-n",
+            &self.server,
+            "route",
+            "add",
+            "blackhole",
+            &format!("{CLIENT_V4}/32"),
+        ]);
+        ip(&[
+            "-n",
+            &self.server,
+            "-6",
+            "route",
+            "add",
+            "blackhole",
+            &format!("{CLIENT_V6}/128"),
+        ]);
     }
 
     fn delete(&self) {

@@ -1,0 +1,205 @@
+//! The command line's syntax (clap derive): what the user wrote, before anything is
+//! looked up. [`crate::plan`] turns it into what to do.
+
+use clap::Parser;
+
+/// First words that are, or will be, subcommands (`knock profile ...`). None of them can
+/// be a HOST, so adding a subcommand never changes what a working command line does.
+pub(crate) const RESERVED: [&str; 3] = ["profile", "otp", "keygen"];
+
+/// Knock on a host's ports: one TCP SYN or UDP datagram per hit, in order.
+///
+/// A drop-in replacement for knock(1). HOST is resolved once, and every hit goes to that
+/// one address.
+#[derive(Debug, Parser)]
+#[command(
+    name = "knock",
+    version,
+    after_help = "\
+HIT forms (each HIT may also be a comma-separated list of them):
+  PORT[:PROTO]          7000, 8000:udp (PROTO is tcp or udp; default tcp, udp under -u)
+  PORT:tcp:FLAGS        7000:tcp:fin+psh (exact TCP flags)
+  PROTO:PORT[:LETTERS]  tcp:110:up (tportknockd letters f s r p a u, x, n, i)
+
+Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error or bad hit."
+)]
+pub(crate) struct KnockArgs {
+    /// Send bare PORT hits as UDP (an explicit PORT:tcp stays TCP)
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// Wait MS milliseconds between hits (not after the last one)
+    #[arg(short = 'd', long, value_name = "MS", default_value_t = 0)]
+    pub delay: u64,
+
+    /// Use HOST's IPv4 address
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use HOST's IPv6 address
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+
+    /// Print each hit as it is sent
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Print the hits that would be sent, and send nothing (HOST is still resolved)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run, print one JSON object instead of text
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+
+    /// Host name or address to knock on
+    #[arg(value_name = "HOST", value_parser = host)]
+    pub host: String,
+
+    /// Hits to send, in order
+    #[arg(value_name = "HIT", required = true, allow_negative_numbers = true)]
+    pub hits: Vec<String>,
+}
+
+/// Refuses a reserved word as HOST, wherever on the line it stands.
+fn host(s: &str) -> Result<String, String> {
+    if RESERVED.contains(&s) {
+        return Err(reserved_message(s));
+    }
+    Ok(s.to_string())
+}
+
+/// Why a reserved word cannot be used here, and the way round it.
+pub(crate) fn reserved_message(word: &str) -> String {
+    format!(
+        "{word:?} is reserved for a knock subcommand and cannot be a HOST; \
+         give the host's full domain name or its address"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(line: &[&str]) -> Result<KnockArgs, clap::Error> {
+        KnockArgs::try_parse_from(std::iter::once("knock").chain(line.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        KnockArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn accepted_lines() {
+        let a = parse(&["host", "7000"]).unwrap();
+        assert_eq!(a.host, "host");
+        assert_eq!(a.hits, ["7000"]);
+        assert!(!a.udp && !a.ipv4 && !a.ipv6 && !a.verbose && !a.dry_run && !a.json);
+        assert_eq!(a.delay, 0);
+
+        let a = parse(&["-u", "-d", "250", "-4", "-v", "h", "1,2", "3:tcp"]).unwrap();
+        assert!(a.udp && a.ipv4 && a.verbose);
+        assert_eq!(a.delay, 250);
+        assert_eq!(a.hits, ["1,2", "3:tcp"]);
+
+        let a = parse(&["--udp", "--delay=5", "--ipv6", "--verbose", "h", "1"]).unwrap();
+        assert!(a.udp && a.ipv6 && a.verbose);
+        assert_eq!(a.delay, 5);
+
+        // knock(1) uses getopt, which also takes options after the operands.
+        let a = parse(&["h", "1", "-v", "-d100"]).unwrap();
+        assert!(a.verbose);
+        assert_eq!(a.delay, 100);
+
+        let a = parse(&["--dry-run", "--json", "h", "1"]).unwrap();
+        assert!(a.dry_run && a.json);
+
+        // A negative port reaches the hit grammar, which names it, instead of clap.
+        assert_eq!(parse(&["h", "-1"]).unwrap().hits, ["-1"]);
+        // After `--` a reserved word still cannot be a host.
+        assert!(parse(&["--", "profile", "1"]).is_err());
+    }
+
+    #[test]
+    fn rejected_lines() {
+        let table: &[(&[&str], ErrorKind, &str)] = &[
+            (
+                &[],
+                ErrorKind::MissingRequiredArgument,
+                "the following required arguments were not provided",
+            ),
+            (&["host"], ErrorKind::MissingRequiredArgument, "<HIT>..."),
+            (
+                &["-4", "-6", "h", "1"],
+                ErrorKind::ArgumentConflict,
+                "the argument '--ipv4' cannot be used with '--ipv6'",
+            ),
+            (
+                &["--json", "h", "1"],
+                ErrorKind::MissingRequiredArgument,
+                "--dry-run",
+            ),
+            (
+                &["-d", "soon", "h", "1"],
+                ErrorKind::ValueValidation,
+                "invalid value 'soon' for '--delay <MS>'",
+            ),
+            (
+                &["-d", "-5", "h", "1"],
+                ErrorKind::UnknownArgument,
+                "unexpected argument '-5'",
+            ),
+            (
+                &["-x", "h", "1"],
+                ErrorKind::UnknownArgument,
+                "unexpected argument '-x'",
+            ),
+            (
+                &["-v", "profile", "1"],
+                ErrorKind::ValueValidation,
+                "\"profile\" is reserved for a knock subcommand and cannot be a HOST",
+            ),
+            (
+                &["-4", "keygen", "1"],
+                ErrorKind::ValueValidation,
+                "\"keygen\" is reserved",
+            ),
+        ];
+        for (line, kind, text) in table {
+            let err = parse(line).expect_err(&format!("{line:?}"));
+            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
+            assert_eq!(err.exit_code(), 2, "{line:?}");
+            let rendered = err.to_string();
+            assert!(rendered.contains(text), "{line:?}: {rendered}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_exit_zero() {
+        for flag in ["-h", "--help", "-V", "--version"] {
+            let err = parse(&[flag]).unwrap_err();
+            assert_eq!(err.exit_code(), 0, "{flag}");
+            assert!(!err.use_stderr(), "{flag} prints to stdout");
+        }
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        for line in [
+            "Usage: knock [OPTIONS] <HOST> <HIT>...",
+            "-u, --udp",
+            "-d, --delay <MS>",
+            "-4, --ipv4",
+            "-6, --ipv6",
+            "-v, --verbose",
+            "--dry-run",
+            "--json",
+            "-V, --version",
+            "PORT:tcp:FLAGS",
+        ] {
+            assert!(help.contains(line), "help lacks {line:?}:\n{help}");
+        }
+        let version = parse(&["-V"]).unwrap_err().to_string();
+        assert_eq!(version, format!("knock {}\n", env!("CARGO_PKG_VERSION")));
+    }
+}

@@ -1,0 +1,177 @@
+//! What knock prints on stdout: verbose lines, the dry-run listing, and a writer for which
+//! a closed pipe means the reader has seen enough.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use knock_core::hit::{Hit, HitFlags};
+
+use crate::plan::Plan;
+
+/// stdout, line by line. Once the reader has gone (broken pipe), further lines are
+/// dropped without error: `knock -v ... | head -1` still sends every hit and exits 0.
+pub(crate) struct Out<'a> {
+    w: &'a mut dyn Write,
+    closed: bool,
+}
+
+impl<'a> Out<'a> {
+    pub(crate) fn new(w: &'a mut dyn Write) -> Out<'a> {
+        Out { w, closed: false }
+    }
+
+    /// Writes one line and flushes it, so each verbose line appears as its hit goes out.
+    pub(crate) fn line(&mut self, text: &str) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match writeln!(self.w, "{text}").and_then(|()| self.w.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// `tcp 192.0.2.2:7000`, `udp [2001:db8::2]:8000`, `tcp 192.0.2.2:7000 [fin,psh]`: the
+/// flags only when the hit has exact ones.
+pub(crate) fn target(hit: &Hit, addr: IpAddr) -> String {
+    let mut text = format!("{} {}", hit.proto, SocketAddr::new(addr, hit.port));
+    if let HitFlags::Exact(flags) = hit.flags {
+        let names: Vec<&str> = flags.names().collect();
+        if names.is_empty() {
+            text.push_str(" [none]");
+        } else {
+            text.push_str(&format!(" [{}]", names.join(",")));
+        }
+    }
+    text
+}
+
+/// The `-v` line printed just before a hit is sent, as knock(1) prints it.
+pub(crate) fn hitting(hit: &Hit, addr: IpAddr) -> String {
+    format!("hitting {}", target(hit, addr))
+}
+
+/// The `--dry-run` listing: one line per hit, and the pauses where they would be.
+pub(crate) fn dry_run_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, hit) in plan.hits.iter().enumerate() {
+        if i > 0 && !plan.delay.is_zero() {
+            lines.push(format!("wait {} ms", plan.delay.as_millis()));
+        }
+        lines.push(format!("would hit {}", target(hit, plan.addr)));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Mode;
+    use knock_core::hit::{Proto, TcpFlags};
+    use std::time::Duration;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn verbose_lines() {
+        let v4 = ip("192.0.2.2");
+        let v6 = ip("2001:db8::2");
+        let fin_psh = Hit::tcp_flags(7000, TcpFlags::FIN | TcpFlags::PSH);
+        let table: &[(Hit, IpAddr, &str)] = &[
+            (Hit::tcp(7000), v4, "hitting tcp 192.0.2.2:7000"),
+            (Hit::udp(8000), v4, "hitting udp 192.0.2.2:8000"),
+            (Hit::tcp(7000), v6, "hitting tcp [2001:db8::2]:7000"),
+            (Hit::udp(8000), v6, "hitting udp [2001:db8::2]:8000"),
+            (fin_psh, v4, "hitting tcp 192.0.2.2:7000 [fin,psh]"),
+            (fin_psh, v6, "hitting tcp [2001:db8::2]:7000 [fin,psh]"),
+            (
+                Hit::tcp_flags(110, TcpFlags::NONE),
+                v4,
+                "hitting tcp 192.0.2.2:110 [none]",
+            ),
+            // Flags ignored: sent as an ordinary SYN, so nothing to show.
+            (
+                Hit::parse("tcp:110:i", Proto::Tcp).unwrap(),
+                v4,
+                "hitting tcp 192.0.2.2:110",
+            ),
+        ];
+        for (hit, addr, want) in table {
+            assert_eq!(hitting(hit, *addr), *want);
+        }
+    }
+
+    #[test]
+    fn dry_run_lists_hits_and_pauses_between_them() {
+        let mut plan = Plan {
+            host: "dual.test".into(),
+            addr: ip("2001:db8::2"),
+            hits: vec![
+                Hit::tcp(7000),
+                Hit::udp(8000),
+                Hit::tcp_flags(9000, TcpFlags::SYN),
+            ],
+            delay: Duration::from_millis(250),
+            verbose: false,
+            mode: Mode::DryRun,
+        };
+        assert_eq!(
+            dry_run_lines(&plan),
+            [
+                "would hit tcp [2001:db8::2]:7000",
+                "wait 250 ms",
+                "would hit udp [2001:db8::2]:8000",
+                "wait 250 ms",
+                "would hit tcp [2001:db8::2]:9000 [syn]",
+            ]
+        );
+        plan.delay = Duration::ZERO;
+        plan.hits.truncate(1);
+        assert_eq!(dry_run_lines(&plan), ["would hit tcp [2001:db8::2]:7000"]);
+    }
+
+    /// A writer whose reader has gone away.
+    struct ClosedPipe(usize);
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            self.0 += 1;
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_broken_pipe_silences_output_without_failing() {
+        let mut pipe = ClosedPipe(0);
+        {
+            let mut out = Out::new(&mut pipe);
+            assert!(out.line("one").is_ok());
+            assert!(out.line("two").is_ok());
+        }
+        assert_eq!(pipe.0, 1, "no write after the pipe closed");
+    }
+
+    #[test]
+    fn other_write_errors_are_reported() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from_raw_os_error(28))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut full = Full;
+        assert!(Out::new(&mut full).line("x").is_err());
+    }
+}

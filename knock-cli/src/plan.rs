@@ -1,0 +1,116 @@
+//! From syntax to a plan: the hits parsed, HOST resolved, the options settled. This is the
+//! one place that looks anything up; sending and printing work only on the [`Plan`].
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
+
+use crate::Failure;
+use crate::args::KnockArgs;
+use crate::resolve::{Family, resolve};
+
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Send,
+    /// List the hits as text and send nothing.
+    DryRun,
+    /// List the hits as one JSON object and send nothing.
+    DryRunJson,
+}
+
+/// Everything a run needs, nothing left to look up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// HOST as written.
+    pub host: String,
+    /// The one address every hit goes to.
+    pub addr: IpAddr,
+    pub hits: Vec<Hit>,
+    /// Pause between two hits.
+    pub delay: Duration,
+    pub verbose: bool,
+    pub mode: Mode,
+}
+
+impl Plan {
+    /// Parses the hits (a bad one is a usage error), then resolves HOST once (a failure
+    /// there is a runtime error). Hits come first so a typo never waits on a lookup.
+    pub(crate) fn new(args: KnockArgs) -> Result<Plan, Failure> {
+        let hits = parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
+        let family = match (args.ipv4, args.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        };
+        let addr = resolve(&args.host, family).map_err(Failure::runtime)?;
+        let mode = match (args.dry_run, args.json) {
+            (false, _) => Mode::Send,
+            (true, false) => Mode::DryRun,
+            (true, true) => Mode::DryRunJson,
+        };
+        Ok(Plan {
+            host: args.host,
+            addr,
+            hits,
+            delay: Duration::from_millis(args.delay),
+            verbose: args.verbose,
+            mode,
+        })
+    }
+}
+
+/// All HIT arguments in order; each may itself be a comma-separated sequence.
+pub(crate) fn parse_hits(words: &[String], udp: bool) -> Result<Vec<Hit>, HitError> {
+    let default = if udp { Proto::Udp } else { Proto::Tcp };
+    let mut hits = Vec::new();
+    for word in words {
+        hits.extend(parse_sequence(word, default)?);
+    }
+    Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knock_core::hit::TcpFlags;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hit_arguments_and_comma_lists_flatten_in_order() {
+        let hits = parse_hits(&words(&["7000,8000:udp", "9000", "1:tcp:fin+psh"]), false);
+        assert_eq!(
+            hits.unwrap(),
+            [
+                Hit::tcp(7000),
+                Hit::udp(8000),
+                Hit::tcp(9000),
+                Hit::tcp_flags(1, TcpFlags::FIN | TcpFlags::PSH)
+            ]
+        );
+    }
+
+    #[test]
+    fn udp_changes_only_bare_ports() {
+        let hits = parse_hits(&words(&["7000", "8000:tcp", "9000:udp"]), true).unwrap();
+        assert_eq!(hits, [Hit::udp(7000), Hit::tcp(8000), Hit::udp(9000)]);
+    }
+
+    #[test]
+    fn the_first_bad_hit_is_named() {
+        let err = parse_hits(&words(&["7000", "8000,abc", "0"]), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"bad hit "abc": port "abc" is not a number (expected 1-65535)"#
+        );
+        let err = parse_hits(&words(&["7000,"]), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"bad hit "": empty item (a stray or trailing comma?)"#
+        );
+    }
+}

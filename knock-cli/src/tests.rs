@@ -1,0 +1,314 @@
+//! Whole runs of `knock` with a recording sender and clock: exit codes, what is printed
+//! where, and what would have been sent.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use knock_core::hit::Hit;
+
+use crate::knock::testing::{Event, Recorder};
+use crate::{Env, run_with};
+
+struct Outcome {
+    code: i32,
+    out: String,
+    err: String,
+    events: Vec<Event>,
+}
+
+fn run_line(line: &str, mut sender: Recorder, out: &mut dyn Write) -> (i32, String, Vec<Event>) {
+    let args = std::iter::once("knock")
+        .chain(line.split_whitespace())
+        .map(Into::into)
+        .collect();
+    let timeline = sender.timeline.clone();
+    let mut sleep = timeline.sleeper();
+    let mut err = Vec::new();
+    let code = run_with(
+        args,
+        Env {
+            out,
+            err: &mut err,
+            sender: &mut sender,
+            sleep: &mut sleep,
+        },
+    );
+    (code, String::from_utf8(err).unwrap(), timeline.events())
+}
+
+fn knock_with(line: &str, sender: Recorder) -> Outcome {
+    let mut out = Vec::new();
+    let (code, err, events) = run_line(line, sender, &mut out);
+    Outcome {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err,
+        events,
+    }
+}
+
+fn knock(line: &str) -> Outcome {
+    knock_with(line, Recorder::default())
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sent(h, a) => Some((*h, *a)),
+            Event::Slept(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn exit_codes_and_messages() {
+    // (command line, exit code, stderr: exact, or a prefix when it ends with "...")
+    let table: &[(&str, i32, &str)] = &[
+        ("192.0.2.2 7000", 0, ""),
+        ("192.0.2.2 7000,8000:udp 9000", 0, ""),
+        ("-u -d 5 -v 192.0.2.2 7000", 0, ""),
+        ("-6 2001:db8::2 7000", 0, ""),
+        ("-6 [2001:db8::2] 7000", 0, ""),
+        ("-4 192.0.2.2 7000", 0, ""),
+        ("192.0.2.2 7000 --dry-run --json", 0, ""),
+        ("--help", 0, ""),
+        ("-V", 0, ""),
+        (
+            "192.0.2.2 7000 abc",
+            2,
+            "knock: bad hit \"abc\": port \"abc\" is not a number (expected 1-65535)\n",
+        ),
+        (
+            "192.0.2.2 7000,",
+            2,
+            "knock: bad hit \"\": empty item (a stray or trailing comma?)\n",
+        ),
+        (
+            "192.0.2.2 -1",
+            2,
+            "knock: bad hit \"-1\": port -1 is negative (expected 1-65535)\n",
+        ),
+        (
+            "192.0.2.2 0",
+            2,
+            "knock: bad hit \"0\": port 0 is out of range (expected 1-65535)\n",
+        ),
+        (
+            "192.0.2.2 7000:sctp",
+            2,
+            "knock: bad hit \"7000:sctp\": unknown protocol \"sctp\" (expected tcp or udp)\n",
+        ),
+        (
+            "192.0.2.2 8000:udp:syn",
+            2,
+            "knock: bad hit \"8000:udp:syn\": flags are only for tcp hits, not udp\n",
+        ),
+        (
+            "192.0.2.2 7000:tcp:fin+psh",
+            2,
+            "knock: hit 1 of 1 (7000:tcp:fin+psh): raw flag knocks need the raw sender, \
+             which this version of knock does not have\n",
+        ),
+        (
+            "profile ssh-home",
+            2,
+            "knock: \"profile\" is reserved for a knock subcommand and cannot be a HOST; \
+             give the host's full domain name or its address\n",
+        ),
+        ("otp generate", 2, "knock: \"otp\" is reserved..."),
+        ("keygen", 2, "knock: \"keygen\" is reserved..."),
+        (
+            "-v profile 7000",
+            2,
+            "error: invalid value 'profile' for '<HOST>': \"profile\" is reserved...",
+        ),
+        (
+            "-4 2001:db8::2 7000",
+            1,
+            "knock: resolve 2001:db8::2: no IPv4 address\n",
+        ),
+        (
+            "-6 192.0.2.2 7000",
+            1,
+            "knock: resolve 192.0.2.2: no IPv6 address\n",
+        ),
+        (
+            "",
+            2,
+            "error: the following required arguments were not provided...",
+        ),
+        (
+            "192.0.2.2",
+            2,
+            "error: the following required arguments were not provided...",
+        ),
+        (
+            "-4 -6 192.0.2.2 7000",
+            2,
+            "error: the argument '--ipv4' cannot be used with '--ipv6'...",
+        ),
+        (
+            "--json 192.0.2.2 7000",
+            2,
+            "error: the following required arguments were not provided:\n  --dry-run...",
+        ),
+        (
+            "-d soon 192.0.2.2 7000",
+            2,
+            "error: invalid value 'soon' for '--delay <MS>'...",
+        ),
+    ];
+    for &(line, code, err) in table {
+        let o = knock(line);
+        assert_eq!(o.code, code, "`knock {line}`: stderr {:?}", o.err);
+        match err.strip_suffix("...") {
+            Some(prefix) => assert!(o.err.starts_with(prefix), "`knock {line}`: {:?}", o.err),
+            None => assert_eq!(o.err, err, "`knock {line}`"),
+        }
+        if code != 0 {
+            assert!(o.events.is_empty(), "`knock {line}` sent {:?}", o.events);
+            assert_eq!(o.out, "", "`knock {line}` printed on stdout");
+        }
+    }
+}
+
+#[test]
+fn every_hit_goes_to_the_one_address_in_order() {
+    let o = knock("192.0.2.2 7000,8000:udp 9000 tcp:1:i");
+    assert_eq!(o.code, 0);
+    let a = ip("192.0.2.2");
+    let any = Hit::parse("tcp:1:i", knock_core::hit::Proto::Tcp).unwrap();
+    assert_eq!(
+        sent(&o.events),
+        [
+            (Hit::tcp(7000), a),
+            (Hit::udp(8000), a),
+            (Hit::tcp(9000), a),
+            (any, a)
+        ]
+    );
+    assert_eq!(o.out, "");
+}
+
+#[test]
+fn udp_flag_and_delay() {
+    let o = knock("-u -d 40 2001:db8::2 7000 8000:tcp");
+    assert_eq!(o.code, 0);
+    let a = ip("2001:db8::2");
+    assert_eq!(
+        o.events,
+        [
+            Event::Sent(Hit::udp(7000), a),
+            Event::Slept(Duration::from_millis(40)),
+            Event::Sent(Hit::tcp(8000), a),
+        ]
+    );
+}
+
+#[test]
+fn verbose_lines_on_stdout() {
+    let o = knock("-v 2001:db8::2 7000,8000:udp");
+    assert_eq!(o.code, 0);
+    assert_eq!(
+        o.out,
+        "hitting tcp [2001:db8::2]:7000\nhitting udp [2001:db8::2]:8000\n"
+    );
+    assert_eq!(o.err, "");
+}
+
+#[test]
+fn dry_run_text_sends_nothing() {
+    let o = knock("--dry-run -d 100 192.0.2.2 7000,8000:udp 9000:tcp:fin+psh");
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert!(o.events.is_empty());
+    assert_eq!(
+        o.out,
+        "would hit tcp 192.0.2.2:7000\n\
+         wait 100 ms\n\
+         would hit udp 192.0.2.2:8000\n\
+         wait 100 ms\n\
+         would hit tcp 192.0.2.2:9000 [fin,psh]\n"
+    );
+}
+
+#[test]
+fn dry_run_json_is_one_object() {
+    let o = knock("--dry-run --json -v [2001:db8::2] 7000,8000:udp tcp:110:up");
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert!(o.events.is_empty());
+    assert_eq!(
+        o.out,
+        "{\"host\":\"[2001:db8::2]\",\"address\":\"2001:db8::2\",\"hits\":[\
+         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"]},\
+         {\"port\":8000,\"proto\":\"udp\",\"flags\":[]},\
+         {\"port\":110,\"proto\":\"tcp\",\"flags\":[\"psh\",\"urg\"]}]}\n"
+    );
+}
+
+#[test]
+fn refused_hits_are_all_named_and_nothing_is_sent() {
+    let o = knock("192.0.2.2 7000 8000:tcp:fin tcp:9000:x");
+    assert_eq!(o.code, 2);
+    assert!(o.events.is_empty());
+    let why = "raw flag knocks need the raw sender, which this version of knock does not have";
+    assert_eq!(
+        o.err,
+        format!(
+            "knock: hit 2 of 3 (8000:tcp:fin): {why}\n\
+             knock: hit 3 of 3 (9000:tcp:fin+syn+rst+psh+ack+urg): {why}\n"
+        )
+    );
+}
+
+#[test]
+fn a_failed_send_exits_1_naming_the_hit() {
+    let o = knock_with("2001:db8::2 7000,8000:udp,9000", Recorder::failing_at(1));
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.err,
+        "knock: hit 2 of 3 (8000:udp): sendto [2001:db8::2]:8000: permission denied\n"
+    );
+    assert_eq!(sent(&o.events), [(Hit::tcp(7000), ip("2001:db8::2"))]);
+}
+
+#[test]
+fn help_and_version_go_to_stdout() {
+    let o = knock("--help");
+    assert!(o.out.starts_with("Knock on a host's ports"), "{}", o.out);
+    assert!(o.out.contains("Usage: knock [OPTIONS] <HOST> <HIT>..."));
+    let o = knock("--version");
+    assert_eq!(o.out, format!("knock {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+/// stdout whose reader has gone away.
+struct ClosedPipe;
+
+impl Write for ClosedPipe {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_broken_pipe_on_stdout_is_success() {
+    let (code, err, events) = run_line("-v 192.0.2.2 1,2,3", Recorder::default(), &mut ClosedPipe);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(sent(&events).len(), 3, "every hit is still sent");
+    for line in [
+        "--dry-run 192.0.2.2 1",
+        "--dry-run --json 192.0.2.2 1",
+        "--help",
+    ] {
+        let (code, err, _) = run_line(line, Recorder::default(), &mut ClosedPipe);
+        assert_eq!((code, err.as_str()), (0, ""), "{line}");
+    }
+}
