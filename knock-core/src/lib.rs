@@ -12,8 +12,11 @@
 //! assert_eq!(hits.len(), 3);
 //! ```
 
+pub mod files;
 pub mod hit;
 pub mod hmac;
 pub mod otp;
 pub mod secret;
+#[cfg(test)]
+mod testutil;
 pub mod wire;
