@@ -5,6 +5,7 @@
 //! * [`profile`]: TOML knock profiles and the directory that holds them;
 //! * [`files`]: private (0600) atomic file writes;
 //! * [`hmac`]: knock-hmac-v1, sequences derived from a shared secret and the clock;
+//! * [`keygen`]: new knock-hmac-v1 secrets and the door and profile that use them;
 //! * [`secret`]: a secret type that never prints itself, and where secrets come from;
 //! * [`wire`]: packet building and validated parsing.
 //!
@@ -17,6 +18,7 @@
 pub mod files;
 pub mod hit;
 pub mod hmac;
+pub mod keygen;
 pub mod otp;
 pub mod profile;
 pub mod secret;
