@@ -125,12 +125,16 @@ pub fn render(secret: &Secret, opts: &KeygenOptions) -> Result<String, ToTomlErr
     let text = String::from_utf8_lossy(secret.expose());
     let client_step = match &opts.client_secret {
         SecretRef::File { path, .. } => format!(
-            "put the secret on the first line of {} (relative paths are in the profile\n\
-             # directory), chmod 600 it,",
-            path.display()
+            "put the secret on the first line of {}{}, chmod 600 it.",
+            path.display(),
+            if path.is_relative() {
+                " in the profile directory"
+            } else {
+                ""
+            }
         ),
-        SecretRef::Env(name) => format!("set the environment variable {name} to the secret,"),
-        SecretRef::Prompt => "type the secret when knock asks for it,".to_string(),
+        SecretRef::Env(name) => format!("set the environment variable {name} to the secret."),
+        SecretRef::Prompt => "type the secret when knock asks for it.".to_string(),
     };
     Ok(format!(
         "# New knock-hmac-v1 secret for door {door:?}: {SECRET_BYTES} random bytes from the OS, \
@@ -143,7 +147,7 @@ pub fn render(secret: &Secret, opts: &KeygenOptions) -> Result<String, ToTomlErr
          {door_snippet}\
          \n\
          # Client (knock): {client_step}\n\
-         # and save this as {door}.toml in the profile directory:\n\
+         # Then save this as {door}.toml in the profile directory:\n\
          {profile}",
         server = opts.server_secret_file.display(),
         door_snippet = door_snippet(opts),
@@ -255,7 +259,16 @@ mod tests {
         assert!(text.ends_with(&profile_snippet(&opts).unwrap()), "{text}");
         assert!(
             text.contains(
-                "# Client (knock): set the environment variable KNOCK_SSH_SECRET to the secret,\n"
+                "# Client (knock): set the environment variable KNOCK_SSH_SECRET to the secret.\n\
+                 # Then save this as ssh.toml in the profile directory:\nhost = "
+            ),
+            "{text}"
+        );
+        let text = render(&secret, &KeygenOptions::new("web")).unwrap();
+        assert!(
+            text.contains(
+                "# Client (knock): put the secret on the first line of web.secret in the \
+                 profile directory, chmod 600 it.\n"
             ),
             "{text}"
         );
