@@ -33,6 +33,12 @@ pub enum OtpFileError {
     },
     #[error("{}:{line_no}: not valid UTF-8", path.display())]
     NotUtf8 { path: PathBuf, line_no: usize },
+    /// Marking would overwrite the first byte of a multi-byte character and corrupt the file.
+    #[error(
+        "{}:{line_no}: the line starts with a non-ASCII character; start it with a space",
+        path.display()
+    )]
+    NotAsciiStart { path: PathBuf, line_no: usize },
     #[error(
         "one-time list {} is used up (every sequence is marked with '#'); \
          generate a new list with `knock otp generate` and give the server the same list",
@@ -132,6 +138,15 @@ fn consume_locked<T, E>(
 ) -> Result<Used<T>, ConsumeError<E>> {
     let text = read_list(file, path).map_err(ConsumeError::List)?;
     let line = first_line(&text, path).map_err(ConsumeError::List)?;
+    let first_byte = usize::try_from(line.offset)
+        .ok()
+        .and_then(|i| text.as_bytes().get(i));
+    if !first_byte.is_some_and(u8::is_ascii) {
+        return Err(ConsumeError::List(OtpFileError::NotAsciiStart {
+            path: path.to_path_buf(),
+            line_no: line.line_no,
+        }));
+    }
     let value = send(&line).map_err(ConsumeError::Send)?;
     mark_used(file, line.offset)
         .map_err(|source| OtpFileError::Mark {
@@ -395,6 +410,28 @@ mod tests {
             err.to_string(),
             format!("{}:3: not valid UTF-8", path.display())
         );
+    }
+
+    #[test]
+    fn a_line_whose_first_byte_cannot_become_hash_is_refused_before_sending() {
+        let dir = Scratch::new("otp-nbsp");
+        let text = "#1\n\u{a0}7000,8000\n";
+        let path = write(&dir, "list", text);
+        let mut sent = false;
+        let err = consume(&path, |_| {
+            sent = true;
+            Ok::<_, String>(())
+        })
+        .unwrap_err();
+        assert!(!sent);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:2: the line starts with a non-ASCII character; start it with a space",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     }
 
     #[test]
