@@ -1,9 +1,12 @@
 //! knock-core: the library shared by the `knock` client and the `knockd-lite` server.
 //!
 //! * [`hit`]: the hit grammar (`7000,8000:udp,9000:tcp:fin+psh`, `tcp:110:up`);
-//! * [`otp`]: one-time sequence lists in knockd's format;
+//! * [`otp`]: one-time sequence lists in knockd's format, and consuming them on disk;
+//! * [`profile`]: TOML knock profiles and the directory that holds them;
+//! * [`files`]: private (0600) atomic file writes;
 //! * [`hmac`]: knock-hmac-v1, sequences derived from a shared secret and the clock;
-//! * [`secret`]: a secret type that never prints itself;
+//! * [`keygen`]: new knock-hmac-v1 secrets and the door and profile that use them;
+//! * [`secret`]: a secret type that never prints itself, and where secrets come from;
 //! * [`send`]: the [`send::Sender`] seam and the unprivileged sender;
 //! * [`wire`]: packet building and validated parsing.
 //!
@@ -13,9 +16,14 @@
 //! assert_eq!(hits.len(), 3);
 //! ```
 
+pub mod files;
 pub mod hit;
 pub mod hmac;
+pub mod keygen;
 pub mod otp;
+pub mod profile;
 pub mod secret;
 pub mod send;
+#[cfg(test)]
+mod testutil;
 pub mod wire;

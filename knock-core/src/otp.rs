@@ -1,12 +1,18 @@
-//! One-time sequence lists in knockd's file format (reading and generating; no I/O).
+//! One-time sequence lists in knockd's file format (reading and generating; no I/O here,
+//! the file half is [`file`]).
 //!
 //! One sequence per line, in the hit grammar. A `#` in column 0 marks a used line (knockd
 //! overwrites the first character of a line when it consumes it, which is why lines are
 //! written with a leading space). Blank lines and lines whose first non-blank character is
 //! `#` are skipped.
 
+use std::fmt;
+use std::str::FromStr;
+
 use crate::hit::{Hit, HitError, Proto, parse_sequence};
 use crate::hmac::PortRange;
+
+pub mod file;
 
 /// An unused line of a list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,11 +67,43 @@ pub fn first_unused(text: &str) -> Result<Option<OtpLine>, OtpError> {
 }
 
 /// Protocol mix for generated lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GenProtocols {
+    #[default]
     Tcp,
     Udp,
+    /// Each hit is tcp or udp at random.
     Mixed,
+}
+
+impl GenProtocols {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenProtocols::Tcp => "tcp",
+            GenProtocols::Udp => "udp",
+            GenProtocols::Mixed => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for GenProtocols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GenProtocols {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Ok(GenProtocols::Tcp),
+            "udp" => Ok(GenProtocols::Udp),
+            "mixed" => Ok(GenProtocols::Mixed),
+            _ => Err(format!(
+                "unknown protocols {s:?} (expected tcp, udp or mixed)"
+            )),
+        }
+    }
 }
 
 /// Writes `count` lines of `length` distinct random ports from `ports`, each line starting
@@ -181,5 +219,17 @@ mod tests {
         }
         assert!(saw_udp);
         assert!(generate(1, 11, range, GenProtocols::Tcp, || 0).is_err());
+    }
+
+    #[test]
+    fn gen_protocols_names() {
+        for p in [GenProtocols::Tcp, GenProtocols::Udp, GenProtocols::Mixed] {
+            assert_eq!(p.to_string().parse(), Ok(p));
+        }
+        assert_eq!("MIXED".parse(), Ok(GenProtocols::Mixed));
+        assert_eq!(
+            "icmp".parse::<GenProtocols>(),
+            Err(r#"unknown protocols "icmp" (expected tcp, udp or mixed)"#.to_string())
+        );
     }
 }

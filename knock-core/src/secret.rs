@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub mod source;
+
 /// Secret bytes. Wiped from memory on drop; formatting prints only `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
@@ -36,14 +38,19 @@ impl fmt::Debug for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Volatile writes so the wipe is not optimised away as a dead store.
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference to a byte of our buffer.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::ptr::write_volatile(b, 0)
-            };
-        }
+        wipe(&mut self.0);
+    }
+}
+
+/// Zeroes a buffer that held secret bytes (a file read, a typed line) before it is freed.
+pub(crate) fn wipe(bytes: &mut [u8]) {
+    // Volatile writes so the wipe is not optimised away as a dead store.
+    for b in bytes.iter_mut() {
+        // SAFETY: `b` is a valid, aligned, exclusive reference to a byte of our buffer.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::ptr::write_volatile(b, 0)
+        };
     }
 }
 
