@@ -1,5 +1,6 @@
 //! knockd-lite: a knockd-compatible server built on a pure matching engine.
 
+pub mod engine;
 pub mod filter;
 
 /// Runs `knockd-lite` with these arguments and returns the process exit code
