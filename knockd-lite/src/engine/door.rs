@@ -140,8 +140,7 @@ impl Door {
                         door: c.name.clone(),
                         message: e.to_string(),
                     })?;
-                    let mut state =
-                        HmacState::new(params, input.secret, h.skew, input.used, seq_timeout_ms);
+                    let mut state = HmacState::new(params, input.secret, h.skew, input.used);
                     let variants = state.refresh(now_ms, flags).unwrap_or_default();
                     (Kind::Hmac(Box::new(state)), variants)
                 }
@@ -168,13 +167,12 @@ impl Door {
         }
     }
 
-    /// Whether attempts at sequence `key` may go on. A one-time line stops counting once it
-    /// is used; a fixed door never changes; an HMAC attempt keeps the sequence it started
-    /// with until `Seq_Timeout`.
+    /// Whether attempts at sequence `key` may go on: a one-time line stops counting once it
+    /// is used, an HMAC counter once it leaves the window; a fixed door never changes.
     pub(super) fn is_live_variant(&self, key: u64) -> bool {
         match &self.kind {
-            Kind::OneTime(_) => self.variants.iter().any(|v| v.key == key),
-            Kind::Fixed | Kind::Hmac(_) => true,
+            Kind::OneTime(_) | Kind::Hmac(_) => self.variants.iter().any(|v| v.key == key),
+            Kind::Fixed => true,
         }
     }
 

@@ -12,7 +12,6 @@ pub(super) struct HmacState {
     params: HmacParams,
     secret: Secret,
     skew: u64,
-    seq_timeout_ms: u64,
     used: HashSet<u64>,
     /// The counter the window is centred on.
     center: Option<u64>,
@@ -25,13 +24,11 @@ impl HmacState {
         secret: Secret,
         skew: u64,
         used: impl IntoIterator<Item = u64>,
-        seq_timeout_ms: u64,
     ) -> HmacState {
         HmacState {
             params,
             secret,
             skew,
-            seq_timeout_ms,
             used: used.into_iter().collect(),
             center: None,
             window: Vec::new(),
@@ -64,15 +61,8 @@ impl HmacState {
             };
             self.window.push(Variant { key: counter, seq });
         }
-        // A counter can still complete while an attempt that started on it is alive: it was
-        // live until the end of step `k + skew`, and the attempt lasts `seq_timeout` more.
-        let (step_ms, skew, timeout) = (self.step_ms(), self.skew, self.seq_timeout_ms);
-        self.used.retain(|&k| {
-            k.saturating_add(skew + 1)
-                .saturating_mul(step_ms)
-                .saturating_add(timeout)
-                >= now_ms
-        });
+        // The window only moves forward, so counters below it can never match again.
+        self.used.retain(|&k| k >= lo);
         Some(self.window.clone())
     }
 

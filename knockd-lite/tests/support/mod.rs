@@ -231,3 +231,20 @@ impl Harness {
             .collect()
     }
 }
+
+/// A trace knocking `hits` from `src`, `gap_ms` apart (the first one without delay). TCP
+/// hits with exact flags carry them; others are SYNs.
+pub fn knock_trace(src: &str, hits: &[knock_core::hit::Hit], gap_ms: u64) -> String {
+    use knock_core::hit::HitFlags;
+    hits.iter()
+        .enumerate()
+        .map(|(i, hit)| {
+            let delay = if i == 0 { 0 } else { gap_ms };
+            let flags = match (hit.proto, hit.flags) {
+                (Proto::Tcp, HitFlags::Exact(f)) => f.names().collect::<Vec<_>>().join(","),
+                _ => String::new(),
+            };
+            format!("{delay} {src} {} {} {flags}\n", hit.proto, hit.port)
+        })
+        .collect()
+}
