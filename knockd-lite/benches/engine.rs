@@ -55,6 +55,13 @@ fn time(e: &mut Engine, packets: &[KnockPacket]) -> f64 {
     start.elapsed().as_nanos() as f64 / packets.len() as f64
 }
 
+/// Resident memory in KiB (Linux), to show what a full attempt table costs.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn main() {
     println!(
         "{:>14} {:>16} {:>16} {:>16} {:>18}",
@@ -86,5 +93,14 @@ fn main() {
             "-".to_string()
         };
         println!("{live:>14} {new_source:>16.0} {next_step:>16} {no_door:>16.0} {at_cap:>18}");
+    }
+    if let Some(before) = rss_kib() {
+        let e = engine(100_000, 100_000);
+        let after = rss_kib().unwrap_or(before);
+        println!(
+            "memory: a full table of 100000 attempts adds {:.1} MiB of RSS",
+            after.saturating_sub(before) as f64 / 1024.0
+        );
+        drop(e);
     }
 }

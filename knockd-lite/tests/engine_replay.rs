@@ -656,3 +656,15 @@ fn one_time_door_with_no_lines_left_starts_disabled() {
     assert_eq!(h.logs(), ["otp: no one-time sequences left, door disabled"]);
     assert_eq!(h.engine.capture_rules().len(), 1);
 }
+
+#[test]
+fn rule3_attempt_for_another_destination_does_not_block_new_attempts() {
+    let mut h = Harness::new(&format!(
+        "{OPEN}[routed]\nsequence = 5001,5002\ntarget = 192.0.2.99\ncommand = wake\n"
+    ));
+    h.play(
+        "0 192.0.2.10 tcp 5001 -> 192.0.2.99\n10 192.0.2.10 tcp 7000\n10 192.0.2.10 tcp 8000\n\
+         10 192.0.2.10 tcp 9000\n10 192.0.2.10 tcp 5002 -> 192.0.2.99\n",
+    );
+    assert_eq!(h.opened(), ["192.0.2.10 open", "192.0.2.10 routed"]);
+}

@@ -309,10 +309,11 @@ impl Engine {
                 self.attempts.remove(slot);
                 continue;
             }
-            had_attempt = true;
+            // An attempt at a door for another destination does not see the packet at all.
             if !door.accepts_dst(&p.dst, &self.local) {
                 continue;
             }
+            had_attempt = true;
             let next = a.seq[a.stage as usize];
             if p.proto == Proto::Tcp {
                 let rule = if next.proto == Proto::Tcp {
@@ -413,9 +414,7 @@ impl Engine {
                 self.complete(p.src, d, key, out);
                 continue;
             }
-            while self.attempts.live() >= self.max_attempts {
-                self.evict_one();
-            }
+            while self.attempts.live() >= self.max_attempts && self.evict_one() {}
             let deadline = now.saturating_add(timeout);
             let handle = self.attempts.insert(Attempt {
                 src: p.src,
@@ -430,16 +429,22 @@ impl Engine {
         self.starts = starts;
     }
 
-    fn evict_one(&mut self) {
+    /// Makes room for one attempt: the oldest still at its first step goes, else the one
+    /// closest to its deadline. False if there was nothing to evict.
+    fn evict_one(&mut self) -> bool {
         if let Some(slot) = self.attempts.oldest_first_step() {
             self.attempts.remove(slot);
             self.stats.evicted_first_step += 1;
-            return;
+            return true;
         }
         self.deadlines.prune(&self.attempts);
-        if let Some((_, h)) = self.deadlines.earliest() {
-            self.attempts.remove(h.slot);
-            self.stats.evicted_later += 1;
+        match self.deadlines.earliest() {
+            Some((_, h)) => {
+                self.attempts.remove(h.slot);
+                self.stats.evicted_later += 1;
+                true
+            }
+            None => false,
         }
     }
 
