@@ -3,11 +3,12 @@
 //! Every operation is O(1) in the number of live attempts (per source, the work is bounded
 //! by the number of doors). Queues elsewhere refer to attempts by [`Handle`]; a handle whose
 //! generation no longer matches its slot is stale and skipped (lazy deletion).
+//!
+//! Memory matters here (a flood fills the table to its cap), so a source's attempts are
+//! chained through the slots and the map by source holds only the chain's head.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-
-use super::door::Seq;
 
 /// One source's progress through one door's sequence (one live sequence, for HMAC doors).
 #[derive(Clone, Debug)]
@@ -17,7 +18,6 @@ pub(super) struct Attempt {
     /// Which of the door's sequences: 0 for fixed doors, the line number for one-time
     /// doors, the counter for HMAC doors.
     pub(super) variant: u64,
-    pub(super) seq: Seq,
     /// Steps matched so far (at least 1).
     pub(super) stage: u32,
     /// Milliseconds; the attempt is gone at this moment.
@@ -31,22 +31,21 @@ pub(super) struct Handle {
     pub(super) generation: u32,
 }
 
+const NONE: u32 = u32::MAX;
+
 struct Slot {
     generation: u32,
+    /// Next attempt of the same source, or `NONE`.
+    next: u32,
     attempt: Option<Attempt>,
-}
-
-/// A source's slots; almost always one, so that case does not allocate.
-enum Slots {
-    One(u32),
-    Many(Vec<u32>),
 }
 
 #[derive(Default)]
 pub(super) struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_source: HashMap<IpAddr, Slots>,
+    /// First slot of each source's chain.
+    by_source: HashMap<IpAddr, u32>,
     /// Attempts in creation order, for evicting the oldest still at its first step.
     first_step: VecDeque<Handle>,
     live: usize,
@@ -64,29 +63,24 @@ impl Table {
     pub(super) fn insert(&mut self, attempt: Attempt) -> Handle {
         let src = attempt.src;
         let first = attempt.stage == 1;
+        let next = self.by_source.get(&src).copied().unwrap_or(NONE);
         let slot = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize].attempt = Some(attempt);
+                let s = &mut self.slots[i as usize];
+                s.attempt = Some(attempt);
+                s.next = next;
                 i
             }
             None => {
                 self.slots.push(Slot {
                     generation: 0,
+                    next,
                     attempt: Some(attempt),
                 });
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 attempts")
             }
         };
-        match self.by_source.get_mut(&src) {
-            None => {
-                self.by_source.insert(src, Slots::One(slot));
-            }
-            Some(Slots::One(other)) => {
-                let other = *other;
-                self.by_source.insert(src, Slots::Many(vec![other, slot]));
-            }
-            Some(Slots::Many(v)) => v.push(slot),
-        }
+        self.by_source.insert(src, slot);
         self.live += 1;
         let handle = Handle {
             slot,
@@ -119,44 +113,60 @@ impl Table {
     pub(super) fn remove(&mut self, slot: u32) -> Option<Attempt> {
         let s = self.slots.get_mut(slot as usize)?;
         let attempt = s.attempt.take()?;
+        let next = std::mem::replace(&mut s.next, NONE);
         s.generation = s.generation.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
+        // Unlink from the source's chain (a few attempts at most).
         let src = attempt.src;
-        let emptied = match self.by_source.get_mut(&src) {
-            Some(Slots::One(_)) => true,
-            Some(Slots::Many(v)) => {
-                v.retain(|&i| i != slot);
-                v.is_empty()
+        let head = self.by_source.get(&src).copied().unwrap_or(NONE);
+        if head == slot {
+            if next == NONE {
+                self.by_source.remove(&src);
+            } else {
+                self.by_source.insert(src, next);
             }
-            None => false,
-        };
-        if emptied {
-            self.by_source.remove(&src);
+        } else {
+            let mut i = head;
+            while i != NONE {
+                let link = &mut self.slots[i as usize].next;
+                if *link == slot {
+                    *link = next;
+                    break;
+                }
+                i = *link;
+            }
         }
         Some(attempt)
     }
 
-    /// Copies the slots of `src`'s attempts into `out` (cleared first).
+    /// Copies the slots of `src`'s attempts into `out` (cleared first), in door order.
     pub(super) fn slots_of(&self, src: &IpAddr, out: &mut Vec<u32>) {
         out.clear();
-        match self.by_source.get(src) {
-            None => {}
-            Some(Slots::One(i)) => out.push(*i),
-            Some(Slots::Many(v)) => out.extend_from_slice(v),
+        let mut i = self.by_source.get(src).copied().unwrap_or(NONE);
+        while i != NONE {
+            out.push(i);
+            i = self.slots[i as usize].next;
+        }
+        if out.len() > 1 {
+            out.sort_by_key(|&i| self.get(i).map(|a| (a.door, a.variant)));
         }
     }
 
     pub(super) fn has_attempt(&self, src: &IpAddr, door: u32, variant: u64) -> bool {
-        let matches = |i: &u32| {
-            self.get(*i)
+        let mut i = self.by_source.get(src).copied().unwrap_or(NONE);
+        while i != NONE {
+            let slot = &self.slots[i as usize];
+            if slot
+                .attempt
+                .as_ref()
                 .is_some_and(|a| a.door == door && a.variant == variant)
-        };
-        match self.by_source.get(src) {
-            None => false,
-            Some(Slots::One(i)) => matches(i),
-            Some(Slots::Many(v)) => v.iter().any(matches),
+            {
+                return true;
+            }
+            i = slot.next;
         }
+        false
     }
 
     /// The oldest attempt still at its first step, dropping stale entries on the way.
@@ -195,14 +205,12 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn attempt(src: &str, door: u32, stage: u32) -> Attempt {
         Attempt {
             src: src.parse().unwrap(),
             door,
             variant: 0,
-            seq: Arc::from(Vec::new()),
             stage,
             deadline: 0,
         }

@@ -167,13 +167,14 @@ impl Door {
         }
     }
 
-    /// Whether attempts at sequence `key` may go on: a one-time line stops counting once it
-    /// is used, an HMAC counter once it leaves the window; a fixed door never changes.
-    pub(super) fn is_live_variant(&self, key: u64) -> bool {
+    /// The sequence an attempt at `key` follows, while it still counts: a one-time line stops
+    /// counting once it is used, an HMAC counter once it leaves the window.
+    pub(super) fn seq_of(&self, key: u64) -> Option<&Seq> {
         match &self.kind {
-            Kind::OneTime(_) | Kind::Hmac(_) => self.variants.iter().any(|v| v.key == key),
-            Kind::Fixed => true,
+            Kind::Fixed => self.variants.first(),
+            Kind::OneTime(_) | Kind::Hmac(_) => self.variants.iter().find(|v| v.key == key),
         }
+        .map(|v| &v.seq)
     }
 
     /// Whether `other` (from a reloaded config) matches exactly as this door does, so its

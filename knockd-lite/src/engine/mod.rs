@@ -232,7 +232,7 @@ impl Engine {
     /// When `on_tick` next has something to do: an attempt expiring, a stop command due or
     /// an HMAC window moving.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let attempts = self.deadlines.earliest().map(|(d, _)| d);
+        let attempts = self.deadlines.earliest(&self.attempts).map(|(d, _)| d);
         let hmac = self.doors.iter().filter_map(|d| match &d.kind {
             Kind::Hmac(h) => h.next_change(),
             _ => None,
@@ -305,16 +305,16 @@ impl Engine {
                 continue; // completed earlier in this loop along with a sibling
             };
             let door = &self.doors[a.door as usize];
-            if !door.is_live_variant(a.variant) {
+            let Some(seq) = door.seq_of(a.variant) else {
                 self.attempts.remove(slot);
                 continue;
-            }
+            };
             // An attempt at a door for another destination does not see the packet at all.
             if !door.accepts_dst(&p.dst, &self.local) {
                 continue;
             }
             had_attempt = true;
-            let next = a.seq[a.stage as usize];
+            let next = seq[a.stage as usize];
             if p.proto == Proto::Tcp {
                 let rule = if next.proto == Proto::Tcp {
                     next.rule
@@ -326,7 +326,8 @@ impl Engine {
                 }
             }
             if next.proto == p.proto && next.port == p.dst_port {
-                self.advance_attempt(slot, &mut out);
+                let len = seq.len();
+                self.advance_attempt(slot, len, &mut out);
             } else {
                 self.attempts.remove(slot);
                 cancelled = true;
@@ -356,24 +357,18 @@ impl Engine {
             })
     }
 
-    fn advance_attempt(&mut self, slot: u32, out: &mut Vec<Action>) {
+    fn advance_attempt(&mut self, slot: u32, len: usize, out: &mut Vec<Action>) {
         let Some(a) = self.attempts.get_mut(slot) else {
             return;
         };
         a.stage += 1;
-        let (src, door, variant, stage, done) = (
-            a.src,
-            a.door,
-            a.variant,
-            a.stage,
-            a.stage as usize == a.seq.len(),
-        );
+        let (src, door, variant, stage) = (a.src, a.door, a.variant, a.stage);
         out.push(Action::Log(Event::Stage {
             src,
             door: self.doors[door as usize].name.clone(),
             stage,
         }));
-        if done {
+        if stage as usize == len {
             self.attempts.remove(slot);
             self.complete(src, door, variant, out);
         }
@@ -403,14 +398,14 @@ impl Engine {
             if self.attempts.has_attempt(&p.src, d, key) {
                 continue;
             }
-            let seq = variant.seq.clone();
+            let single = variant.seq.len() == 1;
             let (name, queue, timeout) = (door.name.clone(), door.queue, door.seq_timeout_ms);
             out.push(Action::Log(Event::Stage {
                 src: p.src,
                 door: name,
                 stage: 1,
             }));
-            if seq.len() == 1 {
+            if single {
                 self.complete(p.src, d, key, out);
                 continue;
             }
@@ -420,11 +415,10 @@ impl Engine {
                 src: p.src,
                 door: d,
                 variant: key,
-                seq,
                 stage: 1,
                 deadline,
             });
-            self.deadlines.push(queue, deadline, handle);
+            self.deadlines.push(queue, handle);
         }
         self.starts = starts;
     }
@@ -438,7 +432,7 @@ impl Engine {
             return true;
         }
         self.deadlines.prune(&self.attempts);
-        match self.deadlines.earliest() {
+        match self.deadlines.earliest(&self.attempts) {
             Some((_, h)) => {
                 self.attempts.remove(h.slot);
                 self.stats.evicted_later += 1;

@@ -15,8 +15,8 @@ use super::attempt::{Handle, Table};
 
 #[derive(Default)]
 pub(super) struct Deadlines {
-    /// (timeout in ms, FIFO of (deadline, attempt)).
-    queues: Vec<(u64, VecDeque<(u64, Handle)>)>,
+    /// (timeout in ms, attempts in deadline order). The deadline itself is in the attempt.
+    queues: Vec<(u64, VecDeque<Handle>)>,
     entries: usize,
 }
 
@@ -30,8 +30,8 @@ impl Deadlines {
         self.queues.len() - 1
     }
 
-    pub(super) fn push(&mut self, queue: usize, deadline: u64, h: Handle) {
-        self.queues[queue].1.push_back((deadline, h));
+    pub(super) fn push(&mut self, queue: usize, h: Handle) {
+        self.queues[queue].1.push_back(h);
         self.entries += 1;
     }
 
@@ -42,14 +42,14 @@ impl Deadlines {
     /// Pops one live attempt whose deadline is at or before `now`.
     pub(super) fn pop_due(&mut self, now: u64, table: &Table) -> Option<Handle> {
         for (_, q) in &mut self.queues {
-            while let Some(&(deadline, h)) = q.front() {
-                let live = table.resolve(h).is_some_and(|a| a.deadline == deadline);
-                if live && deadline > now {
+            while let Some(&h) = q.front() {
+                let deadline = table.resolve(h).map(|a| a.deadline);
+                if deadline.is_some_and(|d| d > now) {
                     break;
                 }
                 q.pop_front();
                 self.entries -= 1;
-                if live {
+                if deadline.is_some() {
                     return Some(h);
                 }
             }
@@ -60,8 +60,8 @@ impl Deadlines {
     /// Drops stale entries at the fronts, so `earliest` is exact.
     pub(super) fn prune(&mut self, table: &Table) {
         for (_, q) in &mut self.queues {
-            while let Some(&(deadline, h)) = q.front() {
-                if table.resolve(h).is_some_and(|a| a.deadline == deadline) {
+            while let Some(&h) = q.front() {
+                if table.resolve(h).is_some() {
                     break;
                 }
                 q.pop_front();
@@ -70,11 +70,12 @@ impl Deadlines {
         }
     }
 
-    /// The earliest front entry: after `prune`, the next attempt to expire.
-    pub(super) fn earliest(&self) -> Option<(u64, Handle)> {
+    /// After `prune`: the next attempt to expire and its deadline.
+    pub(super) fn earliest(&self, table: &Table) -> Option<(u64, Handle)> {
         self.queues
             .iter()
             .filter_map(|(_, q)| q.front().copied())
+            .filter_map(|h| table.resolve(h).map(|a| (a.deadline, h)))
             .min_by_key(|&(deadline, _)| deadline)
     }
 
@@ -82,7 +83,7 @@ impl Deadlines {
     pub(super) fn compact(&mut self, table: &Table) {
         self.entries = 0;
         for (_, q) in &mut self.queues {
-            q.retain(|&(deadline, h)| table.resolve(h).is_some_and(|a| a.deadline == deadline));
+            q.retain(|&h| table.resolve(h).is_some());
             self.entries += q.len();
         }
     }
