@@ -52,6 +52,17 @@ pub(super) struct Table {
 }
 
 impl Table {
+    /// A table that can hold `n` attempts without growing, so a flood filling it causes no
+    /// rehash pauses. Untouched capacity costs address space, not resident memory.
+    pub(super) fn with_capacity(n: usize) -> Table {
+        let n = n.min(1 << 20);
+        Table {
+            slots: Vec::with_capacity(n),
+            by_source: HashMap::with_capacity(n),
+            ..Table::default()
+        }
+    }
+
     pub(super) fn live(&self) -> usize {
         self.live
     }

@@ -140,7 +140,7 @@ impl Engine {
             doors: Vec::new(),
             index: Index::new(),
             local: HashSet::new(),
-            attempts: Table::default(),
+            attempts: Table::with_capacity(options.max_attempts),
             deadlines: Deadlines::default(),
             stops: Stops::default(),
             clock: now.as_millis(),
