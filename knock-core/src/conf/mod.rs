@@ -301,6 +301,8 @@ impl<'p> Parser<'p> {
     }
 
     fn run(mut self, text: &str) -> Result<Config, ConfError> {
+        // Editors on some systems start files with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, raw) in text.lines().enumerate() {
             self.line = i + 1;
             let line = raw.trim();

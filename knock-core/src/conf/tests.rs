@@ -183,6 +183,7 @@ fn syntax_read_as_knockd_reads_it() {
     assert_eq!(c.doors[0].name, "a");
     assert_eq!(c.doors[0].line, 4);
     assert_eq!(c.doors[1].name, "b");
+    assert_eq!(p("\u{feff}[d]\nsequence=1\n").unwrap().doors[0].name, "d");
     // A `#` after a value is part of the value, as in knockd.
     let d = door("[d]\nsequence=1\ncommand=echo hi # not a comment\n");
     assert_eq!(d.start_command.as_deref(), Some("echo hi # not a comment"));
