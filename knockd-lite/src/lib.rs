@@ -1,6 +1,8 @@
 //! knockd-lite: a knockd-compatible server built on a pure matching engine.
 
+pub mod capture;
 pub mod filter;
+pub mod netif;
 
 /// Runs `knockd-lite` with these arguments and returns the process exit code
 /// (0 ok, 1 runtime failure, 2 usage or configuration error).
