@@ -4,8 +4,9 @@
 //!
 //! The program accepts a frame when it carries IPv4 or IPv6 with TCP or UDP directly after
 //! the IP header (first IPv4 fragment only), whose destination port and TCP flags satisfy some
-//! rule. IPv6 packets with extension headers (hop-by-hop, routing, fragment, destination
-//! options) are passed up whole, for the user-space parser to walk. On Ethernet, up to two
+//! rule. IPv6 extension headers (hop-by-hop, routing, fragment, destination options) are
+//! walked up to [`EXT_WALK`] deep; a packet with more is passed up whole, for the user-space
+//! parser to walk. On Ethernet, up to two
 //! in-band VLAN tags (802.1Q or 802.1ad) are skipped. The outer tag of a received frame is
 //! usually already stripped by the kernel into metadata before the filter runs, so the filter
 //! sees such a frame as untagged and tagged knocks match like plain ones.
@@ -20,6 +21,9 @@ use crate::filter::CaptureRule;
 /// How many bytes of an accepted frame the kernel hands up: all of it, since knock packets
 /// are small and the parser checks IP lengths against what it got.
 pub const SNAP_LEN: u32 = 0xffff;
+
+/// How many IPv6 extension headers the filter walks before it hands the packet up.
+pub const EXT_WALK: usize = 3;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
@@ -196,26 +200,57 @@ pub fn compile(
     a.emit(misc(op::TAX));
     a.ja(l4);
 
-    // IPv6: a fixed 40-byte header; extension headers go up to user space.
+    // IPv6: a fixed 40-byte header, then up to EXT_WALK extension headers (hop-by-hop,
+    // routing, destination options, fragment) are walked; a packet with more goes up to
+    // user space whole. Later fragments carry no ports and are dropped.
     a.bind(v6);
     if families == Families::V4Only {
         a.ja(drop);
     } else {
-        let (fixed, pass) = (a.label(), a.label());
         a.emit(ld_ind(op::B, 6));
         a.emit(st(0));
-        a.jeq(6, Some(fixed), None);
-        a.jeq(17, Some(fixed), None);
+        a.emit(misc(op::TXA));
+        a.emit(alu_k(op::ADD, 40));
+        a.emit(misc(op::TAX));
+        for _ in 0..EXT_WALK {
+            let (generic, fragment, next) = (a.label(), a.label(), a.label());
+            a.emit(ld_mem(0));
+            a.jeq(6, Some(l4), None);
+            a.jeq(17, Some(l4), None);
+            for ext in [0, 43, 60] {
+                a.jeq(ext, Some(generic), None);
+            }
+            a.jeq(44, Some(fragment), Some(drop));
+            // Length in 8-octet units, not counting the first 8.
+            a.bind(generic);
+            a.emit(ld_ind(op::B, 0));
+            a.emit(st(0));
+            a.emit(ld_ind(op::B, 1));
+            a.emit(alu_k(op::ADD, 1));
+            a.emit(alu_k(op::LSH, 3));
+            a.emit(alu_x(op::ADD));
+            a.emit(misc(op::TAX));
+            a.ja(next);
+            a.bind(fragment);
+            a.emit(ld_ind(op::H, 2));
+            a.jset(0xfff8, Some(drop), None);
+            a.emit(ld_ind(op::B, 0));
+            a.emit(st(0));
+            a.emit(misc(op::TXA));
+            a.emit(alu_k(op::ADD, 8));
+            a.emit(misc(op::TAX));
+            a.bind(next);
+        }
+        let pass = a.label();
+        a.emit(ld_mem(0));
+        a.jeq(6, Some(l4), None);
+        a.jeq(17, Some(l4), None);
         for ext in [0, 43, 44, 60] {
             a.jeq(ext, Some(pass), None);
         }
         a.ja(drop);
         a.bind(pass);
         a.emit(ret(SNAP_LEN));
-        a.bind(fixed);
-        a.emit(misc(op::TXA));
-        a.emit(alu_k(op::ADD, 40));
-        a.emit(misc(op::TAX));
     }
 
     // Transport: X is the TCP/UDP header offset, M[0] the protocol.
@@ -798,18 +833,40 @@ mod tests {
         assert!(!p.accepts(&eth_tagged(&three, 0x0800, &v4)));
     }
 
+    /// An extension header of 8 bytes (length field 0) or, for `units`, 8 * (units + 1).
+    fn ext(next: u8, units: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 8 * (usize::from(units) + 1)];
+        h[0] = next;
+        h[1] = units;
+        h
+    }
+
+    fn frag_header(next: u8, offset_units: u16) -> Vec<u8> {
+        let mut h = vec![next, 0, 0, 0, 0, 0, 0, 1];
+        h[2..4].copy_from_slice(&(offset_units << 3).to_be_bytes());
+        h
+    }
+
     #[test]
-    fn ipv6_extension_headers_are_passed_up() {
+    fn ipv6_extension_headers_are_walked() {
         let p = prog(LinkKind::Ethernet);
-        for next in [0u8, 43, 44, 60] {
-            let mut ext = vec![6, 0, 0, 0, 0, 0, 0, 0];
-            ext.extend_from_slice(&tcp(1234, ACK));
-            assert!(
-                p.accepts(&eth(0x86dd, &ipv6(next, &ext))),
-                "next header {next}"
-            );
-        }
-        // No-next-header and ICMPv6 are not.
+        let v6 = |first: u8, chain: Vec<Vec<u8>>| eth(0x86dd, &ipv6(first, &chain.concat()));
+        // hop-by-hop -> TCP
+        assert!(p.accepts(&v6(0, vec![ext(6, 0), tcp(7000, SYN)])));
+        assert!(!p.accepts(&v6(0, vec![ext(6, 0), tcp(7000, ACK)])));
+        assert!(!p.accepts(&v6(0, vec![ext(6, 0), tcp(1234, SYN)])));
+        // An MLD report: hop-by-hop -> ICMPv6.
+        assert!(!p.accepts(&v6(0, vec![ext(58, 0), vec![143, 0, 0, 0]])));
+        // destination options (24 bytes) -> routing -> UDP
+        assert!(p.accepts(&v6(60, vec![ext(43, 2), ext(17, 0), udp(8000)])));
+        assert!(!p.accepts(&v6(60, vec![ext(43, 2), ext(17, 0), udp(8001)])));
+        // First fragment -> UDP passes; a later fragment carries no UDP header.
+        assert!(p.accepts(&v6(44, vec![frag_header(17, 0), udp(8000)])));
+        assert!(!p.accepts(&v6(44, vec![frag_header(17, 1), udp(8000)])));
+        // Deeper chains than the filter walks go up whole, whatever follows.
+        let deep = vec![ext(0, 0), ext(60, 0), ext(60, 0), ext(6, 0), tcp(1234, ACK)];
+        assert!(p.accepts(&v6(0, deep)));
+        // No-next-header and ICMPv6 are not passed.
         assert!(!p.accepts(&eth(0x86dd, &ipv6(59, &[]))));
         assert!(!p.accepts(&eth(0x86dd, &ipv6(58, &[128, 0, 0, 0]))));
     }
@@ -885,7 +942,10 @@ mod tests {
             ]
         );
         let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
-        assert!(p.insns().len() < 60, "{} instructions", p.insns().len());
+        // As small as the program for two single ports, plus one instruction for the range.
+        let two = [syn_not_ack(80), rule(Proto::Tcp, 1024, FlagRule::ANY)];
+        let two = compile(&two, LinkKind::Ethernet, Families::Both).unwrap();
+        assert_eq!(p.insns().len(), two.insns().len() + 1);
         let f = |port, flags| eth(0x0800, &ipv4(6, &tcp(port, flags)));
         assert!(p.accepts(&f(1024, ACK)));
         assert!(p.accepts(&f(65535, ACK)));
