@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod filter;
+pub mod log;
 pub mod netif;
 
 /// Runs `knockd-lite` with these arguments and returns the process exit code
