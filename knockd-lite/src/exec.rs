@@ -389,7 +389,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
         let cmd = format!(
-            "readlink /proc/$$/fd/0 > {o}; grep SigBlk /proc/$$/status >> {o}; \
+            "readlink /proc/$$/fd/0 > {o}; grep SigBlk /proc/self/status >> {o}; \
              for i in 1 2; do echo $i; done | wc -l >> {o}",
             o = out.display()
         );
