@@ -1,6 +1,7 @@
 //! knockd-lite: a knockd-compatible server built on a pure matching engine.
 
 pub mod capture;
+pub mod daemon;
 pub mod exec;
 pub mod filter;
 pub mod log;
