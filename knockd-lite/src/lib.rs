@@ -6,6 +6,7 @@ pub mod exec;
 pub mod filter;
 pub mod log;
 pub mod netif;
+pub mod otp_store;
 
 /// Runs `knockd-lite` with these arguments and returns the process exit code
 /// (0 ok, 1 runtime failure, 2 usage or configuration error).
