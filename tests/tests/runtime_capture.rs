@@ -505,6 +505,26 @@ fn loopback_delivers_each_packet_once_with_a_zero_mac_header() {
     assert_eq!(seen.len(), 1, "outgoing copy not captured: {seen:?}");
     assert_eq!(seen[0].port, 8000);
     assert_eq!(&seen[0].first_bytes[..12], &[0u8; 12]);
+
+    // A wake-up descriptor (here exec's eventfd) cuts a long wait short.
+    let mut exec = knockd_lite::exec::Executor::new(Duration::from_secs(5)).unwrap();
+    cap.add_wake_fd(exec.wake_fd());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            exec.spawn("true");
+        });
+        let n = cap
+            .next_batch(Duration::from_secs(20), &mut |_| {})
+            .unwrap();
+        assert_eq!(n, 0);
+    });
+    assert_eq!(exec.wait_idle(Duration::from_secs(5)).len(), 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "woken, not timed out"
+    );
 }
 
 /// Opens a tun device and writes one IPv4 UDP datagram into it, as if received.
@@ -662,4 +682,183 @@ fn capture_survives_the_interface_going_down_and_away() {
         assert_eq!(seen.len(), 1, "capture resumed on the new interface");
         assert_eq!(seen[0].port, 8000);
     });
+}
+
+/// One Ethernet/IPv4/TCP SYN frame from a benchmark source (198.18.0.0/15) to the server.
+fn syn_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54);
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&[192, 0, 2, 2]);
+    let sum = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = SYN;
+    f.extend_from_slice(&tcp);
+    f
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    v.try_into().unwrap()
+}
+
+/// Sends frames out of the current namespace's `ifname` with sendmmsg until `stop`; returns
+/// how many went out.
+#[allow(unsafe_code)]
+fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> u64 {
+    use std::sync::atomic::Ordering;
+    let index = netif::find(ifname).unwrap().unwrap().index;
+    // SAFETY: socket(2) with constant arguments; checked below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0);
+    // SAFETY: all-zero is a valid sockaddr_ll; fields set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = index as i32;
+    // SAFETY: sll is a valid sockaddr_ll of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0);
+    let mut iovs: Vec<libc::iovec> = frames
+        .iter()
+        .map(|f| libc::iovec {
+            iov_base: f.as_ptr() as *mut _,
+            iov_len: f.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: all-zero is a valid msghdr; the iovec is set below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: msgs point at iovs, which point at frames; all outlive the call.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        if n > 0 {
+            sent += n as u64;
+        }
+    }
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    sent
+}
+
+/// Not a pass/fail test: measures how many SYNs a second the capture delivers while a
+/// sendmmsg generator floods the door port. Run with
+/// `cargo test --release -p knock-e2e --test runtime_capture -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: prints capture throughput under a SYN flood"]
+fn flood_throughput() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if !knock_e2e::require_root("flood_throughput") {
+        return;
+    }
+    let pair = Pair::new();
+    let dst_mac = parse_mac(&mac_of(&pair.server, &pair.server_if));
+    let src_mac = parse_mac(&mac_of(&pair.client, &pair.client_if));
+    let frames: Vec<Vec<u8>> = (0..256u32)
+        .map(|i| {
+            syn_frame(
+                dst_mac,
+                src_mac,
+                [198, 18, (i >> 8) as u8 + 1, i as u8],
+                7000,
+            )
+        })
+        .collect();
+    let rule = tcp_rule(
+        7000,
+        FlagRule {
+            set: TcpFlags::SYN,
+            clear: TcpFlags::ACK,
+        },
+    );
+    let mut cap = in_netns(&pair.server, || {
+        AfPacket::open(&pair.server_if, &[rule], &CaptureOptions::default()).unwrap()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let secs = 3.0;
+    let sender = {
+        let (stop, ns, ifname) = (stop.clone(), pair.client.clone(), pair.client_if.clone());
+        std::thread::spawn(move || in_netns(&ns, || flood(&ifname, &frames, &stop)))
+    };
+    let cpu_before = thread_cpu();
+    let start = Instant::now();
+    let mut got = 0u64;
+    let mut checksum = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        cap.next_batch(Duration::from_millis(10), &mut |f| {
+            got += 1;
+            checksum = checksum.wrapping_add(u64::from(f.data[f.data.len() - 7]));
+        })
+        .unwrap();
+    }
+    let cpu = thread_cpu() - cpu_before;
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    // Drain what is still queued, so "no backlog after the flood" can be seen.
+    let drain_start = Instant::now();
+    let mut drained = 0u64;
+    while cap
+        .next_batch(Duration::from_millis(100), &mut |_| drained += 1)
+        .unwrap()
+        > 0
+    {}
+    let stats = cap.stats();
+    println!(
+        "flood: sent {sent} in {secs} s ({:.0}/s); captured {got} ({:.0}/s), then {drained} \
+         drained in {:?}; kernel drops {}; capture thread CPU {cpu:.2} s = {:.0} ns/frame \
+         (one core would capture ~{:.0}/s); flags checksum {checksum}",
+        sent as f64 / secs,
+        got as f64 / secs,
+        drain_start.elapsed(),
+        stats.kernel_drops,
+        cpu * 1e9 / got as f64,
+        got as f64 / cpu,
+    );
+}
+
+/// CPU time (user + system) of the calling thread, in seconds.
+#[allow(unsafe_code)]
+fn thread_cpu() -> f64 {
+    // SAFETY: all-zero is a valid rusage, and getrusage writes only into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
 }
