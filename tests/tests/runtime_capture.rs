@@ -159,6 +159,20 @@ fn udp_rule(port: u16) -> CaptureRule {
     }
 }
 
+/// Both ways of reading the socket: the TPACKET_V3 ring (the default) and recvmmsg.
+fn modes() -> [(&'static str, CaptureOptions); 2] {
+    [
+        ("ring", CaptureOptions::default()),
+        (
+            "recvmmsg",
+            CaptureOptions {
+                ring: None,
+                ..CaptureOptions::default()
+            },
+        ),
+    ]
+}
+
 fn door_rules() -> Vec<CaptureRule> {
     vec![
         tcp_rule(
@@ -178,9 +192,18 @@ fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel()
     if !knock_e2e::require_root("capture_filters") {
         return;
     }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_with(&opts);
+    }
+}
+
+fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_with(
+    opts: &CaptureOptions,
+) {
     let pair = Pair::new();
     let mut cap = in_netns(&pair.server, || {
-        AfPacket::open(&pair.server_if, &door_rules(), &CaptureOptions::default()).unwrap()
+        AfPacket::open(&pair.server_if, &door_rules(), opts).unwrap()
     });
     assert_eq!(cap.link(), LinkKind::Ethernet);
     let before = now_ns();
@@ -240,28 +263,31 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap() {
     if !knock_e2e::require_root("capture_swap") {
         return;
     }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(&opts);
+    }
+}
+
+fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts: &CaptureOptions) {
     let pair = Pair::new();
     let mut cap = in_netns(&pair.server, || {
-        AfPacket::open(
-            &pair.server_if,
-            &[udp_rule(8000)],
-            &CaptureOptions::default(),
-        )
-        .unwrap()
+        AfPacket::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap()
     });
-    // Queued under the old filter, rejected by the new one: must not come out.
+    // Frames queued under older filters: the final filter rejects the two for 8000, so
+    // they must not come out, and accepts the one for 8001, which must.
     send(&pair, SERVER_V4, "udp", 8000, 0);
-    // Queued under the old filter and accepted by both: must come out.
     cap.set_rules(&[udp_rule(8000), udp_rule(8001)]).unwrap();
     send(&pair, SERVER_V4, "udp", 8000, 0);
+    send(&pair, SERVER_V4, "udp", 8001, 0);
     std::thread::sleep(Duration::from_millis(200));
     cap.set_rules(&[udp_rule(8001)]).unwrap();
     for port in [8000, 8001, 8002] {
         send(&pair, SERVER_V4, "udp", port, 0);
     }
-    let seen = collect(&mut cap, 1, Duration::from_secs(3));
+    let seen = collect(&mut cap, 2, Duration::from_secs(3));
     let ports: Vec<u16> = seen.iter().map(|s| s.port).collect();
-    assert_eq!(ports, vec![8001]);
+    assert_eq!(ports, vec![8001, 8001]);
     assert_eq!(
         cap.stats().refiltered,
         2,
@@ -371,14 +397,16 @@ fn vlan_tagged_knocks_match_on_the_parent_interface() {
     if !knock_e2e::require_root("capture_vlan_parent") {
         return;
     }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        vlan_tagged_knocks_match_on_the_parent_interface_with(&opts);
+    }
+}
+
+fn vlan_tagged_knocks_match_on_the_parent_interface_with(opts: &CaptureOptions) {
     let pair = Pair::new();
     let mut cap = in_netns(&pair.server, || {
-        AfPacket::open(
-            &pair.server_if,
-            &[udp_rule(8000)],
-            &CaptureOptions::default(),
-        )
-        .unwrap()
+        AfPacket::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap()
     });
     // One 802.1Q tag: the kernel moves it into metadata before the filter runs.
     send_tagged(&pair, "8100:10", 8000);
@@ -485,9 +513,16 @@ fn loopback_delivers_each_packet_once_with_a_zero_mac_header() {
     if !knock_e2e::require_root("capture_loopback") {
         return;
     }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        loopback_delivers_each_packet_once_with_a_zero_mac_header_with(&opts);
+    }
+}
+
+fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(opts: &CaptureOptions) {
     let pair = Pair::new();
     let mut cap = in_netns(&pair.server, || {
-        AfPacket::open("lo", &[udp_rule(8000)], &CaptureOptions::default()).unwrap()
+        AfPacket::open("lo", &[udp_rule(8000)], opts).unwrap()
     });
     assert_eq!(cap.link(), LinkKind::Ethernet);
     for port in [8000, 8001] {
@@ -544,6 +579,13 @@ fn tun_interfaces_deliver_raw_ip_frames() {
     if !knock_e2e::require_root("capture_tun") {
         return;
     }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        tun_interfaces_deliver_raw_ip_frames_with(&opts);
+    }
+}
+
+fn tun_interfaces_deliver_raw_ip_frames_with(opts: &CaptureOptions) {
     let pair = Pair::new();
     let tun = format!("{}t", pair.server);
     ip(&[
@@ -569,7 +611,7 @@ fn tun_interfaces_deliver_raw_ip_frames() {
     let mut cap = in_netns(&pair.server, || {
         let info = netif::find(&tun).unwrap().unwrap();
         assert_eq!(info.hatype, 0xfffe, "ARPHRD_NONE");
-        AfPacket::open(&tun, &[udp_rule(8000)], &CaptureOptions::default()).unwrap()
+        AfPacket::open(&tun, &[udp_rule(8000)], opts).unwrap()
     });
     assert_eq!(cap.link(), LinkKind::RawIp);
     for port in ["8001", "8000"] {
@@ -642,16 +684,18 @@ fn capture_survives_the_interface_going_down_and_away() {
     if !knock_e2e::require_root("capture_loss") {
         return;
     }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        capture_survives_the_interface_going_down_and_away_with(&opts);
+    }
+}
+
+fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions) {
     let pair = Pair::new();
     // The re-open after loss happens inside next_batch, so the whole test runs in the
     // server namespace.
     in_netns(&pair.server, || {
-        let mut cap = InterfaceCapture::open(
-            &pair.server_if,
-            &[udp_rule(8000)],
-            &CaptureOptions::default(),
-        )
-        .unwrap();
+        let mut cap = InterfaceCapture::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap();
         let first_index = cap.socket().unwrap().ifindex();
 
         ip(&["-n", &pair.server, "link", "set", &pair.server_if, "down"]);
@@ -777,16 +821,24 @@ fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool)
 }
 
 /// Not a pass/fail test: measures how many SYNs a second the capture delivers while a
-/// sendmmsg generator floods the door port. Run with
+/// sendmmsg generator floods the door port, and how long a lone knock takes from its kernel
+/// timestamp to our sink, for both readers. Run with
 /// `cargo test --release -p knock-e2e --test runtime_capture -- --ignored --nocapture`.
 #[test]
-#[ignore = "benchmark: prints capture throughput under a SYN flood"]
+#[ignore = "benchmark: prints capture throughput under a SYN flood and idle latency"]
 fn flood_throughput() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     if !knock_e2e::require_root("flood_throughput") {
         return;
     }
+    for (mode, opts) in modes() {
+        flood_with(mode, &opts);
+        latency_with(mode, &opts);
+    }
+}
+
+fn flood_with(mode: &str, opts: &CaptureOptions) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let pair = Pair::new();
     let dst_mac = parse_mac(&mac_of(&pair.server, &pair.server_if));
     let src_mac = parse_mac(&mac_of(&pair.client, &pair.client_if));
@@ -808,7 +860,7 @@ fn flood_throughput() {
         },
     );
     let mut cap = in_netns(&pair.server, || {
-        AfPacket::open(&pair.server_if, &[rule], &CaptureOptions::default()).unwrap()
+        AfPacket::open(&pair.server_if, &[rule], opts).unwrap()
     });
     let stop = Arc::new(AtomicBool::new(false));
     let secs = 3.0;
@@ -840,15 +892,47 @@ fn flood_throughput() {
     {}
     let stats = cap.stats();
     println!(
-        "flood: sent {sent} in {secs} s ({:.0}/s); captured {got} ({:.0}/s), then {drained} \
-         drained in {:?}; kernel drops {}; capture thread CPU {cpu:.2} s = {:.0} ns/frame \
-         (one core would capture ~{:.0}/s); flags checksum {checksum}",
+        "{mode} flood: sent {sent} in {secs} s ({:.0}/s); captured {got} ({:.0}/s), then \
+         {drained} drained in {:?}; kernel drops {}; capture thread CPU {cpu:.2} s = {:.0} \
+         ns/frame (one core would capture ~{:.0}/s); flags checksum {checksum}",
         sent as f64 / secs,
         got as f64 / secs,
         drain_start.elapsed(),
         stats.kernel_drops,
         cpu * 1e9 / got as f64,
         got as f64 / cpu,
+    );
+}
+
+/// Kernel timestamp to sink, for lone UDP knocks 20 ms apart.
+fn latency_with(mode: &str, opts: &CaptureOptions) {
+    let pair = Pair::new();
+    let mut cap = in_netns(&pair.server, || {
+        AfPacket::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap()
+    });
+    let sock = in_netns(&pair.client, || {
+        std::net::UdpSocket::bind("0.0.0.0:0").unwrap()
+    });
+    let mut lat_us = Vec::new();
+    for _ in 0..50 {
+        sock.send_to(b"", (SERVER_V4, 8000)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut done = false;
+        while !done && Instant::now() < deadline {
+            cap.next_batch(Duration::from_millis(100), &mut |f| {
+                lat_us.push(now_ns().saturating_sub(f.ts_ns) / 1000);
+                done = true;
+            })
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lat_us.sort_unstable();
+    println!(
+        "{mode} idle latency over {} knocks: median {} us, max {} us",
+        lat_us.len(),
+        lat_us[lat_us.len() / 2],
+        lat_us[lat_us.len() - 1]
     );
 }
 

@@ -10,6 +10,8 @@ pub mod bpf;
 #[cfg(target_os = "linux")]
 mod linux;
 mod replay;
+#[cfg(target_os = "linux")]
+mod ring;
 
 use std::io;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 pub use linux::{AfPacket, CaptureOptions, InterfaceCapture, LinkEvent};
 pub use replay::{ReplayFrame, ReplaySource};
+#[cfg(target_os = "linux")]
+pub use ring::RingOptions;
 
 use crate::filter::CaptureRule;
 
