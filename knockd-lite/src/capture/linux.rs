@@ -583,6 +583,28 @@ impl InterfaceCapture {
         })
     }
 
+    /// A capture for an interface that may not exist yet: it binds when the interface
+    /// appears (reporting [`LinkEvent::Restored`]), as after a loss.
+    pub fn waiting(
+        ifname: &str,
+        rules: &[CaptureRule],
+        opts: &CaptureOptions,
+    ) -> Result<InterfaceCapture, CaptureError> {
+        // Fail now on rules that can never compile, not later in the loop.
+        bpf::compile(rules, LinkKind::Ethernet, opts.families)?;
+        Ok(InterfaceCapture {
+            ifname: ifname.to_string(),
+            opts: opts.clone(),
+            rules: rules.to_vec(),
+            sock: None,
+            down: false,
+            last_check: None,
+            events: VecDeque::new(),
+            wake: Vec::new(),
+            carried: CaptureStats::default(),
+        })
+    }
+
     pub fn ifname(&self) -> &str {
         &self.ifname
     }

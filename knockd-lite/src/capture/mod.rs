@@ -5,6 +5,12 @@
 //! the wire module's job. Sources filter with the same BPF program whether the kernel runs
 //! it (AF_PACKET) or we do (replay), so tests through [`ReplaySource`] see what the kernel
 //! would let through.
+//!
+//! VLANs: capture on the interface the configuration names. On a VLAN interface (`eth0.10`)
+//! frames arrive untagged. On its parent (`eth0`) the kernel moves the outer tag into packet
+//! metadata before the filter runs (on veth and on NICs alike), so a tagged knock matches
+//! like an untagged one and [`Frame::vlan`] carries its VLAN id; a second, inner tag
+//! (802.1ad stacking) stays in the frame, and the filter skips it, as the parser must.
 
 pub mod bpf;
 #[cfg(target_os = "linux")]
