@@ -483,7 +483,9 @@ impl PacketSource for AfPacket {
                     // The queue was empty at this point, so nothing queued under an older
                     // filter is left.
                     self.refilter = false;
-                    if delivered > 0 || waited || timeout.is_zero() || !self.wait(timeout)? {
+                    // Even with a zero timeout, poll once: with a ring, that is where a
+                    // socket error (the interface going down) shows.
+                    if delivered > 0 || waited || !self.wait(timeout)? {
                         break;
                     }
                     waited = true;
