@@ -3,12 +3,24 @@
 //! * [`args`]: knockd's command-line flags plus knockd-lite's additions;
 //! * [`engine`]: the matcher (knockd's semantics, knockd's bugs fixed), pure and clock-free;
 //! * [`filter`]: capture rules shared by the engine and the capture layer;
-//! * [`check`]: `--check`, a validated description of a configuration.
+//! * [`check`]: `--check`, a validated description of a configuration;
+//! * [`capture`]: AF_PACKET capture with an in-kernel BPF filter, and a replay source;
+//! * [`netif`]: interfaces, their addresses and address changes;
+//! * [`exec`]: running door commands off the capture path;
+//! * [`log`]: knockd's log format, syslog and flood folding;
+//! * [`daemon`]: detaching, the pidfile and signals;
+//! * [`otp_store`]: durable one-time list consumption and HMAC counter state.
 
 pub mod args;
+pub mod capture;
 pub mod check;
+pub mod daemon;
 pub mod engine;
+pub mod exec;
 pub mod filter;
+pub mod log;
+pub mod netif;
+pub mod otp_store;
 
 use std::ffi::OsString;
 use std::time::SystemTime;
