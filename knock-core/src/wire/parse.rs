@@ -482,11 +482,23 @@ mod tests {
     }
 
     fn k4_udp() -> Result<KnockPacket, ParseError> {
-        Ok(knock(SRC4.into(), DST4.into(), Proto::Udp, 9000, TcpFlags::NONE))
+        Ok(knock(
+            SRC4.into(),
+            DST4.into(),
+            Proto::Udp,
+            9000,
+            TcpFlags::NONE,
+        ))
     }
 
     fn k6_udp() -> Result<KnockPacket, ParseError> {
-        Ok(knock(SRC6.into(), DST6.into(), Proto::Udp, 9000, TcpFlags::NONE))
+        Ok(knock(
+            SRC6.into(),
+            DST6.into(),
+            Proto::Udp,
+            9000,
+            TcpFlags::NONE,
+        ))
     }
 
     /// An Ethernet II frame between two locally administered MACs, with VLAN tags given as
@@ -629,7 +641,12 @@ mod tests {
                 with(eth(0x0800, &p4), |f| f[..12].fill(0)),
                 k4_tcp(FIN_PSH),
             ),
-            case("802.1Q", Ethernet, eth_tagged(&[q], 0x0800, &p4), k4_tcp(FIN_PSH)),
+            case(
+                "802.1Q",
+                Ethernet,
+                eth_tagged(&[q], 0x0800, &p4),
+                k4_tcp(FIN_PSH),
+            ),
             case(
                 "802.1ad over 802.1Q",
                 Ethernet,
@@ -667,12 +684,27 @@ mod tests {
                 Err(LinkTruncated),
             ),
             case("empty ethernet", Ethernet, vec![], Err(LinkTruncated)),
-            case("13-byte ethernet", Ethernet, vec![0; 13], Err(LinkTruncated)),
+            case(
+                "13-byte ethernet",
+                Ethernet,
+                vec![0; 13],
+                Err(LinkTruncated),
+            ),
             case("arp", Ethernet, eth(0x0806, &[0; 28]), Err(NotIp)),
             case("802.3 length field", Ethernet, eth(0x002e, &p4), Err(NotIp)),
             case("header only", Ethernet, eth(0x0800, &[]), Err(Empty)),
-            case("ipv4 type, ipv6 inside", Ethernet, eth(0x0800, &p6), Err(BadIpVersion)),
-            case("ipv6 type, ipv4 inside", Ethernet, eth(0x86dd, &p4), Err(BadIpVersion)),
+            case(
+                "ipv4 type, ipv6 inside",
+                Ethernet,
+                eth(0x0800, &p6),
+                Err(BadIpVersion),
+            ),
+            case(
+                "ipv6 type, ipv4 inside",
+                Ethernet,
+                eth(0x86dd, &p4),
+                Err(BadIpVersion),
+            ),
             case(
                 "ethernet padding after a short packet",
                 Ethernet,
@@ -682,7 +714,12 @@ mod tests {
             case("raw ipv4", RawIp, p4.clone(), k4_tcp(FIN_PSH)),
             case("raw ipv6", RawIp, p6.clone(), k6_tcp(FIN_PSH)),
             case("raw empty", RawIp, vec![], Err(Empty)),
-            case("raw version 5", RawIp, with(p4.clone(), |p| p[0] = 0x55), Err(BadIpVersion)),
+            case(
+                "raw version 5",
+                RawIp,
+                with(p4.clone(), |p| p[0] = 0x55),
+                Err(BadIpVersion),
+            ),
             case("raw version 0", RawIp, vec![0; 60], Err(BadIpVersion)),
             case("sll ipv4", LinuxSll, sll(0x0800, &p4), k4_tcp(FIN_PSH)),
             case("sll ipv6", LinuxSll, sll(0x86dd, &p6), k6_tcp(FIN_PSH)),
@@ -693,19 +730,84 @@ mod tests {
                 k4_tcp(FIN_PSH),
             ),
             case("sll 802.2", LinuxSll, sll(0x0004, &p4), Err(NotIp)),
-            case("sll cut short", LinuxSll, sll(0x0800, &[])[..15].to_vec(), Err(LinkTruncated)),
-            case("loopback inet, little-endian", Loopback, lo([2, 0, 0, 0], &p4), k4_tcp(FIN_PSH)),
-            case("loopback inet, big-endian", Loopback, lo([0, 0, 0, 2], &p4), k4_tcp(FIN_PSH)),
-            case("loopback inet6 macOS", Loopback, lo([30, 0, 0, 0], &p6), k6_tcp(FIN_PSH)),
-            case("loopback inet6 FreeBSD", Loopback, lo([28, 0, 0, 0], &p6), k6_tcp(FIN_PSH)),
-            case("loopback inet6 OpenBSD", Loopback, lo([0, 0, 0, 24], &p6), k6_tcp(FIN_PSH)),
-            case("loopback inet6 Windows", Loopback, lo([23, 0, 0, 0], &p6), k6_tcp(FIN_PSH)),
-            case("loopback inet6 Linux", Loopback, lo([10, 0, 0, 0], &p6), k6_tcp(FIN_PSH)),
-            case("loopback other family", Loopback, lo([7, 0, 0, 0], &p4), Err(NotIp)),
-            case("loopback garbage family", Loopback, lo([1, 0, 0, 1], &p4), Err(NotIp)),
-            case("loopback inet, ipv6 inside", Loopback, lo([2, 0, 0, 0], &p6), Err(BadIpVersion)),
-            case("loopback cut short", Loopback, vec![2, 0, 0], Err(LinkTruncated)),
-            case("loopback header only", Loopback, lo([2, 0, 0, 0], &[]), Err(Empty)),
+            case(
+                "sll cut short",
+                LinuxSll,
+                sll(0x0800, &[])[..15].to_vec(),
+                Err(LinkTruncated),
+            ),
+            case(
+                "loopback inet, little-endian",
+                Loopback,
+                lo([2, 0, 0, 0], &p4),
+                k4_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback inet, big-endian",
+                Loopback,
+                lo([0, 0, 0, 2], &p4),
+                k4_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback inet6 macOS",
+                Loopback,
+                lo([30, 0, 0, 0], &p6),
+                k6_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback inet6 FreeBSD",
+                Loopback,
+                lo([28, 0, 0, 0], &p6),
+                k6_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback inet6 OpenBSD",
+                Loopback,
+                lo([0, 0, 0, 24], &p6),
+                k6_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback inet6 Windows",
+                Loopback,
+                lo([23, 0, 0, 0], &p6),
+                k6_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback inet6 Linux",
+                Loopback,
+                lo([10, 0, 0, 0], &p6),
+                k6_tcp(FIN_PSH),
+            ),
+            case(
+                "loopback other family",
+                Loopback,
+                lo([7, 0, 0, 0], &p4),
+                Err(NotIp),
+            ),
+            case(
+                "loopback garbage family",
+                Loopback,
+                lo([1, 0, 0, 1], &p4),
+                Err(NotIp),
+            ),
+            case(
+                "loopback inet, ipv6 inside",
+                Loopback,
+                lo([2, 0, 0, 0], &p6),
+                Err(BadIpVersion),
+            ),
+            case(
+                "loopback cut short",
+                Loopback,
+                vec![2, 0, 0],
+                Err(LinkTruncated),
+            ),
+            case(
+                "loopback header only",
+                Loopback,
+                lo([2, 0, 0, 0], &[]),
+                Err(Empty),
+            ),
         ]);
     }
 
@@ -722,8 +824,18 @@ mod tests {
             case("udp", RawIp, u.clone(), k4_udp()),
             case("19 bytes", RawIp, p[..19].to_vec(), Err(Ipv4Truncated)),
             case("1 byte", RawIp, vec![0x45], Err(Ipv4Truncated)),
-            case("IHL 4", RawIp, with(p.clone(), |p| p[0] = 0x44), Err(Ipv4BadHeaderLength)),
-            case("IHL 0", RawIp, with(p.clone(), |p| p[0] = 0x40), Err(Ipv4BadHeaderLength)),
+            case(
+                "IHL 4",
+                RawIp,
+                with(p.clone(), |p| p[0] = 0x44),
+                Err(Ipv4BadHeaderLength),
+            ),
+            case(
+                "IHL 0",
+                RawIp,
+                with(p.clone(), |p| p[0] = 0x40),
+                Err(Ipv4BadHeaderLength),
+            ),
             case(
                 "IHL 15 in 40 bytes",
                 RawIp,
@@ -828,8 +940,18 @@ mod tests {
                 }),
                 k4_udp(),
             ),
-            case("icmp", RawIp, with(p.clone(), |p| p[9] = 1), Err(NotTcpOrUdp)),
-            case("sctp", RawIp, with(p.clone(), |p| p[9] = 132), Err(NotTcpOrUdp)),
+            case(
+                "icmp",
+                RawIp,
+                with(p.clone(), |p| p[9] = 1),
+                Err(NotTcpOrUdp),
+            ),
+            case(
+                "sctp",
+                RawIp,
+                with(p.clone(), |p| p[9] = 132),
+                Err(NotTcpOrUdp),
+            ),
             case(
                 "ipv6-in-ipv4",
                 RawIp,
@@ -935,7 +1057,12 @@ mod tests {
         run(vec![
             case("tcp", RawIp, p.clone(), k6_tcp(FIN_PSH)),
             case("udp", RawIp, v6(udp(b"knock")), k6_udp()),
-            case("chain helper, no extensions", RawIp, v6_chain(&[], 6, &t), k6_tcp(FIN_PSH)),
+            case(
+                "chain helper, no extensions",
+                RawIp,
+                v6_chain(&[], 6, &t),
+                k6_tcp(FIN_PSH),
+            ),
             case("39 bytes", RawIp, p[..39].to_vec(), Err(Ipv6Truncated)),
             case("1 byte", RawIp, vec![0x60], Err(Ipv6Truncated)),
             case(
@@ -972,7 +1099,15 @@ mod tests {
                 "hop-by-hop, routing, destination options, fragment",
                 RawIp,
                 v6_chain(
-                    &[Opts(hbh, 1), Opts(rt, 2), Opts(dst, 0), Frag { offset: 0, more: false }],
+                    &[
+                        Opts(hbh, 1),
+                        Opts(rt, 2),
+                        Opts(dst, 0),
+                        Frag {
+                            offset: 0,
+                            more: false,
+                        },
+                    ],
                     17,
                     &u,
                 ),
@@ -1015,7 +1150,10 @@ mod tests {
                         Opts(rt, 0),
                         Opts(rt, 0),
                         Opts(rt, 0),
-                        Frag { offset: 0, more: false },
+                        Frag {
+                            offset: 0,
+                            more: false,
+                        },
                     ],
                     6,
                     &t,
@@ -1055,28 +1193,57 @@ mod tests {
             case(
                 "non-first fragment",
                 RawIp,
-                v6_chain(&[Frag { offset: 1, more: true }], 6, &t),
+                v6_chain(
+                    &[Frag {
+                        offset: 1,
+                        more: true,
+                    }],
+                    6,
+                    &t,
+                ),
                 Err(Fragment),
             ),
             case(
                 "last fragment behind options",
                 RawIp,
-                v6_chain(&[Opts(hbh, 0), Frag { offset: 8191, more: false }], 6, &t),
+                v6_chain(
+                    &[
+                        Opts(hbh, 0),
+                        Frag {
+                            offset: 8191,
+                            more: false,
+                        },
+                    ],
+                    6,
+                    &t,
+                ),
                 Err(Fragment),
             ),
             case(
                 "first fragment",
                 RawIp,
-                v6_chain(&[Frag { offset: 0, more: true }], 6, &t),
+                v6_chain(
+                    &[Frag {
+                        offset: 0,
+                        more: true,
+                    }],
+                    6,
+                    &t,
+                ),
                 k6_tcp(FIN_PSH),
             ),
             case(
                 "first UDP fragment: UDP length covers later fragments",
                 RawIp,
                 v6_chain(
-                    &[Frag { offset: 0, more: true }],
+                    &[Frag {
+                        offset: 0,
+                        more: true,
+                    }],
                     17,
-                    &with(u.clone(), |u| u[4..6].copy_from_slice(&1400u16.to_be_bytes())),
+                    &with(u.clone(), |u| {
+                        u[4..6].copy_from_slice(&1400u16.to_be_bytes())
+                    }),
                 ),
                 k6_udp(),
             ),
@@ -1084,15 +1251,35 @@ mod tests {
                 "atomic fragment: UDP length checked",
                 RawIp,
                 v6_chain(
-                    &[Frag { offset: 0, more: false }],
+                    &[Frag {
+                        offset: 0,
+                        more: false,
+                    }],
                     17,
-                    &with(u.clone(), |u| u[4..6].copy_from_slice(&1400u16.to_be_bytes())),
+                    &with(u.clone(), |u| {
+                        u[4..6].copy_from_slice(&1400u16.to_be_bytes())
+                    }),
                 ),
                 Err(UdpBadLength),
             ),
-            case("no next header", RawIp, v6_chain(&[], 59, &[]), Err(NotTcpOrUdp)),
-            case("icmpv6", RawIp, v6_chain(&[], 58, &[128, 0, 0, 0]), Err(NotTcpOrUdp)),
-            case("esp", RawIp, v6_chain(&[Opts(hbh, 0)], 50, &t), Err(NotTcpOrUdp)),
+            case(
+                "no next header",
+                RawIp,
+                v6_chain(&[], 59, &[]),
+                Err(NotTcpOrUdp),
+            ),
+            case(
+                "icmpv6",
+                RawIp,
+                v6_chain(&[], 58, &[128, 0, 0, 0]),
+                Err(NotTcpOrUdp),
+            ),
+            case(
+                "esp",
+                RawIp,
+                v6_chain(&[Opts(hbh, 0)], 50, &t),
+                Err(NotTcpOrUdp),
+            ),
             case(
                 "tcp data offset 3",
                 RawIp,
@@ -1108,7 +1295,14 @@ mod tests {
             case(
                 "udp cut short behind a fragment header",
                 RawIp,
-                v6_chain(&[Frag { offset: 0, more: true }], 17, &u[..7]),
+                v6_chain(
+                    &[Frag {
+                        offset: 0,
+                        more: true,
+                    }],
+                    17,
+                    &u[..7],
+                ),
                 Err(UdpTruncated),
             ),
         ]);
@@ -1166,7 +1360,13 @@ mod tests {
         let p4 = v4(tcp(FIN_PSH));
         let u4 = v4(udp(b"knock"));
         let p6 = v6_chain(
-            &[Opts(IPV6_HOP_BY_HOP, 0), Frag { offset: 0, more: false }],
+            &[
+                Opts(IPV6_HOP_BY_HOP, 0),
+                Frag {
+                    offset: 0,
+                    more: false,
+                },
+            ],
             6,
             &tcp_seg(),
         );
@@ -1218,7 +1418,13 @@ mod tests {
             let packet = ipv4_packet(&Ipv4Header::new(src, dst), &l4).unwrap();
             assert_eq!(
                 parse_ip(&packet),
-                Ok(knock(src.into(), dst.into(), Proto::Tcp, port, TcpFlags::SYN))
+                Ok(knock(
+                    src.into(),
+                    dst.into(),
+                    Proto::Tcp,
+                    port,
+                    TcpFlags::SYN
+                ))
             );
         }
     }
@@ -1264,8 +1470,14 @@ mod tests {
         for (i, e) in ParseError::ALL.iter().enumerate() {
             assert_eq!(*e as usize, i);
         }
-        assert_eq!(Ipv4BadHeaderLength.to_string(), "IPv4 header length below 20 bytes");
-        assert_eq!(Fragment.to_string(), "non-first fragment, no transport header");
+        assert_eq!(
+            Ipv4BadHeaderLength.to_string(),
+            "IPv4 header length below 20 bytes"
+        );
+        assert_eq!(
+            Fragment.to_string(),
+            "non-first fragment, no transport header"
+        );
         let mut seen = std::collections::HashSet::new();
         assert!(ParseError::ALL.iter().all(|e| seen.insert(e.as_str())));
     }
