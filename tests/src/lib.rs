@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod knockd;
+pub mod wine;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
