@@ -1,5 +1,6 @@
 //! knock-core: the library shared by the `knock` client and the `knockd-lite` server.
 //!
+//! * [`conf`]: knockd.conf, parsed into plain values;
 //! * [`hit`]: the hit grammar (`7000,8000:udp,9000:tcp:fin+psh`, `tcp:110:up`);
 //! * [`otp`]: one-time sequence lists in knockd's format, and consuming them on disk;
 //! * [`profile`]: TOML knock profiles and the directory that holds them;
@@ -16,6 +17,7 @@
 //! assert_eq!(hits.len(), 3);
 //! ```
 
+pub mod conf;
 pub mod files;
 pub mod hit;
 pub mod hmac;

@@ -1,10 +1,24 @@
 //! Packets on the wire: building knock packets and parsing captured frames.
 //!
 //! pnet stays inside this module; the public API speaks only in std and crate types.
+//!
+//! * [`build`]: IPv4/IPv6 packets and bare TCP/UDP segments with correct checksums, for the
+//!   raw sender;
+//! * [`parse`]: captured frames (Ethernet, BSD loopback, raw IP, Linux cooked) into
+//!   [`KnockPacket`]s, for the server's capture loop. It never panics.
 
 use std::net::IpAddr;
 
 use crate::hit::{Proto, TcpFlags};
+
+pub mod build;
+pub mod parse;
+
+pub use build::{
+    BuildError, Ipv4Header, Ipv6Header, TcpSegment, Transport, UdpDatagram, ipv4_packet,
+    ipv4_to_bsd_hdrincl, ipv6_packet, transport_segment,
+};
+pub use parse::{LinkType, ParseError, parse_frame, parse_ip};
 
 /// What the server needs to know about one captured packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

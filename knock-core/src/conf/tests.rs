@@ -1,0 +1,488 @@
+//! Table-driven tests for the knockd.conf parser: every directive and alias, every error.
+
+use super::*;
+use crate::hit::{HitFlags, TcpFlags};
+
+fn p(text: &str) -> Result<Config, ConfError> {
+    parse(text, Path::new("/etc/knockd.conf"))
+}
+
+fn door(text: &str) -> Door {
+    let config = p(text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(config.doors.len(), 1);
+    config.doors.into_iter().next().unwrap()
+}
+
+fn err(text: &str) -> String {
+    p(text).expect_err(text).to_string()
+}
+
+fn fixed(d: &Door) -> &[Hit] {
+    match &d.sequence {
+        SequenceSource::Fixed(hits) => hits,
+        other => panic!("not a fixed sequence: {other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = p("[d]\nsequence = 7000\n").unwrap();
+    assert_eq!(c.log_file, None);
+    assert_eq!(c.pid_file, Path::new("/var/run/knockd.pid"));
+    assert_eq!(c.interface, "eth0");
+    assert!(!c.use_syslog);
+    let d = &c.doors[0];
+    assert_eq!((d.name.as_str(), d.line), ("d", 1));
+    assert_eq!(d.seq_timeout, Duration::from_secs(25));
+    assert_eq!(d.cmd_timeout, Duration::from_secs(10));
+    assert_eq!(d.tcp_flags, FlagRule::ANY);
+    assert_eq!(d.target, None);
+    assert_eq!(d.start_command_for(false), None);
+    assert_eq!(d.stop_command_for(true), None);
+}
+
+#[test]
+fn global_directives() {
+    let c = p("[options]\n LogFile = /var/log/knockd.log\n\tPIDFILE=/run/k.pid\n interface = ens3 \n UseSyslog\n[d]\nsequence=1\n")
+        .unwrap();
+    assert_eq!(
+        c.log_file.as_deref(),
+        Some(Path::new("/var/log/knockd.log"))
+    );
+    assert_eq!(c.pid_file, Path::new("/run/k.pid"));
+    assert_eq!(c.interface, "ens3");
+    assert!(c.use_syslog);
+    for (line, want) in [
+        ("UseSyslog = yes", true),
+        ("usesyslog=YES", true),
+        ("UseSyslog = no", false),
+    ] {
+        let c = p(&format!("[Options]\n{line}\n[d]\nsequence=1\n")).unwrap();
+        assert_eq!(c.use_syslog, want, "{line}");
+    }
+    // knockd accepts a bare UseSyslog in a door section too.
+    assert!(p("[d]\nsequence=1\nUseSyslog\n").unwrap().use_syslog);
+    // [options] in any case, and more than once; later values win.
+    let c = p("[OPTIONS]\nlogfile=/a\n[d]\nsequence=1\n[options]\nlogfile=/b\n").unwrap();
+    assert_eq!(c.log_file.as_deref(), Some(Path::new("/b")));
+}
+
+#[test]
+fn door_directives_and_aliases() {
+    let d = door(
+        "[door]\n\
+         Sequence = 7000, 8000:udp ,9000:tcp\n\
+         Seq_Timeout = 5\n\
+         TCPFlags = syn, !ack\n\
+         Start_Command = open %IP%\n\
+         Start_Command_6 = open6 %IP%\n\
+         Cmd_Timeout = 3\n\
+         Stop_Command = close %IP%\n\
+         Stop_Command_6 = close6 %IP%\n\
+         Target = 192.0.2.99\n",
+    );
+    assert_eq!(fixed(&d), [Hit::tcp(7000), Hit::udp(8000), Hit::tcp(9000)]);
+    assert_eq!(d.seq_timeout, Duration::from_secs(5));
+    assert_eq!(
+        d.tcp_flags,
+        FlagRule {
+            set: TcpFlags::SYN,
+            clear: TcpFlags::ACK
+        }
+    );
+    assert_eq!(d.start_command_for(false), Some("open %IP%"));
+    assert_eq!(d.start_command_for(true), Some("open6 %IP%"));
+    assert_eq!(d.cmd_timeout, Duration::from_secs(3));
+    assert_eq!(d.stop_command_for(false), Some("close %IP%"));
+    assert_eq!(d.stop_command_for(true), Some("close6 %IP%"));
+    assert_eq!(d.target, Some("192.0.2.99".parse().unwrap()));
+
+    let d = door("[d]\nsequence=1\ntimeout=7\ncommand=a = b\ncommand_6=c\n");
+    assert_eq!(d.seq_timeout, Duration::from_secs(7));
+    assert_eq!(d.start_command.as_deref(), Some("a = b"));
+    assert_eq!(d.start_command_6.as_deref(), Some("c"));
+    let d = door("[d]\nsequence=1\nTarget = 2001:db8::7\n");
+    assert_eq!(d.target, Some("2001:db8::7".parse().unwrap()));
+}
+
+#[test]
+fn ipv6_commands_fall_back_or_are_disabled() {
+    let d = door("[d]\nsequence=1\nstart_command=up %IP%\nstop_command=down %IP%\n");
+    assert_eq!(d.start_command_for(true), Some("up %IP%"));
+    assert_eq!(d.stop_command_for(true), Some("down %IP%"));
+    let d = door(
+        "[d]\nsequence=1\nstart_command=up\nstart_command_6=\nstop_command=down\nstop_command_6 =\n",
+    );
+    assert_eq!(d.start_command_for(false), Some("up"));
+    assert_eq!(d.start_command_for(true), None);
+    assert_eq!(d.stop_command_for(false), Some("down"));
+    assert_eq!(d.stop_command_for(true), None);
+    let d = door("[d]\nsequence=1\nstart_command=\nstart_command_6=up6\n");
+    assert_eq!(d.start_command_for(false), None);
+    assert_eq!(d.start_command_for(true), Some("up6"));
+}
+
+#[test]
+fn sequences_use_the_hit_grammar() {
+    let d = door("[d]\nsequence = 7000:tcp:fin+psh, tcp:110:up, 53:udp, tcp:9:i\n");
+    let hits = fixed(&d);
+    assert_eq!(hits[0], Hit::tcp_flags(7000, TcpFlags::FIN | TcpFlags::PSH));
+    assert_eq!(hits[1], Hit::tcp_flags(110, TcpFlags::URG | TcpFlags::PSH));
+    assert_eq!(hits[2], Hit::udp(53));
+    assert_eq!(hits[3].flags, HitFlags::Any);
+    // A repeated Sequence replaces the earlier one, as in knockd.
+    assert_eq!(fixed(&door("[d]\nsequence=1\nsequence=2\n")), [Hit::tcp(2)]);
+}
+
+#[test]
+fn timeouts_accept_milliseconds() {
+    let d = door("[d]\nsequence=1\nseq_timeout=0.6\ncmd_timeout=1.25\n");
+    assert_eq!(d.seq_timeout, Duration::from_millis(600));
+    assert_eq!(d.cmd_timeout, Duration::from_millis(1250));
+    assert_eq!(
+        door("[d]\nsequence=1\nseq_timeout=0\n").seq_timeout,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn one_time_and_hmac_doors() {
+    let d = door("[otp]\none_time_sequences = /etc/knockd/smtp_sequences\ntcpflags=fin,!ack\n");
+    assert_eq!(
+        d.sequence,
+        SequenceSource::OneTime("/etc/knockd/smtp_sequences".into())
+    );
+    let d = door("[ssh]\nHMAC_Secret_File = /etc/knockd/ssh.key\n");
+    let SequenceSource::Hmac(h) = &d.sequence else {
+        panic!("not hmac")
+    };
+    assert_eq!(h.secret_file, Path::new("/etc/knockd/ssh.key"));
+    assert_eq!(
+        (h.length, h.ports, h.protocols, h.step, h.skew),
+        (4, hmac::DEFAULT_PORTS, Protocols::Tcp, 30, 1)
+    );
+    assert_eq!(h.params("ssh"), HmacParams::new("ssh"));
+    // Options may come before the secret file.
+    let d = door(
+        "[web]\nhmac_length=6\nHMAC_Ports = 7000-7999\nhmac_protocols = Mixed\nhmac_step=60\nhmac_skew=0\nhmac_secret_file=k\n",
+    );
+    let SequenceSource::Hmac(h) = &d.sequence else {
+        panic!("not hmac")
+    };
+    assert_eq!(
+        (h.length, h.ports, h.protocols, h.step, h.skew),
+        (6, PortRange { lo: 7000, hi: 7999 }, Protocols::Mixed, 60, 0)
+    );
+}
+
+#[test]
+fn syntax_read_as_knockd_reads_it() {
+    let c =
+        p("# comment\n\n   # indented comment\r\n[ a ]\r\n  SEQUENCE\t=\t1  \r\n[b]\nsequence=2\n")
+            .unwrap();
+    assert_eq!(c.doors[0].name, "a");
+    assert_eq!(c.doors[0].line, 4);
+    assert_eq!(c.doors[1].name, "b");
+    assert_eq!(p("\u{feff}[d]\nsequence=1\n").unwrap().doors[0].name, "d");
+    // A `#` after a value is part of the value, as in knockd.
+    let d = door("[d]\nsequence=1\ncommand=echo hi # not a comment\n");
+    assert_eq!(d.start_command.as_deref(), Some("echo hi # not a comment"));
+}
+
+#[test]
+fn same_definition_ignores_position() {
+    let a = p("[d]\nsequence=1\n").unwrap().doors.remove(0);
+    let b = p("\n\n[d]\nsequence=1\n").unwrap().doors.remove(0);
+    assert!(a.same_definition(&b));
+    let c = p("[d]\nsequence=1\ncommand=x\n").unwrap().doors.remove(0);
+    assert!(!a.same_definition(&c));
+}
+
+#[test]
+fn errors_with_pinned_messages() {
+    let table: &[(&str, &str)] = &[
+        // Unknown keys.
+        (
+            "[d]\nsequence=1\nfoo=bar\n",
+            r#"3: unknown directive "foo" in door [d]"#,
+        ),
+        (
+            "[options]\nfoo = 1\n",
+            r#"2: unknown directive "foo" in [options]"#,
+        ),
+        (
+            "[d]\nsequence=1\nseq timeout=1\n",
+            r#"3: unknown directive "seq timeout" in door [d]"#,
+        ),
+        // Lines that are neither a section nor a directive.
+        (
+            "[d]\nsequence=1\nbare\n",
+            r#"3: expected "key = value" or "[section]", found "bare""#,
+        ),
+        (
+            "[d]\nsequence\n",
+            "2: sequence needs a value (write sequence = ...)",
+        ),
+        (
+            "[d\nsequence=1\n",
+            r#"1: unterminated section header "[d" (expected [name])"#,
+        ),
+        ("[]\n", "1: empty section name"),
+        ("[ ]\n", "1: empty section name"),
+        // Directives outside a section or in the wrong one.
+        (
+            "sequence = 1\n[d]\n",
+            r#"1: "sequence" is outside any section (put it under [options] or a [door] header)"#,
+        ),
+        (
+            "UseSyslog\n",
+            r#"1: "UseSyslog" is outside any section (put it under [options] or a [door] header)"#,
+        ),
+        (
+            "[options]\nsequence = 1\n",
+            "2: sequence belongs in a door section, not in [options]",
+        ),
+        (
+            "[d]\nsequence=1\nLogFile = /x\n",
+            "3: LogFile belongs in [options], not in door [d]",
+        ),
+        ("[options]\nlogfile =\n", "2: logfile: empty value"),
+        (
+            "[options]\nUseSyslog = maybe\n",
+            r#"2: UseSyslog: expected yes or no, found "maybe""#,
+        ),
+        // Doors without exactly one sequence.
+        (
+            "[d]\ncommand = x\n",
+            "1: door [d] has no sequence (give exactly one of Sequence, One_Time_Sequences or HMAC_Secret_File)",
+        ),
+        (
+            "[a]\nsequence=1\n[b]\n",
+            "3: door [b] has no sequence (give exactly one of Sequence, One_Time_Sequences or HMAC_Secret_File)",
+        ),
+        (
+            "[d]\nsequence=1\none_time_sequences=/x\n",
+            "3: one_time_sequences: door [d] already has a sequence from Sequence on line 2 (give exactly one of Sequence, One_Time_Sequences or HMAC_Secret_File)",
+        ),
+        (
+            "[d]\nhmac_secret_file=/k\nsequence=1\n",
+            "3: sequence: door [d] already has a sequence from HMAC_Secret_File on line 2 (give exactly one of Sequence, One_Time_Sequences or HMAC_Secret_File)",
+        ),
+        (
+            "[d]\none_time_sequences =\n",
+            "2: one_time_sequences: empty value",
+        ),
+        (
+            "[d]\nsequence=1\n[d]\nsequence=2\n",
+            "3: duplicate door [d] (first defined on line 1)",
+        ),
+        // Bad ports: no atoi coercion.
+        (
+            "[d]\nsequence = 1,abc\n",
+            r#"2: sequence: bad hit "abc": port "abc" is not a number (expected 1-65535)"#,
+        ),
+        (
+            "[d]\nsequence = 1,-1\n",
+            r#"2: sequence: bad hit "-1": port -1 is negative (expected 1-65535)"#,
+        ),
+        (
+            "[d]\nsequence = 1,2,\n",
+            r#"2: sequence: bad hit "": empty item (a stray or trailing comma?)"#,
+        ),
+        (
+            "[d]\nsequence =\n",
+            r#"2: sequence: bad hit "": empty item (a stray or trailing comma?)"#,
+        ),
+        (
+            "[d]\nsequence = 70000\n",
+            r#"2: sequence: bad hit "70000": port 70000 is out of range (expected 1-65535)"#,
+        ),
+        (
+            "[d]\nsequence = 0\n",
+            r#"2: sequence: bad hit "0": port 0 is out of range (expected 1-65535)"#,
+        ),
+        (
+            "[d]\nsequence = 1:icmp\n",
+            r#"2: sequence: bad hit "1:icmp": unknown protocol "icmp" (expected tcp or udp)"#,
+        ),
+        // Timeouts.
+        (
+            "[d]\nsequence=1\nseq_timeout = -1\n",
+            r#"3: seq_timeout: negative timeout "-1" (expected seconds, e.g. 25 or 0.5)"#,
+        ),
+        (
+            "[d]\nsequence=1\nTimeout = -5\n",
+            r#"3: Timeout: negative timeout "-5" (expected seconds, e.g. 25 or 0.5)"#,
+        ),
+        (
+            "[d]\nsequence=1\ncmd_timeout = -0.5\n",
+            r#"3: cmd_timeout: negative timeout "-0.5" (expected seconds, e.g. 25 or 0.5)"#,
+        ),
+        (
+            "[d]\nsequence=1\nseq_timeout = 5s\n",
+            r#"3: seq_timeout: "5s" is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+        ),
+        (
+            "[d]\nsequence=1\nseq_timeout =\n",
+            "3: seq_timeout: empty value (expected seconds, e.g. 25 or 0.5)",
+        ),
+        // Flags and target.
+        (
+            "[d]\nsequence=1\ntcpflags = syn,bogus\n",
+            r#"3: tcpflags: unknown flag "bogus" (expected fin, syn, rst, psh, ack, urg, ece or cwr, each optionally prefixed with !)"#,
+        ),
+        (
+            "[d]\nsequence=1\ntcpflags =\n",
+            "3: tcpflags: empty flag (a stray or trailing comma?) (expected fin, syn, rst, psh, ack, urg, ece or cwr, each optionally prefixed with !)",
+        ),
+        (
+            "[d]\nsequence=1\ntcpflags = syn,!syn\n",
+            "3: tcpflags: syn is both required and excluded",
+        ),
+        (
+            "[d]\nsequence=1\ntarget = host.example\n",
+            r#"3: target: "host.example" is not an IP address"#,
+        ),
+        // HMAC.
+        (
+            "[d]\nhmac_secret_file=k\nhmac_length=0\n",
+            r#"3: hmac_length: "0" is out of range (expected 1-32)"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_length=33\n",
+            r#"3: hmac_length: "33" is out of range (expected 1-32)"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_ports=9-5\n",
+            r#"3: hmac_ports: port range "9-5": low end is above high end"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_protocols=icmp\n",
+            r#"3: hmac_protocols: unknown protocols "icmp" (expected tcp, udp or mixed)"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_step=0\n",
+            r#"3: hmac_step: "0" is out of range (expected 1-4294967295)"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_skew=11\n",
+            r#"3: hmac_skew: "11" is out of range (expected 0-10)"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_skew=-1\n",
+            r#"3: hmac_skew: "-1" is out of range (expected 0-10)"#,
+        ),
+        (
+            "[d]\nhmac_secret_file=k\nhmac_ports=10-12\n",
+            "1: door [d]: port range 10-12 has 3 ports, fewer than the length 4",
+        ),
+        (
+            "[d]\nsequence=1\nhmac_step=60\n",
+            "3: hmac_step needs HMAC_Secret_File in door [d]",
+        ),
+    ];
+    for (text, want) in table {
+        assert_eq!(
+            err(text),
+            format!("/etc/knockd.conf:{want}"),
+            "config:\n{text}"
+        );
+    }
+}
+
+/// The four examples of knockd's manual page, laid out afresh.
+#[test]
+fn man_page_examples_parse() {
+    let two_doors = "[options]\n    logfile = /var/log/knockd.log\n\n\
+        [openSSH]\n    sequence    = 7000,8000,9000\n    seq_timeout = 10\n    tcpflags    = syn\n\
+        \x20   command     = /sbin/iptables -A INPUT -s %IP% --dport 22 -j ACCEPT\n\n\
+        [closeSSH]\n    sequence    = 9000,8000,7000\n    seq_timeout = 10\n    tcpflags    = syn\n\
+        \x20   command     = /sbin/iptables -D INPUT -s %IP% --dport 22 -j ACCEPT\n";
+    let c = p(two_doors).unwrap();
+    assert_eq!(c.doors.len(), 2);
+    assert_eq!(
+        fixed(&c.doors[1]),
+        [Hit::tcp(9000), Hit::tcp(8000), Hit::tcp(7000)]
+    );
+    assert_eq!(c.doors[0].tcp_flags.set, TcpFlags::SYN);
+
+    let open_close = "[options]\n\tlogfile = /var/log/knockd.log\n[opencloseSSH]\n\
+        \tsequence = 2222:udp,3333:tcp,4444:udp\n\tseq_timeout = 15\n\ttcpflags = syn,ack\n\
+        \tstart_command = /usr/sbin/iptables -A INPUT -s %IP% -p tcp --syn -j ACCEPT\n\
+        \tcmd_timeout = 5\n\
+        \tstop_command = /usr/sbin/iptables -D INPUT -s %IP% -p tcp --syn -j ACCEPT\n";
+    let d = &p(open_close).unwrap().doors[0];
+    assert_eq!(fixed(d), [Hit::udp(2222), Hit::tcp(3333), Hit::udp(4444)]);
+    assert_eq!(d.tcp_flags.set, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(d.cmd_timeout, Duration::from_secs(5));
+    assert!(d.stop_command_for(false).unwrap().contains("-D INPUT"));
+
+    let one_time = "[options]\nlogfile = /var/log/knockd.log\n[opencloseSMTP]\n\
+        one_time_sequences = /etc/knockd/smtp_sequences\nseq_timeout = 15\ntcpflags = fin,!ack\n\
+        start_command = /usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT\n\
+        cmd_timeout = 5\n\
+        stop_command = /usr/sbin/iptables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT\n";
+    let d = &p(one_time).unwrap().doors[0];
+    assert_eq!(
+        d.tcp_flags,
+        FlagRule {
+            set: TcpFlags::FIN,
+            clear: TcpFlags::ACK
+        }
+    );
+    assert!(matches!(d.sequence, SequenceSource::OneTime(_)));
+
+    let dual_stack = format!(
+        "{one_time}start_command_6 = /usr/sbin/ip6tables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT\n\
+         stop_command_6 = /usr/sbin/ip6tables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT\n"
+    );
+    let d = &p(&dual_stack).unwrap().doors[0];
+    assert!(
+        d.start_command_for(true)
+            .unwrap()
+            .starts_with("/usr/sbin/ip6tables -A")
+    );
+    assert!(
+        d.stop_command_for(true)
+            .unwrap()
+            .starts_with("/usr/sbin/ip6tables -D")
+    );
+    assert!(
+        d.start_command_for(false)
+            .unwrap()
+            .starts_with("/usr/sbin/iptables -A")
+    );
+}
+
+/// Debian's default /etc/knockd.conf: a bare UseSyslog and three syn doors.
+#[test]
+fn debian_default_layout_parses() {
+    let text = "[options]\n\tUseSyslog\n\n\
+        [openSSH]\n\tsequence    = 7000,8000,9000\n\tseq_timeout = 5\n\
+        \tcommand     = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n\ttcpflags    = syn\n\n\
+        [closeSSH]\n\tsequence    = 9000,8000,7000\n\tseq_timeout = 5\n\
+        \tcommand     = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n\ttcpflags    = syn\n\n\
+        [openHTTPS]\n\tsequence    = 12345,54321,24680,13579\n\tseq_timeout = 5\n\
+        \tcommand     = /usr/local/sbin/knock_add -i -c INPUT -p tcp -d 443 -f %IP%\n\ttcpflags    = syn\n";
+    let c = p(text).unwrap();
+    assert!(c.use_syslog);
+    let names: Vec<&str> = c.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["openSSH", "closeSSH", "openHTTPS"]);
+    assert!(
+        c.doors
+            .iter()
+            .all(|d| d.seq_timeout == Duration::from_secs(5))
+    );
+}
+
+/// The file Debian's knockd package installs, when it is on this machine.
+#[test]
+fn installed_knockd_conf_parses() {
+    let path = Path::new("/etc/knockd.conf");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        eprintln!("skipped: {} is not installed", path.display());
+        return;
+    };
+    let c = parse(&text, path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.doors.is_empty());
+}

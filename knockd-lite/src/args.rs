@@ -1,0 +1,155 @@
+//! Command-line flags: knockd's own set, plus `--check`, `--list-interfaces` and
+//! `--max-attempts`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::engine::DEFAULT_MAX_ATTEMPTS;
+
+/// A knockd-compatible port-knock server: reads knockd.conf, captures at the link layer,
+/// matches knocks with knockd's semantics (and without its bugs) and runs the door's commands.
+#[derive(Clone, Debug, PartialEq, Eq, Parser)]
+#[command(name = "knockd-lite", version)]
+pub struct Args {
+    /// Interface to listen on (default: the config's Interface, else eth0).
+    #[arg(short, long, value_name = "IF")]
+    pub interface: Option<String>,
+
+    /// Become a daemon: detach and write the pidfile.
+    #[arg(short, long)]
+    pub daemon: bool,
+
+    /// Configuration file.
+    #[arg(short, long, value_name = "FILE", default_value = "/etc/knockd.conf")]
+    pub config: PathBuf,
+
+    /// Output debugging messages (a line per packet).
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+
+    /// Look up DNS names for log lines (never for commands; may be a security risk).
+    #[arg(short, long)]
+    pub lookup: bool,
+
+    /// Pidfile to use in daemon mode (default: the config's PidFile).
+    #[arg(short, long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Log file (default: the config's LogFile).
+    #[arg(short = 'g', long, value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+
+    /// Output verbose status messages.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Ignore IPv6 packets and handle only IPv4.
+    #[arg(short = '4', long = "only-ip-v4")]
+    pub only_ipv4: bool,
+
+    /// Validate the configuration, print every door and the capture filter, and exit.
+    #[arg(long)]
+    pub check: bool,
+
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(long)]
+    pub list_interfaces: bool,
+
+    /// Cap on knock attempts in progress; at the cap, attempts still at their first step are
+    /// evicted first.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_ATTEMPTS,
+        value_parser = parse_max_attempts
+    )]
+    pub max_attempts: usize,
+}
+
+fn parse_max_attempts(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("knockd-lite").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn knockd_flags() {
+        let a = parse(&[
+            "-i",
+            "ks0",
+            "-d",
+            "-c",
+            "/tmp/k.conf",
+            "-D",
+            "-l",
+            "-p",
+            "/run/k.pid",
+            "-g",
+            "/tmp/k.log",
+            "-v",
+            "-4",
+        ])
+        .unwrap();
+        assert_eq!(a.interface.as_deref(), Some("ks0"));
+        assert!(a.daemon && a.debug && a.lookup && a.verbose && a.only_ipv4);
+        assert_eq!(a.config, PathBuf::from("/tmp/k.conf"));
+        assert_eq!(a.pidfile, Some(PathBuf::from("/run/k.pid")));
+        assert_eq!(a.logfile, Some(PathBuf::from("/tmp/k.log")));
+        let long = parse(&[
+            "--interface=ks0",
+            "--daemon",
+            "--config",
+            "/tmp/k.conf",
+            "--debug",
+            "--lookup",
+            "--pidfile",
+            "/run/k.pid",
+            "--logfile",
+            "/tmp/k.log",
+            "--verbose",
+            "--only-ip-v4",
+        ])
+        .unwrap();
+        assert_eq!(a, long);
+    }
+
+    #[test]
+    fn defaults_and_additions() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.config, PathBuf::from("/etc/knockd.conf"));
+        assert_eq!(a.max_attempts, 100_000);
+        assert!(!a.check && !a.list_interfaces && !a.daemon);
+        let a = parse(&["--check", "--list-interfaces", "--max-attempts", "5000"]).unwrap();
+        assert!(a.check && a.list_interfaces);
+        assert_eq!(a.max_attempts, 5000);
+    }
+
+    #[test]
+    fn errors_help_and_version() {
+        assert_eq!(
+            parse(&["-x"]).unwrap_err().kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(parse(&["-c"]).unwrap_err().kind(), ErrorKind::InvalidValue);
+        assert_eq!(
+            parse(&["--max-attempts", "0"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        assert_eq!(
+            parse(&["-V"]).unwrap_err().kind(),
+            ErrorKind::DisplayVersion
+        );
+    }
+}

@@ -1,0 +1,1035 @@
+//! Classic BPF for the capture socket: compiles capture rules into the in-kernel filter, and
+//! runs such a program in user space (for the replay source, and to refilter frames that were
+//! queued under the previous filter when the rules change).
+//!
+//! The program accepts a frame when it carries IPv4 or IPv6 with TCP or UDP directly after
+//! the IP header (first IPv4 fragment only), whose destination port and TCP flags satisfy some
+//! rule. IPv6 extension headers (hop-by-hop, routing, fragment, destination options) are
+//! walked up to [`EXT_WALK`] deep; a packet with more is passed up whole, for the user-space
+//! parser to walk. On Ethernet, up to two
+//! in-band VLAN tags (802.1Q or 802.1ad) are skipped. The outer tag of a received frame is
+//! usually already stripped by the kernel into metadata before the filter runs, so the filter
+//! sees such a frame as untagged and tagged knocks match like plain ones.
+
+use std::fmt;
+
+use knock_core::hit::Proto;
+
+use super::LinkKind;
+use crate::filter::CaptureRule;
+
+/// How many bytes of an accepted frame the kernel hands up: all of it, since knock packets
+/// are small and the parser checks IP lengths against what it got.
+pub const SNAP_LEN: u32 = 0xffff;
+
+/// How many IPv6 extension headers the filter walks before it hands the packet up.
+pub const EXT_WALK: usize = 3;
+
+/// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
+pub const MAX_INSNS: usize = 4096;
+
+/// One instruction, laid out exactly like the kernel's `struct sock_filter`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// Opcode parts, as in `<linux/filter.h>`.
+mod op {
+    pub(super) const LD: u16 = 0x00;
+    pub(super) const LDX: u16 = 0x01;
+    pub(super) const ST: u16 = 0x02;
+    pub(super) const STX: u16 = 0x03;
+    pub(super) const ALU: u16 = 0x04;
+    pub(super) const JMP: u16 = 0x05;
+    pub(super) const RET: u16 = 0x06;
+    pub(super) const MISC: u16 = 0x07;
+
+    pub(super) const W: u16 = 0x00;
+    pub(super) const H: u16 = 0x08;
+    pub(super) const B: u16 = 0x10;
+
+    pub(super) const IMM: u16 = 0x00;
+    pub(super) const ABS: u16 = 0x20;
+    pub(super) const IND: u16 = 0x40;
+    pub(super) const MEM: u16 = 0x60;
+    pub(super) const LEN: u16 = 0x80;
+    pub(super) const MSH: u16 = 0xa0;
+
+    pub(super) const ADD: u16 = 0x00;
+    pub(super) const SUB: u16 = 0x10;
+    pub(super) const MUL: u16 = 0x20;
+    pub(super) const DIV: u16 = 0x30;
+    pub(super) const OR: u16 = 0x40;
+    pub(super) const AND: u16 = 0x50;
+    pub(super) const LSH: u16 = 0x60;
+    pub(super) const RSH: u16 = 0x70;
+    pub(super) const NEG: u16 = 0x80;
+    pub(super) const MOD: u16 = 0x90;
+    pub(super) const XOR: u16 = 0xa0;
+
+    pub(super) const JA: u16 = 0x00;
+    pub(super) const JEQ: u16 = 0x10;
+    pub(super) const JGT: u16 = 0x20;
+    pub(super) const JGE: u16 = 0x30;
+    pub(super) const JSET: u16 = 0x40;
+
+    pub(super) const K: u16 = 0x00;
+    pub(super) const X: u16 = 0x08;
+    pub(super) const A: u16 = 0x10;
+
+    pub(super) const TAX: u16 = 0x00;
+    pub(super) const TXA: u16 = 0x80;
+}
+
+/// Which IP versions the filter lets through (`-4` restricts it to IPv4, as knockd's does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Families {
+    Both,
+    V4Only,
+}
+
+/// The rules need more instructions than the kernel accepts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "capture filter for {rules} rules needs {insns} BPF instructions, more than the kernel's {MAX_INSNS}"
+)]
+pub struct FilterTooLarge {
+    pub rules: usize,
+    pub insns: usize,
+}
+
+/// A classic BPF program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    insns: Vec<Insn>,
+}
+
+impl Program {
+    /// A program that accepts nothing.
+    pub fn reject_all() -> Program {
+        Program {
+            insns: vec![ret(0)],
+        }
+    }
+
+    pub fn insns(&self) -> &[Insn] {
+        &self.insns
+    }
+
+    /// Runs the program over a frame the way the kernel does: the return value is how many
+    /// bytes to keep, 0 meaning drop. Loads past the end of the frame drop it.
+    pub fn run(&self, frame: &[u8]) -> u32 {
+        run(&self.insns, frame)
+    }
+
+    /// Whether the program accepts this frame.
+    pub fn accepts(&self, frame: &[u8]) -> bool {
+        self.run(frame) != 0
+    }
+}
+
+/// One instruction per line, in the style of `tcpdump -d`.
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (pc, insn) in self.insns.iter().enumerate() {
+            writeln!(f, "({pc:03}) {}", disassemble(pc, insn))?;
+        }
+        Ok(())
+    }
+}
+
+/// Compiles `rules` into a filter for frames of this link type. No rules: a program that
+/// drops everything.
+pub fn compile(
+    rules: &[CaptureRule],
+    link: LinkKind,
+    families: Families,
+) -> Result<Program, FilterTooLarge> {
+    if rules.is_empty() {
+        return Ok(Program::reject_all());
+    }
+    let mut a = Asm::default();
+    let (v4, v6, drop) = (a.label(), a.label(), a.label());
+
+    // Link layer: leave the ethertype (or IP version) in A and the IP header offset in X.
+    match link {
+        LinkKind::Ethernet => {
+            let (tag1, tag2, l3) = (a.label(), a.label(), a.label());
+            a.emit(ldx_imm(14));
+            a.emit(ld_abs(op::H, 12));
+            a.jeq(0x8100, Some(tag1), None);
+            a.jeq(0x88a8, Some(tag1), Some(l3));
+            a.bind(tag1);
+            a.emit(ldx_imm(18));
+            a.emit(ld_abs(op::H, 16));
+            a.jeq(0x8100, Some(tag2), None);
+            a.jeq(0x88a8, Some(tag2), Some(l3));
+            a.bind(tag2);
+            a.emit(ldx_imm(22));
+            a.emit(ld_abs(op::H, 20));
+            a.bind(l3);
+            a.jeq(0x0800, Some(v4), None);
+            a.jeq(0x86dd, Some(v6), Some(drop));
+        }
+        LinkKind::RawIp => {
+            a.emit(ldx_imm(0));
+            a.emit(ld_abs(op::B, 0));
+            a.emit(alu_k(op::RSH, 4));
+            a.jeq(4, Some(v4), None);
+            a.jeq(6, Some(v6), Some(drop));
+        }
+    }
+
+    // IPv4: drop later fragments (no ports in them), keep the protocol in M[0], and move X
+    // past the header, whose length is in the low nibble of its first byte.
+    let l4 = a.label();
+    a.bind(v4);
+    a.emit(ld_ind(op::H, 6));
+    a.jset(0x1fff, Some(drop), None);
+    a.emit(ld_ind(op::B, 9));
+    a.emit(st(0));
+    a.emit(ld_ind(op::B, 0));
+    a.emit(alu_k(op::AND, 0x0f));
+    a.emit(alu_k(op::LSH, 2));
+    a.emit(alu_x(op::ADD));
+    a.emit(misc(op::TAX));
+    a.ja(l4);
+
+    // IPv6: a fixed 40-byte header, then up to EXT_WALK extension headers (hop-by-hop,
+    // routing, destination options, fragment) are walked; a packet with more goes up to
+    // user space whole. Later fragments carry no ports and are dropped.
+    a.bind(v6);
+    if families == Families::V4Only {
+        a.ja(drop);
+    } else {
+        a.emit(ld_ind(op::B, 6));
+        a.emit(st(0));
+        a.emit(misc(op::TXA));
+        a.emit(alu_k(op::ADD, 40));
+        a.emit(misc(op::TAX));
+        for _ in 0..EXT_WALK {
+            let (generic, fragment, next) = (a.label(), a.label(), a.label());
+            a.emit(ld_mem(0));
+            a.jeq(6, Some(l4), None);
+            a.jeq(17, Some(l4), None);
+            for ext in [0, 43, 60] {
+                a.jeq(ext, Some(generic), None);
+            }
+            a.jeq(44, Some(fragment), Some(drop));
+            // Length in 8-octet units, not counting the first 8.
+            a.bind(generic);
+            a.emit(ld_ind(op::B, 0));
+            a.emit(st(0));
+            a.emit(ld_ind(op::B, 1));
+            a.emit(alu_k(op::ADD, 1));
+            a.emit(alu_k(op::LSH, 3));
+            a.emit(alu_x(op::ADD));
+            a.emit(misc(op::TAX));
+            a.ja(next);
+            a.bind(fragment);
+            a.emit(ld_ind(op::H, 2));
+            a.jset(0xfff8, Some(drop), None);
+            a.emit(ld_ind(op::B, 0));
+            a.emit(st(0));
+            a.emit(misc(op::TXA));
+            a.emit(alu_k(op::ADD, 8));
+            a.emit(misc(op::TAX));
+            a.bind(next);
+        }
+        let pass = a.label();
+        a.emit(ld_mem(0));
+        a.jeq(6, Some(l4), None);
+        a.jeq(17, Some(l4), None);
+        for ext in [0, 43, 44, 60] {
+            a.jeq(ext, Some(pass), None);
+        }
+        a.ja(drop);
+        a.bind(pass);
+        a.emit(ret(SNAP_LEN));
+    }
+
+    // Transport: X is the TCP/UDP header offset, M[0] the protocol.
+    let (tcp, udp) = (a.label(), a.label());
+    a.bind(l4);
+    a.emit(ld_mem(0));
+    // The port tables can be long, so the protocol dispatch uses `ja` to reach them.
+    let not_tcp = a.label();
+    a.jeq(u32::from(Proto::Tcp.number()), None, Some(not_tcp));
+    a.ja(tcp);
+    a.bind(not_tcp);
+    a.jeq(u32::from(Proto::Udp.number()), None, Some(drop));
+    a.ja(udp);
+    a.bind(drop);
+    a.emit(ret(0));
+
+    for (proto, entry) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
+        a.bind(entry);
+        port_table(&mut a, &groups(rules, proto));
+    }
+
+    let insns = a.finish();
+    if insns.len() > MAX_INSNS {
+        return Err(FilterTooLarge {
+            rules: rules.len(),
+            insns: insns.len(),
+        });
+    }
+    Ok(Program { insns })
+}
+
+/// Ports `lo..=hi` that share the same list of flag tests; `flags` empty means any flags.
+#[derive(Debug, PartialEq, Eq)]
+struct PortGroup {
+    lo: u16,
+    hi: u16,
+    flags: Vec<(u8, u8)>,
+}
+
+/// Groups the rules of one protocol by port, as (mask, value) flag tests, merging runs of
+/// consecutive ports with the same tests into ranges.
+fn groups(rules: &[CaptureRule], proto: Proto) -> Vec<PortGroup> {
+    // Per port: its (mask, value) tests, or None for "any flags".
+    type Tests = Option<Vec<(u8, u8)>>;
+    let mut ports: Vec<(u16, Tests)> = Vec::new();
+    let mut sorted: Vec<&CaptureRule> = rules.iter().filter(|r| r.proto == proto).collect();
+    sorted.sort_by_key(|r| r.port);
+    for rule in sorted {
+        // None stands for "any flags", which absorbs every other test on the port.
+        let test = if proto == Proto::Udp || rule.flags.is_any() {
+            None
+        } else {
+            let mask = rule.flags.set.bits() | rule.flags.clear.bits();
+            Some((mask, rule.flags.set.bits()))
+        };
+        match ports.last_mut() {
+            Some((port, tests)) if *port == rule.port => match (tests.as_mut(), test) {
+                (Some(list), Some(t)) => {
+                    if !list.contains(&t) {
+                        list.push(t);
+                    }
+                }
+                _ => *tests = None,
+            },
+            _ => ports.push((rule.port, test.map(|t| vec![t]))),
+        }
+    }
+    let mut out: Vec<PortGroup> = Vec::new();
+    for (port, tests) in ports {
+        let mut flags = tests.unwrap_or_default();
+        flags.sort_unstable();
+        match out.last_mut() {
+            Some(g) if u32::from(g.hi) + 1 == u32::from(port) && g.flags == flags => g.hi = port,
+            _ => out.push(PortGroup {
+                lo: port,
+                hi: port,
+                flags,
+            }),
+        }
+    }
+    out
+}
+
+/// Dispatch on the destination port, then one block per group testing the flags. Every
+/// conditional jump is local; the long ones are `ja`, whose offset is 32 bits.
+fn port_table(a: &mut Asm, groups: &[PortGroup]) {
+    if groups.is_empty() {
+        a.emit(ret(0));
+        return;
+    }
+    a.emit(ld_ind(op::H, 2));
+    let blocks: Vec<Label> = groups.iter().map(|_| a.label()).collect();
+    for (g, &block) in groups.iter().zip(&blocks) {
+        let next = a.label();
+        if g.lo == g.hi {
+            a.jeq(u32::from(g.lo), None, Some(next));
+        } else {
+            a.jge(u32::from(g.lo), None, Some(next));
+            a.jgt(u32::from(g.hi), Some(next), None);
+        }
+        a.ja(block);
+        a.bind(next);
+    }
+    a.emit(ret(0));
+    for (g, &block) in groups.iter().zip(&blocks) {
+        a.bind(block);
+        if g.flags.is_empty() {
+            a.emit(ret(SNAP_LEN));
+            continue;
+        }
+        for &(mask, value) in &g.flags {
+            let next = a.label();
+            a.emit(ld_ind(op::B, 13));
+            a.emit(alu_k(op::AND, u32::from(mask)));
+            a.jeq(u32::from(value), None, Some(next));
+            a.emit(ret(SNAP_LEN));
+            a.bind(next);
+        }
+        a.emit(ret(0));
+    }
+}
+
+const fn insn(code: u16, k: u32) -> Insn {
+    Insn {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+const fn ret(k: u32) -> Insn {
+    insn(op::RET | op::K, k)
+}
+const fn ld_abs(size: u16, k: u32) -> Insn {
+    insn(op::LD | size | op::ABS, k)
+}
+const fn ld_ind(size: u16, k: u32) -> Insn {
+    insn(op::LD | size | op::IND, k)
+}
+const fn ld_mem(slot: u32) -> Insn {
+    insn(op::LD | op::MEM, slot)
+}
+const fn st(slot: u32) -> Insn {
+    insn(op::ST, slot)
+}
+const fn ldx_imm(k: u32) -> Insn {
+    insn(op::LDX | op::W | op::IMM, k)
+}
+const fn alu_k(alu: u16, k: u32) -> Insn {
+    insn(op::ALU | alu | op::K, k)
+}
+const fn alu_x(alu: u16) -> Insn {
+    insn(op::ALU | alu | op::X, 0)
+}
+const fn misc(m: u16) -> Insn {
+    insn(op::MISC | m, 0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Label(usize);
+
+/// A tiny assembler: jumps name labels, resolved to forward offsets by `finish`.
+#[derive(Default)]
+struct Asm {
+    insns: Vec<Insn>,
+    /// (instruction index, jt label, jf label); `None` means the next instruction.
+    jumps: Vec<(usize, Option<Label>, Option<Label>)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Asm {
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+    fn bind(&mut self, l: Label) {
+        debug_assert!(self.labels[l.0].is_none(), "label bound twice");
+        self.labels[l.0] = Some(self.insns.len());
+    }
+    fn emit(&mut self, i: Insn) {
+        self.insns.push(i);
+    }
+    fn cond(&mut self, jmp: u16, k: u32, jt: Option<Label>, jf: Option<Label>) {
+        self.jumps.push((self.insns.len(), jt, jf));
+        self.emit(insn(op::JMP | jmp | op::K, k));
+    }
+    fn jeq(&mut self, k: u32, jt: Option<Label>, jf: Option<Label>) {
+        self.cond(op::JEQ, k, jt, jf);
+    }
+    fn jgt(&mut self, k: u32, jt: Option<Label>, jf: Option<Label>) {
+        self.cond(op::JGT, k, jt, jf);
+    }
+    fn jge(&mut self, k: u32, jt: Option<Label>, jf: Option<Label>) {
+        self.cond(op::JGE, k, jt, jf);
+    }
+    fn jset(&mut self, k: u32, jt: Option<Label>, jf: Option<Label>) {
+        self.cond(op::JSET, k, jt, jf);
+    }
+    fn ja(&mut self, to: Label) {
+        self.jumps.push((self.insns.len(), Some(to), None));
+        self.emit(insn(op::JMP | op::JA, 0));
+    }
+
+    fn finish(mut self) -> Vec<Insn> {
+        for &(at, jt, jf) in &self.jumps {
+            let offset = |l: Option<Label>| -> u32 {
+                let Some(l) = l else { return 0 };
+                let target = self.labels[l.0].expect("jump to an unbound label");
+                assert!(target > at, "classic BPF jumps only forward");
+                u32::try_from(target - at - 1).expect("program fits u32")
+            };
+            let insn = &mut self.insns[at];
+            if insn.code == op::JMP | op::JA {
+                insn.k = offset(jt);
+            } else {
+                // The layout keeps conditional targets within a few instructions.
+                insn.jt = u8::try_from(offset(jt)).expect("conditional jump within 255");
+                insn.jf = u8::try_from(offset(jf)).expect("conditional jump within 255");
+            }
+        }
+        self.insns
+    }
+}
+
+/// The classic BPF machine, as the kernel runs it for socket filters (without the
+/// ancillary loads, which these programs don't use).
+fn run(prog: &[Insn], pkt: &[u8]) -> u32 {
+    let (mut a, mut x) = (0u32, 0u32);
+    let mut mem = [0u32; 16];
+    let mut pc = 0usize;
+    let load = |off: u32, size: u16| -> Option<u32> {
+        let off = usize::try_from(off).ok()?;
+        let n = match size {
+            op::W => 4,
+            op::H => 2,
+            _ => 1,
+        };
+        let bytes = pkt.get(off..off.checked_add(n)?)?;
+        Some(bytes.iter().fold(0u32, |v, &b| (v << 8) | u32::from(b)))
+    };
+    while let Some(i) = prog.get(pc) {
+        pc += 1;
+        let class = i.code & 0x07;
+        let size = i.code & 0x18;
+        let mode = i.code & 0xe0;
+        match class {
+            op::LD | op::LDX => {
+                let v = match mode {
+                    op::IMM => Some(i.k),
+                    op::ABS => load(i.k, size),
+                    op::IND => load(x.wrapping_add(i.k), size),
+                    op::MEM => mem.get(i.k as usize).copied(),
+                    op::LEN => u32::try_from(pkt.len()).ok(),
+                    op::MSH if class == op::LDX => load(i.k, op::B).map(|b| (b & 0x0f) << 2),
+                    _ => None,
+                };
+                let Some(v) = v else { return 0 };
+                if class == op::LD {
+                    a = v;
+                } else {
+                    x = v;
+                }
+            }
+            op::ST | op::STX => {
+                let Some(slot) = mem.get_mut(i.k as usize) else {
+                    return 0;
+                };
+                *slot = if class == op::ST { a } else { x };
+            }
+            op::ALU => {
+                let src = if i.code & op::X != 0 { x } else { i.k };
+                a = match i.code & 0xf0 {
+                    op::ADD => a.wrapping_add(src),
+                    op::SUB => a.wrapping_sub(src),
+                    op::MUL => a.wrapping_mul(src),
+                    op::DIV | op::MOD if src == 0 => return 0,
+                    op::DIV => a / src,
+                    op::MOD => a % src,
+                    op::OR => a | src,
+                    op::AND => a & src,
+                    op::XOR => a ^ src,
+                    op::LSH => a.checked_shl(src).unwrap_or(0),
+                    op::RSH => a.checked_shr(src).unwrap_or(0),
+                    op::NEG => a.wrapping_neg(),
+                    _ => return 0,
+                };
+            }
+            op::JMP => {
+                let src = if i.code & op::X != 0 { x } else { i.k };
+                let taken = match i.code & 0xf0 {
+                    op::JA => {
+                        pc = pc.saturating_add(i.k as usize);
+                        continue;
+                    }
+                    op::JEQ => a == src,
+                    op::JGT => a > src,
+                    op::JGE => a >= src,
+                    op::JSET => a & src != 0,
+                    _ => return 0,
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            op::RET => return if i.code & op::A != 0 { a } else { i.k },
+            op::MISC => {
+                if i.code & 0xf8 == op::TXA {
+                    a = x;
+                } else {
+                    x = a;
+                }
+            }
+            _ => return 0,
+        }
+    }
+    0
+}
+
+fn disassemble(pc: usize, i: &Insn) -> String {
+    let class = i.code & 0x07;
+    let size = match i.code & 0x18 {
+        op::H => "h",
+        op::B => "b",
+        _ => "",
+    };
+    let target = |off: u32| pc + 1 + off as usize;
+    match class {
+        op::LD | op::LDX => {
+            let reg = if class == op::LD { "ld" } else { "ldx" };
+            match i.code & 0xe0 {
+                op::IMM => format!("{reg} #{}", i.k),
+                op::ABS => format!("{reg}{size} [{}]", i.k),
+                op::IND => format!("{reg}{size} [x + {}]", i.k),
+                op::MEM => format!("{reg} M[{}]", i.k),
+                op::LEN => format!("{reg} #pktlen"),
+                op::MSH => format!("{reg} 4*([{}]&0xf)", i.k),
+                _ => format!("{reg} ?{:#06x}", i.code),
+            }
+        }
+        op::ST => format!("st M[{}]", i.k),
+        op::STX => format!("stx M[{}]", i.k),
+        op::ALU => {
+            let name = match i.code & 0xf0 {
+                op::ADD => "add",
+                op::SUB => "sub",
+                op::MUL => "mul",
+                op::DIV => "div",
+                op::MOD => "mod",
+                op::OR => "or",
+                op::AND => "and",
+                op::XOR => "xor",
+                op::LSH => "lsh",
+                op::RSH => "rsh",
+                op::NEG => return "neg".to_string(),
+                _ => "alu?",
+            };
+            if i.code & op::X != 0 {
+                format!("{name} x")
+            } else {
+                format!("{name} #{:#x}", i.k)
+            }
+        }
+        op::JMP => {
+            let name = match i.code & 0xf0 {
+                op::JA => return format!("ja {}", target(i.k)),
+                op::JEQ => "jeq",
+                op::JGT => "jgt",
+                op::JGE => "jge",
+                op::JSET => "jset",
+                _ => "j?",
+            };
+            format!(
+                "{name} #{:#x} jt {} jf {}",
+                i.k,
+                target(u32::from(i.jt)),
+                target(u32::from(i.jf))
+            )
+        }
+        op::RET if i.code & op::A != 0 => "ret a".to_string(),
+        op::RET => format!("ret #{}", i.k),
+        op::MISC if i.code & 0xf8 == op::TXA => "txa".to_string(),
+        op::MISC => "tax".to_string(),
+        _ => format!("?{:#06x}", i.code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knock_core::hit::{FlagRule, TcpFlags};
+
+    // Hand-built frames: only the fields the filter reads are meaningful.
+
+    fn tcp(dport: u16, flags: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 20];
+        h[0..2].copy_from_slice(&40000u16.to_be_bytes()); // source port
+        h[2..4].copy_from_slice(&dport.to_be_bytes()); // destination port
+        h[12] = 5 << 4; // data offset
+        h[13] = flags;
+        h
+    }
+
+    fn udp(dport: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 8];
+        h[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        h[2..4].copy_from_slice(&dport.to_be_bytes());
+        h[4..6].copy_from_slice(&8u16.to_be_bytes()); // length
+        h
+    }
+
+    /// IPv4 with `options` 32-bit words of options and this fragment field.
+    fn ipv4_opts(proto: u8, options: usize, frag: u16, l4: &[u8]) -> Vec<u8> {
+        let ihl = 5 + options;
+        let mut h = vec![0u8; ihl * 4];
+        h[0] = 0x40 | ihl as u8;
+        let total = (h.len() + l4.len()) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[6..8].copy_from_slice(&frag.to_be_bytes());
+        h[8] = 64; // ttl
+        h[9] = proto;
+        h[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        h[16..20].copy_from_slice(&[192, 0, 2, 2]);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    fn ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        ipv4_opts(proto, 0, 0x4000, l4) // DF set, offset 0
+    }
+
+    fn ipv6(next: u8, l4: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 40];
+        h[0] = 0x60;
+        h[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        h[6] = next;
+        h[7] = 64;
+        h[8..10].copy_from_slice(&[0x20, 0x01]);
+        h[24..26].copy_from_slice(&[0x20, 0x01]);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    /// Ethernet with these VLAN tags (TPID, VID) before the ethertype.
+    fn eth_tagged(tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+        for &(tpid, vid) in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        eth_tagged(&[], ethertype, payload)
+    }
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const PSH: u8 = 0x08;
+
+    fn rule(proto: Proto, port: u16, flags: FlagRule) -> CaptureRule {
+        CaptureRule { proto, port, flags }
+    }
+
+    fn syn_not_ack(port: u16) -> CaptureRule {
+        rule(
+            Proto::Tcp,
+            port,
+            FlagRule {
+                set: TcpFlags::SYN,
+                clear: TcpFlags::ACK,
+            },
+        )
+    }
+
+    fn door_rules() -> Vec<CaptureRule> {
+        vec![
+            syn_not_ack(7000),
+            rule(Proto::Udp, 8000, FlagRule::ANY),
+            rule(
+                Proto::Tcp,
+                9000,
+                FlagRule::exact(TcpFlags::FIN | TcpFlags::PSH),
+            ),
+        ]
+    }
+
+    fn prog(link: LinkKind) -> Program {
+        compile(&door_rules(), link, Families::Both).unwrap()
+    }
+
+    /// Every transport case of `door_rules`, with whether it must pass.
+    fn transport_cases() -> Vec<(&'static str, u8, Vec<u8>, bool)> {
+        vec![
+            ("syn to 7000", 6, tcp(7000, SYN), true),
+            ("syn+ack to 7000", 6, tcp(7000, SYN | ACK), false),
+            ("fin to 7000", 6, tcp(7000, FIN), false),
+            ("syn to 7001", 6, tcp(7001, SYN), false),
+            ("udp to 8000", 17, udp(8000), true),
+            ("udp to 7000", 17, udp(7000), false),
+            ("tcp syn to udp port 8000", 6, tcp(8000, SYN), false),
+            ("fin+psh to 9000", 6, tcp(9000, FIN | PSH), true),
+            ("fin+psh+ack to 9000", 6, tcp(9000, FIN | PSH | ACK), false),
+            ("fin to 9000", 6, tcp(9000, FIN), false),
+            ("icmp", 1, vec![8, 0, 0, 0, 0, 0, 0, 0], false),
+        ]
+    }
+
+    #[test]
+    fn ethernet_ipv4_and_ipv6() {
+        let p = prog(LinkKind::Ethernet);
+        for (name, proto, l4, want) in transport_cases() {
+            assert_eq!(
+                p.accepts(&eth(0x0800, &ipv4(proto, &l4))),
+                want,
+                "v4 {name}"
+            );
+            let proto6 = if proto == 1 { 58 } else { proto };
+            assert_eq!(
+                p.accepts(&eth(0x86dd, &ipv6(proto6, &l4))),
+                want,
+                "v6 {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_ip_link() {
+        let p = prog(LinkKind::RawIp);
+        for (name, proto, l4, want) in transport_cases() {
+            assert_eq!(p.accepts(&ipv4(proto, &l4)), want, "v4 {name}");
+            let proto6 = if proto == 1 { 58 } else { proto };
+            assert_eq!(p.accepts(&ipv6(proto6, &l4)), want, "v6 {name}");
+        }
+        // An Ethernet frame read as raw IP starts with a MAC address, not an IP version.
+        assert!(!p.accepts(&eth(0x0800, &ipv4(6, &tcp(7000, SYN)))));
+    }
+
+    #[test]
+    fn ipv4_options_move_the_transport_header() {
+        let p = prog(LinkKind::Ethernet);
+        for words in [1, 3, 10] {
+            let ok = eth(0x0800, &ipv4_opts(6, words, 0, &tcp(7000, SYN)));
+            let bad = eth(0x0800, &ipv4_opts(6, words, 0, &tcp(7001, SYN)));
+            assert!(p.accepts(&ok), "{words} option words");
+            assert!(!p.accepts(&bad), "{words} option words, wrong port");
+        }
+    }
+
+    #[test]
+    fn later_fragments_are_dropped_first_fragments_pass() {
+        let p = prog(LinkKind::Ethernet);
+        let more_fragments = 0x2000;
+        assert!(p.accepts(&eth(
+            0x0800,
+            &ipv4_opts(6, 0, more_fragments, &tcp(7000, SYN))
+        )));
+        // Offset 8 bytes: the "TCP header" here is payload of the datagram.
+        assert!(!p.accepts(&eth(0x0800, &ipv4_opts(6, 0, 1, &tcp(7000, SYN)))));
+    }
+
+    #[test]
+    fn vlan_tags_in_band_are_skipped() {
+        let p = prog(LinkKind::Ethernet);
+        let v4 = ipv4(6, &tcp(7000, SYN));
+        let v6 = ipv6(17, &udp(8000));
+        for tags in [
+            vec![(0x8100, 10)],
+            vec![(0x88a8, 100), (0x8100, 10)],
+            vec![(0x8100, 100), (0x8100, 10)],
+        ] {
+            assert!(p.accepts(&eth_tagged(&tags, 0x0800, &v4)), "{tags:?}");
+            assert!(p.accepts(&eth_tagged(&tags, 0x86dd, &v6)), "{tags:?}");
+            let wrong = ipv4(6, &tcp(7000, SYN | ACK));
+            assert!(!p.accepts(&eth_tagged(&tags, 0x0800, &wrong)), "{tags:?}");
+        }
+        // Three tags are beyond what the filter unwraps.
+        let three = [(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
+        assert!(!p.accepts(&eth_tagged(&three, 0x0800, &v4)));
+    }
+
+    /// An extension header of 8 bytes (length field 0) or, for `units`, 8 * (units + 1).
+    fn ext(next: u8, units: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 8 * (usize::from(units) + 1)];
+        h[0] = next;
+        h[1] = units;
+        h
+    }
+
+    fn frag_header(next: u8, offset_units: u16) -> Vec<u8> {
+        let mut h = vec![next, 0, 0, 0, 0, 0, 0, 1];
+        h[2..4].copy_from_slice(&(offset_units << 3).to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_walked() {
+        let p = prog(LinkKind::Ethernet);
+        let v6 = |first: u8, chain: Vec<Vec<u8>>| eth(0x86dd, &ipv6(first, &chain.concat()));
+        // hop-by-hop -> TCP
+        assert!(p.accepts(&v6(0, vec![ext(6, 0), tcp(7000, SYN)])));
+        assert!(!p.accepts(&v6(0, vec![ext(6, 0), tcp(7000, ACK)])));
+        assert!(!p.accepts(&v6(0, vec![ext(6, 0), tcp(1234, SYN)])));
+        // An MLD report: hop-by-hop -> ICMPv6.
+        assert!(!p.accepts(&v6(0, vec![ext(58, 0), vec![143, 0, 0, 0]])));
+        // destination options (24 bytes) -> routing -> UDP
+        assert!(p.accepts(&v6(60, vec![ext(43, 2), ext(17, 0), udp(8000)])));
+        assert!(!p.accepts(&v6(60, vec![ext(43, 2), ext(17, 0), udp(8001)])));
+        // First fragment -> UDP passes; a later fragment carries no UDP header.
+        assert!(p.accepts(&v6(44, vec![frag_header(17, 0), udp(8000)])));
+        assert!(!p.accepts(&v6(44, vec![frag_header(17, 1), udp(8000)])));
+        // Deeper chains than the filter walks go up whole, whatever follows.
+        let deep = vec![ext(0, 0), ext(60, 0), ext(60, 0), ext(6, 0), tcp(1234, ACK)];
+        assert!(p.accepts(&v6(0, deep)));
+        // No-next-header and ICMPv6 are not passed.
+        assert!(!p.accepts(&eth(0x86dd, &ipv6(59, &[]))));
+        assert!(!p.accepts(&eth(0x86dd, &ipv6(58, &[128, 0, 0, 0]))));
+    }
+
+    #[test]
+    fn only_v4_drops_ipv6() {
+        let p = compile(&door_rules(), LinkKind::Ethernet, Families::V4Only).unwrap();
+        assert!(p.accepts(&eth(0x0800, &ipv4(6, &tcp(7000, SYN)))));
+        assert!(!p.accepts(&eth(0x86dd, &ipv6(6, &tcp(7000, SYN)))));
+        assert!(!p.accepts(&eth(0x86dd, &ipv6(0, &[6, 0, 0, 0, 0, 0, 0, 0]))));
+    }
+
+    #[test]
+    fn other_ethertypes_and_truncated_frames_are_dropped() {
+        let p = prog(LinkKind::Ethernet);
+        let arp = eth(0x0806, &[0u8; 28]);
+        assert!(!p.accepts(&arp));
+        let full = eth(0x0800, &ipv4(6, &tcp(7000, SYN)));
+        assert!(p.accepts(&full));
+        // Cut inside the TCP header before the flags byte, and inside the IP header.
+        for len in [0, 10, 13, 20, 34, 14 + 20 + 13] {
+            assert!(!p.accepts(&full[..len]), "truncated to {len}");
+        }
+        assert_eq!(p.run(&full), SNAP_LEN);
+    }
+
+    #[test]
+    fn no_rules_accepts_nothing() {
+        let p = compile(&[], LinkKind::Ethernet, Families::Both).unwrap();
+        assert_eq!(p, Program::reject_all());
+        assert!(!p.accepts(&eth(0x0800, &ipv4(6, &tcp(7000, SYN)))));
+    }
+
+    #[test]
+    fn several_flag_rules_on_one_port_any_wins() {
+        let rules = vec![
+            syn_not_ack(7000),
+            rule(Proto::Tcp, 7000, FlagRule::exact(TcpFlags::FIN)),
+        ];
+        let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
+        let f = |flags| eth(0x0800, &ipv4(6, &tcp(7000, flags)));
+        assert!(p.accepts(&f(SYN)));
+        assert!(p.accepts(&f(FIN)));
+        assert!(!p.accepts(&f(FIN | ACK)));
+        assert!(!p.accepts(&f(ACK)));
+
+        let mut with_any = rules.clone();
+        with_any.push(rule(Proto::Tcp, 7000, FlagRule::ANY));
+        let p = compile(&with_any, LinkKind::Ethernet, Families::Both).unwrap();
+        assert!(p.accepts(&f(ACK)));
+    }
+
+    #[test]
+    fn consecutive_ports_become_ranges() {
+        let rules: Vec<CaptureRule> = (1024..=65535)
+            .map(|port| rule(Proto::Tcp, port, FlagRule::ANY))
+            .chain([syn_not_ack(80)])
+            .collect();
+        let g = groups(&rules, Proto::Tcp);
+        assert_eq!(
+            g,
+            vec![
+                PortGroup {
+                    lo: 80,
+                    hi: 80,
+                    flags: vec![(0x12, 0x02)]
+                },
+                PortGroup {
+                    lo: 1024,
+                    hi: 65535,
+                    flags: vec![]
+                },
+            ]
+        );
+        let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
+        // As small as the program for two single ports, plus one instruction for the range.
+        let two = [syn_not_ack(80), rule(Proto::Tcp, 1024, FlagRule::ANY)];
+        let two = compile(&two, LinkKind::Ethernet, Families::Both).unwrap();
+        assert_eq!(p.insns().len(), two.insns().len() + 1);
+        let f = |port, flags| eth(0x0800, &ipv4(6, &tcp(port, flags)));
+        assert!(p.accepts(&f(1024, ACK)));
+        assert!(p.accepts(&f(65535, ACK)));
+        assert!(p.accepts(&f(30000, ACK)));
+        assert!(!p.accepts(&f(1023, SYN)));
+        assert!(p.accepts(&f(80, SYN)));
+        assert!(!p.accepts(&f(81, SYN)));
+    }
+
+    #[test]
+    fn many_scattered_ports_use_long_jumps() {
+        // Every third port: no ranges, a dispatch table far longer than 255 instructions.
+        let rules: Vec<CaptureRule> = (0..400u16).map(|i| syn_not_ack(10_000 + 3 * i)).collect();
+        let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
+        assert!(p.insns().len() > 1000);
+        for i in [0u16, 1, 299, 399] {
+            let port = 10_000 + 3 * i;
+            assert!(p.accepts(&eth(0x0800, &ipv4(6, &tcp(port, SYN)))), "{port}");
+            assert!(!p.accepts(&eth(0x0800, &ipv4(6, &tcp(port + 1, SYN)))));
+            assert!(!p.accepts(&eth(0x0800, &ipv4(6, &tcp(port, SYN | ACK)))));
+        }
+    }
+
+    #[test]
+    fn too_many_rules_is_an_error() {
+        let rules: Vec<CaptureRule> = (0..3000u16).map(|i| syn_not_ack(2 * i + 1)).collect();
+        let err = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap_err();
+        assert_eq!(err.rules, 3000);
+        assert!(err.insns > MAX_INSNS);
+        assert!(
+            err.to_string()
+                .starts_with("capture filter for 3000 rules needs")
+        );
+    }
+
+    #[test]
+    fn every_jump_lands_inside_and_the_program_ends_in_ret() {
+        for link in [LinkKind::Ethernet, LinkKind::RawIp] {
+            let p = prog(link);
+            let n = p.insns().len();
+            for (pc, i) in p.insns().iter().enumerate() {
+                if i.code & 0x07 == op::JMP {
+                    let far = if i.code & 0xf0 == op::JA {
+                        i.k as usize
+                    } else {
+                        usize::from(i.jt.max(i.jf))
+                    };
+                    assert!(pc + 1 + far < n, "{link:?} pc {pc}");
+                }
+            }
+            assert_eq!(p.insns()[n - 1].code & 0x07, op::RET);
+        }
+    }
+
+    #[test]
+    fn disassembly_reads_like_tcpdump() {
+        let p = compile(&[syn_not_ack(7000)], LinkKind::RawIp, Families::V4Only).unwrap();
+        let text = p.to_string();
+        assert!(text.starts_with("(000) ldx #0\n(001) ldb [0]\n(002) rsh #0x4\n"));
+        assert!(text.contains("ldh [x + 2]"));
+        assert!(text.contains("and #0x12"));
+        assert!(text.contains("ret #65535"));
+    }
+
+    #[test]
+    fn interpreter_basics() {
+        // ld len; ret a  -> the frame length.
+        let len = [insn(op::LD | op::W | op::LEN, 0), insn(op::RET | op::A, 0)];
+        assert_eq!(run(&len, &[1, 2, 3]), 3);
+        // ldx msh, txa, ret a -> 4 * low nibble.
+        let msh = [
+            insn(op::LDX | op::B | op::MSH, 0),
+            misc(op::TXA),
+            insn(op::RET | op::A, 0),
+        ];
+        assert_eq!(run(&msh, &[0x46]), 24);
+        // Division by zero drops, like the kernel.
+        let div = [ldx_imm(0), alu_x(op::DIV), ret(1)];
+        assert_eq!(run(&div, &[]), 0);
+        // Word loads are big-endian.
+        let w = [ld_abs(op::W, 0), insn(op::RET | op::A, 0)];
+        assert_eq!(run(&w, &[1, 2, 3, 4]), 0x0102_0304);
+        assert_eq!(run(&w, &[1, 2, 3]), 0);
+        // Falling off the end drops.
+        assert_eq!(run(&[ldx_imm(1)], &[]), 0);
+    }
+}

@@ -1,0 +1,132 @@
+//! Packet capture: the [`PacketSource`] seam, the Linux AF_PACKET source, a source that
+//! follows an interface through loss and return, and an in-memory replay source for tests.
+//!
+//! A source hands up raw frames with their link type and kernel timestamp; parsing them is
+//! the wire module's job. Sources filter with the same BPF program whether the kernel runs
+//! it (AF_PACKET) or we do (replay), so tests through [`ReplaySource`] see what the kernel
+//! would let through.
+//!
+//! VLANs: capture on the interface the configuration names. On a VLAN interface (`eth0.10`)
+//! frames arrive untagged. On its parent (`eth0`) the kernel moves the outer tag into packet
+//! metadata before the filter runs (on veth and on NICs alike), so a tagged knock matches
+//! like an untagged one and [`Frame::vlan`] carries its VLAN id; a second, inner tag
+//! (802.1ad stacking) stays in the frame, and the filter skips it, as the parser must.
+
+pub mod bpf;
+#[cfg(target_os = "linux")]
+mod linux;
+mod replay;
+#[cfg(target_os = "linux")]
+mod ring;
+
+use std::io;
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+pub use linux::{AfPacket, CaptureOptions, InterfaceCapture, LinkEvent};
+pub use replay::{ReplayFrame, ReplaySource};
+#[cfg(target_os = "linux")]
+pub use ring::RingOptions;
+
+use crate::filter::CaptureRule;
+
+/// How a frame starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// An Ethernet header (destination MAC, source MAC, ethertype), possibly followed by
+    /// in-band VLAN tags. Loopback frames on Linux have this form too, with zero MACs.
+    Ethernet,
+    /// No link header: the frame starts at the IP header (tun, WireGuard, PPP, IP tunnels).
+    RawIp,
+}
+
+impl LinkKind {
+    /// The link kind for a Linux `ARPHRD_*` hardware type, if we can capture on it.
+    pub fn from_arphrd(hatype: u16) -> Option<LinkKind> {
+        match hatype {
+            // ARPHRD_ETHER, ARPHRD_LOOPBACK.
+            1 | 772 => Some(LinkKind::Ethernet),
+            // ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_NONE.
+            512 | 519 | 768 | 769 | 776 | 0xfffe => Some(LinkKind::RawIp),
+            _ => None,
+        }
+    }
+}
+
+/// One captured frame, borrowed from the source's buffer for the duration of the callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub link: LinkKind,
+    /// Kernel receive time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The VLAN id of a tag the kernel took off the frame before we saw it (PACKET_AUXDATA),
+    /// so `data` no longer contains it. In-band tags stay in `data`.
+    pub vlan: Option<u16>,
+    /// The frame's length on the wire; `data` may be shorter if it was truncated.
+    pub wire_len: u32,
+    pub data: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// The receive time in milliseconds since the Unix epoch.
+    pub fn ts_ms(&self) -> u64 {
+        self.ts_ns / 1_000_000
+    }
+
+    /// The receive time in microseconds since the Unix epoch.
+    pub fn ts_us(&self) -> u64 {
+        self.ts_ns / 1_000
+    }
+}
+
+/// Counters kept by the source since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Frames handed to the sink.
+    pub delivered: u64,
+    /// Frames the kernel accepted but had to drop because the buffer was full.
+    pub kernel_drops: u64,
+    /// Frames rejected in user space: queued under an old filter, or outgoing.
+    pub refiltered: u64,
+}
+
+/// What went wrong in a capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{ifname}: no such interface")]
+    NoSuchInterface { ifname: String },
+    #[error(
+        "{ifname}: unsupported link type {hatype} (capture supports Ethernet, loopback and raw-IP interfaces)"
+    )]
+    UnsupportedLink { ifname: String, hatype: u16 },
+    /// The interface went down (it may come back up on the same socket) or was deleted.
+    #[error("{ifname}: interface went down or away")]
+    InterfaceDown { ifname: String },
+    #[error("{op} on {ifname}: {source}")]
+    Io {
+        op: &'static str,
+        ifname: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Filter(#[from] bpf::FilterTooLarge),
+}
+
+/// A source of captured frames.
+pub trait PacketSource {
+    /// Waits up to `timeout` for frames, hands each frame that is ready to `sink`, and
+    /// returns how many it handed over (0 on timeout). It may return early with 0 when a
+    /// wake-up descriptor it watches becomes readable.
+    fn next_batch(
+        &mut self,
+        timeout: Duration,
+        sink: &mut dyn FnMut(&Frame<'_>),
+    ) -> Result<usize, CaptureError>;
+
+    /// Replaces the filter with one compiled from `rules`. Frames queued under the old
+    /// filter that the new one rejects are dropped, not delivered.
+    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError>;
+
+    fn stats(&mut self) -> CaptureStats;
+}

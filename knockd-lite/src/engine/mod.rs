@@ -1,0 +1,599 @@
+//! The matching engine: knockd's semantics with knockd's bugs fixed, as a pure state machine.
+//!
+//! No syscalls, no clock reads, no file I/O: the runtime passes time and packets in and
+//! carries out the returned [`Action`]s. Per-packet cost is O(1) in the number of live
+//! attempts, and live attempts are capped (oldest first-step attempts are evicted first).
+//!
+//! Matching, per packet:
+//! 1. A packet counts only if some door's step has its protocol and port, its TCP flags
+//!    satisfy that step's rule, and it is sent to a local address (or to the door's `Target`).
+//! 2. Each attempt of the packet's source then looks at it: a TCP packet whose flags do not
+//!    satisfy the attempt's current rule (the step's own flags, else the door's `TCPFlags`)
+//!    is ignored; the expected step advances the attempt; anything else cancels it.
+//! 3. If the source had no attempt, or the packet cancelled one, every door whose first
+//!    step it is starts a fresh attempt (so a retransmitted first knock starts over).
+//! 4. `Seq_Timeout` bounds the whole sequence from the first knock, in milliseconds.
+
+mod action;
+mod attempt;
+mod door;
+mod hmac_door;
+mod time;
+mod timers;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use knock_core::conf::Config;
+use knock_core::hit::{HitError, Proto};
+use knock_core::secret::Secret;
+use knock_core::wire::KnockPacket;
+
+pub use action::{Action, CommandId, CommandKind, Event};
+pub use time::Timestamp;
+
+use crate::filter::CaptureRule;
+use attempt::{Attempt, Table};
+use door::{Door, Index, Kind};
+use timers::{Deadlines, PendingStop, Stops};
+
+/// Default cap on live attempts (`--max-attempts`).
+pub const DEFAULT_MAX_ATTEMPTS: usize = 100_000;
+
+/// What the engine needs besides the config: things the runtime reads from the system.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// The interface's addresses: knocks must be sent to one of them (or a door's Target).
+    pub local_addrs: Vec<IpAddr>,
+    /// The text of each one-time door's list, by door name.
+    pub one_time: HashMap<String, String>,
+    /// The secret and used counters of each HMAC door, by door name.
+    pub hmac: HashMap<String, HmacInput>,
+}
+
+/// An HMAC door's secret and the counters already used (as persisted by the runtime).
+#[derive(Debug)]
+pub struct HmacInput {
+    pub secret: Secret,
+    pub used: BTreeSet<u64>,
+}
+
+/// Tunables from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Cap on live attempts; at least 1.
+    pub max_attempts: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// Why a config and its inputs cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("door [{door}]: no one-time list was given to the engine")]
+    MissingOneTimeList { door: String },
+    #[error("{}:{line}: {source} (one-time list of door [{door}])", path.display())]
+    OneTimeLine {
+        door: String,
+        path: PathBuf,
+        line: usize,
+        source: HitError,
+    },
+    #[error("door [{door}]: no HMAC secret was given to the engine")]
+    MissingHmacSecret { door: String },
+    #[error("door [{door}]: the HMAC secret in {} is empty", path.display())]
+    EmptyHmacSecret { door: String, path: PathBuf },
+    #[error("door [{door}]: {message}")]
+    HmacParams { door: String, message: String },
+}
+
+/// Counters for `-D` output and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets given to `on_packet`.
+    pub packets: u64,
+    /// Packets that matched no door (wrong port, flags or destination).
+    pub ignored: u64,
+    pub live_attempts: usize,
+    /// Sources with at least one live attempt.
+    pub sources: usize,
+    /// Attempts evicted at the cap while still at their first step.
+    pub evicted_first_step: u64,
+    /// Attempts evicted at the cap further along (only when no first-step attempt was left).
+    pub evicted_later: u64,
+}
+
+/// The matching engine. See the module documentation for the rules.
+pub struct Engine {
+    doors: Vec<Door>,
+    index: Index,
+    local: HashSet<IpAddr>,
+    attempts: Table,
+    deadlines: Deadlines,
+    stops: Stops,
+    /// Latest time seen, in ms: time never runs backwards inside the engine.
+    clock: u64,
+    next_command: u64,
+    max_attempts: usize,
+    stats: Stats,
+    scratch: Vec<u32>,
+    starts: Vec<(u32, u64)>,
+}
+
+impl Engine {
+    /// Builds an engine for `config`. The returned actions are start-up events (for
+    /// example a one-time door with no sequences left).
+    pub fn new(
+        config: &Config,
+        inputs: Inputs,
+        options: Options,
+        now: Timestamp,
+    ) -> Result<(Engine, Vec<Action>), EngineError> {
+        let mut engine = Engine {
+            doors: Vec::new(),
+            index: Index::new(),
+            local: HashSet::new(),
+            attempts: Table::with_capacity(options.max_attempts),
+            deadlines: Deadlines::default(),
+            stops: Stops::default(),
+            clock: now.as_millis(),
+            next_command: 1,
+            max_attempts: options.max_attempts.max(1),
+            stats: Stats::default(),
+            scratch: Vec::new(),
+            starts: Vec::new(),
+        };
+        let actions = engine.reload(config, inputs, now)?;
+        Ok((engine, actions))
+    }
+
+    /// Switches to a new config. Attempts at doors whose definition (and one-time line or
+    /// HMAC secret) did not change carry over; others are dropped. Pending stop commands
+    /// always survive. On error the engine is unchanged.
+    pub fn reload(
+        &mut self,
+        config: &Config,
+        mut inputs: Inputs,
+        now: Timestamp,
+    ) -> Result<Vec<Action>, EngineError> {
+        let now = self.advance(now);
+        let mut doors = config
+            .doors
+            .iter()
+            .map(|c| Door::build(c, &mut inputs, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for door in &mut doors {
+            door.queue = self.deadlines.queue_for(door.seq_timeout_ms);
+            if let Kind::OneTime(ot) = &door.kind
+                && ot.lines.is_empty()
+            {
+                out.push(Action::Log(Event::OneTimeExhausted {
+                    door: door.name.clone(),
+                }));
+            }
+        }
+        // Old door index -> new door index, for doors that did not change.
+        let mapping: Vec<Option<u32>> = self
+            .doors
+            .iter()
+            .map(|old| {
+                doors
+                    .iter()
+                    .position(|new| old.same_as(new))
+                    .map(|i| i as u32)
+            })
+            .collect();
+        for (old, new) in self.doors.iter().zip(&mapping) {
+            if let (Kind::Hmac(old), Some(new)) = (&old.kind, new)
+                && let Kind::Hmac(new) = &mut doors[*new as usize].kind
+            {
+                new.merge_used(old);
+            }
+        }
+        for slot in self.attempts.all_slots() {
+            let door = self.attempts.get(slot).map(|a| a.door as usize);
+            match door.and_then(|d| mapping.get(d).copied().flatten()) {
+                Some(new) => {
+                    if let Some(a) = self.attempts.get_mut(slot) {
+                        a.door = new;
+                    }
+                }
+                None => {
+                    self.attempts.remove(slot);
+                }
+            }
+        }
+        self.doors = doors;
+        self.local = inputs.local_addrs.into_iter().collect();
+        self.index = door::build_index(&self.doors);
+        self.deadlines.prune(&self.attempts);
+        out.push(Action::CaptureRulesChanged);
+        Ok(out)
+    }
+
+    /// Replaces the interface's addresses (after an address change).
+    pub fn set_local_addrs(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        self.local = addrs.into_iter().collect();
+    }
+
+    /// The packets that can matter, for the capture filter. Deduplicated, in door order.
+    pub fn capture_rules(&self) -> Vec<CaptureRule> {
+        door::capture_rules(&self.doors)
+    }
+
+    /// When `on_tick` next has something to do: an attempt expiring, a stop command due or
+    /// an HMAC window moving.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let attempts = self.deadlines.earliest(&self.attempts).map(|(d, _)| d);
+        let hmac = self.doors.iter().filter_map(|d| match &d.kind {
+            Kind::Hmac(h) => h.next_change(),
+            _ => None,
+        });
+        attempts
+            .into_iter()
+            .chain(self.stops.earliest())
+            .chain(hmac)
+            .min()
+            .map(Timestamp::from_millis)
+    }
+
+    /// Runs what is due at `now`: expired attempts, stop commands, HMAC window moves.
+    pub fn on_tick(&mut self, now: Timestamp) -> Vec<Action> {
+        let now = self.advance(now);
+        let mut out = Vec::new();
+        self.run_timers(now, &mut out);
+        self.tidy();
+        out
+    }
+
+    /// The start command `id` finished at `now`; its stop command (if any) is due
+    /// `Cmd_Timeout` later. Returns what is due already (a zero `Cmd_Timeout`).
+    pub fn on_command_done(&mut self, now: Timestamp, id: CommandId) -> Vec<Action> {
+        let now = self.advance(now);
+        self.stops.start_finished(id, now);
+        let mut out = Vec::new();
+        self.run_timers(now, &mut out);
+        out
+    }
+
+    /// For SIGTERM: every pending stop command, to run now so no door is left open.
+    pub fn shutdown(&mut self, now: Timestamp) -> Vec<Action> {
+        self.advance(now);
+        let mut out = Vec::new();
+        for stop in self.stops.drain() {
+            out.push(Action::Log(Event::StopAtShutdown {
+                src: stop.src,
+                door: stop.door.clone(),
+            }));
+            self.push_stop(stop, &mut out);
+        }
+        out
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            live_attempts: self.attempts.live(),
+            sources: self.attempts.sources(),
+            ..self.stats
+        }
+    }
+
+    /// Feeds one captured packet; `now` is its timestamp.
+    pub fn on_packet(&mut self, now: Timestamp, p: &KnockPacket) -> Vec<Action> {
+        let now = self.advance(now);
+        let mut out = Vec::new();
+        self.run_timers(now, &mut out);
+        self.stats.packets += 1;
+        if !self.visible(p) {
+            self.stats.ignored += 1;
+            return out;
+        }
+        let mut slots = std::mem::take(&mut self.scratch);
+        self.attempts.slots_of(&p.src, &mut slots);
+        let mut had_attempt = false;
+        let mut cancelled = false;
+        for &slot in &slots {
+            let Some(a) = self.attempts.get(slot) else {
+                continue; // completed earlier in this loop along with a sibling
+            };
+            let door = &self.doors[a.door as usize];
+            let Some(seq) = door.seq_of(a.variant) else {
+                self.attempts.remove(slot);
+                continue;
+            };
+            // An attempt at a door for another destination does not see the packet at all.
+            if !door.accepts_dst(&p.dst, &self.local) {
+                continue;
+            }
+            had_attempt = true;
+            let next = seq[a.stage as usize];
+            if p.proto == Proto::Tcp {
+                let rule = if next.proto == Proto::Tcp {
+                    next.rule
+                } else {
+                    door.flags()
+                };
+                if !rule.matches(p.tcp_flags) {
+                    continue;
+                }
+            }
+            if next.proto == p.proto && next.port == p.dst_port {
+                let len = seq.len();
+                self.advance_attempt(slot, len, &mut out);
+            } else {
+                self.attempts.remove(slot);
+                cancelled = true;
+            }
+        }
+        self.scratch = slots;
+        if !had_attempt || cancelled {
+            self.start_attempts(p, now, &mut out);
+        }
+        self.tidy();
+        out
+    }
+
+    fn advance(&mut self, now: Timestamp) -> u64 {
+        self.clock = self.clock.max(now.as_millis());
+        self.clock
+    }
+
+    fn visible(&self, p: &KnockPacket) -> bool {
+        self.index
+            .get(&(p.proto, p.dst_port))
+            .is_some_and(|entries| {
+                entries.iter().any(|e| {
+                    e.matches_flags(p.proto, p.tcp_flags)
+                        && self.doors[e.door as usize].accepts_dst(&p.dst, &self.local)
+                })
+            })
+    }
+
+    fn advance_attempt(&mut self, slot: u32, len: usize, out: &mut Vec<Action>) {
+        let Some(a) = self.attempts.get_mut(slot) else {
+            return;
+        };
+        a.stage += 1;
+        let (src, door, variant, stage) = (a.src, a.door, a.variant, a.stage);
+        out.push(Action::Log(Event::Stage {
+            src,
+            door: self.doors[door as usize].name.clone(),
+            stage,
+        }));
+        if stage as usize == len {
+            self.attempts.remove(slot);
+            self.complete(src, door, variant, out);
+        }
+    }
+
+    /// Starts an attempt at every door whose first step this packet is.
+    fn start_attempts(&mut self, p: &KnockPacket, now: u64, out: &mut Vec<Action>) {
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.clear();
+        if let Some(entries) = self.index.get(&(p.proto, p.dst_port)) {
+            for e in entries {
+                let door = &self.doors[e.door as usize];
+                if e.step == 0
+                    && e.matches_flags(p.proto, p.tcp_flags)
+                    && door.accepts_dst(&p.dst, &self.local)
+                {
+                    starts.push((e.door, door.variants[e.variant as usize].key));
+                }
+            }
+        }
+        for &(d, key) in &starts {
+            let door = &self.doors[d as usize];
+            // A completion earlier in this packet may have moved a one-time door on.
+            let Some(variant) = door.variants.iter().find(|v| v.key == key) else {
+                continue;
+            };
+            if self.attempts.has_attempt(&p.src, d, key) {
+                continue;
+            }
+            let single = variant.seq.len() == 1;
+            let (name, queue, timeout) = (door.name.clone(), door.queue, door.seq_timeout_ms);
+            out.push(Action::Log(Event::Stage {
+                src: p.src,
+                door: name,
+                stage: 1,
+            }));
+            if single {
+                self.complete(p.src, d, key, out);
+                continue;
+            }
+            while self.attempts.live() >= self.max_attempts && self.evict_one() {}
+            let deadline = now.saturating_add(timeout);
+            let handle = self.attempts.insert(Attempt {
+                src: p.src,
+                door: d,
+                variant: key,
+                stage: 1,
+                deadline,
+            });
+            self.deadlines.push(queue, handle);
+        }
+        self.starts = starts;
+    }
+
+    /// Makes room for one attempt: the oldest still at its first step goes, else the one
+    /// closest to its deadline. False if there was nothing to evict.
+    fn evict_one(&mut self) -> bool {
+        if let Some(slot) = self.attempts.oldest_first_step() {
+            self.attempts.remove(slot);
+            self.stats.evicted_first_step += 1;
+            return true;
+        }
+        self.deadlines.prune(&self.attempts);
+        match self.deadlines.earliest(&self.attempts) {
+            Some((_, h)) => {
+                self.attempts.remove(h.slot);
+                self.stats.evicted_later += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `src` finished sequence `variant` of door `d`.
+    fn complete(&mut self, src: IpAddr, d: u32, variant: u64, out: &mut Vec<Action>) {
+        // Other live sequences of the same door (HMAC windows) are finished too.
+        let mut slots = std::mem::take(&mut self.scratch);
+        self.attempts.slots_of(&src, &mut slots);
+        for &slot in &slots {
+            if self.attempts.get(slot).is_some_and(|a| a.door == d) {
+                self.attempts.remove(slot);
+            }
+        }
+        self.scratch = slots;
+
+        let door = &mut self.doors[d as usize];
+        let name = door.name.clone();
+        let mut consumed = false;
+        match &mut door.kind {
+            Kind::Hmac(h) => {
+                if !h.mark_used(variant) {
+                    out.push(Action::Log(Event::HmacReplay {
+                        src,
+                        door: name,
+                        counter: variant,
+                    }));
+                    return;
+                }
+                out.push(Action::Log(Event::OpenSesame {
+                    src,
+                    door: name.clone(),
+                }));
+                out.push(Action::HmacCounterUsed {
+                    door: name.clone(),
+                    counter: variant,
+                });
+            }
+            Kind::OneTime(ot) => {
+                out.push(Action::Log(Event::OpenSesame {
+                    src,
+                    door: name.clone(),
+                }));
+                if let Some(line) = ot.lines.pop_front() {
+                    out.push(Action::ConsumeOneTime {
+                        door: name.clone(),
+                        path: ot.path.clone(),
+                        line_no: line.line_no,
+                        offset: line.offset,
+                    });
+                    consumed = true;
+                }
+            }
+            Kind::Fixed => out.push(Action::Log(Event::OpenSesame {
+                src,
+                door: name.clone(),
+            })),
+        }
+        let ipv6 = src.is_ipv6();
+        let start = door.conf.start_command_for(ipv6).map(str::to_string);
+        let stop = door.conf.stop_command_for(ipv6).map(str::to_string);
+        let delay = door.conf.cmd_timeout;
+        if let Some(start) = start {
+            let id = CommandId(self.next_command);
+            self.next_command += 1;
+            out.push(Action::RunCommand {
+                id,
+                door: name.clone(),
+                src,
+                template: start,
+                kind: CommandKind::Start,
+            });
+            // knockd runs a stop only after a start: both belong to one fork.
+            if let Some(template) = stop {
+                self.stops.wait_for(PendingStop {
+                    start: id,
+                    door: name.clone(),
+                    src,
+                    template,
+                    delay,
+                });
+            }
+        }
+        if consumed {
+            let door = &mut self.doors[d as usize];
+            let flags = door.flags();
+            if let Kind::OneTime(ot) = &door.kind {
+                door.variants = ot.variants(flags);
+                out.push(Action::Log(match ot.lines.front() {
+                    Some(line) => Event::OneTimeNext {
+                        door: name,
+                        line_no: line.line_no,
+                    },
+                    None => Event::OneTimeExhausted { door: name },
+                }));
+            }
+            self.index = door::build_index(&self.doors);
+            out.push(Action::CaptureRulesChanged);
+        }
+    }
+
+    fn run_timers(&mut self, now: u64, out: &mut Vec<Action>) {
+        let mut moved = false;
+        for door in &mut self.doors {
+            let flags = door.flags();
+            if let Kind::Hmac(h) = &mut door.kind
+                && let Some(variants) = h.refresh(now, flags)
+            {
+                door.variants = variants;
+                moved = true;
+            }
+        }
+        if moved {
+            self.index = door::build_index(&self.doors);
+            out.push(Action::CaptureRulesChanged);
+        }
+        while let Some(h) = self.deadlines.pop_due(now, &self.attempts) {
+            if let Some(a) = self.attempts.remove(h.slot) {
+                out.push(Action::Log(Event::SequenceTimeout {
+                    src: a.src,
+                    door: self.doors[a.door as usize].name.clone(),
+                    stage: a.stage,
+                }));
+            }
+        }
+        while let Some(stop) = self.stops.pop_due(now) {
+            out.push(Action::Log(Event::CommandTimeout {
+                src: stop.src,
+                door: stop.door.clone(),
+            }));
+            self.push_stop(stop, out);
+        }
+    }
+
+    fn push_stop(&mut self, stop: PendingStop, out: &mut Vec<Action>) {
+        let id = CommandId(self.next_command);
+        self.next_command += 1;
+        out.push(Action::RunCommand {
+            id,
+            door: stop.door,
+            src: stop.src,
+            template: stop.template,
+            kind: CommandKind::Stop { start: stop.start },
+        });
+    }
+
+    /// Keeps `next_deadline` exact and queue memory proportional to live attempts.
+    fn tidy(&mut self) {
+        self.deadlines.prune(&self.attempts);
+        let kept = self.deadlines.entries() + self.attempts.first_step_entries();
+        if kept > 4 * self.attempts.live() + 4096 {
+            self.deadlines.compact(&self.attempts);
+            self.attempts.compact();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

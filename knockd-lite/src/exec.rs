@@ -1,0 +1,493 @@
+//! Door commands: `%IP%` expansion, and running commands through `/bin/sh -c` on their own
+//! threads with a time limit, reporting each completion over a channel.
+//!
+//! Each command gets a thread that forks, waits and reports, so a slow, hanging or
+//! fork-starved command never holds up capture or matching. A command runs in its own
+//! process group with stdin from /dev/null; when it outlives the time limit the whole group
+//! is killed. The main loop polls [`Executor::wake_fd`] (an eventfd) with the capture
+//! socket and collects completions with [`Executor::completions`].
+#![allow(unsafe_code)]
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+/// How long a command may run before its process group is killed.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(5 * 60);
+
+/// Replaces every `%IP%` in `template` with the numeric address `ip` (IPv6 in its
+/// compressed form). Nothing else in the template changes: no other `%` sequence is
+/// special, and the inserted text is only digits, hex letters, `.` and `:`.
+pub fn expand(template: &str, ip: IpAddr) -> String {
+    template.replace("%IP%", &ip.to_string())
+}
+
+/// Which command a completion belongs to.
+pub type CommandId = u64;
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Signaled(i32),
+    /// Still running at the time limit; its process group was killed.
+    TimedOut(Duration),
+    /// The shell could not be started.
+    SpawnFailed(String),
+}
+
+/// A finished command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub id: CommandId,
+    pub outcome: Outcome,
+    /// From spawn to exit (or to the kill).
+    pub duration: Duration,
+}
+
+impl Completion {
+    pub fn success(&self) -> bool {
+        self.outcome == Outcome::Exited(0)
+    }
+
+    /// The log line body for a command that failed, `None` if it succeeded. A non-zero exit
+    /// reads as knockd's: `door: command returned non-zero status code (3)`.
+    pub fn failure_body(&self, door: &str) -> Option<String> {
+        Some(match &self.outcome {
+            Outcome::Exited(0) => return None,
+            Outcome::Exited(code) => {
+                format!("{door}: command returned non-zero status code ({code})")
+            }
+            Outcome::Signaled(sig) => format!("{door}: command killed by signal {sig}"),
+            Outcome::TimedOut(limit) if limit.subsec_nanos() == 0 => format!(
+                "{door}: command still running after {} s, killed",
+                limit.as_secs()
+            ),
+            Outcome::TimedOut(limit) => format!(
+                "{door}: command still running after {} ms, killed",
+                limit.as_millis()
+            ),
+            Outcome::SpawnFailed(why) => format!("{door}: command could not be started: {why}"),
+        })
+    }
+}
+
+/// Runs commands and collects their completions.
+#[derive(Debug)]
+pub struct Executor {
+    limit: Duration,
+    tx: Sender<Completion>,
+    rx: Receiver<Completion>,
+    /// An eventfd the command threads bump after each completion.
+    wake: Arc<OwnedFd>,
+    running: Arc<AtomicUsize>,
+    next_id: CommandId,
+}
+
+fn bump(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64 to an eventfd, as eventfd(2) requires.
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+impl Executor {
+    /// An executor that kills commands still running after `limit`.
+    pub fn new(limit: Duration) -> io::Result<Executor> {
+        // SAFETY: plain eventfd(2) call; the result is checked and wrapped at once.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("eventfd: {e}")));
+        }
+        // SAFETY: raw is a fresh descriptor that nothing else owns.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let (tx, rx) = channel();
+        Ok(Executor {
+            limit,
+            tx,
+            rx,
+            wake,
+            running: Arc::new(AtomicUsize::new(0)),
+            next_id: 1,
+        })
+    }
+
+    /// Changes the limit for commands started from now on.
+    pub fn set_limit(&mut self, limit: Duration) {
+        self.limit = limit;
+    }
+
+    /// Readable while completions wait to be collected.
+    pub fn wake_fd(&self) -> RawFd {
+        self.wake.as_raw_fd()
+    }
+
+    /// Commands started and not yet reported.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Starts `command` (already expanded) with `/bin/sh -c` and returns at once. Even a
+    /// failure to start is reported as a completion, so every id completes exactly once.
+    pub fn spawn(&mut self, command: &str) -> CommandId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (tx, wake, running) = (
+            self.tx.clone(),
+            Arc::clone(&self.wake),
+            Arc::clone(&self.running),
+        );
+        let (command, limit) = (command.to_string(), self.limit);
+        running.fetch_add(1, Ordering::SeqCst);
+        let report = move |outcome, duration| {
+            running.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(Completion {
+                id,
+                outcome,
+                duration,
+            });
+            bump(&wake);
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("cmd-{id}"))
+            .spawn({
+                let report = report.clone();
+                move || {
+                    let start = Instant::now();
+                    let outcome = run(&command, limit);
+                    report(outcome, start.elapsed());
+                }
+            });
+        if let Err(e) = spawned {
+            report(
+                Outcome::SpawnFailed(format!("no thread for the command: {e}")),
+                Duration::ZERO,
+            );
+        }
+        id
+    }
+
+    /// Completions that have arrived, without waiting.
+    pub fn completions(&mut self) -> Vec<Completion> {
+        let mut buf = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live buffer; resets the eventfd counter.
+        unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        self.rx.try_iter().collect()
+    }
+
+    /// Waits up to `timeout` for every running command to finish (at shutdown) and returns
+    /// the completions collected meanwhile.
+    pub fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion> {
+        let deadline = Instant::now() + timeout;
+        let mut out = self.completions();
+        while self.running() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Ok(c) = self.rx.recv_timeout(left) {
+                out.push(c);
+            }
+        }
+        out.extend(self.completions());
+        out
+    }
+}
+
+/// Runs one command to completion or to the limit (on the command's own thread).
+fn run(command: &str, limit: Duration) -> Outcome {
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Outcome::SpawnFailed(format!("/bin/sh: {e}")),
+    };
+    match wait_with_limit(&mut child, limit) {
+        Ok(Some(status)) => outcome_of(status),
+        Ok(None) => {
+            kill_group(&child);
+            let _ = child.wait();
+            Outcome::TimedOut(limit)
+        }
+        Err(e) => {
+            kill_group(&child);
+            let _ = child.wait();
+            Outcome::SpawnFailed(format!("waiting for the command: {e}"))
+        }
+    }
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::Exited(code),
+        (None, Some(sig)) => Outcome::Signaled(sig),
+        (None, None) => Outcome::Exited(-1),
+    }
+}
+
+fn kill_group(child: &Child) {
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: the child leads its own process group (process_group(0)) and has not
+        // been reaped yet, so the group id cannot have been reused.
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    }
+}
+
+/// Waits for the child for at most `limit`: `Ok(None)` if it is still running then.
+fn wait_with_limit(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw >= 0 {
+        // SAFETY: raw is a fresh descriptor that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return child.try_wait();
+            }
+            let mut p = libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+            // SAFETY: one live pollfd.
+            let rc = unsafe { libc::poll(&mut p, 1, ms) };
+            if rc > 0 {
+                return child.wait().map(Some);
+            }
+            if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    // Kernels before 5.3 have no pidfd: poll the child's state instead.
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn expand_replaces_only_the_ip_token() {
+        let ip = v4("192.0.2.10");
+        let cases = [
+            (
+                "/usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT",
+                "/usr/sbin/iptables -A INPUT -s 192.0.2.10 -p tcp --dport 22 -j ACCEPT",
+            ),
+            ("%IP%%IP%", "192.0.2.10192.0.2.10"),
+            ("%%IP%%", "%192.0.2.10%"),
+            ("%ip% %Ip% %IP %IP", "%ip% %Ip% %IP %IP"),
+            ("%HOST% %DOOR% %s %n %%", "%HOST% %DOOR% %s %n %%"),
+            (
+                "echo $(id) `id` ; rm -rf /tmp/x %IP% && echo '%IP%'",
+                "echo $(id) `id` ; rm -rf /tmp/x 192.0.2.10 && echo '192.0.2.10'",
+            ),
+            ("", ""),
+            ("no token", "no token"),
+        ];
+        for (template, want) in cases {
+            assert_eq!(expand(template, ip), want, "{template:?}");
+        }
+    }
+
+    #[test]
+    fn expand_ipv6_is_the_compressed_numeric_form() {
+        let ip: IpAddr = "2001:0db8:0000:0000:0000:0000:0000:0001".parse().unwrap();
+        assert_eq!(
+            expand("ip6tables -s %IP%/128", ip),
+            "ip6tables -s 2001:db8::1/128"
+        );
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(expand("%IP%", mapped), "::ffff:192.0.2.1");
+        // Whatever the address, the inserted text is harmless to a shell.
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "fe80::1",
+            "::",
+            "ffff:ffff::ffff",
+        ] {
+            let out = expand("%IP%", ip.parse().unwrap());
+            assert!(
+                out.chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':'),
+                "{out}"
+            );
+        }
+    }
+
+    fn one(exec: &mut Executor, cmd: &str) -> Completion {
+        let id = exec.spawn(cmd);
+        let mut got = exec.wait_idle(Duration::from_secs(20));
+        assert_eq!(got.len(), 1, "{got:?}");
+        let c = got.remove(0);
+        assert_eq!(c.id, id);
+        c
+    }
+
+    #[test]
+    fn exit_status_and_knockd_failure_line() {
+        let mut exec = Executor::new(DEFAULT_LIMIT).unwrap();
+        let ok = one(&mut exec, "true");
+        assert!(ok.success());
+        assert_eq!(ok.failure_body("door"), None);
+        let bad = one(&mut exec, "echo hi >/dev/null; exit 3");
+        assert_eq!(bad.outcome, Outcome::Exited(3));
+        assert_eq!(
+            bad.failure_body("door").unwrap(),
+            "door: command returned non-zero status code (3)"
+        );
+        let sig = one(&mut exec, "kill -USR1 $$");
+        assert_eq!(sig.outcome, Outcome::Signaled(libc::SIGUSR1));
+        assert_eq!(
+            sig.failure_body("door").unwrap(),
+            format!("door: command killed by signal {}", libc::SIGUSR1)
+        );
+        assert_eq!(exec.running(), 0);
+        let limit = Completion {
+            id: 9,
+            outcome: Outcome::TimedOut(DEFAULT_LIMIT),
+            duration: DEFAULT_LIMIT,
+        };
+        assert_eq!(
+            limit.failure_body("door").unwrap(),
+            "door: command still running after 300 s, killed"
+        );
+    }
+
+    #[test]
+    fn shell_syntax_stdin_and_signal_mask() {
+        let dir = std::env::temp_dir().join(format!("knockd-lite-exec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let cmd = format!(
+            "readlink /proc/$$/fd/0 > {o}; grep SigBlk /proc/self/status >> {o}; \
+             for i in 1 2; do echo $i; done | wc -l >> {o}",
+            o = out.display()
+        );
+        // Block what the daemon blocks for its signalfd; the command thread inherits it.
+        // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only
+        // changes this test thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        assert!(one(&mut Executor::new(DEFAULT_LIMIT).unwrap(), &cmd).success());
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "/dev/null");
+        // Signals the daemon blocks for its signalfd are not blocked in commands.
+        assert_eq!(lines[1].split_whitespace().nth(1), Some("0000000000000000"));
+        assert_eq!(lines[2].trim(), "2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_hanging_command_is_killed_with_its_group_at_the_limit() {
+        let mut exec = Executor::new(Duration::from_millis(300)).unwrap();
+        let dir = std::env::temp_dir().join(format!("knockd-lite-hang-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("pid");
+        // A grandchild in the background, which must die with the group.
+        let cmd = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let c = one(&mut exec, &cmd);
+        assert_eq!(c.outcome, Outcome::TimedOut(Duration::from_millis(300)));
+        assert!(c.duration >= Duration::from_millis(300), "{c:?}");
+        assert!(c.duration < Duration::from_secs(10), "{c:?}");
+        assert_eq!(
+            c.failure_body("door").unwrap(),
+            "door: command still running after 300 ms, killed"
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The sleep is killed (and reaped by init, or a zombie for a moment).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let alive = state
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next())
+                .is_some_and(|st| st != "Z");
+            if !alive {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sleep {pid} still alive: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn slow_commands_do_not_block_the_caller_and_wake_the_loop() {
+        let mut exec = Executor::new(DEFAULT_LIMIT).unwrap();
+        let start = Instant::now();
+        let slow = exec.spawn("sleep 1");
+        let fast = exec.spawn("exit 0");
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "spawn returned at once"
+        );
+        assert_eq!(exec.running(), 2);
+
+        // The eventfd becomes readable when the fast one is done.
+        let mut p = libc::pollfd {
+            fd: exec.wake_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        let rc = unsafe { libc::poll(&mut p, 1, 5000) };
+        assert_eq!(rc, 1);
+        let first = exec.completions();
+        assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![fast]);
+        // Collected: the eventfd is quiet again.
+        // SAFETY: one live pollfd.
+        let rc = unsafe { libc::poll(&mut p, 1, 0) };
+        assert_eq!(rc, 0);
+
+        let rest = exec.wait_idle(Duration::from_secs(10));
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].id, slow);
+        assert!(rest[0].duration >= Duration::from_secs(1));
+        assert_eq!(exec.running(), 0);
+    }
+}

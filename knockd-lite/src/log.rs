@@ -1,0 +1,578 @@
+//! Logging in knockd's format: `[YYYY-MM-DD HH:MM] body` lines to the LogFile, RFC 3164
+//! datagrams to syslog, bare bodies to stdout with `-v`, and `-D` debug lines; floods of
+//! first-stage lines are folded into one summary a second.
+//!
+//! Message bodies come in already formatted (`192.0.2.10: door: Stage 1`), so this module
+//! does not depend on the engine's event types. The texts knockd 0.8 writes, which the
+//! runtime reproduces, are:
+//!
+//! ```text
+//! starting up, listening on eth0
+//! 192.0.2.1: door: Stage 1
+//! 192.0.2.1: door: OPEN SESAME
+//! door: running command: /usr/sbin/iptables -A INPUT -s 192.0.2.1 -j ACCEPT
+//! door: command returned non-zero status code (3)
+//! 192.0.2.1: door: command timeout
+//! 192.0.2.1: door: sequence timeout (stage 2)
+//! shutting down
+//! ```
+//!
+//! knockd follows `running command` and `sequence timeout` with a blank line; we don't.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, LineWriter, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
+/// Where syslog messages go on Linux.
+pub const DEV_LOG: &str = "/dev/log";
+/// The syslog tag.
+pub const IDENT: &str = "knockd-lite";
+/// First-stage lines written per second before the rest are folded.
+pub const DEFAULT_FIRST_STAGE_BUDGET: u32 = 10;
+
+/// What a line is about: decides folding and syslog severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A line about an attempt that never got past its first step (`Stage 1`, and its
+    /// `sequence timeout (stage 1)`): what a spoofed flood produces, so it is folded.
+    FirstStage,
+    /// Any other event: later stages, OPEN SESAME, commands, start-up, shutdown.
+    Event,
+    /// Something failed (a command's non-zero exit, a broken config on reload).
+    Error,
+}
+
+/// Local wall-clock time, to the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    /// 1-12.
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+unsafe extern "C" {
+    fn tzset();
+}
+
+impl LocalTime {
+    /// `ms` (since the Unix epoch) in the local time zone, via localtime_r.
+    pub fn from_unix_ms(ms: u64) -> LocalTime {
+        let secs = libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX);
+        // SAFETY: tm is plain old data, for which all-zero is valid.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are to live locals; localtime_r writes only into tm. On
+        // failure (a year out of range) tm stays zeroed, which we accept.
+        unsafe { libc::localtime_r(&secs, &mut tm) };
+        LocalTime {
+            year: tm.tm_year + 1900,
+            month: u32::try_from(tm.tm_mon + 1).unwrap_or(1),
+            day: u32::try_from(tm.tm_mday).unwrap_or(1),
+            hour: u32::try_from(tm.tm_hour).unwrap_or(0),
+            minute: u32::try_from(tm.tm_min).unwrap_or(0),
+            second: u32::try_from(tm.tm_sec).unwrap_or(0),
+        }
+    }
+
+    /// `2026-11-22 05:00`, knockd's LogFile stamp.
+    pub fn minute_stamp(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute
+        )
+    }
+
+    /// `2026-11-22 05:00:07`, the stamp of `-D` lines. (knockd prints the month off by
+    /// one there; we print the real one.)
+    pub fn second_stamp(&self) -> String {
+        format!("{}:{:02}", self.minute_stamp(), self.second)
+    }
+
+    /// `Nov 22 05:00:07` (day padded with a space), RFC 3164's TIMESTAMP.
+    pub fn rfc3164_stamp(&self) -> String {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = MONTHS[(self.month.clamp(1, 12) - 1) as usize];
+        format!(
+            "{month} {:>2} {:02}:{:02}:{:02}",
+            self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
+/// A body on one line: line breaks and other control characters become spaces and
+/// trailing white space goes, so no entry ever spans or adds lines.
+pub fn one_line(body: &str) -> String {
+    body.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+/// A LogFile line, with its newline: `[2026-11-22 05:00] 192.0.2.10: door: Stage 1\n`.
+pub fn file_line(t: &LocalTime, body: &str) -> String {
+    format!("[{}] {}\n", t.minute_stamp(), one_line(body))
+}
+
+/// An RFC 3164 datagram for the local syslog socket, facility daemon:
+/// `<29>Nov 22 05:00:07 knockd-lite[812]: 192.0.2.10: door: Stage 1`.
+pub fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> String {
+    const DAEMON: u8 = 3 << 3;
+    let severity = match kind {
+        Kind::Error => 3,                    // err
+        Kind::FirstStage | Kind::Event => 5, // notice
+    };
+    format!(
+        "<{}>{} {IDENT}[{pid}]: {}",
+        DAEMON | severity,
+        t.rfc3164_stamp(),
+        one_line(body)
+    )
+}
+
+/// Folds first-stage lines beyond a per-second budget. Driven only by the timestamps it is
+/// given, so a flood replayed with a virtual clock folds exactly as a live one does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folder {
+    budget: u32,
+    /// The second (ms / 1000) the counters belong to.
+    second: Option<u64>,
+    written: u32,
+    suppressed: u64,
+}
+
+/// What to do with a first-stage line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fold {
+    /// Lines suppressed in an earlier second, to report in a summary line first.
+    pub summary: Option<u64>,
+    /// Whether to write this line.
+    pub write: bool,
+}
+
+impl Folder {
+    pub fn new(budget: u32) -> Folder {
+        Folder {
+            budget,
+            second: None,
+            written: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Starts a new second if `now_ms` is in a later one, returning the count suppressed in
+    /// the second that ended. A clock that steps back stays in the current second.
+    fn roll(&mut self, now_ms: u64) -> Option<u64> {
+        let s = now_ms / 1000;
+        if self.second.is_some_and(|cur| s <= cur) {
+            return None;
+        }
+        self.second = Some(s);
+        self.written = 0;
+        let n = std::mem::take(&mut self.suppressed);
+        (n > 0).then_some(n)
+    }
+
+    /// Decides about one first-stage line at `now_ms`.
+    pub fn admit(&mut self, now_ms: u64) -> Fold {
+        let summary = self.roll(now_ms);
+        let write = self.written < self.budget;
+        if write {
+            self.written += 1;
+        } else {
+            self.suppressed += 1;
+        }
+        Fold { summary, write }
+    }
+
+    /// The summary for a second that has ended by `now_ms`, if lines were suppressed in it.
+    /// Call it from the loop's tick, so a flood that stops still gets its summary.
+    pub fn flush(&mut self, now_ms: u64) -> Option<u64> {
+        if self.suppressed == 0 {
+            return None;
+        }
+        self.roll(now_ms)
+    }
+
+    /// Lines held back in the current second so far.
+    pub fn pending(&self) -> u64 {
+        self.suppressed
+    }
+}
+
+/// The summary line's body.
+pub fn summary_body(n: u64) -> String {
+    format!("{n} more first-stage knocks suppressed")
+}
+
+/// Where log lines go.
+#[derive(Clone, Debug, Default)]
+pub struct LogConfig {
+    /// `LogFile` / `-g`: appended to, one line per entry.
+    pub file: Option<PathBuf>,
+    /// `UseSyslog`: the syslog socket, normally [`DEV_LOG`].
+    pub syslog: Option<PathBuf>,
+    /// `-v`: bodies on stdout.
+    pub verbose: bool,
+    /// `-D`: debug lines on stdout.
+    pub debug: bool,
+    /// First-stage lines a second before folding; 0 means [`DEFAULT_FIRST_STAGE_BUDGET`].
+    pub first_stage_budget: u32,
+}
+
+/// An error opening a log destination.
+#[derive(Debug, thiserror::Error)]
+#[error("open log file {path}: {source}")]
+pub struct LogError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// The log: every destination the configuration asks for.
+#[derive(Debug)]
+pub struct Logger {
+    cfg: LogConfig,
+    file: Option<LineWriter<File>>,
+    syslog: Option<UnixDatagram>,
+    folder: Folder,
+    pid: u32,
+    /// The first write error, reported once on stderr rather than per line.
+    write_failed: bool,
+}
+
+fn open_append(path: &Path) -> Result<LineWriter<File>, LogError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(LineWriter::new)
+        .map_err(|source| LogError {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+impl Logger {
+    /// Opens the destinations. A missing syslog socket is not an error: messages to it are
+    /// dropped until it appears (syslog daemons restart).
+    pub fn open(cfg: LogConfig) -> Result<Logger, LogError> {
+        // SAFETY: tzset only reads TZ and the zone files; localtime_r needs it called once.
+        unsafe { tzset() };
+        let file = cfg.file.as_deref().map(open_append).transpose()?;
+        let budget = if cfg.first_stage_budget == 0 {
+            DEFAULT_FIRST_STAGE_BUDGET
+        } else {
+            cfg.first_stage_budget
+        };
+        Ok(Logger {
+            syslog: cfg
+                .syslog
+                .as_ref()
+                .and_then(|_| UnixDatagram::unbound().ok()),
+            file,
+            folder: Folder::new(budget),
+            pid: std::process::id(),
+            write_failed: false,
+            cfg,
+        })
+    }
+
+    /// Reopens the log file (after rotation, on SIGHUP) and re-reads the time zone.
+    pub fn reopen(&mut self) -> Result<(), LogError> {
+        // SAFETY: as in `open`.
+        unsafe { tzset() };
+        if let Some(path) = &self.cfg.file {
+            self.file = Some(open_append(path)?);
+        }
+        self.pid = std::process::id();
+        Ok(())
+    }
+
+    pub fn debug_enabled(&self) -> bool {
+        self.cfg.debug
+    }
+
+    /// Logs one entry at `now_ms` (ms since the Unix epoch).
+    pub fn event(&mut self, now_ms: u64, body: &str, kind: Kind) {
+        if kind == Kind::FirstStage {
+            let fold = self.folder.admit(now_ms);
+            if let Some(n) = fold.summary {
+                self.write(now_ms, &summary_body(n), Kind::Event);
+            }
+            if !fold.write {
+                return;
+            }
+        } else if let Some(n) = self.folder.flush(now_ms) {
+            self.write(now_ms, &summary_body(n), Kind::Event);
+        }
+        self.write(now_ms, body, kind);
+    }
+
+    /// Writes the summary of a finished second of folding, if any. Call it from the loop's
+    /// tick (say once a second).
+    pub fn tick(&mut self, now_ms: u64) {
+        if let Some(n) = self.folder.flush(now_ms) {
+            self.write(now_ms, &summary_body(n), Kind::Event);
+        }
+    }
+
+    /// A `-D` line on stdout, `2026-11-22 05:00:07: body`; nothing without `-D`.
+    pub fn debug(&mut self, now_ms: u64, body: &str) {
+        if self.cfg.debug {
+            let t = LocalTime::from_unix_ms(now_ms);
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "{}: {}", t.second_stamp(), one_line(body));
+        }
+    }
+
+    fn write(&mut self, now_ms: u64, body: &str, kind: Kind) {
+        let t = LocalTime::from_unix_ms(now_ms);
+        if self.cfg.verbose {
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "{}", one_line(body));
+        }
+        if let Some(f) = &mut self.file
+            && let Err(e) = f.write_all(file_line(&t, body).as_bytes())
+            && !self.write_failed
+        {
+            self.write_failed = true;
+            let path = self.cfg.file.as_deref().unwrap_or(Path::new("?"));
+            eprintln!("knockd-lite: write {}: {e}", path.display());
+        }
+        if let (Some(sock), Some(path)) = (&self.syslog, &self.cfg.syslog) {
+            // A syslog that is down or restarting loses the message, as syslog(3) does.
+            let _ = sock.send_to(syslog_datagram(&t, kind, self.pid, body).as_bytes(), path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn stamps() {
+        let t = LocalTime {
+            year: 2026,
+            month: 11,
+            day: 2,
+            hour: 5,
+            minute: 0,
+            second: 7,
+        };
+        assert_eq!(t.minute_stamp(), "2026-11-02 05:00");
+        assert_eq!(t.second_stamp(), "2026-11-02 05:00:07");
+        assert_eq!(t.rfc3164_stamp(), "Nov  2 05:00:07");
+        assert_eq!(
+            file_line(&t, "192.0.2.10: door: Stage 1"),
+            "[2026-11-02 05:00] 192.0.2.10: door: Stage 1\n"
+        );
+    }
+
+    #[test]
+    fn local_time_agrees_with_date() {
+        for secs in [0u64, 1_700_000_000, 1_795_000_000] {
+            let ours = LocalTime::from_unix_ms(secs * 1000 + 999).second_stamp();
+            let out = Command::new("date")
+                .args(["-d", &format!("@{secs}"), "+%Y-%m-%d %H:%M:%S"])
+                .output()
+                .expect("date");
+            assert_eq!(ours, String::from_utf8_lossy(&out.stdout).trim(), "{secs}");
+        }
+    }
+
+    #[test]
+    fn no_entry_spans_or_adds_lines() {
+        let t = LocalTime::from_unix_ms(0);
+        let line = file_line(&t, "door: running command: echo a\nb\r\n\n");
+        assert!(
+            line.ends_with("] door: running command: echo a b\n"),
+            "{line:?}"
+        );
+        assert_eq!(line.matches('\n').count(), 1);
+        assert_eq!(one_line("x\ty\u{7}"), "x y");
+    }
+
+    #[test]
+    fn syslog_datagram_format() {
+        let t = LocalTime {
+            year: 2026,
+            month: 1,
+            day: 22,
+            hour: 23,
+            minute: 59,
+            second: 0,
+        };
+        assert_eq!(
+            syslog_datagram(&t, Kind::Event, 812, "192.0.2.10: door: OPEN SESAME"),
+            "<29>Jan 22 23:59:00 knockd-lite[812]: 192.0.2.10: door: OPEN SESAME"
+        );
+        assert_eq!(
+            syslog_datagram(
+                &t,
+                Kind::Error,
+                1,
+                "door: command returned non-zero status code (3)\n"
+            ),
+            "<27>Jan 22 23:59:00 knockd-lite[1]: door: command returned non-zero status code (3)"
+        );
+    }
+
+    #[test]
+    fn folder_writes_a_budget_per_second_and_summarizes_the_rest() {
+        let mut f = Folder::new(3);
+        let base = 1_000_000;
+        let writes: Vec<bool> = (0..5).map(|i| f.admit(base + i).write).collect();
+        assert_eq!(writes, [true, true, true, false, false]);
+        assert_eq!(f.pending(), 2);
+        // Still in the same second: nothing to flush.
+        assert_eq!(f.flush(base + 999), None);
+        // The next second: the summary comes first, then the budget is fresh.
+        assert_eq!(
+            f.admit(base + 1000),
+            Fold {
+                summary: Some(2),
+                write: true
+            }
+        );
+        for i in 0..10 {
+            f.admit(base + 1001 + i);
+        }
+        assert_eq!(f.pending(), 8);
+        // A flood that stops is summarized by the tick.
+        assert_eq!(f.flush(base + 5000), Some(8));
+        assert_eq!(f.flush(base + 6000), None);
+        assert_eq!(f.pending(), 0);
+    }
+
+    #[test]
+    fn folder_ignores_a_clock_stepping_back() {
+        let mut f = Folder::new(1);
+        assert!(f.admit(10_000).write);
+        assert!(!f.admit(9_000).write);
+        assert_eq!(f.admit(10_500).summary, None);
+        assert_eq!(f.flush(11_000), Some(2));
+    }
+
+    #[test]
+    fn a_six_second_flood_makes_few_lines() {
+        // 100,000 first-stage lines a second for 6 s, plus one real knock's lines.
+        let mut f = Folder::new(DEFAULT_FIRST_STAGE_BUDGET);
+        let mut lines = 0;
+        for ms in 0..6000u64 {
+            for _ in 0..100 {
+                let fold = f.admit(ms);
+                lines += usize::from(fold.summary.is_some()) + usize::from(fold.write);
+            }
+        }
+        lines += usize::from(f.flush(6000).is_some());
+        assert_eq!(lines, 6 * 10 + 6);
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("knockd-lite-log-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn logger_appends_file_lines_and_sends_syslog_datagrams() {
+        let dir = temp_dir("logger");
+        let file = dir.join("knockd.log");
+        std::fs::write(&file, "[2026-01-01 00:00] earlier line\n").unwrap();
+        let sock_path = dir.join("log.sock");
+        let server = UnixDatagram::bind(&sock_path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut log = Logger::open(LogConfig {
+            file: Some(file.clone()),
+            syslog: Some(sock_path.clone()),
+            first_stage_budget: 2,
+            ..LogConfig::default()
+        })
+        .unwrap();
+        let t0 = 1_795_000_000_000u64;
+        log.event(t0, "starting up, listening on eth0", Kind::Event);
+        for i in 0..5 {
+            log.event(
+                t0 + i,
+                &format!("192.0.2.{i}: door: Stage 1"),
+                Kind::FirstStage,
+            );
+        }
+        log.event(t0 + 10, "192.0.2.9: door: Stage 2", Kind::Event);
+        log.tick(t0 + 1500);
+        log.event(
+            t0 + 2000,
+            "door: command returned non-zero status code (3)",
+            Kind::Error,
+        );
+
+        let stamp = |ms| format!("[{}]", LocalTime::from_unix_ms(ms).minute_stamp());
+        let text = std::fs::read_to_string(&file).unwrap();
+        let want = [
+            "[2026-01-01 00:00] earlier line".to_string(),
+            format!("{} starting up, listening on eth0", stamp(t0)),
+            format!("{} 192.0.2.0: door: Stage 1", stamp(t0)),
+            format!("{} 192.0.2.1: door: Stage 1", stamp(t0 + 1)),
+            format!("{} 192.0.2.9: door: Stage 2", stamp(t0 + 10)),
+            format!("{} 3 more first-stage knocks suppressed", stamp(t0 + 1500)),
+            format!(
+                "{} door: command returned non-zero status code (3)",
+                stamp(t0 + 2000)
+            ),
+        ];
+        assert_eq!(text, want.join("\n") + "\n");
+
+        let mut grams = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = server.recv(&mut buf) {
+            grams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(grams.len(), 6, "{grams:?}");
+        let pid = std::process::id();
+        assert!(grams[0].starts_with("<29>"), "{}", grams[0]);
+        assert!(
+            grams[0].ends_with(&format!(
+                " knockd-lite[{pid}]: starting up, listening on eth0"
+            )),
+            "{}",
+            grams[0]
+        );
+        assert!(grams[5].starts_with("<27>"), "{}", grams[5]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_syslog_socket_or_bad_file_path() {
+        let dir = temp_dir("missing");
+        let mut log = Logger::open(LogConfig {
+            syslog: Some(dir.join("no-such.sock")),
+            ..LogConfig::default()
+        })
+        .unwrap();
+        log.event(0, "dropped quietly", Kind::Event);
+        let err = Logger::open(LogConfig {
+            file: Some(dir.join("no/such/dir/knockd.log")),
+            ..LogConfig::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "open log file {}: ",
+                dir.join("no/such/dir/knockd.log").display()
+            )),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

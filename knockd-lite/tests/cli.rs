@@ -1,0 +1,104 @@
+//! The knockd-lite binary's command line: exit codes and messages.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd-lite"))
+        .args(args)
+        .output()
+        .expect("run knockd-lite");
+    eprintln!(
+        "knockd-lite {args:?}\n--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn conf_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("knockd-lite-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_prints_doors_and_filter() {
+    let path = conf_file(
+        "ok.conf",
+        "[open]\nsequence = 7000,8000:udp\ntcpflags = syn\ncommand = up %IP%\n",
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with(&format!("{}: OK, 1 door\n", path.display())));
+    assert!(stdout.contains("  sequence:       7000:tcp,8000:udp\n"));
+    assert!(stdout.ends_with(
+        "     (tcp dst port 7000 and tcp[13] & 0x02 == 0x02)\n  or (udp dst port 8000)\n"
+    ));
+}
+
+#[test]
+fn config_error_exits_2_with_path_and_line() {
+    let path = conf_file("bad.conf", "[open]\nsequence = 7000,\n");
+    let out = run(&["--check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "knockd-lite: {}:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)\n",
+            path.display()
+        )
+    );
+    let out = run(&["-c", "/nonexistent/knockd.conf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read /nonexistent/knockd.conf: No such file"));
+}
+
+#[test]
+fn bad_option_exits_2() {
+    for args in [&["-x"][..], &["--max-attempts", "0"], &["-c"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = run(&["-V"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("knockd-lite "));
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    for flag in [
+        "--interface",
+        "--daemon",
+        "--config",
+        "--debug",
+        "--lookup",
+        "--pidfile",
+        "--logfile",
+        "--verbose",
+        "--only-ip-v4",
+        "--check",
+        "--list-interfaces",
+        "--max-attempts",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[test]
+fn serving_without_the_runtime_exits_1() {
+    let path = conf_file("serve.conf", "[open]\nsequence = 7000\n");
+    let out = run(&["-i", "lo", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("the capture runtime is not wired in yet"));
+}
