@@ -108,6 +108,11 @@ impl Ctx<'_> {
     pub(crate) fn warn(&mut self, text: &str) {
         let _ = writeln!(self.err, "knock: warning: {text}");
     }
+
+    /// Prints `knock: note: ...` on stderr, for what the user should know but need not fix.
+    pub(crate) fn note(&mut self, text: &str) {
+        let _ = writeln!(self.err, "knock: note: {text}");
+    }
 }
 
 pub(crate) fn run_with(args: Vec<OsString>, env: Env<'_>) -> i32 {

@@ -5,6 +5,7 @@
 //! rest. Profiles live in the directory `--profiles DIR` or `KNOCK_PROFILES` names, else
 //! in `<config dir>/knock/profiles` (see `docs/profiles.md`).
 
+mod import;
 mod knock;
 mod manage;
 
@@ -165,6 +166,14 @@ pub(crate) enum ProfileCommand {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Make one profile per door of a knockd.conf, named after the door
+    #[command(after_help = "\
+A Sequence door gets a sequence profile. A One_Time_Sequences door gets a copy of its list,
+saved as NAME.otp next to the profiles; knock and the server then each mark their own copy.
+An HMAC door gets an [hmac] table with the door's name as the label, its HMAC_* values,
+and secret_file set to its HMAC_Secret_File. When a door's TCPFlags would ignore a plain
+SYN, the profile's TCP hits carry the flags it asks for.")]
+    Import(import::ImportArgs),
 }
 
 /// `knock profile save NAME HOST HIT... [OPTIONS]`.
@@ -242,6 +251,7 @@ impl ProfileCommand {
             ProfileCommand::Show { .. } => "show",
             ProfileCommand::Save(_) => "save",
             ProfileCommand::Remove { .. } => "remove",
+            ProfileCommand::Import(_) => "import",
         }
     }
 }
@@ -265,6 +275,7 @@ pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
         Some(ProfileCommand::Show { name }) => manage::show(&store, &name, ctx),
         Some(ProfileCommand::Save(save)) => manage::save(save, &store, ctx),
         Some(ProfileCommand::Remove { name }) => manage::remove(&store, &name, ctx),
+        Some(ProfileCommand::Import(import)) => import::import(import, &store, ctx),
     }
 }
 
@@ -401,6 +412,22 @@ mod tests {
             panic!("not save")
         };
         assert!(!s.udp && !s.raw && !s.force && s.delay.is_none() && s.description.is_none());
+        let Some(ProfileCommand::Import(i)) =
+            parse(&["import", "/etc/knockd.conf"]).unwrap().command
+        else {
+            panic!("not import")
+        };
+        assert_eq!(i.conf, PathBuf::from("/etc/knockd.conf"));
+        assert!(i.host.is_none() && !i.force);
+        let Some(ProfileCommand::Import(i)) =
+            parse(&["import", "k.conf", "--host", "192.0.2.2", "--force"])
+                .unwrap()
+                .command
+        else {
+            panic!("not import")
+        };
+        assert_eq!(i.host.as_deref(), Some("192.0.2.2"));
+        assert!(i.force);
     }
 
     #[test]
@@ -462,6 +489,11 @@ mod tests {
                 "invalid value 'x' for '--delay <MS>'",
             ),
             (&["list", "x"], ErrorKind::UnknownArgument, "'x'"),
+            (
+                &["import"],
+                ErrorKind::MissingRequiredArgument,
+                "<KNOCKD_CONF>",
+            ),
         ];
         for (line, kind, text) in table {
             let err = parse(line).expect_err(&format!("{line:?}"));
@@ -482,6 +514,7 @@ mod tests {
             "show ",
             "save ",
             "remove ",
+            "import ",
             "--profiles <DIR>",
             "--dry-run",
             "--at <UNIX_SECONDS>",

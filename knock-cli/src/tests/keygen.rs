@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use knock_core::conf::{self, SequenceSource};
 use knock_core::hmac::Protocols;
 use knock_core::profile::{Knock, Profile, SecretRef, parse};
 use knock_core::secret::Secret;
@@ -97,11 +98,24 @@ fn keygen_prints_a_secret_a_door_and_a_profile_that_agree() {
             .contains("HMAC_Secret_File = /etc/knockd-lite/web.secret\n")
     );
     assert!(parts.door.contains("HMAC_Protocols   = mixed\n"));
+    // knockd.conf's own parser reads it as an HMAC door.
+    let config = conf::parse(&parts.door, Path::new("door.conf")).expect(&parts.door);
+    let door = config.door("web").expect("door [web]");
+    let SequenceSource::Hmac(server) = &door.sequence else {
+        panic!("not an HMAC door: {door:?}")
+    };
+    assert_eq!(server.secret_file, Path::new("/etc/knockd-lite/web.secret"));
+    assert_eq!(server.skew, 1);
 
     // The profile parses, and derives with the printed secret what the door derives.
     let p = parse(Path::new("/p/web.toml"), &parts.profile).expect(&parts.profile);
     assert_eq!(p.host.as_deref(), Some("192.0.2.2"));
     let h = hmac_of(&p);
+    assert_eq!(
+        h.params,
+        server.params("web"),
+        "door and profile derive alike"
+    );
     assert_eq!(h.params.door, "web");
     assert_eq!(h.params.protocols, Protocols::Mixed);
     assert_eq!(h.secret, SecretRef::file("web.secret", Path::new("/p")));
@@ -181,6 +195,26 @@ fn secret_file_keeps_the_secret_off_stdout() {
     let o = World::default().run(&["keygen", "--secret-file", &file, "--force"]);
     assert_eq!(o.code, 0, "{}", o.err);
     assert_ne!(std::fs::read_to_string(&file).unwrap(), text);
+}
+
+#[test]
+fn a_door_with_flags_checks_them_and_the_profile_sends_them() {
+    let o = World::default().run(&[
+        "keygen", "--flags", "fin+psh", "--skew", "3", "--step", "15",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    let parts = split(&o.out);
+    let config = conf::parse(&parts.door, Path::new("door.conf")).expect(&parts.door);
+    let door = config.door("ssh").unwrap();
+    let SequenceSource::Hmac(server) = &door.sequence else {
+        panic!("{door:?}")
+    };
+    assert_eq!((server.skew, server.step), (3, 15));
+    // The door accepts exactly what the profile sends, and no plain SYN.
+    let p = parse(Path::new("/p/ssh.toml"), &parts.profile).unwrap();
+    let flags = hmac_of(&p).params.flags.expect("flags in the profile");
+    assert!(door.tcp_flags.matches(flags));
+    assert!(!door.tcp_flags.matches(knock_core::hit::TcpFlags::SYN));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Whole runs of `knock` with a recording sender and clock: exit codes, what is printed
 //! where, and what would have been sent.
 
+mod import;
 mod keygen;
 mod otp;
 mod profile;
