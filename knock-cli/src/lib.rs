@@ -1,10 +1,20 @@
 //! The `knock` client: command-line parsing, name resolution and sending hits.
 //!
 //! A run goes through the modules in order: [`args`] is the syntax (clap), [`plan`] parses
-//! the hits and resolves HOST once, [`knock`] checks then sends the hits, [`output`] and
-//! [`json`] print. [`run`] picks the command by the first word, before any clap parsing,
-//! so each subcommand can bring its own definition while `knock HOST HIT...` keeps the
-//! shape of knock(1).
+//! the hits and resolves HOST once, [`knock`] checks then sends the hits (with a
+//! [`progress`] bar when someone is watching), [`output`] and [`json`] print. [`run`] picks
+//! the command by the first word, before any clap parsing, so each subcommand brings its
+//! own definition while `knock HOST HIT...` keeps the shape of knock(1):
+//!
+//! * [`profile`]: `knock profile NAME` knocks from a saved profile (a sequence, a one-time
+//!   list or knock-hmac-v1) through the same [`Plan`]; `list`, `show`, `save`, `remove` and
+//!   `import` manage profiles;
+//! * [`otp`]: `knock otp generate` writes a one-time list;
+//! * [`keygen`]: `knock keygen` makes an HMAC secret with its door and profile.
+//!
+//! Everything outside the process (stdout, stderr, the sender, the sleeper, environment
+//! variables, the clock, the terminal) comes in through [`Env`], so whole runs are tested
+//! with stand-ins.
 
 mod args;
 mod json;
@@ -152,9 +162,6 @@ fn dispatch(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         Some("profile") => profile::run(args, ctx),
         Some("otp") => otp::run(args, ctx),
         Some("keygen") => keygen::run(args, ctx),
-        Some(word) if args::RESERVED.contains(&word) => {
-            Err(Failure::usage(anyhow!(args::reserved_message(word))))
-        }
         _ => knock_command(args, ctx),
     }
 }

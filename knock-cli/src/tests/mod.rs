@@ -453,3 +453,26 @@ fn a_broken_pipe_on_stdout_is_success() {
         assert_eq!((code, err.as_str()), (0, ""), "{line}");
     }
 }
+
+#[test]
+fn every_reserved_word_is_a_subcommand() {
+    for word in crate::args::RESERVED {
+        let o = knock(&format!("{word} --help"));
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
+        assert!(
+            o.out.contains(&format!("Usage: knock {word}")),
+            "{word}:\n{}",
+            o.out
+        );
+    }
+    // And every word knock_core reserves under `profile` is one of its subcommands.
+    for word in knock_core::profile::store::RESERVED {
+        let o = knock(&format!("profile {word} --help"));
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
+        assert!(
+            o.out.contains(&format!("Usage: knock profile {word}")),
+            "{word}:\n{}",
+            o.out
+        );
+    }
+}
