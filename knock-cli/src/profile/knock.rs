@@ -21,6 +21,9 @@ use crate::plan::{Mode, Plan};
 use crate::resolve;
 use crate::{Ctx, Failure, execute};
 
+/// Knocks from profile NAME, or lists what it would send (`--dry-run`), with the command
+/// line's options over the profile's values. HOST is resolved before a one-time list is
+/// touched or a secret asked for, so a lookup failure costs neither.
 pub(crate) fn knock(
     args: KnockFromProfile,
     store: &Store,
