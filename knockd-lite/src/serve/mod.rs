@@ -1,0 +1,458 @@
+//! The daemon: start-up, the main loop and shutdown, wiring capture, the engine, commands,
+//! the log, state files and signals together.
+//!
+//! One thread does all the matching. It waits on the capture socket, the signalfd and the
+//! command threads' eventfd at once, for at most the time until the engine's next timer
+//! (and a once-a-second tick for address changes and log folding). Commands run on their
+//! own threads, and `-l` lookups on another, so neither ever holds up capture.
+//!
+//! Start-up order matters: signals are blocked before any thread exists; everything that
+//! can fail (config, interface, capture, log file, pidfile) is checked while errors still
+//! reach the terminal; then `-d` detaches, before the first thread is started.
+
+mod apply;
+mod commands;
+mod journal;
+mod lookup;
+mod reload;
+mod settings;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use knock_core::conf::Config;
+use knock_core::wire::{KnockPacket, LinkType, ParseError, parse_frame};
+
+use crate::args::Args;
+use crate::capture::{CaptureOptions, InterfaceCapture, LinkEvent, LinkKind, PacketSource};
+use crate::daemon::{self, Pidfile, Signal, Signals};
+use crate::engine::{Action, Engine, Options, Timestamp};
+use crate::exec::Executor;
+use crate::log::{Kind, Logger};
+use crate::netif::{self, Change, Watch};
+use commands::Commands;
+use journal::Journal;
+use lookup::Resolver;
+use settings::Settings;
+use state::HmacCounters;
+
+/// How long shutdown waits for pending stop commands (and the start commands they follow).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
+/// After that, how long it waits for stops it started without their start having finished.
+const LAST_STOPS_WAIT: Duration = Duration::from_secs(5);
+/// The once-a-second duties.
+const TICK: Duration = Duration::from_secs(1);
+/// How often the loop wakes while log lines wait for host names.
+const NAME_POLL: Duration = Duration::from_millis(10);
+
+/// Why start-up failed: the message for stderr and the exit code (1 runtime, 2 config).
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+fn config_error(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+fn runtime_error(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+/// The wall clock in ms since the epoch, the clock packet timestamps use.
+fn wall_ms() -> u64 {
+    Timestamp::from_system_time(SystemTime::now()).as_millis()
+}
+
+/// Runs the server until SIGTERM or SIGINT; returns the exit code.
+pub(crate) fn run(args: Args) -> i32 {
+    // First: threads started later inherit the blocked signals.
+    let signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("knockd-lite: {e}");
+            return 1;
+        }
+    };
+    let mut server = match Server::start(args, signals) {
+        Ok(server) => server,
+        Err(f) => {
+            eprintln!("knockd-lite: {}", f.message);
+            return f.code;
+        }
+    };
+    server.serve();
+    server.shutdown();
+    0
+}
+
+/// What one captured frame led to, carried out after the batch in capture order.
+enum Item {
+    Actions(Vec<Action>),
+    /// A `-D` line.
+    Debug(String),
+}
+
+/// Everything the running server holds.
+struct Server {
+    args: Args,
+    /// The start-up directory, for relative paths on reload.
+    base: PathBuf,
+    settings: Settings,
+    config: Config,
+    engine: Engine,
+    capture: InterfaceCapture,
+    watch: Watch,
+    journal: Journal,
+    commands: Commands,
+    counters: HmacCounters,
+    signals: Signals,
+    /// Kept for its `Drop`, which removes the file.
+    _pidfile: Option<Pidfile>,
+    /// The capture filter must be rebuilt from the engine's rules.
+    rules_dirty: bool,
+    /// Frames the parser refused, by reason (for `-D`).
+    refused: [u64; ParseError::ALL.len()],
+    /// The last capture error logged, so a persistent one is logged once.
+    last_capture_error: Option<String>,
+}
+
+impl Server {
+    fn start(args: Args, signals: Signals) -> Result<Server, Failure> {
+        let base = std::env::current_dir()
+            .map_err(|e| runtime_error(format!("cannot read the current directory: {e}")))?;
+        let (config, settings) = settings::load(&args, &base).map_err(config_error)?;
+        let counters = HmacCounters::load(&settings.state_file)
+            .map_err(|e| runtime_error(format!("HMAC state: {e}")))?;
+        let mut inputs = crate::inputs::load(&config, counters.used()).map_err(config_error)?;
+        let iface = netif::find(&settings.interface)
+            .map_err(|e| runtime_error(format!("{}: {e}", settings.interface)))?
+            .ok_or_else(|| runtime_error(format!("{}: no such interface", settings.interface)))?;
+        inputs.local_addrs = iface.addrs.clone();
+        let options = Options {
+            max_attempts: args.max_attempts,
+        };
+        let now = Timestamp::from_millis(wall_ms());
+        let (engine, first_actions) =
+            Engine::new(&config, inputs, options, now).map_err(|e| config_error(e.to_string()))?;
+        let capture_opts = CaptureOptions {
+            families: settings.families,
+            ..CaptureOptions::default()
+        };
+        let mut capture =
+            InterfaceCapture::open(&settings.interface, &engine.capture_rules(), &capture_opts)
+                .map_err(|e| runtime_error(e.to_string()))?;
+        let mut logger =
+            Logger::open(settings.log_config(&args)).map_err(|e| runtime_error(e.to_string()))?;
+
+        let mut pidfile = None;
+        if args.daemon {
+            Pidfile::check(&settings.pid_file).map_err(|e| runtime_error(e.to_string()))?;
+            daemon::detach().map_err(|e| runtime_error(e.to_string()))?;
+            // From here stderr is /dev/null: failures go to the log as well.
+            let _ = logger.reopen();
+            match Pidfile::create(&settings.pid_file) {
+                Ok(p) => pidfile = Some(p),
+                Err(e) => {
+                    logger.event(wall_ms(), &e.to_string(), Kind::Error);
+                    return Err(runtime_error(e.to_string()));
+                }
+            }
+        }
+        let exec = Executor::new(Duration::from_secs(args.command_limit))
+            .map_err(|e| runtime_error(e.to_string()))?;
+        let resolver = if args.lookup {
+            Some(
+                Resolver::start(lookup::reverse)
+                    .map_err(|e| runtime_error(format!("lookup thread: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let commands = Commands::new(exec);
+        capture.add_wake_fd(signals.fd());
+        capture.add_wake_fd(commands.wake_fd());
+        let watch = Watch::new(&settings.interface, Some(iface));
+        let mut server = Server {
+            base,
+            journal: Journal::new(logger, resolver),
+            settings,
+            config,
+            engine,
+            capture,
+            watch,
+            commands,
+            counters,
+            signals,
+            _pidfile: pidfile,
+            rules_dirty: false,
+            refused: [0; ParseError::ALL.len()],
+            last_capture_error: None,
+            args,
+        };
+        let now = wall_ms();
+        let line = format!("starting up, listening on {}", server.settings.interface);
+        server.journal.line(now, &line, Kind::Event);
+        server.apply(now, first_actions);
+        server.sync_rules();
+        Ok(server)
+    }
+
+    /// The main loop; returns when asked to shut down.
+    fn serve(&mut self) {
+        let mut next_tick = Instant::now() + TICK;
+        let mut batch: Vec<(u64, Item)> = Vec::new();
+        loop {
+            let now = wall_ms();
+            let mut timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Some(d) = self.engine.next_deadline() {
+                timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
+            }
+            if self.journal.waiting() {
+                timeout = timeout.min(NAME_POLL);
+            }
+            self.capture_batch(timeout, &mut batch);
+            for (ms, item) in batch.drain(..) {
+                match item {
+                    Item::Actions(actions) => self.apply(ms, actions),
+                    Item::Debug(line) => self.journal.debug(ms, &line),
+                }
+            }
+            for signal in self.signals.pending() {
+                match signal {
+                    Signal::Reload => self.reload(),
+                    Signal::Shutdown(_) => return,
+                }
+            }
+            self.collect_completions();
+            let now = wall_ms();
+            if self
+                .engine
+                .next_deadline()
+                .is_some_and(|d| d.as_millis() <= now)
+            {
+                let actions = self.engine.on_tick(Timestamp::from_millis(now));
+                self.apply(now, actions);
+            }
+            self.link_events(now);
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + TICK;
+                self.poll_addresses(now);
+                self.journal.tick(now);
+            }
+            self.journal.poll();
+            self.sync_rules();
+        }
+    }
+
+    /// Waits up to `timeout` for frames and feeds each to the engine; the actions each
+    /// packet asks for (and `-D` lines) are collected in `out` with the packet's time.
+    fn capture_batch(&mut self, timeout: Duration, out: &mut Vec<(u64, Item)>) {
+        let debug = self.journal.debug_enabled();
+        let Server {
+            capture,
+            engine,
+            refused,
+            args,
+            ..
+        } = self;
+        let only_ipv4 = args.only_ipv4;
+        let result = capture.next_batch(timeout, &mut |frame| {
+            let ms = frame.ts_ms();
+            let link = match frame.link {
+                LinkKind::Ethernet => LinkType::Ethernet,
+                LinkKind::RawIp => LinkType::RawIp,
+            };
+            match parse_frame(link, frame.data) {
+                Ok(p) if only_ipv4 && p.src.is_ipv6() => {}
+                Ok(p) => {
+                    if debug {
+                        out.push((ms, Item::Debug(describe(&p, frame.vlan))));
+                    }
+                    let actions = engine.on_packet(Timestamp::from_millis(ms), &p);
+                    if !actions.is_empty() {
+                        out.push((ms, Item::Actions(actions)));
+                    }
+                }
+                Err(e) => {
+                    refused[e as usize] += 1;
+                    if debug {
+                        out.push((ms, Item::Debug(format!("frame not used: {e}"))));
+                    }
+                }
+            }
+        });
+        match result {
+            Ok(_) => self.last_capture_error = None,
+            Err(e) => {
+                let message = format!("capture: {e}");
+                if self.last_capture_error.as_ref() != Some(&message) {
+                    self.journal.line(wall_ms(), &message, Kind::Error);
+                    self.last_capture_error = Some(message);
+                }
+                // Do not spin on an error that persists.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Rebuilds the capture filter if the engine's rules changed.
+    fn sync_rules(&mut self) {
+        if !std::mem::take(&mut self.rules_dirty) {
+            return;
+        }
+        if let Err(e) = self.capture.set_rules(&self.engine.capture_rules()) {
+            self.journal
+                .line(wall_ms(), &format!("capture filter: {e}"), Kind::Error);
+        }
+    }
+
+    /// Logs the capture's interface events (down, up, gone, back).
+    fn link_events(&mut self, now: u64) {
+        for event in self.capture.take_events() {
+            let kind = match event {
+                LinkEvent::Down | LinkEvent::Lost => Kind::Error,
+                LinkEvent::Up | LinkEvent::Restored { .. } => Kind::Event,
+            };
+            let line = event.describe(&self.settings.interface);
+            self.journal.line(now, &line, kind);
+        }
+    }
+
+    /// Picks up address changes (a DHCP renewal, an address added by hand).
+    fn poll_addresses(&mut self, now: u64) {
+        let Ok(changes) = self.watch.poll() else {
+            return;
+        };
+        if changes.is_empty() {
+            return;
+        }
+        for change in &changes {
+            // The capture reports the link's own comings and goings.
+            if let Change::AddressesChanged { .. } = change {
+                let line = change.describe(self.watch.name());
+                self.journal.line(now, &line, Kind::Event);
+            }
+        }
+        self.engine
+            .set_local_addrs(self.watch.addrs().iter().copied());
+    }
+
+    /// SIGTERM/SIGINT: run every pending stop now, wait for them (bounded), log
+    /// `shutting down`.
+    fn shutdown(&mut self) {
+        let now = wall_ms();
+        let actions = self.engine.shutdown(Timestamp::from_millis(now));
+        self.apply(now, actions);
+        let mut deadline = Instant::now() + SHUTDOWN_WAIT;
+        let mut forced = false;
+        while self.commands.busy() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                if forced {
+                    break;
+                }
+                forced = true;
+                deadline = Instant::now() + LAST_STOPS_WAIT;
+                // Better a stop after a start that hangs than a door left open.
+                for d in self.commands.take_all_deferred() {
+                    let line = format!(
+                        "{}: start command still running after {} s, running its stop command anyway",
+                        d.door,
+                        SHUTDOWN_WAIT.as_secs()
+                    );
+                    self.journal.line(wall_ms(), &line, Kind::Error);
+                    self.run_command(wall_ms(), d);
+                }
+                continue;
+            }
+            for (c, r) in self.commands.wait(left.min(Duration::from_millis(100))) {
+                self.finished(&c, &r);
+            }
+        }
+        let now = wall_ms();
+        if self.commands.running() > 0 {
+            let line = format!(
+                "{} command(s) still running at exit, left to finish on their own",
+                self.commands.running()
+            );
+            self.journal.line(now, &line, Kind::Error);
+        }
+        if self.journal.debug_enabled() {
+            self.debug_stats(now);
+        }
+        self.journal.line(now, "shutting down", Kind::Event);
+        self.journal.flush(now);
+    }
+
+    fn debug_stats(&mut self, now: u64) {
+        let c = self.capture.stats();
+        let e = self.engine.stats();
+        self.journal.debug(
+            now,
+            &format!(
+                "capture: {} frames, {} dropped by the kernel; engine: {} packets, {} ignored, {} live attempts",
+                c.delivered, c.kernel_drops, e.packets, e.ignored, e.live_attempts
+            ),
+        );
+        for (reason, n) in ParseError::ALL.iter().zip(self.refused) {
+            if n > 0 {
+                self.journal
+                    .debug(now, &format!("frames not used ({reason}): {n}"));
+            }
+        }
+    }
+}
+
+/// A `-D` line for one packet: `tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn`.
+fn describe(p: &KnockPacket, vlan: Option<u16>) -> String {
+    let dst = SocketAddr::new(p.dst, p.dst_port);
+    let mut s = format!("{} {} -> {dst}", p.proto, p.src);
+    if p.proto == knock_core::hit::Proto::Tcp {
+        s.push_str(&format!(" flags {}", p.tcp_flags));
+    }
+    if let Some(v) = vlan {
+        s.push_str(&format!(" vlan {v}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knock_core::hit::{Proto, TcpFlags};
+
+    #[test]
+    fn debug_lines_for_packets() {
+        let p = KnockPacket {
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+            proto: Proto::Tcp,
+            dst_port: 7000,
+            tcp_flags: TcpFlags::SYN | TcpFlags::ACK,
+        };
+        assert_eq!(
+            describe(&p, None),
+            "tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn+ack"
+        );
+        let u = KnockPacket {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "2001:db8::2".parse().unwrap(),
+            proto: Proto::Udp,
+            dst_port: 53,
+            tcp_flags: TcpFlags::NONE,
+        };
+        assert_eq!(
+            describe(&u, Some(10)),
+            "udp 2001:db8::1 -> [2001:db8::2]:53 vlan 10"
+        );
+    }
+}
