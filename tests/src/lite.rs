@@ -55,7 +55,7 @@ impl KnockdLite {
     }
 
     /// Starts it with `-d -p PIDFILE`: the command returns at once, and the daemon's pid is
-    /// read from the pidfile once it appears.
+    /// read from the pidfile once it names a live knockd-lite.
     pub fn start_daemon(pair: &Pair, dir: TempDir, doors: &str, pidfile: &Path) -> KnockdLite {
         let conf = write_config(dir.path(), "knockd.conf", doors);
         let pidarg = pidfile.display().to_string();
@@ -68,9 +68,11 @@ impl KnockdLite {
         );
         let deadline = Instant::now() + START_TIMEOUT;
         let pid = loop {
+            // A stale file may still name a dead process until the daemon replaces it.
             if let Some(pid) = std::fs::read_to_string(pidfile)
                 .ok()
                 .and_then(|t| t.trim().parse::<u32>().ok())
+                .filter(|&pid| is_knockd_lite(pid))
             {
                 break pid;
             }
@@ -90,9 +92,26 @@ impl KnockdLite {
         lite
     }
 
+    /// Stops a foreground server with SIGTERM and starts it again with the same config,
+    /// scratch folder and state folder, and `extra` arguments.
+    pub fn restart(&mut self, pair: &Pair, extra: &[&str]) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(START_TIMEOUT);
+        assert_eq!(status.code(), Some(0), "{}", self.output());
+        let child = spawn(pair, self.dir.path(), &self.config_path(), extra);
+        self.pid = child.id();
+        self.child = Some(child);
+        self.wait_started();
+    }
+
+    /// Waits for one more `starting up` line than there are `shutting down` lines.
     fn wait_started(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
-        while !self.log().contains("starting up, listening on") {
+        let started = |log: &str| {
+            log.matches("] starting up, listening on").count()
+                > log.matches("] shutting down\n").count()
+        };
+        while !started(&self.log()) {
             if let Some(status) = self.try_exit() {
                 panic!("knockd-lite exited with {status}:\n{}", self.output());
             }
@@ -253,7 +272,11 @@ pub fn is_knockd_lite(pid: u32) -> bool {
 }
 
 fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
-    let out = std::fs::File::create(dir.join("knockd-lite.out")).expect("knockd-lite.out");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("knockd-lite.out"))
+        .expect("knockd-lite.out");
     let mut cmd = pair.server_cmd(bin("knockd-lite"));
     cmd.args(["-i", &pair.server_if, "-c"])
         .arg(conf)

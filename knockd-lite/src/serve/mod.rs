@@ -315,9 +315,14 @@ impl Server {
         }
     }
 
-    /// Logs the capture's interface events (down, up, gone, back).
+    /// Logs the capture's interface events (down, up, gone, back), and looks at the
+    /// addresses at once when there are any: a returning interface brings its own.
     fn link_events(&mut self, now: u64) {
-        for event in self.capture.take_events() {
+        let events = self.capture.take_events();
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
             let kind = match event {
                 LinkEvent::Down | LinkEvent::Lost => Kind::Error,
                 LinkEvent::Up | LinkEvent::Restored { .. } => Kind::Event,
@@ -325,6 +330,7 @@ impl Server {
             let line = event.describe(&self.settings.interface);
             self.journal.line(now, &line, kind);
         }
+        self.poll_addresses(now);
     }
 
     /// Picks up address changes (a DHCP renewal, an address added by hand).
