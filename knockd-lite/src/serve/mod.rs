@@ -16,6 +16,8 @@ mod journal;
 mod lookup;
 mod reload;
 mod settings;
+mod shutdown;
+mod start;
 mod state;
 
 use std::net::SocketAddr;
@@ -26,15 +28,13 @@ use knock_core::conf::Config;
 use knock_core::wire::{KnockPacket, LinkType, ParseError, parse_frame};
 
 use crate::args::Args;
-use crate::capture::{CaptureOptions, InterfaceCapture, LinkEvent, LinkKind, PacketSource};
-use crate::daemon::{self, Pidfile, Signal, Signals};
-use crate::engine::{Action, Engine, Options, Timestamp};
-use crate::exec::Executor;
-use crate::log::{Kind, Logger};
-use crate::netif::{self, Change, Watch};
+use crate::capture::{InterfaceCapture, LinkEvent, LinkKind, PacketSource};
+use crate::daemon::{Pidfile, Signal, Signals};
+use crate::engine::{Action, Engine, Timestamp};
+use crate::log::Kind;
+use crate::netif::{Change, Watch};
 use commands::Commands;
 use journal::Journal;
-use lookup::Resolver;
 use settings::Settings;
 use state::HmacCounters;
 
@@ -126,86 +126,6 @@ struct Server {
 }
 
 impl Server {
-    fn start(args: Args, signals: Signals) -> Result<Server, Failure> {
-        let base = std::env::current_dir()
-            .map_err(|e| runtime_error(format!("cannot read the current directory: {e}")))?;
-        let (config, settings) = settings::load(&args, &base).map_err(config_error)?;
-        let counters = HmacCounters::load(&settings.state_file)
-            .map_err(|e| runtime_error(format!("HMAC state: {e}")))?;
-        let mut inputs = crate::inputs::load(&config, counters.used()).map_err(config_error)?;
-        let iface = netif::find(&settings.interface)
-            .map_err(|e| runtime_error(format!("{}: {e}", settings.interface)))?
-            .ok_or_else(|| runtime_error(format!("{}: no such interface", settings.interface)))?;
-        inputs.local_addrs = iface.addrs.clone();
-        let options = Options {
-            max_attempts: args.max_attempts,
-        };
-        let now = Timestamp::from_millis(wall_ms());
-        let (engine, first_actions) =
-            Engine::new(&config, inputs, options, now).map_err(|e| config_error(e.to_string()))?;
-        let capture_opts = CaptureOptions {
-            families: settings.families,
-            ..CaptureOptions::default()
-        };
-        let mut capture =
-            InterfaceCapture::open(&settings.interface, &engine.capture_rules(), &capture_opts)
-                .map_err(|e| runtime_error(e.to_string()))?;
-        let mut logger =
-            Logger::open(settings.log_config(&args)).map_err(|e| runtime_error(e.to_string()))?;
-
-        let mut pidfile = None;
-        if args.daemon {
-            Pidfile::check(&settings.pid_file).map_err(|e| runtime_error(e.to_string()))?;
-            daemon::detach().map_err(|e| runtime_error(e.to_string()))?;
-            // From here stderr is /dev/null: failures go to the log as well.
-            let _ = logger.reopen();
-            match Pidfile::create(&settings.pid_file) {
-                Ok(p) => pidfile = Some(p),
-                Err(e) => {
-                    logger.event(wall_ms(), &e.to_string(), Kind::Error);
-                    return Err(runtime_error(e.to_string()));
-                }
-            }
-        }
-        let exec = Executor::new(Duration::from_secs(args.command_limit))
-            .map_err(|e| runtime_error(e.to_string()))?;
-        let resolver = if args.lookup {
-            Some(
-                Resolver::start(lookup::reverse)
-                    .map_err(|e| runtime_error(format!("lookup thread: {e}")))?,
-            )
-        } else {
-            None
-        };
-        let commands = Commands::new(exec);
-        capture.add_wake_fd(signals.fd());
-        capture.add_wake_fd(commands.wake_fd());
-        let watch = Watch::new(&settings.interface, Some(iface));
-        let mut server = Server {
-            base,
-            journal: Journal::new(logger, resolver),
-            settings,
-            config,
-            engine,
-            capture,
-            watch,
-            commands,
-            counters,
-            signals,
-            _pidfile: pidfile,
-            rules_dirty: false,
-            refused: [0; ParseError::ALL.len()],
-            last_capture_error: None,
-            args,
-        };
-        let now = wall_ms();
-        let line = format!("starting up, listening on {}", server.settings.interface);
-        server.journal.line(now, &line, Kind::Event);
-        server.apply(now, first_actions);
-        server.sync_rules();
-        Ok(server)
-    }
-
     /// The main loop; returns when asked to shut down.
     fn serve(&mut self) {
         let mut next_tick = Instant::now() + TICK;
@@ -350,71 +270,6 @@ impl Server {
         }
         self.engine
             .set_local_addrs(self.watch.addrs().iter().copied());
-    }
-
-    /// SIGTERM/SIGINT: run every pending stop now, wait for them (bounded), log
-    /// `shutting down`.
-    fn shutdown(&mut self) {
-        let now = wall_ms();
-        let actions = self.engine.shutdown(Timestamp::from_millis(now));
-        self.apply(now, actions);
-        let mut deadline = Instant::now() + SHUTDOWN_WAIT;
-        let mut forced = false;
-        while self.commands.busy() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                if forced {
-                    break;
-                }
-                forced = true;
-                deadline = Instant::now() + LAST_STOPS_WAIT;
-                // Better a stop after a start that hangs than a door left open.
-                for d in self.commands.take_all_deferred() {
-                    let line = format!(
-                        "{}: start command still running after {} s, running its stop command anyway",
-                        d.door,
-                        SHUTDOWN_WAIT.as_secs()
-                    );
-                    self.journal.line(wall_ms(), &line, Kind::Error);
-                    self.run_command(wall_ms(), d);
-                }
-                continue;
-            }
-            for (c, r) in self.commands.wait(left.min(Duration::from_millis(100))) {
-                self.finished(&c, &r);
-            }
-        }
-        let now = wall_ms();
-        if self.commands.running() > 0 {
-            let line = format!(
-                "{} command(s) still running at exit, left to finish on their own",
-                self.commands.running()
-            );
-            self.journal.line(now, &line, Kind::Error);
-        }
-        if self.journal.debug_enabled() {
-            self.debug_stats(now);
-        }
-        self.journal.line(now, "shutting down", Kind::Event);
-        self.journal.flush(now);
-    }
-
-    fn debug_stats(&mut self, now: u64) {
-        let c = self.capture.stats();
-        let e = self.engine.stats();
-        self.journal.debug(
-            now,
-            &format!(
-                "capture: {} frames, {} dropped by the kernel; engine: {} packets, {} ignored, {} live attempts",
-                c.delivered, c.kernel_drops, e.packets, e.ignored, e.live_attempts
-            ),
-        );
-        for (reason, n) in ParseError::ALL.iter().zip(self.refused) {
-            if n > 0 {
-                self.journal
-                    .debug(now, &format!("frames not used ({reason}): {n}"));
-            }
-        }
     }
 }
 
