@@ -321,3 +321,30 @@ fn the_log_file_has_knockd_lines_and_no_blank_ones() {
         "{log}"
     );
 }
+
+#[test]
+fn a_hanging_command_is_killed_at_the_command_limit() {
+    if !require_root("a_hanging_command_is_killed_at_the_command_limit") {
+        return;
+    }
+    let pair = Pair::new();
+    let lite = KnockdLite::start(
+        &pair,
+        "[door]
+\tsequence = 7101
+\tstart_command = echo $$ > @DIR@/pid; sleep 600
+",
+        &["--command-limit", "1"],
+    );
+    knock(&pair, &[SERVER_V4, "7101"]);
+    lite.wait_log("door: command still running after 1 s, killed", 1, WAIT);
+    let pid = wait_lines(&lite.path("pid"), 1, WAIT)[0].clone();
+    // The shell is gone (or at most a zombie about to be reaped).
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
+    assert!(matches!(state, None | Some("Z")), "{pid} is {state:?}");
+    assert!(lite.log().contains("192.0.2.1: door: OPEN SESAME"));
+}
