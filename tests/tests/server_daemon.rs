@@ -403,3 +403,65 @@ fn bad_options_exit_2_and_start_nothing() {
     }
     assert!(!dir.path().join("knockd-lite.log").exists());
 }
+
+#[test]
+fn an_address_added_while_running_is_picked_up() {
+    if !require_root("an_address_added_while_running_is_picked_up") {
+        return;
+    }
+    let pair = Pair::new();
+    let lite = KnockdLite::start(&pair, DOOR, &[]);
+    // Like a DHCP renewal: knockd froze its addresses at start-up.
+    check(Command::new("ip").args([
+        "-n",
+        &pair.server,
+        "addr",
+        "add",
+        "192.0.2.22/24",
+        "dev",
+        &pair.server_if,
+    ]));
+    lite.wait_log("addresses added 192.0.2.22", 1, WAIT);
+    knock(&pair, &["192.0.2.22", "7101,7102:udp,7103"]);
+    assert_eq!(
+        wait_lines(&lite.path("events"), 1, WAIT),
+        ["door 192.0.2.1"],
+        "{}",
+        lite.output()
+    );
+}
+
+#[test]
+fn verbose_and_debug_lines_go_to_stdout() {
+    if !require_root("verbose_and_debug_lines_go_to_stdout") {
+        return;
+    }
+    let pair = Pair::new();
+    let lite = KnockdLite::start(&pair, DOOR, &["-v", "-D"]);
+    knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
+    wait_lines(&lite.path("events"), 1, WAIT);
+    let out = std::fs::read_to_string(lite.path("knockd-lite.out")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // -v: log bodies, bare.
+    for want in [
+        format!("starting up, listening on {}", pair.server_if),
+        "2001:db8::1: door: OPEN SESAME".to_string(),
+    ] {
+        assert!(lines.contains(&want.as_str()), "{out}");
+    }
+    // -D: a stamped line per captured packet.
+    let debug: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_once(": ").map(|(_, rest)| rest))
+        .filter(|rest| rest.contains(" -> [2001:db8::2]:"))
+        .collect();
+    assert_eq!(
+        debug,
+        [
+            "tcp 2001:db8::1 -> [2001:db8::2]:7101 flags syn",
+            "udp 2001:db8::1 -> [2001:db8::2]:7102",
+            "tcp 2001:db8::1 -> [2001:db8::2]:7103 flags syn",
+        ],
+        "{out}"
+    );
+}
