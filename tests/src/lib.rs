@@ -6,6 +6,8 @@
 
 pub mod capture;
 pub mod knockd;
+pub mod lite;
+pub mod raw;
 pub mod wine;
 
 use std::path::PathBuf;
