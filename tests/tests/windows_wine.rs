@@ -1,6 +1,6 @@
 //! The Windows build: `knock.exe` runs under Wine in the client namespace and knocks open
-//! doors of Debian's knockd in the server namespace, while tcpdump there records what
-//! arrived. See `knock_e2e::wine` for how Wine is set up and kept inside the namespace.
+//! doors of Debian's knockd and of knockd-lite in the server namespace, while tcpdump
+//! there records what arrived. See `knock_e2e::wine` for how Wine is set up and kept inside the namespace.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use knock_e2e::capture::{Capture, Record, show};
 use knock_e2e::knockd::{Knockd, require_knockd, wait_for_file};
+use knock_e2e::lite::{KnockdLite, wait_lines};
 use knock_e2e::wine::{Wine, WineHost};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, require_root};
+use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -371,4 +372,40 @@ fn appdata_is_inside_the_tests_own_prefix() {
         appdata.display()
     );
     assert!(appdata.is_dir(), "{}", appdata.display());
+}
+
+const LITE_DOORS: &str = "[tcp]
+\tsequence = 7101,7102,7103
+\ttcpflags = syn
+\tstart_command = echo tcp %IP% >> @DIR@/events
+[udp]
+\tsequence = 8201:udp,8202:udp,8203:udp
+\tstart_command = echo udp %IP% >> @DIR@/events
+[mixed]
+\tsequence = 7301,8302:udp,7303
+\tstart_command = echo mixed %IP% >> @DIR@/events
+";
+
+#[test]
+fn knock_exe_opens_knockd_lite_doors() {
+    let Some(wine) = setup("knock_exe_opens_knockd_lite_doors", false) else {
+        return;
+    };
+    let pair = Pair::new();
+    let lite = KnockdLite::start(&pair, LITE_DOORS, &[]);
+    let host = WineHost::new(wine, &pair);
+    let runs: [(&[&str], &str); 4] = [
+        (&[SERVER_V4, "7101", "7102", "7103"], "tcp 192.0.2.1"),
+        (&["-u", SERVER_V4, "8201,8202", "8203"], "udp 192.0.2.1"),
+        (&[SERVER_V4, "7301,8302:udp,7303"], "mixed 192.0.2.1"),
+        (&[SERVER_V6, "7301,8302:udp,7303"], "mixed 2001:db8::1"),
+    ];
+    // Each knock is checked on its own: its door's event line must follow it.
+    for (n, (args, want)) in runs.iter().enumerate() {
+        assert_eq!(knock_ok(&host, args), "");
+        let events = wait_lines(&lite.path("events"), n + 1, WAIT);
+        assert_eq!(events[n], *want, "{}", lite.output());
+    }
+    let log = lite.log();
+    assert_eq!(log.matches("OPEN SESAME").count(), runs.len(), "{log}");
 }
