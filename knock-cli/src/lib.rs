@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Parser;
-use knock_core::send::{PlainSender, Sender};
+use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
 use crate::args::KnockArgs;
 use crate::output::Out;
@@ -37,7 +37,10 @@ where
     let args = args.into_iter().map(Into::into).collect();
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr();
-    let mut sender = PlainSender::new();
+    // The privilege is asked for once, when a run is about to check its hits.
+    let mut sender = |options: SendOptions| -> Box<dyn Sender> {
+        Box::new(KnockSender::new(options, Privilege::current()))
+    };
     let mut sleep = std::thread::sleep;
     run_with(
         args,
@@ -50,11 +53,14 @@ where
     )
 }
 
+/// Makes the sender for a run's options (`--raw`, `--source-port`).
+pub(crate) type MakeSender<'a> = dyn FnMut(SendOptions) -> Box<dyn Sender + 'a> + 'a;
+
 /// The outside world of a run, passed in so tests can stand in for it.
 pub(crate) struct Env<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
-    pub sender: &'a mut dyn Sender,
+    pub sender: &'a mut MakeSender<'a>,
     pub sleep: &'a mut dyn FnMut(Duration),
 }
 
@@ -76,10 +82,10 @@ pub(crate) fn run_with(args: Vec<OsString>, env: Env<'_>) -> i32 {
 /// Picks the command from the first word. `knock profile ...` and the other reserved words
 /// become subcommands here; until one exists its word is refused, so that no command line
 /// that works today changes meaning when it arrives.
-fn dispatch(
+fn dispatch<'a>(
     args: Vec<OsString>,
     out: &mut Out<'_>,
-    sender: &mut dyn Sender,
+    sender: &mut MakeSender<'a>,
     sleep: &mut dyn FnMut(Duration),
 ) -> Result<(), Failure> {
     match args.get(1).and_then(|a| a.to_str()) {
@@ -91,10 +97,10 @@ fn dispatch(
 }
 
 /// `knock [OPTIONS] HOST HIT...`.
-fn knock_command(
+fn knock_command<'a>(
     args: Vec<OsString>,
     out: &mut Out<'_>,
-    sender: &mut dyn Sender,
+    make_sender: &mut MakeSender<'a>,
     sleep: &mut dyn FnMut(Duration),
 ) -> Result<(), Failure> {
     let args = match KnockArgs::try_parse_from(args) {
@@ -120,14 +126,16 @@ fn knock_command(
             .line(&json::DryRun::new(&plan).to_json())
             .map_err(stdout_failed),
         Mode::Send => {
-            let refused = knock::refusals(&plan, sender);
+            let mut sender = make_sender(plan.send);
+            let refused = knock::refusals(&plan, sender.as_ref());
             if !refused.is_empty() {
-                return Err(Failure::Errors(
-                    2,
-                    refused.into_iter().map(anyhow::Error::from).collect(),
-                ));
+                let ways_out = knock::ways_out(&refused);
+                let mut errors: Vec<anyhow::Error> =
+                    refused.into_iter().map(anyhow::Error::from).collect();
+                errors.extend(ways_out.map(|w| anyhow!(w)));
+                return Err(Failure::Errors(2, errors));
             }
-            knock::send_all(&plan, sender, sleep, out).map_err(Failure::runtime)
+            knock::send_all(&plan, sender.as_mut(), sleep, out).map_err(Failure::runtime)
         }
     }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
+use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
@@ -32,6 +33,8 @@ pub(crate) struct Plan {
     pub delay: Duration,
     pub verbose: bool,
     pub mode: Mode,
+    /// `--raw` and `--source-port`, for the sender.
+    pub send: SendOptions,
 }
 
 impl Plan {
@@ -57,6 +60,10 @@ impl Plan {
             delay: Duration::from_millis(args.delay),
             verbose: args.verbose,
             mode,
+            send: SendOptions {
+                raw_tcp: args.raw,
+                source_port: args.source_port,
+            },
         })
     }
 }
