@@ -1,5 +1,16 @@
 //! What the unix systems share: how a non-blocking connect reports a SYN in flight, the
 //! raw sockets, and the root check.
+//!
+//! The unix systems without a raw sender (`other_unix`) use only the first two functions.
+#![cfg_attr(
+    not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd"
+    )),
+    allow(dead_code)
+)]
 
 use std::io;
 
