@@ -37,6 +37,17 @@ pub(crate) struct Plan {
     pub send: SendOptions,
 }
 
+impl Mode {
+    /// The mode `--dry-run` and `--json` ask for.
+    pub(crate) fn new(dry_run: bool, json: bool) -> Mode {
+        match (dry_run, json) {
+            (false, _) => Mode::Send,
+            (true, false) => Mode::DryRun,
+            (true, true) => Mode::DryRunJson,
+        }
+    }
+}
+
 impl Plan {
     /// Parses the hits (a bad one is a usage error), then resolves HOST once (a failure
     /// there is a runtime error). Hits come first so a typo never waits on a lookup.
@@ -47,23 +58,41 @@ impl Plan {
             (_, true) => Family::V6,
             _ => Family::Any,
         };
-        let addr = resolve(&args.host, family).map_err(Failure::runtime)?;
-        let mode = match (args.dry_run, args.json) {
-            (false, _) => Mode::Send,
-            (true, false) => Mode::DryRun,
-            (true, true) => Mode::DryRunJson,
+        let mut plan = Plan::resolve(
+            args.host,
+            family,
+            hits,
+            Duration::from_millis(args.delay),
+            args.verbose,
+            Mode::new(args.dry_run, args.json),
+        )?;
+        plan.send = SendOptions {
+            raw_tcp: args.raw,
+            source_port: args.source_port,
         };
+        Ok(plan)
+    }
+
+    /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
+    /// error). The hits may be left empty and filled in later, by a one-time list that is
+    /// read only once the address is known. Sending options start at their defaults.
+    pub(crate) fn resolve(
+        host: String,
+        family: Family,
+        hits: Vec<Hit>,
+        delay: Duration,
+        verbose: bool,
+        mode: Mode,
+    ) -> Result<Plan, Failure> {
+        let addr = resolve(&host, family).map_err(Failure::runtime)?;
         Ok(Plan {
-            host: args.host,
+            host,
             addr,
             hits,
-            delay: Duration::from_millis(args.delay),
-            verbose: args.verbose,
+            delay,
+            verbose,
             mode,
-            send: SendOptions {
-                raw_tcp: args.raw,
-                source_port: args.source_port,
-            },
+            send: SendOptions::default(),
         })
     }
 }

@@ -1,102 +1,232 @@
 //! Whole runs of `knock` with a recording sender and clock: exit codes, what is printed
 //! where, and what would have been sent.
 
+mod import;
+mod keygen;
+mod otp;
+mod profile;
+
+use std::cell::{Cell, RefCell};
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use knock_core::hit::Hit;
+use knock_core::secret::source::Prompt;
 use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
 
 use crate::knock::testing::{Event, Recorder};
 use crate::{Env, run_with};
 
-/// What a run finds outside: the process's privilege, and which send (0-based) fails.
-#[derive(Clone, Copy, Debug)]
-struct World {
-    privilege: Privilege,
-    fail_at: Option<usize>,
+pub(crate) struct Outcome {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+    pub events: Vec<Event>,
+    /// The prompts shown on the terminal.
+    pub asked: Vec<String>,
+    /// What the sender was made with; `None` when the run made none.
+    pub options: Option<SendOptions>,
 }
 
 /// An ordinary user on Linux: no CAP_NET_RAW.
-const USER: World = World {
-    privilege: Privilege::Missing(Grant::RootOrCapNetRaw),
-    fail_at: None,
-};
+pub(crate) const USER: Privilege = Privilege::Missing(Grant::RootOrCapNetRaw);
 
-/// Root, or a binary given CAP_NET_RAW.
-const ROOT: World = World {
-    privilege: Privilege::Raw,
-    fail_at: None,
-};
-
-struct Outcome {
-    code: i32,
-    out: String,
-    err: String,
-    events: Vec<Event>,
-    /// What the sender was made with; `None` when the run made none.
-    options: Option<SendOptions>,
+/// Everything around a run besides its command line: the sender (the real router over a
+/// plain and a raw recorder, the raw one checking as a process with `privilege`),
+/// environment variables, the clock and the terminal.
+pub(crate) struct World {
+    /// The plain recorder; the raw one shares its timeline and failure.
+    pub sender: Recorder,
+    pub privilege: Privilege,
+    pub vars: Vec<(String, String)>,
+    /// Unix seconds.
+    pub now: u64,
+    /// `Some(answer)`: stdin is a terminal and this is typed at the prompt.
+    pub terminal: Option<String>,
 }
 
-/// Runs `knock LINE` with the real router over recording senders.
-fn run_line(line: &str, world: World, out: &mut dyn Write) -> Outcome {
-    let args = std::iter::once("knock")
-        .chain(line.split_whitespace())
-        .map(Into::into)
-        .collect();
-    let plain = match world.fail_at {
-        Some(n) => Recorder::failing_at(n),
-        None => Recorder::default(),
-    };
-    let timeline = plain.timeline.clone();
-    let mut plain = Some(plain);
-    let mut options = None;
-    let mut make = |o: SendOptions| -> Box<dyn Sender> {
-        options = Some(o);
-        let plain = plain.take().expect("one sender per run");
-        let raw = plain.raw(world.privilege);
-        Box::new(KnockSender::with_senders(plain, raw, o.raw_tcp))
-    };
-    let mut sleep = timeline.sleeper();
-    let mut err = Vec::new();
-    let code = run_with(
-        args,
-        Env {
-            out,
-            err: &mut err,
-            sender: &mut make,
-            sleep: &mut sleep,
-        },
-    );
-    Outcome {
-        code,
-        out: String::new(),
-        err: String::from_utf8(err).unwrap(),
-        events: timeline.events(),
-        options,
+impl Default for World {
+    /// An ordinary user, nothing set, the clock at 0, no terminal.
+    fn default() -> World {
+        World {
+            sender: Recorder::default(),
+            privilege: USER,
+            vars: Vec::new(),
+            now: 0,
+            terminal: None,
+        }
     }
+}
+
+/// What a run did besides printing.
+pub(crate) struct Done {
+    pub code: i32,
+    pub err: String,
+    pub events: Vec<Event>,
+    pub asked: Vec<String>,
+    pub options: Option<SendOptions>,
+}
+
+/// A terminal that answers from a script and remembers what it was asked.
+struct Script {
+    answer: Option<String>,
+    asked: Rc<RefCell<Vec<String>>>,
+}
+
+impl Prompt for Script {
+    fn available(&self) -> bool {
+        self.answer.is_some()
+    }
+
+    fn read_hidden(&mut self, message: &str) -> io::Result<String> {
+        self.asked.borrow_mut().push(message.to_string());
+        self.answer
+            .clone()
+            .ok_or_else(|| io::Error::other("no terminal"))
+    }
+}
+
+impl World {
+    /// Runs `knock ARGS...`, stdout into `out`.
+    pub(crate) fn run_to(self, args: &[&str], out: &mut dyn Write) -> Done {
+        let args = std::iter::once("knock").chain(args.iter().copied());
+        let args: Vec<OsString> = args.map(Into::into).collect();
+        let World {
+            sender,
+            privilege,
+            vars,
+            now,
+            terminal,
+        } = self;
+        let timeline = sender.timeline.clone();
+        let options = Rc::new(Cell::new(None));
+        let made = Rc::clone(&options);
+        // Every plan gets its own router; all of them record into the one timeline.
+        let mut make = move |o: SendOptions| -> Box<dyn Sender> {
+            made.set(Some(o));
+            let plain = sender.clone();
+            let raw = sender.raw(privilege);
+            Box::new(KnockSender::with_senders(plain, raw, o.raw_tcp))
+        };
+        let mut sleep = timeline.sleeper();
+        let asked = Rc::new(RefCell::new(Vec::new()));
+        let mut prompt = Script {
+            answer: terminal,
+            asked: asked.clone(),
+        };
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        let clock = || now;
+        let mut err = Vec::new();
+        let code = run_with(
+            args,
+            Env {
+                out,
+                err: &mut err,
+                sender: &mut make,
+                sleep: &mut sleep,
+                vars: &lookup,
+                now: &clock,
+                prompt: &mut prompt,
+                stderr_terminal: false,
+            },
+        );
+        let asked = asked.borrow().clone();
+        Done {
+            code,
+            err: String::from_utf8(err).unwrap(),
+            events: timeline.events(),
+            asked,
+            options: options.get(),
+        }
+    }
+
+    pub(crate) fn run(self, args: &[&str]) -> Outcome {
+        let mut out = Vec::new();
+        let done = self.run_to(args, &mut out);
+        Outcome {
+            code: done.code,
+            out: String::from_utf8(out).unwrap(),
+            err: done.err,
+            events: done.events,
+            asked: done.asked,
+            options: done.options,
+        }
+    }
+}
+
+fn run_line(line: &str, world: World, out: &mut dyn Write) -> Done {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    world.run_to(&args, out)
 }
 
 fn knock_in(line: &str, world: World) -> Outcome {
-    let mut out = Vec::new();
-    let outcome = run_line(line, world, &mut out);
-    Outcome {
-        out: String::from_utf8(out).unwrap(),
-        ..outcome
+    let args: Vec<&str> = line.split_whitespace().collect();
+    world.run(&args)
+}
+
+/// `knock LINE` as an ordinary user.
+fn knock(line: &str) -> Outcome {
+    knock_in(line, World::default())
+}
+
+/// A world with this privilege.
+fn with(privilege: Privilege) -> World {
+    World {
+        privilege,
+        ..World::default()
     }
 }
 
-fn knock(line: &str) -> Outcome {
-    knock_in(line, USER)
+/// A scratch directory for one test, removed when dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "knock-cli-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The scratch path as a string, for command lines.
+    pub(crate) fn arg(&self, name: &str) -> String {
+        self.join(name).display().to_string()
+    }
 }
 
-fn ip(s: &str) -> IpAddr {
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// Every hit sent, plain or raw, in order.
-fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
+pub(crate) fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -174,14 +304,22 @@ fn exit_codes_and_messages() {
             2,
             "error: invalid value '0' for '--source-port <PORT>': 0 is not in 1..=65535...",
         ),
+        // The reserved words are subcommands, with their own usage errors.
         (
-            "profile ssh-home",
+            "profile",
             2,
-            "knock: \"profile\" is reserved for a knock subcommand and cannot be a HOST; \
-             give the host's full domain name or its address\n",
+            "error: the following required arguments were not provided:\n  <NAME>...",
         ),
-        ("otp generate", 2, "knock: \"otp\" is reserved..."),
-        ("keygen", 2, "knock: \"keygen\" is reserved..."),
+        (
+            "otp generate",
+            2,
+            "error: the following required arguments were not provided:\n  --count <N>...",
+        ),
+        (
+            "keygen --length 0",
+            2,
+            "error: invalid value '0' for '--length <N>'...",
+        ),
         (
             "-v profile 7000",
             2,
@@ -333,7 +471,7 @@ fn refused_hits_are_all_named_and_nothing_is_sent() {
 fn with_raw_privilege_flagged_hits_go_raw_and_the_rest_plain() {
     let o = knock_in(
         "-v -d 5 192.0.2.2 7000 8000:tcp:fin+psh 9000:udp tcp:110:up",
-        ROOT,
+        with(Privilege::Raw),
     );
     assert_eq!((o.code, o.err.as_str()), (0, ""));
     let a = ip("192.0.2.2");
@@ -364,7 +502,10 @@ fn with_raw_privilege_flagged_hits_go_raw_and_the_rest_plain() {
 
 #[test]
 fn raw_sends_plain_tcp_hits_raw_and_udp_plain() {
-    let o = knock_in("--raw 2001:db8::2 7000,8000:udp,9000:tcp:rst", ROOT);
+    let o = knock_in(
+        "--raw 2001:db8::2 7000,8000:udp,9000:tcp:rst",
+        with(Privilege::Raw),
+    );
     assert_eq!((o.code, o.err.as_str()), (0, ""));
     let a = ip("2001:db8::2");
     let rst = Hit::parse("9000:tcp:rst", knock_core::hit::Proto::Tcp).unwrap();
@@ -417,11 +558,12 @@ fn a_lone_syn_goes_through_connect_without_privileges() {
 
 #[test]
 fn windows_names_flagged_hits_and_sends_nothing() {
-    let windows = World {
-        privilege: Privilege::Unsupported("Windows does not send TCP through raw sockets"),
-        fail_at: None,
+    let windows = || {
+        with(Privilege::Unsupported(
+            "Windows does not send TCP through raw sockets",
+        ))
     };
-    let o = knock_in("192.0.2.2 7000 8000:tcp:fin 9000:tcp:syn", windows);
+    let o = knock_in("192.0.2.2 7000 8000:tcp:fin 9000:tcp:syn", windows());
     assert_eq!(o.code, 2);
     assert!(o.events.is_empty());
     assert_eq!(
@@ -431,7 +573,7 @@ fn windows_names_flagged_hits_and_sends_nothing() {
          knock: nothing was sent; to knock from this system, drop the flags (hits without \
          flags, and a lone syn, go out through an ordinary connect)\n"
     );
-    let o = knock_in("192.0.2.2 7000 9000:tcp:syn 10000:udp", windows);
+    let o = knock_in("192.0.2.2 7000 9000:tcp:syn 10000:udp", windows());
     assert_eq!(o.code, 0, "{}", o.err);
     assert_eq!(sent(&o.events).len(), 3);
 }
@@ -458,8 +600,8 @@ fn dry_runs_show_flags_whatever_the_privilege() {
 #[test]
 fn a_failed_send_exits_1_naming_the_hit() {
     let world = World {
-        fail_at: Some(1),
-        ..USER
+        sender: Recorder::failing_at(1),
+        ..World::default()
     };
     let o = knock_in("2001:db8::2 7000,8000:udp,9000", world);
     assert_eq!(o.code, 1);
@@ -493,7 +635,7 @@ impl Write for ClosedPipe {
 
 #[test]
 fn a_broken_pipe_on_stdout_is_success() {
-    let o = run_line("-v 192.0.2.2 1,2,3", USER, &mut ClosedPipe);
+    let o = run_line("-v 192.0.2.2 1,2,3", World::default(), &mut ClosedPipe);
     assert_eq!((o.code, o.err.as_str()), (0, ""));
     assert_eq!(sent(&o.events).len(), 3, "every hit is still sent");
     for line in [
@@ -501,7 +643,30 @@ fn a_broken_pipe_on_stdout_is_success() {
         "--dry-run --json 192.0.2.2 1",
         "--help",
     ] {
-        let o = run_line(line, USER, &mut ClosedPipe);
+        let o = run_line(line, World::default(), &mut ClosedPipe);
         assert_eq!((o.code, o.err.as_str()), (0, ""), "{line}");
+    }
+}
+
+#[test]
+fn every_reserved_word_is_a_subcommand() {
+    for word in crate::args::RESERVED {
+        let o = knock(&format!("{word} --help"));
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
+        assert!(
+            o.out.contains(&format!("Usage: knock {word}")),
+            "{word}:\n{}",
+            o.out
+        );
+    }
+    // And every word knock_core reserves under `profile` is one of its subcommands.
+    for word in knock_core::profile::store::RESERVED {
+        let o = knock(&format!("profile {word} --help"));
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
+        assert!(
+            o.out.contains(&format!("Usage: knock profile {word}")),
+            "{word}:\n{}",
+            o.out
+        );
     }
 }
