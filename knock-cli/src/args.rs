@@ -21,7 +21,14 @@ HIT forms (each HIT may also be a comma-separated list of them):
   PORT:tcp:FLAGS        7000:tcp:fin+psh (exact TCP flags)
   PROTO:PORT[:LETTERS]  tcp:110:up (tportknockd letters f s r p a u, x, n, i)
 
-Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error or bad hit."
+Hits with exact flags, and every TCP hit under --raw, are built whole and sent through a
+raw socket. That needs root or CAP_NET_RAW on Linux (once: sudo setcap cap_net_raw+ep
+$(command -v knock)), root on macOS and FreeBSD, and is not possible on Windows, which
+sends no TCP through raw sockets. Everything else needs no privileges anywhere, and a lone
+`syn` flag goes out through an ordinary connect when raw sockets are not available.
+
+Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error, bad hit, or a
+hit that needs privileges this run does not have (nothing is sent then)."
 )]
 pub(crate) struct KnockArgs {
     /// Send bare PORT hits as UDP (an explicit PORT:tcp stays TCP)
@@ -47,6 +54,16 @@ pub(crate) struct KnockArgs {
     /// Draw no progress bar (one is drawn only when stderr is a terminal)
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Send TCP hits without flags through a raw socket too, as bare SYNs (needs
+    /// privileges, see below)
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send every hit from this source port (default: a random port per raw hit, an
+    /// ephemeral one per plain hit)
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
 
     /// Print the hits that would be sent, and send nothing (HOST is still resolved)
     #[arg(long)]
@@ -102,7 +119,9 @@ mod tests {
         assert_eq!(a.host, "host");
         assert_eq!(a.hits, ["7000"]);
         assert!(!a.udp && !a.ipv4 && !a.ipv6 && !a.verbose && !a.dry_run && !a.json);
+        assert!(!a.raw);
         assert_eq!(a.delay, 0);
+        assert_eq!(a.source_port, None);
 
         let a = parse(&["-u", "-d", "250", "-4", "-v", "h", "1,2", "3:tcp"]).unwrap();
         assert!(a.udp && a.ipv4 && a.verbose);
@@ -120,6 +139,19 @@ mod tests {
 
         let a = parse(&["--dry-run", "--json", "h", "1"]).unwrap();
         assert!(a.dry_run && a.json);
+
+        let a = parse(&["--raw", "--source-port", "40000", "h", "1"]).unwrap();
+        assert!(a.raw);
+        assert_eq!(a.source_port, Some(40000));
+        let a = parse(&["h", "1", "--source-port=1", "--raw"]).unwrap();
+        assert!(a.raw);
+        assert_eq!(a.source_port, Some(1));
+        assert_eq!(
+            parse(&["--source-port", "65535", "h", "1"])
+                .unwrap()
+                .source_port,
+            Some(65535)
+        );
 
         // A negative port reaches the hit grammar, which names it, instead of clap.
         assert_eq!(parse(&["h", "-1"]).unwrap().hits, ["-1"]);
@@ -155,6 +187,26 @@ mod tests {
                 &["-d", "-5", "h", "1"],
                 ErrorKind::UnknownArgument,
                 "unexpected argument '-5'",
+            ),
+            (
+                &["--source-port", "0", "h", "1"],
+                ErrorKind::ValueValidation,
+                "invalid value '0' for '--source-port <PORT>': 0 is not in 1..=65535",
+            ),
+            (
+                &["--source-port", "65536", "h", "1"],
+                ErrorKind::ValueValidation,
+                "invalid value '65536' for '--source-port <PORT>': 65536 is not in 1..=65535",
+            ),
+            (
+                &["--source-port", "http", "h", "1"],
+                ErrorKind::ValueValidation,
+                "invalid value 'http' for '--source-port <PORT>'",
+            ),
+            (
+                &["h", "1", "--source-port"],
+                ErrorKind::InvalidValue,
+                "a value is required for '--source-port <PORT>' but none was supplied",
             ),
             (
                 &["-x", "h", "1"],
@@ -198,8 +250,12 @@ mod tests {
             "-v, --verbose",
             "--dry-run",
             "--json",
+            "--raw",
+            "--source-port <PORT>",
             "-V, --version",
             "PORT:tcp:FLAGS",
+            "root or CAP_NET_RAW on Linux",
+            "sends no TCP through raw sockets",
         ] {
             assert!(help.contains(line), "help lacks {line:?}:\n{help}");
         }

@@ -69,6 +69,7 @@ mod tests {
             delay: Duration::ZERO,
             verbose: false,
             mode: Mode::DryRunJson,
+            send: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use knock_core::hit::Hit;
-use knock_core::send::{Refusal, SendError, Sender};
+use knock_core::send::{Grant, RawNeed, Refusal, SendError, Sender};
 
 use crate::output::{Out, hitting};
 use crate::plan::Plan;
@@ -38,6 +38,51 @@ pub(crate) fn refusals(plan: &Plan, sender: &dyn Sender) -> Vec<AtHit<Refusal>> 
             })
         })
         .collect()
+}
+
+/// The line that follows the refused hits when privileges or the OS are the reason:
+/// nothing was sent, and the ways to send them. `None` when no refusal has a way out.
+pub(crate) fn ways_out(refused: &[AtHit<Refusal>]) -> Option<String> {
+    let mut grant: Option<Grant> = None;
+    let mut unsupported = false;
+    let (mut flags, mut raw_mode) = (false, false);
+    for r in refused {
+        let need = match r.source {
+            Refusal::NoPrivilege { need, grant: g } => {
+                grant = Some(g);
+                need
+            }
+            Refusal::Unsupported { need, .. } => {
+                unsupported = true;
+                need
+            }
+            _ => continue,
+        };
+        match need {
+            RawNeed::ExactFlags => flags = true,
+            RawNeed::RawMode => raw_mode = true,
+        }
+    }
+    let drop = match (flags, raw_mode) {
+        (true, true) => "drop the flags and --raw",
+        (true, false) => "drop the flags",
+        (false, true) => "drop --raw",
+        (false, false) => return None,
+    };
+    if unsupported {
+        // No privilege helps here; only what works without raw sockets is left.
+        return Some(format!(
+            "nothing was sent; to knock from this system, {drop} \
+             (hits without flags, and a lone syn, go out through an ordinary connect)"
+        ));
+    }
+    let ways = grant.map_or(&[][..], Grant::ways);
+    let list = if ways.is_empty() {
+        drop.to_string()
+    } else {
+        format!("{}, or {drop}", ways.join(", "))
+    };
+    Some(format!("nothing was sent; to send these hits, {list}"))
 }
 
 /// Sends the hits in order, pausing `plan.delay` between two hits (never after the last),
@@ -73,48 +118,55 @@ pub(crate) fn send_all(
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! A sender and a sleeper that write one shared timeline, for tests of the send loop
+    //! Senders and a sleeper that write one shared timeline, for tests of the send loop
     //! and of `run`.
 
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
     use std::io;
     use std::net::{IpAddr, SocketAddr};
     use std::rc::Rc;
     use std::time::Duration;
 
     use knock_core::hit::Hit;
-    use knock_core::send::{Op, Refusal, SendError, Sender};
+    use knock_core::send::{Op, PlainSender, Privilege, Refusal, SendError, Sender};
 
     /// One thing that happened, in order.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub(crate) enum Event {
+        /// Sent by the plain sender.
         Sent(Hit, IpAddr),
+        /// Sent by the raw sender.
+        SentRaw(Hit, IpAddr),
         Slept(Duration),
     }
 
-    /// What the sender and the sleeper did, in order.
+    /// What the senders and the sleeper did, in order, and how many sends were tried.
     #[derive(Clone, Debug, Default)]
-    pub(crate) struct Timeline(Rc<RefCell<Vec<Event>>>);
+    pub(crate) struct Timeline {
+        events: Rc<RefCell<Vec<Event>>>,
+        attempts: Rc<Cell<usize>>,
+    }
 
     impl Timeline {
         pub(crate) fn events(&self) -> Vec<Event> {
-            self.0.borrow().clone()
+            self.events.borrow().clone()
         }
 
         /// A sleeper that records the pause instead of taking it.
         pub(crate) fn sleeper(&self) -> impl FnMut(Duration) + use<> {
-            let timeline = self.clone();
-            move |d| timeline.0.borrow_mut().push(Event::Slept(d))
+            let events = Rc::clone(&self.events);
+            move |d| events.borrow_mut().push(Event::Slept(d))
         }
     }
 
-    /// Records sends; refuses hits with exact flags as the plain sender does; fails the
-    /// send whose 0-based index is `fail_at`.
-    #[derive(Debug, Default)]
+    /// Records sends. A plain recorder checks hits as the plain sender does, a raw one as
+    /// the raw sender does under its privilege. The send whose 0-based index (counted
+    /// over every recorder of the timeline) is `fail_at` fails.
+    #[derive(Clone, Debug, Default)]
     pub(crate) struct Recorder {
         pub timeline: Timeline,
         pub fail_at: Option<usize>,
-        attempts: usize,
+        raw: Option<Privilege>,
     }
 
     impl Recorder {
@@ -124,19 +176,29 @@ pub(crate) mod testing {
                 ..Recorder::default()
             }
         }
+
+        /// The raw recorder that goes with this one: same timeline, same failure.
+        pub(crate) fn raw(&self, privilege: Privilege) -> Recorder {
+            Recorder {
+                timeline: self.timeline.clone(),
+                fail_at: self.fail_at,
+                raw: Some(privilege),
+            }
+        }
     }
 
     impl Sender for Recorder {
         fn check(&self, hit: &Hit) -> Result<(), Refusal> {
-            if hit.needs_raw() {
-                return Err(Refusal::NeedsRaw);
+            match self.raw {
+                None => PlainSender::new().check(hit),
+                Some(privilege) => privilege.check_raw(hit),
             }
-            Ok(())
         }
 
         fn send(&mut self, hit: &Hit, dst: IpAddr) -> Result<(), SendError> {
-            let attempt = self.attempts;
-            self.attempts += 1;
+            self.check(hit)?;
+            let attempt = self.timeline.attempts.get();
+            self.timeline.attempts.set(attempt + 1);
             if self.fail_at == Some(attempt) {
                 return Err(SendError::Io {
                     op: Op::SendTo,
@@ -144,7 +206,11 @@ pub(crate) mod testing {
                     source: io::ErrorKind::PermissionDenied.into(),
                 });
             }
-            self.timeline.0.borrow_mut().push(Event::Sent(*hit, dst));
+            let event = match self.raw {
+                None => Event::Sent(*hit, dst),
+                Some(_) => Event::SentRaw(*hit, dst),
+            };
+            self.timeline.events.borrow_mut().push(event);
             Ok(())
         }
     }
@@ -158,6 +224,7 @@ mod tests {
     use crate::progress::{Bar, Silent};
     use indicatif::ProgressDrawTarget;
     use knock_core::hit::{Proto, parse_sequence};
+    use knock_core::send::{KnockSender, Privilege};
 
     fn plan(hits: &str, delay_ms: u64, verbose: bool) -> Plan {
         Plan {
@@ -167,6 +234,7 @@ mod tests {
             delay: Duration::from_millis(delay_ms),
             verbose,
             mode: Mode::Send,
+            send: Default::default(),
         }
     }
 
@@ -283,22 +351,128 @@ mod tests {
         assert!(text.is_empty(), "the bar never writes on stdout");
     }
 
-    #[test]
-    fn refusals_name_every_flagged_hit() {
-        let p = plan("7000,8000:tcp:fin+psh,9000:udp,tcp:110:up", 0, false);
-        let found: Vec<String> = refusals(&p, &Recorder::default())
+    /// The real router over recorders, for a process with `privilege`.
+    fn knock_sender(privilege: Privilege, raw_tcp: bool) -> KnockSender<Recorder, Recorder> {
+        let plain = Recorder::default();
+        let raw = plain.raw(privilege);
+        KnockSender::with_senders(plain, raw, raw_tcp)
+    }
+
+    fn refused(p: &Plan, sender: &dyn Sender) -> Vec<String> {
+        let found = refusals(p, sender);
+        let last = ways_out(&found);
+        found
             .into_iter()
             .map(|r| format!("{:#}", anyhow::Error::from(r)))
-            .collect();
-        let why = "raw flag knocks need the raw sender, which this version of knock does not have";
+            .chain(last)
+            .collect()
+    }
+
+    const LINUX_USER: Privilege = Privilege::Missing(Grant::RootOrCapNetRaw);
+
+    #[test]
+    fn refusals_name_every_hit_that_needs_raw_and_the_ways_out() {
+        let p = plan(
+            "7000,8000:tcp:fin+psh,9000:udp,tcp:110:up,tcp:1:s",
+            0,
+            false,
+        );
+        let why = "exact TCP flags need a raw socket, which needs root or CAP_NET_RAW";
         assert_eq!(
-            found,
+            refused(&p, &knock_sender(LINUX_USER, false)),
             [
-                format!("hit 2 of 4 (8000:tcp:fin+psh): {why}"),
-                format!("hit 4 of 4 (110:tcp:psh+urg): {why}"),
+                format!("hit 2 of 5 (8000:tcp:fin+psh): {why}"),
+                format!("hit 4 of 5 (110:tcp:psh+urg): {why}"),
+                "nothing was sent; to send these hits, run knock as root, give it CAP_NET_RAW \
+                 once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop the flags"
+                    .to_string(),
             ]
         );
-        let plain = plan("7000,8000:udp,tcp:1:i", 0, false);
-        assert!(refusals(&plain, &Recorder::default()).is_empty());
+        // With raw privilege nothing is refused; without flags nothing needs it.
+        assert!(refused(&p, &knock_sender(Privilege::Raw, true)).is_empty());
+        let plain = plan("7000,8000:udp,tcp:1:i,2:tcp:syn", 0, false);
+        assert!(refused(&plain, &knock_sender(LINUX_USER, false)).is_empty());
+    }
+
+    #[test]
+    fn raw_mode_refusals_say_to_drop_raw() {
+        let p = plan("7000,8000:udp", 0, false);
+        assert_eq!(
+            refused(&p, &knock_sender(Privilege::Missing(Grant::Root), true)),
+            [
+                "hit 1 of 2 (7000:tcp): sending a TCP hit raw needs a raw socket, which needs root",
+                "nothing was sent; to send these hits, run knock as root, or drop --raw",
+            ]
+        );
+        let p = plan("7000,8000:tcp:rst", 0, false);
+        let found = refused(&p, &knock_sender(LINUX_USER, true));
+        assert_eq!(
+            found.last().unwrap(),
+            "nothing was sent; to send these hits, run knock as root, give it CAP_NET_RAW \
+             once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop the flags \
+             and --raw"
+        );
+    }
+
+    #[test]
+    fn windows_refuses_flags_and_keeps_syns() {
+        let windows = Privilege::Unsupported("Windows does not send TCP through raw sockets");
+        let p = plan("7000,8000:tcp:fin,9000:tcp:syn,10000:udp", 0, false);
+        assert_eq!(
+            refused(&p, &knock_sender(windows, false)),
+            [
+                "hit 2 of 4 (8000:tcp:fin): exact TCP flags need a raw socket, but Windows \
+                 does not send TCP through raw sockets",
+                "nothing was sent; to knock from this system, drop the flags (hits without \
+                 flags, and a lone syn, go out through an ordinary connect)",
+            ]
+        );
+        let p = plan("7000", 0, false);
+        assert_eq!(
+            refused(&p, &knock_sender(windows, true)).last().unwrap(),
+            "nothing was sent; to knock from this system, drop --raw (hits without flags, \
+             and a lone syn, go out through an ordinary connect)"
+        );
+    }
+
+    #[test]
+    fn other_refusals_have_no_way_out_line() {
+        let p = plan("7000:tcp:fin", 0, false);
+        assert_eq!(
+            refused(&p, &Recorder::default()),
+            [
+                "hit 1 of 1 (7000:tcp:fin): exact TCP flags need a raw socket, which the plain \
+              sender does not use"
+            ]
+        );
+    }
+
+    #[test]
+    fn hits_go_through_the_sender_they_are_routed_to() {
+        let p = plan("7000,8000:udp,9000:tcp:fin,tcp:1:s", 0, false);
+        let plain = Recorder::default();
+        let timeline = plain.timeline.clone();
+        let raw = plain.raw(Privilege::Raw);
+        let mut sender = KnockSender::with_senders(plain, raw, false);
+        let mut sleep = timeline.sleeper();
+        let mut out = Vec::new();
+        send_all(
+            &p,
+            &mut sender,
+            &mut sleep,
+            &mut Out::new(&mut out),
+            &mut Silent,
+        )
+        .unwrap();
+        let a = p.addr;
+        assert_eq!(
+            timeline.events(),
+            [
+                Event::Sent(Hit::tcp(7000), a),
+                Event::Sent(Hit::udp(8000), a),
+                Event::SentRaw(p.hits[2], a),
+                Event::SentRaw(p.hits[3], a),
+            ]
+        );
     }
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::anyhow;
 use clap::Parser;
 use knock_core::secret::source::{Prompt, TerminalPrompt};
-use knock_core::send::{PlainSender, Sender};
+use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
 use crate::args::KnockArgs;
 use crate::output::Out;
@@ -53,7 +53,10 @@ where
     let args = args.into_iter().map(Into::into).collect();
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr();
-    let mut sender = PlainSender::new();
+    // The privilege is asked for once, when a run is about to check its hits.
+    let mut sender = |options: SendOptions| -> Box<dyn Sender> {
+        Box::new(KnockSender::new(options, Privilege::current()))
+    };
     let mut sleep = std::thread::sleep;
     let mut prompt = TerminalPrompt;
     run_with(
@@ -78,11 +81,15 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Makes the sender for a plan's options (`--raw`, `--source-port`), once the plan is
+/// made and before any of its hits is checked.
+pub(crate) type MakeSender<'a> = dyn FnMut(SendOptions) -> Box<dyn Sender> + 'a;
+
 /// The outside world of a run, passed in so tests can stand in for it.
 pub(crate) struct Env<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
-    pub sender: &'a mut dyn Sender,
+    pub sender: &'a mut MakeSender<'a>,
     pub sleep: &'a mut dyn FnMut(Duration),
     /// Environment variables (`KNOCK_PROFILES`, a profile's `secret_env`).
     pub vars: &'a dyn Fn(&str) -> Option<OsString>,
@@ -98,7 +105,7 @@ pub(crate) struct Env<'a> {
 pub(crate) struct Ctx<'a> {
     pub out: Out<'a>,
     pub err: &'a mut dyn Write,
-    pub sender: &'a mut dyn Sender,
+    pub sender: &'a mut MakeSender<'a>,
     pub sleep: &'a mut dyn FnMut(Duration),
     pub vars: &'a dyn Fn(&str) -> Option<OsString>,
     pub now: &'a dyn Fn() -> u64,
@@ -230,12 +237,14 @@ pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(),
         }
         Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json()),
         Mode::Send => {
-            let refused = knock::refusals(plan, ctx.sender);
+            let mut sender = (ctx.sender)(plan.send);
+            let refused = knock::refusals(plan, sender.as_ref());
             if !refused.is_empty() {
-                return Err(Failure::Errors(
-                    2,
-                    refused.into_iter().map(anyhow::Error::from).collect(),
-                ));
+                let ways_out = knock::ways_out(&refused);
+                let mut errors: Vec<anyhow::Error> =
+                    refused.into_iter().map(anyhow::Error::from).collect();
+                errors.extend(ways_out.map(|w| anyhow!(w)));
+                return Err(Failure::Errors(2, errors));
             }
             let mut progress: Box<dyn Progress> =
                 if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet, false) {
@@ -243,8 +252,14 @@ pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(),
                 } else {
                     Box::new(Silent)
                 };
-            knock::send_all(plan, ctx.sender, ctx.sleep, &mut ctx.out, progress.as_mut())
-                .map_err(Failure::runtime)
+            knock::send_all(
+                plan,
+                sender.as_mut(),
+                ctx.sleep,
+                &mut ctx.out,
+                progress.as_mut(),
+            )
+            .map_err(Failure::runtime)
         }
     }
 }

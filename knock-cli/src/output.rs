@@ -120,6 +120,7 @@ mod tests {
             delay: Duration::from_millis(250),
             verbose: false,
             mode: Mode::DryRun,
+            send: Default::default(),
         };
         assert_eq!(
             dry_run_lines(&plan),

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
+use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
@@ -32,6 +33,8 @@ pub(crate) struct Plan {
     pub delay: Duration,
     pub verbose: bool,
     pub mode: Mode,
+    /// `--raw` and `--source-port`, for the sender.
+    pub send: SendOptions,
 }
 
 impl Mode {
@@ -55,19 +58,24 @@ impl Plan {
             (_, true) => Family::V6,
             _ => Family::Any,
         };
-        Plan::resolve(
+        let mut plan = Plan::resolve(
             args.host,
             family,
             hits,
             Duration::from_millis(args.delay),
             args.verbose,
             Mode::new(args.dry_run, args.json),
-        )
+        )?;
+        plan.send = SendOptions {
+            raw_tcp: args.raw,
+            source_port: args.source_port,
+        };
+        Ok(plan)
     }
 
     /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
     /// error). The hits may be left empty and filled in later, by a one-time list that is
-    /// read only once the address is known.
+    /// read only once the address is known. Sending options start at their defaults.
     pub(crate) fn resolve(
         host: String,
         family: Family,
@@ -84,6 +92,7 @@ impl Plan {
             delay,
             verbose,
             mode,
+            send: SendOptions::default(),
         })
     }
 }

@@ -8,7 +8,7 @@
 //! * [`hmac`]: knock-hmac-v1, sequences derived from a shared secret and the clock;
 //! * [`keygen`]: new knock-hmac-v1 secrets and the door and profile that use them;
 //! * [`secret`]: a secret type that never prints itself, and where secrets come from;
-//! * [`send`]: the [`send::Sender`] seam and the unprivileged sender;
+//! * [`send`]: the [`send::Sender`] seam, the plain and raw senders, and privileges;
 //! * [`wire`]: packet building and validated parsing.
 //!
 //! ```

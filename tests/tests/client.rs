@@ -290,11 +290,11 @@ fn refused_and_dry_runs_send_nothing() {
     let pair = Pair::new();
     pair.set_client_hosts(DUAL_HOSTS);
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
-    let err = knock_fails(&pair, &[SERVER_V4, "7000", "8000:tcp:fin", "9000"], 2);
+    // A bad hit after a good one: refused whole, before the good one is sent.
+    let err = knock_fails(&pair, &[SERVER_V4, "7000", "8000:udp:fin", "9000"], 2);
     assert_eq!(
         err,
-        "knock: hit 2 of 3 (8000:tcp:fin): raw flag knocks need the raw sender, \
-         which this version of knock does not have\n"
+        "knock: bad hit \"8000:udp:fin\": flags are only for tcp hits, not udp\n"
     );
     let json = knock_ok(&pair, &["--dry-run", "--json", "-4", "dual.test", "7000"]);
     assert_eq!(

@@ -159,7 +159,7 @@ pub(crate) fn door_profile(
                 params.flags = Some(fitting_flags(rule).map_err(|e| Failure::usage(anyhow!(e)))?);
                 notes.push(format!(
                     "TCP hits carry the flags {} that the door's TCPFlags ({}) asks for; they \
-                     need the raw sender",
+                     go out through a raw socket, which needs privileges",
                     params.flags.unwrap_or(TcpFlags::NONE),
                     rule_text(rule)
                 ));
@@ -220,7 +220,7 @@ fn fit_hits(hits: &[Hit], rule: FlagRule, notes: &mut Vec<String>) -> Result<Vec
     if changed {
         notes.push(format!(
             "TCP hits carry the flags {flags} that the door's TCPFlags ({}) asks for; they \
-             need the raw sender",
+             go out through a raw socket, which needs privileges",
             rule_text(rule)
         ));
     }
@@ -326,7 +326,7 @@ mod tests {
             notes,
             [
                 "TCP hits carry the flags fin that the door's TCPFlags (fin,!syn) asks for; \
-              they need the raw sender"
+              they go out through a raw socket, which needs privileges"
             ]
         );
         let none = FlagRule {

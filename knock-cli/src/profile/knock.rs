@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use knock_core::hit::{Hit, HitFlags, Proto, TcpFlags};
 use knock_core::otp::file::{ConsumeError, consume, peek};
 use knock_core::profile::store::Store;
-use knock_core::profile::{Family, HmacKnock, Kind, Knock, OneTime, Settings};
+use knock_core::profile::{Family, HmacKnock, Kind, Knock, OneTime};
 use knock_core::secret::source::{SecretError, load_with};
 
 use super::{KnockFromProfile, store_failure};
@@ -54,28 +53,23 @@ pub(crate) fn knock(
         args.verbose,
         Mode::new(args.dry_run, args.json),
     )?;
+    plan.send.raw_tcp = settings.raw;
     match &profile.knock {
         Knock::Sequence(seq) => {
-            plan.hits = raw_hits(seq.hits(settings.default_proto()), &settings);
+            plan.hits = seq.hits(settings.default_proto()).to_vec();
             execute(&plan, ctx, args.quiet)
         }
-        Knock::OneTime(list) => one_time(list, plan, &settings, args.quiet, ctx),
-        Knock::Hmac(h) => hmac(h, plan, &settings, &args, ctx),
+        Knock::OneTime(list) => one_time(list, plan, args.quiet, ctx),
+        Knock::Hmac(h) => hmac(h, plan, &args, ctx),
     }
 }
 
 /// Sends the first unused line and marks it, or shows it (dry run) and marks nothing.
-fn one_time(
-    list: &OneTime,
-    mut plan: Plan,
-    settings: &Settings,
-    quiet: bool,
-    ctx: &mut Ctx<'_>,
-) -> Result<(), Failure> {
+fn one_time(list: &OneTime, mut plan: Plan, quiet: bool, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     let path = &list.resolved;
     if plan.mode != Mode::Send {
         let line = peek(path).map_err(otp_failure)?;
-        plan.hits = raw_hits(&line.hits, settings);
+        plan.hits = line.hits.clone();
         if plan.mode == Mode::DryRun {
             ctx.line(&format!(
                 "next unused line: {}:{}",
@@ -86,7 +80,7 @@ fn one_time(
         return execute(&plan, ctx, quiet);
     }
     let used = consume(path, |line| {
-        plan.hits = raw_hits(&line.hits, settings);
+        plan.hits = line.hits.clone();
         execute(&plan, ctx, quiet)
     })
     .map_err(|e| match e {
@@ -107,7 +101,6 @@ fn one_time(
 fn hmac(
     h: &HmacKnock,
     mut plan: Plan,
-    settings: &Settings,
     args: &KnockFromProfile,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Failure> {
@@ -124,7 +117,7 @@ fn hmac(
     let hits = params
         .derive_at(&secret, at)
         .map_err(|e| Failure::usage(anyhow!(e).context(format!("door {:?}", params.door))))?;
-    plan.hits = raw_hits(&hits, settings);
+    plan.hits = hits;
     if plan.mode == Mode::DryRun {
         let counter = params.counter(at);
         let from = counter.saturating_mul(params.step);
@@ -135,19 +128,6 @@ fn hmac(
         ))?;
     }
     execute(&plan, ctx, args.quiet)
-}
-
-/// The hits to send: under `raw`, plain TCP hits become SYNs with exact flags, which go
-/// out over a raw socket like every other hit with flags.
-fn raw_hits(hits: &[Hit], settings: &Settings) -> Vec<Hit> {
-    hits.iter()
-        .map(|h| match (settings.raw, h.proto, h.flags) {
-            (true, Proto::Tcp, HitFlags::Plain | HitFlags::Any) => {
-                Hit::tcp_flags(h.port, TcpFlags::SYN)
-            }
-            _ => *h,
-        })
-        .collect()
 }
 
 fn family(f: Family) -> resolve::Family {
@@ -170,33 +150,6 @@ fn secret_failure(e: SecretError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn settings(raw: bool) -> Settings {
-        Settings {
-            host: "h".into(),
-            delay_ms: 0,
-            udp: false,
-            family: Family::Any,
-            raw,
-        }
-    }
-
-    #[test]
-    fn raw_turns_plain_tcp_hits_into_exact_syns() {
-        let hits =
-            knock_core::hit::parse_sequence("1,2:udp,3:tcp:fin,tcp:4:i", Proto::Tcp).unwrap();
-        assert_eq!(raw_hits(&hits, &settings(false)), hits);
-        let syn = TcpFlags::SYN;
-        assert_eq!(
-            raw_hits(&hits, &settings(true)),
-            [
-                Hit::tcp_flags(1, syn),
-                Hit::udp(2),
-                Hit::tcp_flags(3, TcpFlags::FIN),
-                Hit::tcp_flags(4, syn)
-            ]
-        );
-    }
 
     #[test]
     fn families_map_one_to_one() {

@@ -80,7 +80,7 @@ pub(crate) struct KnockFromProfile {
     #[arg(short = '6', long)]
     pub ipv6: bool,
 
-    /// Send plain TCP hits as SYNs over a raw socket too (needs the raw sender)
+    /// Send plain TCP hits through a raw socket too, as bare SYNs (needs privileges)
     #[arg(long)]
     pub raw: bool,
 

@@ -98,7 +98,8 @@ fn every_kind_of_door_becomes_a_profile() {
         o.err,
         format!(
             "knock: note: profile finonly: TCP hits carry the flags fin that the door's \
-             TCPFlags (fin,!syn) asks for; they need the raw sender\n\
+             TCPFlags (fin,!syn) asks for; they go out through a raw socket, which needs \
+             privileges\n\
              knock: note: profile vpn: its one-time list is a copy of {}: knock and the \
              server each mark their own copy, so both must start from the same lines\n\
              knock: note: profile office: the secret is read from {} (the door's \

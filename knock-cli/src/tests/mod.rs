@@ -6,7 +6,7 @@ mod keygen;
 mod otp;
 mod profile;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use knock_core::hit::Hit;
 use knock_core::secret::source::Prompt;
+use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
 
 use crate::knock::testing::{Event, Recorder};
 use crate::{Env, run_with};
@@ -28,18 +29,47 @@ pub(crate) struct Outcome {
     pub events: Vec<Event>,
     /// The prompts shown on the terminal.
     pub asked: Vec<String>,
+    /// What the sender was made with; `None` when the run made none.
+    pub options: Option<SendOptions>,
 }
 
-/// Everything around a run besides its command line: the sender, environment variables,
-/// the clock and the terminal.
-#[derive(Default)]
+/// An ordinary user on Linux: no CAP_NET_RAW.
+pub(crate) const USER: Privilege = Privilege::Missing(Grant::RootOrCapNetRaw);
+
+/// Everything around a run besides its command line: the sender (the real router over a
+/// plain and a raw recorder, the raw one checking as a process with `privilege`),
+/// environment variables, the clock and the terminal.
 pub(crate) struct World {
+    /// The plain recorder; the raw one shares its timeline and failure.
     pub sender: Recorder,
+    pub privilege: Privilege,
     pub vars: Vec<(String, String)>,
     /// Unix seconds.
     pub now: u64,
     /// `Some(answer)`: stdin is a terminal and this is typed at the prompt.
     pub terminal: Option<String>,
+}
+
+impl Default for World {
+    /// An ordinary user, nothing set, the clock at 0, no terminal.
+    fn default() -> World {
+        World {
+            sender: Recorder::default(),
+            privilege: USER,
+            vars: Vec::new(),
+            now: 0,
+            terminal: None,
+        }
+    }
+}
+
+/// What a run did besides printing.
+pub(crate) struct Done {
+    pub code: i32,
+    pub err: String,
+    pub events: Vec<Event>,
+    pub asked: Vec<String>,
+    pub options: Option<SendOptions>,
 }
 
 /// A terminal that answers from a script and remembers what it was asked.
@@ -62,22 +92,27 @@ impl Prompt for Script {
 }
 
 impl World {
-    /// Runs `knock ARGS...`, stdout into `out`; returns the code, stderr, the timeline and
-    /// the prompts shown.
-    pub(crate) fn run_to(
-        self,
-        args: &[&str],
-        out: &mut dyn Write,
-    ) -> (i32, String, Vec<Event>, Vec<String>) {
+    /// Runs `knock ARGS...`, stdout into `out`.
+    pub(crate) fn run_to(self, args: &[&str], out: &mut dyn Write) -> Done {
         let args = std::iter::once("knock").chain(args.iter().copied());
         let args: Vec<OsString> = args.map(Into::into).collect();
         let World {
-            mut sender,
+            sender,
+            privilege,
             vars,
             now,
             terminal,
         } = self;
         let timeline = sender.timeline.clone();
+        let options = Rc::new(Cell::new(None));
+        let made = Rc::clone(&options);
+        // Every plan gets its own router; all of them record into the one timeline.
+        let mut make = move |o: SendOptions| -> Box<dyn Sender> {
+            made.set(Some(o));
+            let plain = sender.clone();
+            let raw = sender.raw(privilege);
+            Box::new(KnockSender::with_senders(plain, raw, o.raw_tcp))
+        };
         let mut sleep = timeline.sleeper();
         let asked = Rc::new(RefCell::new(Vec::new()));
         let mut prompt = Script {
@@ -96,7 +131,7 @@ impl World {
             Env {
                 out,
                 err: &mut err,
-                sender: &mut sender,
+                sender: &mut make,
                 sleep: &mut sleep,
                 vars: &lookup,
                 now: &clock,
@@ -105,48 +140,50 @@ impl World {
             },
         );
         let asked = asked.borrow().clone();
-        (
+        Done {
             code,
-            String::from_utf8(err).unwrap(),
-            timeline.events(),
+            err: String::from_utf8(err).unwrap(),
+            events: timeline.events(),
             asked,
-        )
+            options: options.get(),
+        }
     }
 
     pub(crate) fn run(self, args: &[&str]) -> Outcome {
         let mut out = Vec::new();
-        let (code, err, events, asked) = self.run_to(args, &mut out);
+        let done = self.run_to(args, &mut out);
         Outcome {
-            code,
+            code: done.code,
             out: String::from_utf8(out).unwrap(),
-            err,
-            events,
-            asked,
+            err: done.err,
+            events: done.events,
+            asked: done.asked,
+            options: done.options,
         }
     }
 }
 
-fn run_line(line: &str, sender: Recorder, out: &mut dyn Write) -> (i32, String, Vec<Event>) {
+fn run_line(line: &str, world: World, out: &mut dyn Write) -> Done {
     let args: Vec<&str> = line.split_whitespace().collect();
-    let world = World {
-        sender,
-        ..World::default()
-    };
-    let (code, err, events, _) = world.run_to(&args, out);
-    (code, err, events)
+    world.run_to(&args, out)
 }
 
-fn knock_with(line: &str, sender: Recorder) -> Outcome {
+fn knock_in(line: &str, world: World) -> Outcome {
     let args: Vec<&str> = line.split_whitespace().collect();
+    world.run(&args)
+}
+
+/// `knock LINE` as an ordinary user.
+fn knock(line: &str) -> Outcome {
+    knock_in(line, World::default())
+}
+
+/// A world with this privilege.
+fn with(privilege: Privilege) -> World {
     World {
-        sender,
+        privilege,
         ..World::default()
     }
-    .run(&args)
-}
-
-fn knock(line: &str) -> Outcome {
-    knock_with(line, Recorder::default())
 }
 
 /// A scratch directory for one test, removed when dropped.
@@ -193,7 +230,7 @@ pub(crate) fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Sent(h, a) => Some((*h, *a)),
+            Event::Sent(h, a) | Event::SentRaw(h, a) => Some((*h, *a)),
             Event::Slept(_) => None,
         })
         .collect()
@@ -245,8 +282,27 @@ fn exit_codes_and_messages() {
         (
             "192.0.2.2 7000:tcp:fin+psh",
             2,
-            "knock: hit 1 of 1 (7000:tcp:fin+psh): raw flag knocks need the raw sender, \
-             which this version of knock does not have\n",
+            "knock: hit 1 of 1 (7000:tcp:fin+psh): exact TCP flags need a raw socket, which \
+             needs root or CAP_NET_RAW\n\
+             knock: nothing was sent; to send these hits, run knock as root, give it \
+             CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
+             the flags\n",
+        ),
+        (
+            "--raw 192.0.2.2 7000",
+            2,
+            "knock: hit 1 of 1 (7000:tcp): sending a TCP hit raw needs a raw socket, which \
+             needs root or CAP_NET_RAW\n\
+             knock: nothing was sent; to send these hits, run knock as root, give it \
+             CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
+             --raw\n",
+        ),
+        ("--source-port 40000 192.0.2.2 7000,8000:udp", 0, ""),
+        ("-u --raw 192.0.2.2 8000", 0, ""),
+        (
+            "--source-port 0 192.0.2.2 7000",
+            2,
+            "error: invalid value '0' for '--source-port <PORT>': 0 is not in 1..=65535...",
         ),
         // The reserved words are subcommands, with their own usage errors.
         (
@@ -394,22 +450,160 @@ fn dry_run_json_is_one_object() {
 
 #[test]
 fn refused_hits_are_all_named_and_nothing_is_sent() {
-    let o = knock("192.0.2.2 7000 8000:tcp:fin tcp:9000:x");
+    let o = knock("192.0.2.2 7000 8000:tcp:fin tcp:9000:x 10000:tcp:syn");
     assert_eq!(o.code, 2);
     assert!(o.events.is_empty());
-    let why = "raw flag knocks need the raw sender, which this version of knock does not have";
+    assert_eq!(o.out, "");
+    let why = "exact TCP flags need a raw socket, which needs root or CAP_NET_RAW";
     assert_eq!(
         o.err,
         format!(
-            "knock: hit 2 of 3 (8000:tcp:fin): {why}\n\
-             knock: hit 3 of 3 (9000:tcp:fin+syn+rst+psh+ack+urg): {why}\n"
+            "knock: hit 2 of 4 (8000:tcp:fin): {why}\n\
+             knock: hit 3 of 4 (9000:tcp:fin+syn+rst+psh+ack+urg): {why}\n\
+             knock: nothing was sent; to send these hits, run knock as root, give it \
+             CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
+             the flags\n"
         )
     );
 }
 
 #[test]
+fn with_raw_privilege_flagged_hits_go_raw_and_the_rest_plain() {
+    let o = knock_in(
+        "-v -d 5 192.0.2.2 7000 8000:tcp:fin+psh 9000:udp tcp:110:up",
+        with(Privilege::Raw),
+    );
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let a = ip("192.0.2.2");
+    let d = Duration::from_millis(5);
+    let fin_psh = Hit::parse("8000:tcp:fin+psh", knock_core::hit::Proto::Tcp).unwrap();
+    let up = Hit::parse("tcp:110:up", knock_core::hit::Proto::Tcp).unwrap();
+    assert_eq!(
+        o.events,
+        [
+            Event::Sent(Hit::tcp(7000), a),
+            Event::Slept(d),
+            Event::SentRaw(fin_psh, a),
+            Event::Slept(d),
+            Event::Sent(Hit::udp(9000), a),
+            Event::Slept(d),
+            Event::SentRaw(up, a),
+        ]
+    );
+    assert_eq!(
+        o.out,
+        "hitting tcp 192.0.2.2:7000\n\
+         hitting tcp 192.0.2.2:8000 [fin,psh]\n\
+         hitting udp 192.0.2.2:9000\n\
+         hitting tcp 192.0.2.2:110 [psh,urg]\n"
+    );
+    assert_eq!(o.options, Some(SendOptions::default()));
+}
+
+#[test]
+fn raw_sends_plain_tcp_hits_raw_and_udp_plain() {
+    let o = knock_in(
+        "--raw 2001:db8::2 7000,8000:udp,9000:tcp:rst",
+        with(Privilege::Raw),
+    );
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let a = ip("2001:db8::2");
+    let rst = Hit::parse("9000:tcp:rst", knock_core::hit::Proto::Tcp).unwrap();
+    assert_eq!(
+        o.events,
+        [
+            Event::SentRaw(Hit::tcp(7000), a),
+            Event::Sent(Hit::udp(8000), a),
+            Event::SentRaw(rst, a),
+        ]
+    );
+    let want = SendOptions {
+        raw_tcp: true,
+        source_port: None,
+    };
+    assert_eq!(o.options, Some(want));
+}
+
+#[test]
+fn source_port_reaches_the_sender() {
+    let o = knock("--source-port 40000 192.0.2.2 7000");
+    assert_eq!(o.code, 0, "{}", o.err);
+    let want = SendOptions {
+        raw_tcp: false,
+        source_port: Some(40000),
+    };
+    assert_eq!(o.options, Some(want));
+    // Dry runs and usage errors make no sender at all.
+    assert_eq!(knock("--dry-run --raw 192.0.2.2 7000").options, None);
+    assert_eq!(knock("--raw 192.0.2.2 0").options, None);
+}
+
+#[test]
+fn a_lone_syn_goes_through_connect_without_privileges() {
+    let o = knock("-v 192.0.2.2 7000:tcp:syn tcp:8000:s");
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let a = ip("192.0.2.2");
+    assert_eq!(
+        o.events,
+        [
+            Event::Sent(Hit::tcp(7000), a),
+            Event::Sent(Hit::tcp(8000), a)
+        ]
+    );
+    assert_eq!(
+        o.out,
+        "hitting tcp 192.0.2.2:7000 [syn]\nhitting tcp 192.0.2.2:8000 [syn]\n"
+    );
+}
+
+#[test]
+fn windows_names_flagged_hits_and_sends_nothing() {
+    let windows = || {
+        with(Privilege::Unsupported(
+            "Windows does not send TCP through raw sockets",
+        ))
+    };
+    let o = knock_in("192.0.2.2 7000 8000:tcp:fin 9000:tcp:syn", windows());
+    assert_eq!(o.code, 2);
+    assert!(o.events.is_empty());
+    assert_eq!(
+        o.err,
+        "knock: hit 2 of 3 (8000:tcp:fin): exact TCP flags need a raw socket, but Windows \
+         does not send TCP through raw sockets\n\
+         knock: nothing was sent; to knock from this system, drop the flags (hits without \
+         flags, and a lone syn, go out through an ordinary connect)\n"
+    );
+    let o = knock_in("192.0.2.2 7000 9000:tcp:syn 10000:udp", windows());
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert_eq!(sent(&o.events).len(), 3);
+}
+
+#[test]
+fn dry_runs_show_flags_whatever_the_privilege() {
+    let o = knock("--dry-run --raw 192.0.2.2 7000,8000:tcp:fin+psh,tcp:110:x");
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    assert_eq!(
+        o.out,
+        "would hit tcp 192.0.2.2:7000\n\
+         would hit tcp 192.0.2.2:8000 [fin,psh]\n\
+         would hit tcp 192.0.2.2:110 [fin,syn,rst,psh,ack,urg]\n"
+    );
+    let o = knock("--dry-run --json 192.0.2.2 tcp:110:n,1:tcp:ece+cwr");
+    assert_eq!(
+        o.out,
+        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"hits\":[\
+         {\"port\":110,\"proto\":\"tcp\",\"flags\":[]},\
+         {\"port\":1,\"proto\":\"tcp\",\"flags\":[\"ece\",\"cwr\"]}]}\n"
+    );
+}
+
+#[test]
 fn a_failed_send_exits_1_naming_the_hit() {
-    let o = knock_with("2001:db8::2 7000,8000:udp,9000", Recorder::failing_at(1));
+    let world = World {
+        sender: Recorder::failing_at(1),
+        ..World::default()
+    };
+    let o = knock_in("2001:db8::2 7000,8000:udp,9000", world);
     assert_eq!(o.code, 1);
     assert_eq!(
         o.err,
@@ -441,16 +635,16 @@ impl Write for ClosedPipe {
 
 #[test]
 fn a_broken_pipe_on_stdout_is_success() {
-    let (code, err, events) = run_line("-v 192.0.2.2 1,2,3", Recorder::default(), &mut ClosedPipe);
-    assert_eq!((code, err.as_str()), (0, ""));
-    assert_eq!(sent(&events).len(), 3, "every hit is still sent");
+    let o = run_line("-v 192.0.2.2 1,2,3", World::default(), &mut ClosedPipe);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    assert_eq!(sent(&o.events).len(), 3, "every hit is still sent");
     for line in [
         "--dry-run 192.0.2.2 1",
         "--dry-run --json 192.0.2.2 1",
         "--help",
     ] {
-        let (code, err, _) = run_line(line, Recorder::default(), &mut ClosedPipe);
-        assert_eq!((code, err.as_str()), (0, ""), "{line}");
+        let o = run_line(line, World::default(), &mut ClosedPipe);
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{line}");
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use knock_core::hit::{Hit, Proto, format_sequence, parse_sequence};
+use knock_core::send::Privilege;
 
 use super::{Outcome, Scratch, World, ip, sent};
 use crate::knock::testing::{Event, Recorder};
@@ -156,21 +157,40 @@ fn the_command_line_wins_over_the_profile() {
         (o.code, o.err.as_str()),
         (1, "knock: resolve 2001:db8::2: no IPv4 address\n")
     );
-    // --raw makes plain TCP hits raw SYNs, which this build refuses before sending.
+    // --raw sends plain TCP hits raw, as SYNs: refused before sending without the
+    // privilege, sent raw with it.
     let o = d.run(&["p", "--raw", "--dry-run"]);
     assert_eq!(
         o.out,
-        "would hit tcp [2001:db8::2]:7000 [syn]\nwait 100 ms\nwould hit tcp [2001:db8::2]:8000 [syn]\n"
+        "would hit tcp [2001:db8::2]:7000\nwait 100 ms\nwould hit tcp [2001:db8::2]:8000\n"
     );
     let o = d.run(&["p", "--raw"]);
     assert_eq!(o.code, 2);
     assert!(o.events.is_empty());
     assert!(
-        o.err
-            .starts_with("knock: hit 1 of 2 (7000:tcp:syn): raw flag knocks need the raw sender"),
+        o.err.starts_with(
+            "knock: hit 1 of 2 (7000:tcp): sending a TCP hit raw needs a raw socket, which \
+             needs root or CAP_NET_RAW\n"
+        ),
         "{}",
         o.err
     );
+    assert!(o.err.ends_with(", or drop --raw\n"), "{}", o.err);
+    let root = World {
+        privilege: Privilege::Raw,
+        ..World::default()
+    };
+    let o = d.run_in(root, &["p", "--raw", "-d", "0"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let v6 = ip("2001:db8::2");
+    assert_eq!(
+        o.events,
+        [
+            Event::SentRaw(Hit::tcp(7000), v6),
+            Event::SentRaw(Hit::tcp(8000), v6)
+        ]
+    );
+    assert_eq!(o.options.map(|s| s.raw_tcp), Some(true));
 }
 
 #[test]
@@ -790,8 +810,8 @@ fn help_for_the_profile_command() {
 }
 
 #[test]
-fn the_flag_vector_needs_the_raw_sender_to_be_sent() {
-    // Exact flags from [hmac] flags go out raw; this build refuses them before sending.
+fn the_flag_vector_needs_raw_privileges_to_be_sent() {
+    // Exact flags from [hmac] flags go out raw: refused before sending without privileges.
     let d = Dir::new("hmac-flags");
     d.write(
         "f.toml",
@@ -805,11 +825,28 @@ fn the_flag_vector_needs_the_raw_sender_to_be_sent() {
     let o = d.run_in(world, &["f"]);
     assert_eq!(o.code, 2);
     assert!(o.events.is_empty());
-    let why = "raw flag knocks need the raw sender, which this version of knock does not have";
+    let why = "exact TCP flags need a raw socket, which needs root or CAP_NET_RAW";
     assert_eq!(
         o.err,
         format!(
-            "knock: hit 1 of 4 (38509:tcp:fin+psh): {why}\nknock: hit 4 of 4 (14401:tcp:fin+psh): {why}\n"
+            "knock: hit 1 of 4 (38509:tcp:fin+psh): {why}\n\
+             knock: hit 4 of 4 (14401:tcp:fin+psh): {why}\n\
+             knock: nothing was sent; to send these hits, run knock as root, give it \
+             CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
+             the flags\n"
         )
     );
+    let world = World {
+        now: 123_456 * 30,
+        privilege: Privilege::Raw,
+        ..with_secret()
+    };
+    let o = d.run_in(world, &["f"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let raw = o
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::SentRaw(..)))
+        .count();
+    assert_eq!(raw, 2, "{:?}", o.events);
 }

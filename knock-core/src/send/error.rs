@@ -4,21 +4,31 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use super::privilege::Grant;
+
 /// The system call that failed, as it is named in messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Op {
     Socket,
+    Bind,
     Connect,
     SendTo,
+    /// Finding the source address the kernel would use for a destination.
+    Route,
+    /// Drawing the random source port, sequence number and IP identification.
+    GetRandom,
 }
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Op::Socket => "socket",
+            Op::Bind => "bind",
             Op::Connect => "connect",
             Op::SendTo => "sendto",
+            Op::Route => "route",
+            Op::GetRandom => "getrandom",
         })
     }
 }
@@ -27,9 +37,36 @@ impl fmt::Display for Op {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// Exact TCP flags need a raw socket, which the plain sender does not have.
-    #[error("raw flag knocks need the raw sender, which this version of knock does not have")]
+    /// Exact TCP flags need a raw socket, which the plain sender does not use.
+    #[error("exact TCP flags need a raw socket, which the plain sender does not use")]
     NeedsRaw,
+    /// The hit would go raw, and this process lacks the privilege for raw sockets.
+    #[error("{need}, which needs {}", grant.needs())]
+    NoPrivilege { need: RawNeed, grant: Grant },
+    /// The hit would go raw, and this system never sends TCP through raw sockets.
+    #[error("{need}, but {why}")]
+    Unsupported { need: RawNeed, why: &'static str },
+    /// UDP hits always go through a plain socket.
+    #[error("UDP hits are not sent through raw sockets")]
+    RawUdp,
+}
+
+/// Why a TCP hit has to go out through a raw socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawNeed {
+    /// It has exact flags other than the SYN a connect sends.
+    ExactFlags,
+    /// The run asked for plain TCP hits to go raw (knock's `--raw`).
+    RawMode,
+}
+
+impl fmt::Display for RawNeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RawNeed::ExactFlags => "exact TCP flags need a raw socket",
+            RawNeed::RawMode => "sending a TCP hit raw needs a raw socket",
+        })
+    }
 }
 
 /// A failed send. `Display` names the operation and the address
@@ -85,7 +122,19 @@ mod tests {
             io::Error::other("boom"),
         );
         assert_eq!(chain(&e), "sendto [2001:db8::2]:8000: boom");
-        assert_eq!(Op::Socket.to_string(), "socket");
+        let ops = [
+            Op::Socket,
+            Op::Bind,
+            Op::Connect,
+            Op::SendTo,
+            Op::Route,
+            Op::GetRandom,
+        ];
+        let names: Vec<String> = ops.iter().map(Op::to_string).collect();
+        assert_eq!(
+            names,
+            ["socket", "bind", "connect", "sendto", "route", "getrandom"]
+        );
     }
 
     #[test]
@@ -93,7 +142,15 @@ mod tests {
         let e = SendError::from(Refusal::NeedsRaw);
         assert_eq!(
             chain(&e),
-            "raw flag knocks need the raw sender, which this version of knock does not have"
+            "exact TCP flags need a raw socket, which the plain sender does not use"
+        );
+        let e = SendError::from(Refusal::NoPrivilege {
+            need: RawNeed::ExactFlags,
+            grant: Grant::RootOrCapNetRaw,
+        });
+        assert_eq!(
+            chain(&e),
+            "exact TCP flags need a raw socket, which needs root or CAP_NET_RAW"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Sending hits: the [`Sender`] seam and the unprivileged [`PlainSender`].
+//! Sending hits: the [`Sender`] seam, the unprivileged [`PlainSender`], the [`RawSender`]
+//! for exact TCP flags, and the [`KnockSender`] that routes each hit to one of them.
 //!
 //! A run asks its sender to [`check`](Sender::check) every hit before it sends the first
 //! one, so a sequence that cannot go out whole is refused before any packet leaves (a half
@@ -6,20 +7,42 @@
 //!
 //! [`PlainSender`] sends what knock(1) sends and needs no privileges: a TCP hit is one SYN
 //! from a non-blocking `connect`, a UDP hit one datagram. A hit with exact TCP flags
-//! ([`Hit::needs_raw`]) needs a raw socket; the plain sender refuses it with
-//! [`Refusal::NeedsRaw`]. A raw sender implements the same trait, and a sender that routes
-//! each hit to the plain or the raw one is what the client then holds.
+//! ([`Hit::needs_raw`]) needs a raw socket: [`RawSender`] builds the whole packet
+//! ([`crate::wire::build`]) and sends it through one, which needs root or CAP_NET_RAW.
+//! Whether this process has that is a plain value, [`Privilege`], found once before
+//! anything is sent; without it the raw hits are refused ([`Refusal::NoPrivilege`]) with
+//! the ways to get it ([`Grant::ways`]).
+//!
+//! ```no_run
+//! use knock_core::hit::{parse_sequence, Proto};
+//! use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
+//!
+//! let hits = parse_sequence("7000:tcp:fin,8000:tcp:fin+psh,9000:udp", Proto::Tcp).unwrap();
+//! let mut sender = KnockSender::new(SendOptions::default(), Privilege::current());
+//! for hit in &hits {
+//!     sender.check(hit).expect("root or CAP_NET_RAW");
+//! }
+//! for hit in &hits {
+//!     sender.send(hit, "192.0.2.2".parse().unwrap()).unwrap();
+//! }
+//! ```
 //!
 //! OS differences live in `platform`, one module per OS, so no `cfg` reaches this logic.
 
 mod error;
+mod knock;
 mod plain;
 mod platform;
+mod privilege;
+mod raw;
 
 use std::net::IpAddr;
 
-pub use error::{Op, Refusal, SendError};
+pub use error::{Op, RawNeed, Refusal, SendError};
+pub use knock::{KnockSender, Route, SendOptions};
 pub use plain::PlainSender;
+pub use privilege::{Grant, Privilege};
+pub use raw::RawSender;
 
 use crate::hit::Hit;
 

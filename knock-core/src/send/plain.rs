@@ -1,12 +1,13 @@
 //! The unprivileged sender: what knock(1) puts on the wire, through ordinary sockets.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::Sender;
 use super::error::{Op, Refusal, SendError};
-use super::{Sender, platform};
+use super::platform::{Native, Platform};
 use crate::hit::{Hit, Proto};
 
 /// The one byte a UDP hit carries, as knock(1) sends it.
@@ -18,12 +19,19 @@ const UDP_PAYLOAD: [u8; 1] = [0];
 /// refused.
 #[derive(Debug, Default)]
 pub struct PlainSender {
-    _private: (),
+    source_port: Option<u16>,
 }
 
 impl PlainSender {
+    /// A sender whose hits leave from ephemeral ports the kernel picks.
     pub fn new() -> PlainSender {
         PlainSender::default()
+    }
+
+    /// A sender whose hits all leave from `port` (`--source-port`); `None` for ephemeral
+    /// ports. Binding a port below 1024 needs privileges of its own.
+    pub fn with_source_port(port: Option<u16>) -> PlainSender {
+        PlainSender { source_port: port }
     }
 }
 
@@ -39,21 +47,38 @@ impl Sender for PlainSender {
         self.check(hit)?;
         let addr = SocketAddr::new(dst, hit.port);
         match hit.proto {
-            Proto::Tcp => syn(addr),
-            Proto::Udp => datagram(addr),
+            Proto::Tcp => syn(addr, self.source_port),
+            Proto::Udp => datagram(addr, self.source_port),
         }
     }
 }
 
-fn syn(addr: SocketAddr) -> Result<(), SendError> {
+/// Binds `socket` to `port` on the wildcard address of `dst`'s family, so the kernel still
+/// picks the source address.
+fn bind_port(socket: &Socket, dst: SocketAddr, port: u16) -> Result<(), SendError> {
+    let any: IpAddr = match dst {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let local = SocketAddr::new(any, port);
+    socket
+        .bind(&local.into())
+        .map_err(|e| SendError::io(Op::Bind, local, e))
+}
+
+fn syn(addr: SocketAddr, source_port: Option<u16>) -> Result<(), SendError> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| SendError::io(Op::Socket, addr, e))?;
     socket
         .set_nonblocking(true)
         .map_err(|e| SendError::io(Op::Socket, addr, e))?;
+    if let Some(port) = source_port {
+        Native::reuse_fixed_port(&socket).map_err(|e| SendError::io(Op::Socket, addr, e))?;
+        bind_port(&socket, addr, port)?;
+    }
     match socket.connect(&addr.into()) {
         Ok(()) => Ok(()),
-        Err(e) if platform::connect_in_progress(&e) => Ok(()),
+        Err(e) if Native::connect_in_progress(&e) => Ok(()),
         // The SYN went out and the answer (an RST) came back before connect returned.
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
         Err(e) => Err(SendError::io(Op::Connect, addr, e)),
@@ -62,9 +87,12 @@ fn syn(addr: SocketAddr) -> Result<(), SendError> {
     // the connection and sends nothing more.
 }
 
-fn datagram(addr: SocketAddr) -> Result<(), SendError> {
+fn datagram(addr: SocketAddr, source_port: Option<u16>) -> Result<(), SendError> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| SendError::io(Op::Socket, addr, e))?;
+    if let Some(port) = source_port {
+        bind_port(&socket, addr, port)?;
+    }
     socket
         .send_to(&UDP_PAYLOAD, &addr.into())
         .map_err(|e| SendError::io(Op::SendTo, addr, e))?;
@@ -117,5 +145,68 @@ mod tests {
             .unwrap()
             .port();
         PlainSender::new().send(&Hit::tcp(port), LOOPBACK).unwrap();
+    }
+
+    /// A port that was free a moment ago.
+    fn free_port() -> u16 {
+        UdpSocket::bind((LOOPBACK, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[test]
+    fn udp_hits_leave_from_the_source_port() {
+        let server = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let dst_port = server.local_addr().unwrap().port();
+        let source = free_port();
+        let mut sender = PlainSender::with_source_port(Some(source));
+        for _ in 0..2 {
+            sender.send(&Hit::udp(dst_port), LOOPBACK).unwrap();
+            let (_, from) = server.recv_from(&mut [0u8; 4]).unwrap();
+            assert_eq!(from.port(), source);
+        }
+    }
+
+    #[test]
+    fn tcp_hits_leave_from_the_source_port_even_past_time_wait() {
+        let listener = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let open = listener.local_addr().unwrap();
+        let source = free_port();
+        // An earlier hit whose handshake completed: closing first leaves its port in
+        // TIME_WAIT, which must not keep the next hit from binding it.
+        let earlier = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        Native::reuse_fixed_port(&earlier).unwrap();
+        earlier
+            .bind(&SocketAddr::new(LOOPBACK, source).into())
+            .unwrap();
+        earlier.connect(&open.into()).unwrap();
+        let (accepted, from) = listener.accept().unwrap();
+        assert_eq!(from.port(), source);
+        drop(earlier);
+        drop(accepted);
+
+        let closed = free_port();
+        let mut sender = PlainSender::with_source_port(Some(source));
+        sender.send(&Hit::tcp(closed), LOOPBACK).unwrap();
+        sender.send(&Hit::tcp(closed), LOOPBACK).unwrap();
+    }
+
+    #[test]
+    fn a_taken_source_port_names_bind_and_the_address() {
+        let taken = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = PlainSender::with_source_port(Some(port))
+            .send(&Hit::udp(9), LOOPBACK)
+            .unwrap_err();
+        assert_eq!(err.to_string(), format!("bind 0.0.0.0:{port}"));
+        let SendError::Io { source, .. } = err else {
+            panic!("not an I/O error: {err:?}");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::AddrInUse);
     }
 }
