@@ -8,6 +8,7 @@ pub mod capture;
 pub mod knockd;
 pub mod lite;
 pub mod raw;
+pub mod terminal;
 pub mod wine;
 
 use std::path::PathBuf;

@@ -346,8 +346,10 @@ impl WineHost {
             .fold(self.prefix.join("drive_c"), |path, part| path.join(part))
     }
 
-    /// Panics unless every wineserver of this prefix runs in the client namespace.
-    fn assert_server_in_namespace(&self) {
+    /// Panics unless every wineserver of this prefix runs in the client namespace. Every
+    /// [`WineHost::run`] checks it; a test that runs a Wine command some other way (on a
+    /// terminal) calls it after.
+    pub fn assert_server_in_namespace(&self) {
         let want = std::fs::metadata(format!("/run/netns/{}", self.netns))
             .expect("client namespace file")
             .ino();

@@ -2,7 +2,6 @@
 //! doors of Debian's knockd and of knockd-lite in the server namespace, while tcpdump
 //! there records what arrived. See `knock_e2e::wine` for how Wine is set up and kept inside the namespace.
 
-use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -10,8 +9,9 @@ use std::time::{Duration, Instant};
 use knock_e2e::capture::{Capture, Record, show};
 use knock_e2e::knockd::{Knockd, require_knockd, wait_for_file};
 use knock_e2e::lite::{KnockdLite, wait_lines};
+use knock_e2e::terminal::{Transcript, answer_prompt};
 use knock_e2e::wine::{Wine, WineHost};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, require_root};
+use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -187,10 +187,15 @@ fn tcp_hits_open_a_knockd_door_with_one_syn_each() {
     let knockd = Knockd::start(&pair, &door("7000,7001,7002"));
     let host = WineHost::new(wine, &pair);
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
-    let stdout = knock_ok(&host, &["-v", "-d", "1200", SERVER_V4, "7000,7001", "7002"]);
+    // A lone `syn` flag needs no raw socket: it goes out through connect like the others.
+    let stdout = knock_ok(
+        &host,
+        &["-v", "-d", "1200", SERVER_V4, "7000,7001:tcp:syn", "7002"],
+    );
     assert_eq!(
         stdout,
-        "hitting tcp 192.0.2.2:7000\nhitting tcp 192.0.2.2:7001\nhitting tcp 192.0.2.2:7002\n"
+        "hitting tcp 192.0.2.2:7000\nhitting tcp 192.0.2.2:7001 [syn]\n\
+         hitting tcp 192.0.2.2:7002\n"
     );
     assert_opened_for(&knockd, CLIENT_V4);
     let sent = sent(capture, 3, Duration::from_millis(300));
@@ -334,8 +339,8 @@ fn errors_exit_as_on_linux_and_send_nothing() {
 }
 
 #[test]
-fn a_flagged_hit_is_refused_by_name_before_anything_is_sent() {
-    let test = "a_flagged_hit_is_refused_by_name_before_anything_is_sent";
+fn flagged_and_raw_hits_are_refused_by_name_before_anything_is_sent() {
+    let test = "flagged_and_raw_hits_are_refused_by_name_before_anything_is_sent";
     let Some(wine) = setup(test, false) else {
         return;
     };
@@ -343,35 +348,23 @@ fn a_flagged_hit_is_refused_by_name_before_anything_is_sent() {
     let host = WineHost::new(wine, &pair);
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
     // The plain first hit is not sent either: the sequence is checked whole first.
-    let refused = knock_fails(&host, &[SERVER_V4, "7000,7001:tcp:fin+psh"], 2);
-    assert!(
-        refused.starts_with("knock: hit 2 of 2 (7001:tcp:fin+psh): "),
-        "{refused}"
+    let flagged = knock_fails(&host, &[SERVER_V4, "7000,7001:tcp:fin+psh"], 2);
+    assert_eq!(
+        flagged,
+        "knock: hit 2 of 2 (7001:tcp:fin+psh): exact TCP flags need a raw socket, but Windows \
+         does not send TCP through raw sockets\n\
+         knock: nothing was sent; to knock from this system, drop the flags (hits without \
+         flags, and a lone syn, go out through an ordinary connect)\n"
     );
-    assert_eq!(refused.lines().count(), 1, "{refused}");
+    let raw = knock_fails(&host, &["--raw", SERVER_V4, "7000,8000:udp"], 2);
+    assert_eq!(
+        raw,
+        "knock: hit 1 of 2 (7000:tcp): sending a TCP hit raw needs a raw socket, but Windows \
+         does not send TCP through raw sockets\n\
+         knock: nothing was sent; to knock from this system, drop --raw (hits without flags, \
+         and a lone syn, go out through an ordinary connect)\n"
+    );
     assert_nothing_sent(capture);
-}
-
-/// The prefix really is the test's own, and Wine maps %APPDATA% into it.
-#[test]
-fn appdata_is_inside_the_tests_own_prefix() {
-    let Some(wine) = setup("appdata_is_inside_the_tests_own_prefix", false) else {
-        return;
-    };
-    let pair = Pair::new();
-    let host = WineHost::new(wine, &pair);
-    let appdata = host.appdata();
-    assert!(
-        appdata.starts_with(host.prefix().join("drive_c").join("users")),
-        "{}",
-        appdata.display()
-    );
-    assert!(
-        appdata.ends_with(Path::new("AppData/Roaming")),
-        "{}",
-        appdata.display()
-    );
-    assert!(appdata.is_dir(), "{}", appdata.display());
 }
 
 const LITE_DOORS: &str = "[tcp]
@@ -408,4 +401,126 @@ fn knock_exe_opens_knockd_lite_doors() {
     }
     let log = lite.log();
     assert_eq!(log.matches("OPEN SESAME").count(), runs.len(), "{log}");
+}
+
+#[test]
+fn a_profile_saved_in_appdata_opens_a_knockd_door() {
+    let Some(wine) = setup("a_profile_saved_in_appdata_opens_a_knockd_door", true) else {
+        return;
+    };
+    let pair = Pair::new();
+    let knockd = Knockd::start(&pair, &door(MIXED));
+    let host = WineHost::new(wine, &pair);
+    let profiles = host.appdata().join("knock").join("profiles");
+
+    // knock.exe writes the profile itself, through the Windows file code, and it lands in
+    // %APPDATA%\knock\profiles, where Wine's %APPDATA% says.
+    let saved = knock_ok(
+        &host,
+        &[
+            "profile",
+            "save",
+            "--description",
+            "door on the test server",
+            "home",
+            SERVER_V4,
+            "7000,8000:udp",
+            "9000",
+            "-d",
+            "50",
+        ],
+    );
+    assert!(
+        saved.starts_with("saved profile home: C:\\users\\")
+            && saved.ends_with("\\AppData\\Roaming\\knock\\profiles\\home.toml\n"),
+        "{saved}"
+    );
+    let text = std::fs::read_to_string(profiles.join("home.toml"))
+        .unwrap_or_else(|e| panic!("{}: {e}", profiles.join("home.toml").display()));
+    assert!(
+        text.contains("host = \"192.0.2.2\"\n")
+            && text.contains("sequence = \"7000,8000:udp,9000\"\n"),
+        "{text}"
+    );
+    let list = knock_ok(&host, &["profile", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..3]
+                == ["home", "192.0.2.2", "sequence"]),
+        "{list}"
+    );
+
+    let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
+    let stdout = knock_ok(&host, &["profile", "home", "-v"]);
+    assert_eq!(
+        stdout,
+        "hitting tcp 192.0.2.2:7000\nhitting udp 192.0.2.2:8000\nhitting tcp 192.0.2.2:9000\n"
+    );
+    assert_opened_for(&knockd, CLIENT_V4);
+    let sent = sent(capture, 3, Duration::from_millis(300));
+    assert_eq!(summaries(&sent), MIXED_ON_WIRE, "{}", show(&sent));
+    // The profile's 50 ms delay is between the hits on the wire.
+    for two in sent.windows(2) {
+        assert!(two[1].time - two[0].time >= 0.045, "{}", show(&sent));
+    }
+}
+
+/// A made-up knock-hmac-v1 secret (base64 of `secret-for-the-wine-tests-000000`).
+const SECRET: &str = "c2VjcmV0LWZvci10aGUtd2luZS10ZXN0cy0wMDAwMDA=";
+
+#[test]
+fn the_secret_prompt_does_not_echo_and_gives_the_linux_sequence() {
+    let test = "the_secret_prompt_does_not_echo_and_gives_the_linux_sequence";
+    let Some(wine) = setup(test, false) else {
+        return;
+    };
+    assert!(
+        knock_e2e::have("python3"),
+        "{test}: python3 drives the terminal"
+    );
+    let pair = Pair::new();
+    let host = WineHost::new(wine, &pair);
+    let profiles = host.appdata().join("knock").join("profiles");
+    std::fs::create_dir_all(&profiles).expect("create the profile folder");
+    // No secret_file and no secret_env: knock asks on the terminal.
+    std::fs::write(
+        profiles.join("office.toml"),
+        "host = \"192.0.2.2\"\n[hmac]\ndoor = \"office\"\nprotocols = \"mixed\"\n",
+    )
+    .expect("write the profile");
+    let args = ["profile", "office", "--dry-run", "--at", "1700000000"];
+    let prompt = "Secret for door office:";
+
+    let on_windows = answer_prompt(&host.knock_cmd(&args), prompt, SECRET);
+    host.assert_server_in_namespace();
+    let mut linux_cmd = Command::new(bin("knock"));
+    linux_cmd
+        .args(["profile", "--profiles"])
+        .arg(&profiles)
+        .args(&args[1..]);
+    let on_linux = answer_prompt(&linux_cmd, prompt, SECRET);
+
+    for (system, t) in [("Windows", &on_windows), ("Linux", &on_linux)] {
+        assert_eq!(t.code, Some(0), "{system}:\n{}", t.text);
+        assert!(t.text.contains(prompt), "{system}:\n{}", t.text);
+        // Not the secret, nor any piece of it, came back on the terminal.
+        let secret: Vec<char> = SECRET.chars().collect();
+        for piece in secret.windows(6) {
+            let piece: String = piece.iter().collect();
+            assert!(
+                !t.text.contains(&piece),
+                "{system} echoed {piece:?}:\n{}",
+                t.text
+            );
+        }
+    }
+    let hits = |t: &Transcript| -> Vec<String> {
+        t.text
+            .lines()
+            .filter(|l| l.starts_with("would hit "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(hits(&on_windows).len(), 4, "{}", on_windows.text);
+    assert_eq!(hits(&on_windows), hits(&on_linux), "{}", on_windows.text);
 }
