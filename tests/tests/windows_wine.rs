@@ -167,12 +167,16 @@ fn knock_exe_starts_with_the_prng_shim_beside_it() {
         "not our DLL from {exe_dir}: {loaded}"
     );
 
+    // The help says what this system can and cannot do.
     let help = knock_ok(&host, &["--help"]);
+    // clap names the program after argv[0], which is the file name here.
     assert!(
-        help.contains("Usage: knock.exe [OPTIONS] <HOST> <HIT>...")
-            || help.contains("Usage: knock [OPTIONS] <HOST> <HIT>..."),
+        help.contains("Usage: knock.exe [OPTIONS] <HOST> <HIT>..."),
         "{help}"
     );
+    assert!(help.contains("is not possible on Windows"), "{help}");
+    let help = knock_ok(&host, &["profile", "--help"]);
+    assert!(help.contains("%APPDATA% on Windows"), "{help}");
 }
 
 #[test]

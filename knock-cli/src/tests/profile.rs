@@ -806,6 +806,16 @@ fn help_for_the_profile_command() {
     let o = World::default().run(&["profile", "--help"]);
     assert_eq!(o.code, 0);
     assert!(o.out.starts_with("Knock from a saved profile"), "{}", o.out);
+    // Where profiles live, and how secrets are asked for and checked, per system.
+    let flat = o.out.split_whitespace().collect::<Vec<_>>().join(" ");
+    for said in [
+        "$XDG_CONFIG_HOME or ~/.config on Linux and FreeBSD, ~/Library/Application Support \
+         on macOS, and %APPDATA% on Windows",
+        "without echo when stdin is a terminal (a console on Windows)",
+        "is refused on Linux, macOS and FreeBSD; Windows has no mode bits",
+    ] {
+        assert!(flat.contains(said), "help lacks {said:?}:\n{}", o.out);
+    }
     let o = World::default().run(&["profile", "save", "--help"]);
     assert_eq!(o.code, 0);
     assert!(o.out.contains("--description <TEXT>"), "{}", o.out);
