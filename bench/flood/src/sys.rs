@@ -11,17 +11,22 @@ use std::os::unix::fs::MetadataExt;
 /// `ETH_P_IP`, the protocol the frames carry.
 const ETH_P_IP: u16 = 0x0800;
 
-/// Fails unless this process runs in a network namespace other than init's (pid 1's),
-/// so the flood can only reach the veth of a test namespace, never a real network.
+/// Fails unless this process runs in a named network namespace (one that `ip netns add`
+/// created under /run/netns), so the flood can only reach the veth of a test namespace,
+/// never the host's network.
 pub fn require_test_namespace() -> anyhow::Result<()> {
     let own = std::fs::metadata("/proc/self/ns/net")
         .map_err(|e| anyhow::anyhow!("stat /proc/self/ns/net: {e}"))?;
-    let init = std::fs::metadata("/proc/1/ns/net")
-        .map_err(|e| anyhow::anyhow!("stat /proc/1/ns/net: {e} (run as root)"))?;
-    if (own.dev(), own.ino()) == (init.dev(), init.ino()) {
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.metadata().ok())
+        .any(|m| (m.dev(), m.ino()) == (own.dev(), own.ino()));
+    if !named {
         anyhow::bail!(
-            "refusing to flood from the host's network namespace: run inside a test \
-             namespace (ip netns exec NS knock-flood ...)"
+            "refusing to flood outside a test namespace: run it under `ip netns exec NS` \
+             (this network namespace is not one of /run/netns)"
         );
     }
     Ok(())
