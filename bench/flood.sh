@@ -13,7 +13,7 @@ usage() {
     cat <<'EOF'
 usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--after S]
                       [--idle-knocks N] [--servers "knockd-lite knockd"] [--knock PATH]
-                      [--no-build] [--no-pin]
+                      [--repeat N] [--no-build] [--no-pin]
 
   --quick         one full-rate flood of 3 s, 3 s after, 5 idle knocks (about a minute)
   --rates         flood rates in packets/s; 0 = the generator's full rate
@@ -24,8 +24,12 @@ usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--aft
   --servers       which servers to run (default "knockd-lite knockd")
   --knock         knock client for the genuine knocks (default /usr/bin/knock, else
                   target/release/knock)
+  --repeat        floods per server and rate (default 1): one knock is one sample
   --no-build      use the release binaries already built
   --no-pin        do not pin the generator to CPU 0 and the server to CPU 1
+
+Environment: KNOCKD_LITE_ARGS adds flags to knockd-lite (e.g. "--max-attempts 5000");
+KEEP=1 keeps the scratch folder (configs, logs, captures) for a look afterwards.
 EOF
 }
 
@@ -38,6 +42,7 @@ SERVERS="knockd-lite knockd"
 KNOCK=""
 BUILD=1
 PIN=1
+REPEAT=1
 MODE=full
 
 while [ $# -gt 0 ]; do
@@ -49,6 +54,7 @@ while [ $# -gt 0 ]; do
         --idle-knocks) IDLE_KNOCKS=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
         --knock) KNOCK=$2; shift ;;
+        --repeat) REPEAT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --no-pin) PIN=0 ;;
         -h|--help) usage; exit 0 ;;
@@ -60,6 +66,7 @@ done
 die() { echo "flood.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
 
+[ "$REPEAT" -ge 1 ] 2>/dev/null || die "--repeat must be a whole number, at least 1"
 [ "$AFTER" -ge 1 ] 2>/dev/null || die "--after must be a whole number of seconds, at least 1"
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, AF_PACKET)"
 for tool in ip tcpdump taskset awk getconf; do
@@ -165,15 +172,24 @@ SERVER_PID=""
 # start_server NAME DIR: starts the server in the server namespace, waits until its log
 # says it listens. Returns 1 (and leaves the reason in DIR/server.out) if it cannot.
 start_server() {
-    local name=$1 dir=$2 bin
+    local name=$1 dir=$2 bin extra=()
     case "$name" in
         knockd) bin=$KNOCKD ;;
-        knockd-lite) bin=$LITE ;;
+        knockd-lite)
+            bin=$LITE
+            # State (HMAC counters) goes to the scratch folder, not /var/lib.
+            if "$LITE" --help 2>/dev/null | grep -q -- --state-dir; then
+                extra+=(--state-dir "$dir/state")
+            fi
+            # shellcheck disable=SC2206 # word splitting wanted: extra flags
+            extra+=(${KNOCKD_LITE_ARGS:-})
+            ;;
         *) die "unknown server $name" ;;
     esac
+    [ -x "$bin" ] || { echo "$bin is missing" >"$dir/failure"; return 1; }
     write_conf "$dir"
     : >"$dir/marks"
-    ip netns exec "$SNS" "${SRV_PIN[@]}" "$bin" -i "$SIF" -c "$dir/knockd.conf" \
+    ip netns exec "$SNS" "${SRV_PIN[@]}" "$bin" -i "$SIF" -c "$dir/knockd.conf" "${extra[@]}" \
         </dev/null >"$dir/server.out" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
@@ -304,8 +320,8 @@ idle_run() {
 }
 
 flood_run() {
-    local name=$1 rate=$2
-    local dir=$WORK/$name-$rate
+    local name=$1 rate=$2 run=$3
+    local dir=$WORK/$name-$rate-$run
     mkdir -p "$dir"
     log "$name: flood at ${rate/#0/full rate} for $DURATION s, knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s"
     if ! start_server "$name" "$dir"; then
@@ -356,6 +372,11 @@ flood_run() {
     latency=$(latencies "$dir/knocks.pcap" "$dir/marks" | head -n1)
     if [ "$on_wire" -lt 3 ]; then
         note="knock lost before the server's capture ($on_wire/3 on the interface): run not valid"
+    elif [ "$detected" = no ]; then
+        # What the server's log says about the genuine knocker, to tell a lost packet
+        # from a sequence the server dropped.
+        note="log for $CLIENT_IP: $(grep -F "$CLIENT_IP:" "$dir/server.log" | sed 's/^\[[^]]*\] *//' | tr '\n' ';' | cut -c1-120)"
+        [ "$note" = "log for $CLIENT_IP: " ] && note="log has nothing from $CLIENT_IP"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$name" "$rate" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
@@ -373,7 +394,9 @@ FLOOR=$(command_floor)
 for server in $SERVERS; do
     idle_run "$server"
     for rate in $RATES; do
-        flood_run "$server" "$rate"
+        for run in $(seq "$REPEAT"); do
+            flood_run "$server" "$rate" "$run"
+        done
     done
 done
 
@@ -382,7 +405,7 @@ done
     echo "knock flood benchmark, $(date '+%Y-%m-%d %H:%M %Z'), mode $MODE"
     echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load average at start $LOAD"
     echo "generator pinned to CPU 0 and server to CPU 1: $([ "$PIN" = 1 ] && echo yes || echo no); knock client $KNOCK"
-    echo "knockd-lite: $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)"
+    echo "knockd-lite: $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)${KNOCKD_LITE_ARGS:+, extra flags: $KNOCKD_LITE_ARGS}"
     echo
     echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate), one knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after"
     awk -F'\t' 'BEGIN {
