@@ -28,7 +28,8 @@ usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--aft
   --no-build      use the release binaries already built
   --no-pin        do not pin the generator to CPU 0 and the server to CPU 1
 
-Environment: KNOCKD_LITE_ARGS adds flags to knockd-lite (e.g. "--max-attempts 5000");
+Environment: KNOCKD_LITE=PATH runs that knockd-lite binary instead of target/release/;
+KNOCKD_LITE_ARGS adds flags to knockd-lite (e.g. "--max-attempts 5000");
 KEEP=1 keeps the scratch folder (configs, logs, captures) for a look afterwards.
 EOF
 }
@@ -74,7 +75,7 @@ for tool in ip tcpdump taskset awk getconf; do
 done
 
 KNOCKD=/usr/sbin/knockd
-LITE=$ROOT/target/release/knockd-lite
+LITE=${KNOCKD_LITE:-$ROOT/target/release/knockd-lite}
 FLOOD=$ROOT/bench/flood/target/release/knock-flood
 DOOR_PORTS=(7000 8000 9000)
 CLIENT_IP=192.0.2.1
@@ -405,7 +406,7 @@ done
     echo "knock flood benchmark, $(date '+%Y-%m-%d %H:%M %Z'), mode $MODE"
     echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load average at start $LOAD"
     echo "generator pinned to CPU 0 and server to CPU 1: $([ "$PIN" = 1 ] && echo yes || echo no); knock client $KNOCK"
-    echo "knockd-lite: $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)${KNOCKD_LITE_ARGS:+, extra flags: $KNOCKD_LITE_ARGS}"
+    echo "knockd-lite: ${KNOCKD_LITE:-$(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)}${KNOCKD_LITE_ARGS:+, extra flags: $KNOCKD_LITE_ARGS}"
     echo
     echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate), one knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after"
     awk -F'\t' 'BEGIN {
