@@ -3,8 +3,8 @@
 
 use clap::Parser;
 
-/// First words that are, or will be, subcommands (`knock profile ...`). None of them can
-/// be a HOST, so adding a subcommand never changes what a working command line does.
+/// First words that are subcommands (`knock profile ...`). None of them can be a HOST, so
+/// a subcommand never changes what a working command line does.
 pub(crate) const RESERVED: [&str; 3] = ["profile", "otp", "keygen"];
 
 /// Knock on a host's ports: one TCP SYN or UDP datagram per hit, in order.
@@ -43,6 +43,10 @@ pub(crate) struct KnockArgs {
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    /// Draw no progress bar (one is drawn only when stderr is a terminal)
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
 
     /// Print the hits that would be sent, and send nothing (HOST is still resolved)
     #[arg(long)]

@@ -9,6 +9,7 @@ use knock_core::send::{Refusal, SendError, Sender};
 
 use crate::output::{Out, hitting};
 use crate::plan::Plan;
+use crate::progress::Progress;
 
 /// An error about one hit of a sequence: `hit 2 of 3 (8000:udp): ...`.
 #[derive(Debug, thiserror::Error)]
@@ -40,17 +41,19 @@ pub(crate) fn refusals(plan: &Plan, sender: &dyn Sender) -> Vec<AtHit<Refusal>> 
 }
 
 /// Sends the hits in order, pausing `plan.delay` between two hits (never after the last),
-/// and printing the `-v` line before each. Stops at the first failed send.
+/// and printing the `-v` line before each. Stops at the first failed send. `progress`
+/// hears of every hit sent and takes every pause.
 pub(crate) fn send_all(
     plan: &Plan,
     sender: &mut dyn Sender,
     sleep: &mut dyn FnMut(Duration),
     out: &mut Out<'_>,
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<()> {
     let total = plan.hits.len();
     for (i, hit) in plan.hits.iter().enumerate() {
         if i > 0 && !plan.delay.is_zero() {
-            sleep(plan.delay);
+            progress.pause(plan.delay, sleep);
         }
         if plan.verbose {
             out.line(&hitting(hit, plan.addr)).context("write stdout")?;
@@ -63,6 +66,7 @@ pub(crate) fn send_all(
                 hit: *hit,
                 source,
             })?;
+        progress.sent();
     }
     Ok(())
 }
@@ -151,6 +155,8 @@ mod tests {
     use super::testing::{Event, Recorder};
     use super::*;
     use crate::plan::Mode;
+    use crate::progress::{Bar, Silent};
+    use indicatif::ProgressDrawTarget;
     use knock_core::hit::{Proto, parse_sequence};
 
     fn plan(hits: &str, delay_ms: u64, verbose: bool) -> Plan {
@@ -169,7 +175,13 @@ mod tests {
         let timeline = sender.timeline.clone();
         let mut sleep = timeline.sleeper();
         let mut text = Vec::new();
-        let result = send_all(plan, &mut sender, &mut sleep, &mut Out::new(&mut text));
+        let result = send_all(
+            plan,
+            &mut sender,
+            &mut sleep,
+            &mut Out::new(&mut text),
+            &mut Silent,
+        );
         (timeline.events(), String::from_utf8(text).unwrap(), result)
     }
 
@@ -238,6 +250,37 @@ mod tests {
             text,
             "hitting tcp 192.0.2.2:7000\nhitting udp 192.0.2.2:8000\n"
         );
+    }
+
+    #[test]
+    fn with_a_bar_the_delay_is_slept_in_ticks_and_every_hit_counted() {
+        let p = plan("7000,8000", 250, false);
+        let mut sender = Recorder::default();
+        let timeline = sender.timeline.clone();
+        let mut sleep = timeline.sleeper();
+        let mut bar = Bar::with_target(2, "192.0.2.2", ProgressDrawTarget::hidden());
+        let mut text = Vec::new();
+        send_all(
+            &p,
+            &mut sender,
+            &mut sleep,
+            &mut Out::new(&mut text),
+            &mut bar,
+        )
+        .unwrap();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            timeline.events(),
+            [
+                Event::Sent(Hit::tcp(7000), p.addr),
+                Event::Slept(ms(100)),
+                Event::Slept(ms(100)),
+                Event::Slept(ms(50)),
+                Event::Sent(Hit::tcp(8000), p.addr),
+            ]
+        );
+        assert_eq!(bar.position(), 2);
+        assert!(text.is_empty(), "the bar never writes on stdout");
     }
 
     #[test]

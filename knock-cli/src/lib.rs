@@ -1,31 +1,47 @@
 //! The `knock` client: command-line parsing, name resolution and sending hits.
 //!
 //! A run goes through the modules in order: [`args`] is the syntax (clap), [`plan`] parses
-//! the hits and resolves HOST once, [`knock`] checks then sends the hits, [`output`] and
-//! [`json`] print. [`run`] picks the command by the first word, before any clap parsing,
-//! so each subcommand can bring its own definition while `knock HOST HIT...` keeps the
-//! shape of knock(1).
+//! the hits and resolves HOST once, [`knock`] checks then sends the hits (with a
+//! [`progress`] bar when someone is watching), [`output`] and [`json`] print. [`run`] picks
+//! the command by the first word, before any clap parsing, so each subcommand brings its
+//! own definition while `knock HOST HIT...` keeps the shape of knock(1):
+//!
+//! * [`profile`]: `knock profile NAME` knocks from a saved profile (a sequence, a one-time
+//!   list or knock-hmac-v1) through the same [`Plan`]; `list`, `show`, `save`, `remove` and
+//!   `import` manage profiles;
+//! * [`otp`]: `knock otp generate` writes a one-time list;
+//! * [`keygen`]: `knock keygen` makes an HMAC secret with its door and profile.
+//!
+//! Everything outside the process (stdout, stderr, the sender, the sleeper, environment
+//! variables, the clock, the terminal) comes in through [`Env`], so whole runs are tested
+//! with stand-ins.
 
 mod args;
 mod json;
+mod keygen;
 mod knock;
+mod otp;
 mod output;
 mod plan;
+mod profile;
+mod progress;
 mod resolve;
 #[cfg(test)]
 mod tests;
 
 use std::ffi::OsString;
-use std::io::{self, Write};
-use std::time::Duration;
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, SystemTime};
 
 use anyhow::anyhow;
 use clap::Parser;
+use knock_core::secret::source::{Prompt, TerminalPrompt};
 use knock_core::send::{PlainSender, Sender};
 
 use crate::args::KnockArgs;
 use crate::output::Out;
 use crate::plan::{Mode, Plan};
+use crate::progress::{Bar, Progress, Silent};
 
 /// Runs `knock` with these arguments (the first is the program name) and returns the
 /// process exit code: 0 every hit sent, 1 runtime failure, 2 usage error or bad hit.
@@ -39,6 +55,7 @@ where
     let mut stderr = io::stderr();
     let mut sender = PlainSender::new();
     let mut sleep = std::thread::sleep;
+    let mut prompt = TerminalPrompt;
     run_with(
         args,
         Env {
@@ -46,8 +63,19 @@ where
             err: &mut stderr,
             sender: &mut sender,
             sleep: &mut sleep,
+            vars: &|name| std::env::var_os(name),
+            now: &unix_now,
+            prompt: &mut prompt,
+            stderr_terminal: io::stderr().is_terminal(),
         },
     )
+}
+
+/// Seconds since the Unix epoch on the system clock (0 for a clock set before it).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The outside world of a run, passed in so tests can stand in for it.
@@ -56,6 +84,45 @@ pub(crate) struct Env<'a> {
     pub err: &'a mut dyn Write,
     pub sender: &'a mut dyn Sender,
     pub sleep: &'a mut dyn FnMut(Duration),
+    /// Environment variables (`KNOCK_PROFILES`, a profile's `secret_env`).
+    pub vars: &'a dyn Fn(&str) -> Option<OsString>,
+    /// The clock, in Unix seconds (HMAC sequences).
+    pub now: &'a dyn Fn() -> u64,
+    /// Where a secret is asked for when a profile names no file or variable.
+    pub prompt: &'a mut dyn Prompt,
+    /// Whether stderr is a terminal, where a progress bar may be drawn.
+    pub stderr_terminal: bool,
+}
+
+/// A run's world while it runs: [`Env`] with stdout wrapped in [`Out`].
+pub(crate) struct Ctx<'a> {
+    pub out: Out<'a>,
+    pub err: &'a mut dyn Write,
+    pub sender: &'a mut dyn Sender,
+    pub sleep: &'a mut dyn FnMut(Duration),
+    pub vars: &'a dyn Fn(&str) -> Option<OsString>,
+    pub now: &'a dyn Fn() -> u64,
+    pub prompt: &'a mut dyn Prompt,
+    pub stderr_terminal: bool,
+}
+
+impl Ctx<'_> {
+    /// Prints one line on stdout.
+    pub(crate) fn line(&mut self, text: &str) -> Result<(), Failure> {
+        self.out
+            .line(text)
+            .map_err(|e| Failure::runtime(anyhow!(e).context("write stdout")))
+    }
+
+    /// Prints `knock: warning: ...` on stderr (a warning that cannot be printed is lost).
+    pub(crate) fn warn(&mut self, text: &str) {
+        let _ = writeln!(self.err, "knock: warning: {text}");
+    }
+
+    /// Prints `knock: note: ...` on stderr, for what the user should know but need not fix.
+    pub(crate) fn note(&mut self, text: &str) {
+        let _ = writeln!(self.err, "knock: note: {text}");
+    }
 }
 
 pub(crate) fn run_with(args: Vec<OsString>, env: Env<'_>) -> i32 {
@@ -64,70 +131,120 @@ pub(crate) fn run_with(args: Vec<OsString>, env: Env<'_>) -> i32 {
         err,
         sender,
         sleep,
+        vars,
+        now,
+        prompt,
+        stderr_terminal,
     } = env;
-    let mut out = Out::new(out);
-    let result = dispatch(args, &mut out, sender, sleep);
-    match result {
+    let mut ctx = Ctx {
+        out: Out::new(out),
+        err,
+        sender,
+        sleep,
+        vars,
+        now,
+        prompt,
+        stderr_terminal,
+    };
+    match dispatch(args, &mut ctx) {
         Ok(()) => 0,
-        Err(failure) => failure.report(err),
+        Err(failure) => failure.report(ctx.err),
     }
 }
 
-/// Picks the command from the first word. `knock profile ...` and the other reserved words
-/// become subcommands here; until one exists its word is refused, so that no command line
-/// that works today changes meaning when it arrives.
-fn dispatch(
-    args: Vec<OsString>,
-    out: &mut Out<'_>,
-    sender: &mut dyn Sender,
-    sleep: &mut dyn FnMut(Duration),
-) -> Result<(), Failure> {
+/// Picks the command from the first word: `profile`, `otp` and `keygen` are subcommands
+/// ([`args::RESERVED`]), anything else is `knock HOST HIT...`. Deciding before clap parses
+/// anything lets each subcommand bring its own definition while the knock(1) command line
+/// keeps its shape.
+fn dispatch(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let args = lift_profiles_option(args);
     match args.get(1).and_then(|a| a.to_str()) {
-        Some(word) if args::RESERVED.contains(&word) => {
-            Err(Failure::usage(anyhow!(args::reserved_message(word))))
+        Some("profile") => profile::run(args, ctx),
+        Some("otp") => otp::run(args, ctx),
+        Some("keygen") => keygen::run(args, ctx),
+        _ => knock_command(args, ctx),
+    }
+}
+
+/// `--profiles DIR` is a global option: `knock --profiles DIR profile ...` is read as
+/// `knock profile --profiles DIR ...`, where the profile command's parser takes it.
+fn lift_profiles_option(mut args: Vec<OsString>) -> Vec<OsString> {
+    let first = args.get(1).and_then(|a| a.to_str());
+    let width = match first {
+        Some("--profiles") => 2,
+        Some(a) if a.starts_with("--profiles=") => 1,
+        _ => return args,
+    };
+    if args.get(1 + width).and_then(|a| a.to_str()) != Some("profile") {
+        return args;
+    }
+    let option: Vec<OsString> = args.drain(1..1 + width).collect();
+    args.splice(2..2, option);
+    args
+}
+
+/// Parses a command line with clap. `None` when it was `--help` or `--version`, whose
+/// text is then already on stdout.
+pub(crate) fn parse_args<T: Parser>(
+    args: Vec<OsString>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<T>, Failure> {
+    clap_outcome(T::try_parse_from(args), ctx)
+}
+
+/// What clap's answer means for the run: the parsed arguments, or help already printed.
+pub(crate) fn clap_outcome<T>(
+    parsed: Result<T, clap::Error>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<T>, Failure> {
+    match parsed {
+        Ok(args) => Ok(Some(args)),
+        // --help and --version: clap's text on stdout, exit 0.
+        Err(e) if !e.use_stderr() => {
+            ctx.line(e.to_string().trim_end())?;
+            Ok(None)
         }
-        _ => knock_command(args, out, sender, sleep),
+        Err(e) => Err(Failure::Clap(e)),
     }
 }
 
 /// `knock [OPTIONS] HOST HIT...`.
-fn knock_command(
-    args: Vec<OsString>,
-    out: &mut Out<'_>,
-    sender: &mut dyn Sender,
-    sleep: &mut dyn FnMut(Duration),
-) -> Result<(), Failure> {
-    let args = match KnockArgs::try_parse_from(args) {
-        Ok(args) => args,
-        // --help and --version: clap's text on stdout, exit 0.
-        Err(e) if !e.use_stderr() => {
-            return out
-                .line(e.to_string().trim_end())
-                .map_err(|e| Failure::runtime(anyhow!(e).context("write stdout")));
-        }
-        Err(e) => return Err(Failure::Clap(e)),
+fn knock_command(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let Some(args) = parse_args::<KnockArgs>(args, ctx)? else {
+        return Ok(());
     };
+    let quiet = args.quiet;
     let plan = Plan::new(args)?;
-    let stdout_failed = |e: io::Error| Failure::runtime(anyhow!(e).context("write stdout"));
+    execute(&plan, ctx, quiet)
+}
+
+/// Carries out a plan: lists it (dry runs), or checks every hit and then sends them all,
+/// with a progress bar when [`progress::wanted`].
+pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(), Failure> {
     match plan.mode {
         Mode::DryRun => {
-            for line in output::dry_run_lines(&plan) {
-                out.line(&line).map_err(stdout_failed)?;
+            for line in output::dry_run_lines(plan) {
+                ctx.line(&line)?;
             }
             Ok(())
         }
-        Mode::DryRunJson => out
-            .line(&json::DryRun::new(&plan).to_json())
-            .map_err(stdout_failed),
+        Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json()),
         Mode::Send => {
-            let refused = knock::refusals(&plan, sender);
+            let refused = knock::refusals(plan, ctx.sender);
             if !refused.is_empty() {
                 return Err(Failure::Errors(
                     2,
                     refused.into_iter().map(anyhow::Error::from).collect(),
                 ));
             }
-            knock::send_all(&plan, sender, sleep, out).map_err(Failure::runtime)
+            let mut progress: Box<dyn Progress> =
+                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet, false) {
+                    Box::new(Bar::stderr(plan.hits.len(), &plan.host))
+                } else {
+                    Box::new(Silent)
+                };
+            knock::send_all(plan, ctx.sender, ctx.sleep, &mut ctx.out, progress.as_mut())
+                .map_err(Failure::runtime)
         }
     }
 }
@@ -151,6 +268,17 @@ impl Failure {
     /// A failure while doing the work: exit 1.
     pub(crate) fn runtime(e: impl Into<anyhow::Error>) -> Failure {
         Failure::Errors(1, vec![e.into()])
+    }
+
+    /// The exit code and the messages, as `report` would print them.
+    #[cfg(test)]
+    pub(crate) fn describe(&self) -> (i32, Vec<String>) {
+        match self {
+            Failure::Clap(e) => (e.exit_code(), vec![e.to_string()]),
+            Failure::Errors(code, errors) => {
+                (*code, errors.iter().map(|e| format!("{e:#}")).collect())
+            }
+        }
     }
 
     /// Prints the failure on stderr and returns the exit code.

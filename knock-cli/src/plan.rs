@@ -34,6 +34,17 @@ pub(crate) struct Plan {
     pub mode: Mode,
 }
 
+impl Mode {
+    /// The mode `--dry-run` and `--json` ask for.
+    pub(crate) fn new(dry_run: bool, json: bool) -> Mode {
+        match (dry_run, json) {
+            (false, _) => Mode::Send,
+            (true, false) => Mode::DryRun,
+            (true, true) => Mode::DryRunJson,
+        }
+    }
+}
+
 impl Plan {
     /// Parses the hits (a bad one is a usage error), then resolves HOST once (a failure
     /// there is a runtime error). Hits come first so a typo never waits on a lookup.
@@ -44,18 +55,34 @@ impl Plan {
             (_, true) => Family::V6,
             _ => Family::Any,
         };
-        let addr = resolve(&args.host, family).map_err(Failure::runtime)?;
-        let mode = match (args.dry_run, args.json) {
-            (false, _) => Mode::Send,
-            (true, false) => Mode::DryRun,
-            (true, true) => Mode::DryRunJson,
-        };
+        Plan::resolve(
+            args.host,
+            family,
+            hits,
+            Duration::from_millis(args.delay),
+            args.verbose,
+            Mode::new(args.dry_run, args.json),
+        )
+    }
+
+    /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
+    /// error). The hits may be left empty and filled in later, by a one-time list that is
+    /// read only once the address is known.
+    pub(crate) fn resolve(
+        host: String,
+        family: Family,
+        hits: Vec<Hit>,
+        delay: Duration,
+        verbose: bool,
+        mode: Mode,
+    ) -> Result<Plan, Failure> {
+        let addr = resolve(&host, family).map_err(Failure::runtime)?;
         Ok(Plan {
-            host: args.host,
+            host,
             addr,
             hits,
-            delay: Duration::from_millis(args.delay),
-            verbose: args.verbose,
+            delay,
+            verbose,
             mode,
         })
     }

@@ -65,6 +65,20 @@ pub struct Args {
         value_parser = parse_max_attempts
     )]
     pub max_attempts: usize,
+
+    /// Kill a door command (and its process group) still running after this many seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub command_limit: u64,
+
+    /// Folder for state that must survive restarts: the used HMAC counters, in
+    /// DIR/<config file name>.hmac-used (only written when the config has HMAC doors).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/knockd-lite")]
+    pub state_dir: PathBuf,
 }
 
 fn parse_max_attempts(s: &str) -> Result<usize, String> {
@@ -129,10 +143,24 @@ mod tests {
         let a = parse(&[]).unwrap();
         assert_eq!(a.config, PathBuf::from("/etc/knockd.conf"));
         assert_eq!(a.max_attempts, 100_000);
+        assert_eq!(a.command_limit, 300);
+        assert_eq!(a.state_dir, PathBuf::from("/var/lib/knockd-lite"));
         assert!(!a.check && !a.list_interfaces && !a.daemon);
-        let a = parse(&["--check", "--list-interfaces", "--max-attempts", "5000"]).unwrap();
+        let a = parse(&[
+            "--check",
+            "--list-interfaces",
+            "--max-attempts",
+            "5000",
+            "--command-limit",
+            "20",
+            "--state-dir",
+            "/tmp/st",
+        ])
+        .unwrap();
         assert!(a.check && a.list_interfaces);
         assert_eq!(a.max_attempts, 5000);
+        assert_eq!(a.command_limit, 20);
+        assert_eq!(a.state_dir, PathBuf::from("/tmp/st"));
     }
 
     #[test]
@@ -144,6 +172,10 @@ mod tests {
         assert_eq!(parse(&["-c"]).unwrap_err().kind(), ErrorKind::InvalidValue);
         assert_eq!(
             parse(&["--max-attempts", "0"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["--command-limit", "0"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);

@@ -10,41 +10,13 @@ use std::time::Duration;
 use knock_core::conf::{Config, Door, SequenceSource};
 use knock_core::hit::{FlagRule, TcpFlags, format_sequence};
 use knock_core::otp;
-use knock_core::secret::Secret;
 
-use crate::engine::{Engine, EngineError, HmacInput, Inputs, Options, Timestamp};
+use crate::engine::{Engine, EngineError, Inputs, Options, Timestamp};
 
-/// Reads what the doors need from disk: one-time list texts and HMAC secrets.
+/// Reads what the doors need from disk: one-time list texts and HMAC secrets (refusing
+/// secret files others can read, as the server does).
 pub fn load_inputs(config: &Config) -> Result<Inputs, String> {
-    let mut inputs = Inputs::default();
-    for door in &config.doors {
-        match &door.sequence {
-            SequenceSource::Fixed(_) => {}
-            SequenceSource::OneTime(path) => {
-                let text = read(path, "one-time list", door)?;
-                inputs.one_time.insert(door.name.clone(), text);
-            }
-            SequenceSource::Hmac(h) => {
-                let text = read(&h.secret_file, "HMAC secret file", door)?;
-                let input = HmacInput {
-                    secret: Secret::from_text(&text),
-                    used: Default::default(),
-                };
-                inputs.hmac.insert(door.name.clone(), input);
-            }
-        }
-    }
-    Ok(inputs)
-}
-
-fn read(path: &Path, what: &str, door: &Door) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "{}: cannot read the {what} of door [{}]: {e}",
-            path.display(),
-            door.name
-        )
-    })
+    crate::inputs::load(config, &Default::default())
 }
 
 /// The `--check` report. `interface` is `-i`, which wins over the config.
@@ -235,8 +207,10 @@ fn flag_rule(rule: FlagRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::HmacInput;
     use knock_core::conf::parse;
     use knock_core::hmac::HmacParams;
+    use knock_core::secret::Secret;
 
     const T: Timestamp = Timestamp::from_secs(1_700_000_000);
 

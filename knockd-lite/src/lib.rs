@@ -9,7 +9,9 @@
 //! * [`exec`]: running door commands off the capture path;
 //! * [`log`]: knockd's log format, syslog and flood folding;
 //! * [`daemon`]: detaching, the pidfile and signals;
-//! * [`otp_store`]: durable one-time list consumption and HMAC counter state.
+//! * [`otp_store`]: durable one-time list consumption and HMAC counter state;
+//! * [`inputs`]: reading one-time lists and HMAC secrets for the engine;
+//! * `serve`: the daemon itself, which wires all of the above together.
 
 pub mod args;
 pub mod capture;
@@ -18,9 +20,11 @@ pub mod daemon;
 pub mod engine;
 pub mod exec;
 pub mod filter;
+pub mod inputs;
 pub mod log;
 pub mod netif;
 pub mod otp_store;
+mod serve;
 
 use std::ffi::OsString;
 use std::time::SystemTime;
@@ -49,46 +53,52 @@ where
         }
     };
     if args.list_interfaces {
-        eprintln!(
-            "knockd-lite: --list-interfaces needs the capture runtime, which is not wired in yet"
-        );
-        return 1;
+        return match netif::interfaces() {
+            Ok(list) => {
+                print!("{}", netif::list_text(&list));
+                0
+            }
+            Err(e) => {
+                eprintln!("knockd-lite: {e}");
+                1
+            }
+        };
     }
-    let config = match load_config(&args) {
+    if args.check {
+        return check(&args);
+    }
+    serve::run(args)
+}
+
+fn check(args: &Args) -> i32 {
+    let config = match load_config(args) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("knockd-lite: {message}");
             return 2;
         }
     };
-    if args.check {
-        let report = check::load_inputs(&config).and_then(|inputs| {
-            let now = Timestamp::from_system_time(SystemTime::now());
-            check::report(
-                &args.config,
-                &config,
-                args.interface.as_deref(),
-                inputs,
-                now,
-            )
-            .map_err(|e| e.to_string())
-        });
-        return match report {
-            Ok(text) => {
-                print!("{text}");
-                0
-            }
-            Err(message) => {
-                eprintln!("knockd-lite: {message}");
-                2
-            }
-        };
+    let report = check::load_inputs(&config).and_then(|inputs| {
+        let now = Timestamp::from_system_time(SystemTime::now());
+        check::report(
+            &args.config,
+            &config,
+            args.interface.as_deref(),
+            inputs,
+            now,
+        )
+        .map_err(|e| e.to_string())
+    });
+    match report {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(message) => {
+            eprintln!("knockd-lite: {message}");
+            2
+        }
     }
-    eprintln!(
-        "knockd-lite: {} is valid, but the capture runtime is not wired in yet: only --check works in this build",
-        args.config.display()
-    );
-    1
 }
 
 fn load_config(args: &Args) -> Result<knock_core::conf::Config, String> {

@@ -96,9 +96,23 @@ fn help_and_version_exit_0() {
 }
 
 #[test]
-fn serving_without_the_runtime_exits_1() {
+fn serving_on_a_missing_interface_exits_1() {
     let path = conf_file("serve.conf", "[open]\nsequence = 7000\n");
-    let out = run(&["-i", "lo", "-c", path.to_str().unwrap()]);
+    let out = run(&["-i", "nosuch0", "-c", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("the capture runtime is not wired in yet"));
+    assert_eq!(stderr(&out), "knockd-lite: nosuch0: no such interface\n");
+}
+
+#[test]
+fn serving_with_a_broken_config_exits_2_before_touching_the_interface() {
+    let path = conf_file("broken.conf", "[open]\nsequence = 7000\nbogus = 1\n");
+    let out = run(&["-i", "nosuch0", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "knockd-lite: {}:3: unknown directive \"bogus\" in door [open]\n",
+            path.display()
+        )
+    );
 }

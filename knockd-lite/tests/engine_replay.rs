@@ -322,6 +322,27 @@ fn rule5_stop_runs_cmd_timeout_after_the_start_finished() {
 }
 
 #[test]
+fn rule5_a_cancelled_start_gets_no_stop() {
+    let mut h = Harness::new(&format!(
+        "{OPEN}cmd_timeout = 1\nstop_command = close %IP%\n"
+    ));
+    h.play("0 192.0.2.10 tcp 7000\n50 192.0.2.10 tcp 8000\n50 192.0.2.10 tcp 9000\n");
+    assert_eq!(h.opened().len(), 1);
+    // The runtime could not record the knock (say, a one-time line), so it ran no start.
+    for id in std::mem::take(&mut h.running) {
+        h.engine.cancel_start(id);
+    }
+    h.wait(5000);
+    assert!(h.stopped().is_empty());
+    assert_eq!(h.engine.next_deadline(), None);
+    assert!(
+        h.engine
+            .shutdown(knockd_lite::engine::Timestamp::from_millis(h.now))
+            .is_empty()
+    );
+}
+
+#[test]
 fn rule5_ipv6_commands_fall_back_or_are_disabled() {
     let mut h = Harness::new(
         "[fallback]\nsequence = 1001\nstart_command = up4 %IP%\n\

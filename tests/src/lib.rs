@@ -6,6 +6,8 @@
 
 pub mod capture;
 pub mod knockd;
+pub mod lite;
+pub mod raw;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -2,8 +2,8 @@
 //! knockd One_Time_Sequences door, and knockd marks lines used exactly as we do.
 //!
 //! The client side consumes its copy with `knock_core::otp::file::consume` and sends each
-//! line with Debian's /usr/bin/knock; the end-to-end test of our own `knock` comes with the
-//! CLI.
+//! line with Debian's /usr/bin/knock; `profile_knockd.rs` does the same with our own
+//! `knock profile`.
 
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -264,6 +264,12 @@ impl Engine {
         out
     }
 
+    /// The start command `id` was not run after all (its one-time line or HMAC counter could
+    /// not be recorded): its stop command must not run either.
+    pub fn cancel_start(&mut self, id: CommandId) {
+        self.stops.cancel(id);
+    }
+
     /// For SIGTERM: every pending stop command, to run now so no door is left open.
     pub fn shutdown(&mut self, now: Timestamp) -> Vec<Action> {
         self.advance(now);

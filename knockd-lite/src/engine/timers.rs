@@ -122,6 +122,12 @@ impl Stops {
         }
     }
 
+    /// Forgets the stop of a start command that never ran; true if there was one.
+    pub(super) fn cancel(&mut self, start: CommandId) -> bool {
+        // A scheduled entry left in `due` is skipped by `pop_due` once it is gone here.
+        self.waiting.remove(&start).is_some() || self.scheduled.remove(&start).is_some()
+    }
+
     pub(super) fn pop_due(&mut self, now: u64) -> Option<PendingStop> {
         while let Some(&Reverse((due, start))) = self.due.peek() {
             if due > now {
@@ -184,6 +190,9 @@ mod tests {
         s.wait_for(stop(3, 1));
         s.wait_for(stop(4, 1));
         s.start_finished(CommandId(4), 0);
+        s.wait_for(stop(5, 1));
+        assert!(s.cancel(CommandId(5)));
+        assert!(!s.cancel(CommandId(5)));
         let drained: Vec<_> = s.drain().into_iter().map(|s| s.start.0).collect();
         assert_eq!(drained, [3, 4]);
         assert!(s.pop_due(u64::MAX).is_none());

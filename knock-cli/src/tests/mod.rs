@@ -1,62 +1,195 @@
 //! Whole runs of `knock` with a recording sender and clock: exit codes, what is printed
 //! where, and what would have been sent.
 
+mod import;
+mod keygen;
+mod otp;
+mod profile;
+
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use knock_core::hit::Hit;
+use knock_core::secret::source::Prompt;
 
 use crate::knock::testing::{Event, Recorder};
 use crate::{Env, run_with};
 
-struct Outcome {
-    code: i32,
-    out: String,
-    err: String,
-    events: Vec<Event>,
+pub(crate) struct Outcome {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+    pub events: Vec<Event>,
+    /// The prompts shown on the terminal.
+    pub asked: Vec<String>,
 }
 
-fn run_line(line: &str, mut sender: Recorder, out: &mut dyn Write) -> (i32, String, Vec<Event>) {
-    let args = std::iter::once("knock")
-        .chain(line.split_whitespace())
-        .map(Into::into)
-        .collect();
-    let timeline = sender.timeline.clone();
-    let mut sleep = timeline.sleeper();
-    let mut err = Vec::new();
-    let code = run_with(
-        args,
-        Env {
-            out,
-            err: &mut err,
-            sender: &mut sender,
-            sleep: &mut sleep,
-        },
-    );
-    (code, String::from_utf8(err).unwrap(), timeline.events())
+/// Everything around a run besides its command line: the sender, environment variables,
+/// the clock and the terminal.
+#[derive(Default)]
+pub(crate) struct World {
+    pub sender: Recorder,
+    pub vars: Vec<(String, String)>,
+    /// Unix seconds.
+    pub now: u64,
+    /// `Some(answer)`: stdin is a terminal and this is typed at the prompt.
+    pub terminal: Option<String>,
+}
+
+/// A terminal that answers from a script and remembers what it was asked.
+struct Script {
+    answer: Option<String>,
+    asked: Rc<RefCell<Vec<String>>>,
+}
+
+impl Prompt for Script {
+    fn available(&self) -> bool {
+        self.answer.is_some()
+    }
+
+    fn read_hidden(&mut self, message: &str) -> io::Result<String> {
+        self.asked.borrow_mut().push(message.to_string());
+        self.answer
+            .clone()
+            .ok_or_else(|| io::Error::other("no terminal"))
+    }
+}
+
+impl World {
+    /// Runs `knock ARGS...`, stdout into `out`; returns the code, stderr, the timeline and
+    /// the prompts shown.
+    pub(crate) fn run_to(
+        self,
+        args: &[&str],
+        out: &mut dyn Write,
+    ) -> (i32, String, Vec<Event>, Vec<String>) {
+        let args = std::iter::once("knock").chain(args.iter().copied());
+        let args: Vec<OsString> = args.map(Into::into).collect();
+        let World {
+            mut sender,
+            vars,
+            now,
+            terminal,
+        } = self;
+        let timeline = sender.timeline.clone();
+        let mut sleep = timeline.sleeper();
+        let asked = Rc::new(RefCell::new(Vec::new()));
+        let mut prompt = Script {
+            answer: terminal,
+            asked: asked.clone(),
+        };
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        let clock = || now;
+        let mut err = Vec::new();
+        let code = run_with(
+            args,
+            Env {
+                out,
+                err: &mut err,
+                sender: &mut sender,
+                sleep: &mut sleep,
+                vars: &lookup,
+                now: &clock,
+                prompt: &mut prompt,
+                stderr_terminal: false,
+            },
+        );
+        let asked = asked.borrow().clone();
+        (
+            code,
+            String::from_utf8(err).unwrap(),
+            timeline.events(),
+            asked,
+        )
+    }
+
+    pub(crate) fn run(self, args: &[&str]) -> Outcome {
+        let mut out = Vec::new();
+        let (code, err, events, asked) = self.run_to(args, &mut out);
+        Outcome {
+            code,
+            out: String::from_utf8(out).unwrap(),
+            err,
+            events,
+            asked,
+        }
+    }
+}
+
+fn run_line(line: &str, sender: Recorder, out: &mut dyn Write) -> (i32, String, Vec<Event>) {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let world = World {
+        sender,
+        ..World::default()
+    };
+    let (code, err, events, _) = world.run_to(&args, out);
+    (code, err, events)
 }
 
 fn knock_with(line: &str, sender: Recorder) -> Outcome {
-    let mut out = Vec::new();
-    let (code, err, events) = run_line(line, sender, &mut out);
-    Outcome {
-        code,
-        out: String::from_utf8(out).unwrap(),
-        err,
-        events,
+    let args: Vec<&str> = line.split_whitespace().collect();
+    World {
+        sender,
+        ..World::default()
     }
+    .run(&args)
 }
 
 fn knock(line: &str) -> Outcome {
     knock_with(line, Recorder::default())
 }
 
-fn ip(s: &str) -> IpAddr {
+/// A scratch directory for one test, removed when dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "knock-cli-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The scratch path as a string, for command lines.
+    pub(crate) fn arg(&self, name: &str) -> String {
+        self.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
+pub(crate) fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -115,14 +248,22 @@ fn exit_codes_and_messages() {
             "knock: hit 1 of 1 (7000:tcp:fin+psh): raw flag knocks need the raw sender, \
              which this version of knock does not have\n",
         ),
+        // The reserved words are subcommands, with their own usage errors.
         (
-            "profile ssh-home",
+            "profile",
             2,
-            "knock: \"profile\" is reserved for a knock subcommand and cannot be a HOST; \
-             give the host's full domain name or its address\n",
+            "error: the following required arguments were not provided:\n  <NAME>...",
         ),
-        ("otp generate", 2, "knock: \"otp\" is reserved..."),
-        ("keygen", 2, "knock: \"keygen\" is reserved..."),
+        (
+            "otp generate",
+            2,
+            "error: the following required arguments were not provided:\n  --count <N>...",
+        ),
+        (
+            "keygen --length 0",
+            2,
+            "error: invalid value '0' for '--length <N>'...",
+        ),
         (
             "-v profile 7000",
             2,
@@ -310,5 +451,28 @@ fn a_broken_pipe_on_stdout_is_success() {
     ] {
         let (code, err, _) = run_line(line, Recorder::default(), &mut ClosedPipe);
         assert_eq!((code, err.as_str()), (0, ""), "{line}");
+    }
+}
+
+#[test]
+fn every_reserved_word_is_a_subcommand() {
+    for word in crate::args::RESERVED {
+        let o = knock(&format!("{word} --help"));
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
+        assert!(
+            o.out.contains(&format!("Usage: knock {word}")),
+            "{word}:\n{}",
+            o.out
+        );
+    }
+    // And every word knock_core reserves under `profile` is one of its subcommands.
+    for word in knock_core::profile::store::RESERVED {
+        let o = knock(&format!("profile {word} --help"));
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
+        assert!(
+            o.out.contains(&format!("Usage: knock profile {word}")),
+            "{word}:\n{}",
+            o.out
+        );
     }
 }

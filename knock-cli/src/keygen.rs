@@ -1,0 +1,365 @@
+//! `knock keygen`: a new knock-hmac-v1 secret with the knockd-lite door and the `knock`
+//! profile that use it, printed, or with the secret written to a private file instead.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use clap::Parser;
+use knock_core::files::{self, WriteError};
+use knock_core::hit::{Hit, HitFlags, Proto, TcpFlags};
+use knock_core::hmac::{DEFAULT_PORTS, HmacParams, PortRange, Protocols};
+use knock_core::keygen::{self, KeygenOptions};
+use knock_core::profile::SecretRef;
+use knock_core::secret::Secret;
+
+use crate::otp::port_range;
+use crate::{Ctx, Failure, parse_args};
+
+/// Make a new knock-hmac-v1 secret, with the knockd-lite door and the knock profile that
+/// use it.
+///
+/// The secret is 32 random bytes from the OS, in base64. By default it is printed on
+/// stdout together with both snippets: anything that records the terminal or the output
+/// then holds it. With --secret-file PATH it is written to a new file with mode 0600
+/// instead, never printed, and the profile reads it from there.
+#[derive(Debug, Parser)]
+#[command(
+    name = "knock keygen",
+    bin_name = "knock keygen",
+    after_help = "\
+The door and the profile must agree on every derivation parameter (--door, --length,
+--ports, --protocols, --step, --flags). See docs/knock-hmac-v1.md."
+)]
+pub(crate) struct KeygenArgs {
+    /// The door label: the knockd-lite door's name and the profile's [hmac] door
+    #[arg(long, value_name = "NAME", default_value = "ssh", value_parser = door_name)]
+    pub door: String,
+
+    /// The host the profile knocks on
+    #[arg(long, value_name = "HOST", default_value = "server.example.net")]
+    pub host: String,
+
+    /// Hits per sequence, 1 to 32
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub length: u32,
+
+    /// Port pool of the sequences
+    #[arg(long, value_name = "LO-HI", default_value_t = DEFAULT_PORTS, value_parser = port_range)]
+    pub ports: PortRange,
+
+    /// Protocol of the hits: tcp, udp, or mixed (derived per hit)
+    #[arg(long, value_name = "tcp|udp|mixed", default_value_t = Protocols::Tcp, value_parser = protocols)]
+    pub protocols: Protocols,
+
+    /// Seconds each sequence is valid for
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub step: u64,
+
+    /// Exact TCP flags for TCP hits (fin+psh, or none); without it they are plain SYNs
+    #[arg(long, value_name = "FLAGS", value_parser = flags)]
+    pub flags: Option<TcpFlags>,
+
+    /// Steps either side of now that the door accepts (HMAC_Skew), 0 to 10
+    #[arg(long, value_name = "STEPS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=10))]
+    pub skew: u64,
+
+    /// Where the server keeps the secret [default: /etc/knockd-lite/DOOR.secret]
+    #[arg(long, value_name = "PATH")]
+    pub server_secret_file: Option<PathBuf>,
+
+    /// Write the secret to this new file (mode 0600) instead of printing it; the profile
+    /// reads it from there
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Replace the --secret-file if it exists
+    #[arg(long, requires = "secret_file")]
+    pub force: bool,
+
+    /// The profile reads the secret from this environment variable instead of a file
+    #[arg(long, value_name = "NAME", conflicts_with = "secret_file")]
+    pub secret_env: Option<String>,
+}
+
+/// A door name that knockd.conf can hold as a section: `[NAME]`.
+fn door_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the door name is empty".into());
+    }
+    if s.trim() != s || s.contains(['[', ']']) || s.chars().any(char::is_control) {
+        return Err(format!(
+            "door name {s:?} cannot be a knockd.conf section (no brackets, control \
+             characters, or spaces at the ends)"
+        ));
+    }
+    if s.eq_ignore_ascii_case("options") {
+        return Err("\"options\" is knockd.conf's global section, not a door".into());
+    }
+    Ok(s.to_string())
+}
+
+fn protocols(s: &str) -> Result<Protocols, String> {
+    s.parse()
+}
+
+/// `fin+psh` or `none`, in the hit grammar's spelling.
+fn flags(s: &str) -> Result<TcpFlags, String> {
+    match Hit::parse(&format!("1:tcp:{s}"), Proto::Tcp) {
+        Ok(Hit {
+            flags: HitFlags::Exact(f),
+            ..
+        }) => Ok(f),
+        Ok(_) => Err(format!("{s:?}: give exact flags, not \"any\"")),
+        Err(e) => Err(e.kind.to_string()),
+    }
+}
+
+/// `knock keygen ...`: `args[1]` is `keygen`.
+pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let Some(args) = parse_args::<KeygenArgs>(args.into_iter().skip(1).collect(), ctx)? else {
+        return Ok(());
+    };
+    let mut opts = options(&args)?;
+    let secret = keygen::new_secret()
+        .map_err(|e| Failure::runtime(anyhow!("read random bytes from the OS: {e}")))?;
+    let text = match &args.secret_file {
+        None => keygen::render(&secret, &opts).map_err(Failure::usage)?,
+        Some(path) => {
+            let path = std::path::absolute(path)
+                .with_context(|| format!("make {} absolute", path.display()))
+                .map_err(Failure::runtime)?;
+            write_secret(&path, &secret, args.force)?;
+            opts.client_secret = SecretRef::File {
+                path: path.clone(),
+                resolved: path.clone(),
+            };
+            render_without_secret(&opts, &path).map_err(Failure::usage)?
+        }
+    };
+    for line in text.lines() {
+        ctx.line(line)?;
+    }
+    Ok(())
+}
+
+/// The snippets' values from the command line, checked as a door would check them.
+fn options(args: &KeygenArgs) -> Result<KeygenOptions, Failure> {
+    let mut opts = KeygenOptions::new(&args.door);
+    opts.params = HmacParams {
+        door: args.door.clone(),
+        length: args.length as usize,
+        ports: args.ports,
+        protocols: args.protocols,
+        step: args.step,
+        flags: args.flags,
+    };
+    opts.params
+        .validate()
+        .map_err(|e| Failure::usage(anyhow!(e)))?;
+    opts.skew = args.skew;
+    opts.host = args.host.clone();
+    if let Some(path) = &args.server_secret_file {
+        opts.server_secret_file = path.clone();
+    }
+    if let Some(name) = &args.secret_env {
+        opts.client_secret = SecretRef::Env(name.clone());
+    }
+    Ok(opts)
+}
+
+/// The secret's text and a newline, in a new private file.
+fn write_secret(path: &Path, secret: &Secret, force: bool) -> Result<(), Failure> {
+    let mut bytes = secret.expose().to_vec();
+    bytes.push(b'\n');
+    let written = files::write_private(path, &bytes, force);
+    bytes.fill(0);
+    std::hint::black_box(&bytes);
+    written.map_err(|e| match e {
+        WriteError::Exists(path) => Failure::usage(anyhow!(
+            "{} already exists; use --force to replace it",
+            path.display()
+        )),
+        e => Failure::runtime(e),
+    })
+}
+
+/// What `knock keygen --secret-file PATH` prints: both snippets, and where the secret is.
+fn render_without_secret(
+    opts: &KeygenOptions,
+    path: &Path,
+) -> Result<String, knock_core::profile::ToTomlError> {
+    let door = &opts.params.door;
+    Ok(format!(
+        "# New knock-hmac-v1 secret for door {door:?}: written to {path} (mode 0600), \
+         not shown.\n\
+         \n\
+         # Server (knockd-lite): copy {path} to {server} (mode 0600),\n\
+         # and add this door to the configuration:\n\
+         {door_snippet}\
+         \n\
+         # Client (knock): save this as {door}.toml in the profile directory:\n\
+         {profile}",
+        path = path.display(),
+        server = opts.server_secret_file.display(),
+        door_snippet = keygen::door_snippet(opts),
+        profile = keygen::profile_snippet(opts)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(line: &[&str]) -> Result<KeygenArgs, clap::Error> {
+        KeygenArgs::try_parse_from(std::iter::once("keygen").chain(line.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        KeygenArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_knock_hmac_v1_defaults() {
+        let a = parse(&[]).unwrap();
+        let opts = options(&a).unwrap();
+        assert_eq!(opts, KeygenOptions::new("ssh"));
+        assert!(a.secret_file.is_none() && a.secret_env.is_none() && !a.force);
+    }
+
+    #[test]
+    fn every_option() {
+        let a = parse(&[
+            "--door",
+            "web door",
+            "--host",
+            "192.0.2.2",
+            "--length",
+            "6",
+            "--ports",
+            "7000-7999",
+            "--protocols",
+            "mixed",
+            "--step",
+            "60",
+            "--flags",
+            "fin+psh",
+            "--skew",
+            "2",
+            "--server-secret-file",
+            "/srv/web.secret",
+            "--secret-env",
+            "WEB_SECRET",
+        ])
+        .unwrap();
+        let opts = options(&a).unwrap();
+        let mut want = KeygenOptions::new("web door");
+        want.params.length = 6;
+        want.params.ports = PortRange { lo: 7000, hi: 7999 };
+        want.params.protocols = Protocols::Mixed;
+        want.params.step = 60;
+        want.params.flags = Some(TcpFlags::FIN | TcpFlags::PSH);
+        want.skew = 2;
+        want.host = "192.0.2.2".into();
+        want.server_secret_file = "/srv/web.secret".into();
+        want.client_secret = SecretRef::Env("WEB_SECRET".into());
+        assert_eq!(opts, want);
+        let a = parse(&["--secret-file", "k.secret", "--force", "--flags", "none"]).unwrap();
+        assert_eq!(a.secret_file, Some(PathBuf::from("k.secret")));
+        assert!(a.force);
+        assert_eq!(a.flags, Some(TcpFlags::NONE));
+    }
+
+    #[test]
+    fn rejected_lines() {
+        let table: &[(&[&str], ErrorKind, &str)] = &[
+            (
+                &["--door", ""],
+                ErrorKind::ValueValidation,
+                "the door name is empty",
+            ),
+            (
+                &["--door", "a]b"],
+                ErrorKind::ValueValidation,
+                "door name \"a]b\" cannot be a knockd.conf section",
+            ),
+            (
+                &["--door", "Options"],
+                ErrorKind::ValueValidation,
+                "\"options\" is knockd.conf's global section, not a door",
+            ),
+            (
+                &["--length", "0"],
+                ErrorKind::ValueValidation,
+                "0 is not in 1..=32",
+            ),
+            (
+                &["--step", "0"],
+                ErrorKind::ValueValidation,
+                "0 is not in 1..",
+            ),
+            (
+                &["--skew", "11"],
+                ErrorKind::ValueValidation,
+                "11 is not in 0..=10",
+            ),
+            (
+                &["--flags", "fin+bogus"],
+                ErrorKind::ValueValidation,
+                "unknown TCP flag \"bogus\"",
+            ),
+            (
+                &["--flags", "any"],
+                ErrorKind::ValueValidation,
+                "give exact flags, not \"any\"",
+            ),
+            (
+                &["--ports", "1-"],
+                ErrorKind::ValueValidation,
+                "is not a port (1-65535)",
+            ),
+            (
+                &["--force"],
+                ErrorKind::MissingRequiredArgument,
+                "--secret-file <PATH>",
+            ),
+            (
+                &["--secret-file", "f", "--secret-env", "E"],
+                ErrorKind::ArgumentConflict,
+                "'--secret-file <PATH>' cannot be used with '--secret-env <NAME>'",
+            ),
+            (&["--secret", "x"], ErrorKind::UnknownArgument, "'--secret'"),
+        ];
+        for (line, kind, text) in table {
+            let err = parse(line).expect_err(&format!("{line:?}"));
+            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
+            let rendered = err.to_string();
+            assert!(rendered.contains(text), "{line:?}: {rendered}");
+        }
+        // Parameters that parse one by one but cannot derive a sequence together.
+        let a = parse(&["--protocols", "udp", "--flags", "fin"]).unwrap();
+        assert_eq!(
+            options(&a).unwrap_err().describe(),
+            (2, vec!["flags are set but protocols is udp".to_string()])
+        );
+        let a = parse(&["--ports", "7000-7002", "--length", "4"]).unwrap();
+        assert_eq!(
+            options(&a).unwrap_err().describe(),
+            (
+                2,
+                vec!["port range 7000-7002 has 3 ports, fewer than the length 4".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn help_mentions_the_secret_file() {
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        assert!(help.contains("--secret-file <PATH>"), "{help}");
+        assert!(help.contains("mode 0600"), "{help}");
+        assert!(help.contains("Usage: knock keygen [OPTIONS]"), "{help}");
+    }
+}

@@ -1,0 +1,75 @@
+//! `knock profile list | show | save | remove`.
+
+use anyhow::anyhow;
+use knock_core::profile::store::{self, Store};
+use knock_core::profile::{Family, Knock, Profile, Sequence};
+
+use super::{SaveArgs, store_failure};
+use crate::{Ctx, Failure};
+
+/// Name, host, kind and description of every profile; a broken one shows its error.
+pub(crate) fn list(store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let entries = store.list().map_err(store_failure)?;
+    if entries.is_empty() {
+        // On stderr, so that a script reading the table sees an empty one.
+        let _ = writeln!(
+            ctx.err,
+            "knock: no profiles in {} (save one with `knock profile save`)",
+            store.dir().display()
+        );
+        return Ok(());
+    }
+    for line in store::list_table(&entries).lines() {
+        ctx.line(line)?;
+    }
+    Ok(())
+}
+
+/// Every value of one profile. A secret is shown by where it comes from, never itself.
+pub(crate) fn show(store: &Store, name: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let profile = store.load(name).map_err(store_failure)?;
+    let path = store.path(name).map_err(store_failure)?;
+    for line in profile.show(name, &path).lines() {
+        ctx.line(line)?;
+    }
+    Ok(())
+}
+
+/// Writes a sequence profile from a knock command line.
+pub(crate) fn save(args: SaveArgs, store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let profile = profile_from(&args)?;
+    let path = store
+        .save(&args.name, &profile, args.force)
+        .map_err(store_failure)?;
+    ctx.line(&format!("saved profile {}: {}", args.name, path.display()))
+}
+
+/// The profile `save` writes: only the options given are set, so the file stays as short
+/// as the command line was.
+fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
+    // Checked item by item first, so an error names the argument as knock would.
+    crate::plan::parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
+    let text = args.hits.join(",");
+    let sequence = Sequence::parse(&text).map_err(Failure::usage)?;
+    if args.host.trim().is_empty() {
+        return Err(Failure::usage(anyhow!("HOST is empty")));
+    }
+    let mut p = Profile::new(Knock::Sequence(sequence));
+    p.host = Some(args.host.clone());
+    p.description = args.description.clone();
+    p.delay_ms = args.delay;
+    p.udp = args.udp.then_some(true);
+    p.family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(Family::Ipv4),
+        (_, true) => Some(Family::Ipv6),
+        _ => None,
+    };
+    p.raw = args.raw.then_some(true);
+    Ok(p)
+}
+
+/// Deletes one profile; what it points at stays.
+pub(crate) fn remove(store: &Store, name: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let path = store.remove(name).map_err(store_failure)?;
+    ctx.line(&format!("removed profile {name}: {}", path.display()))
+}

@@ -1,0 +1,531 @@
+//! `knock profile`: knocking from a saved profile, and the subcommands that manage them
+//! (`list`, `show`, `save`, `remove`, `import`).
+//!
+//! The syntax is here; [`knock`] knocks from a profile of any kind, [`manage`] does the
+//! rest. Profiles live in the directory `--profiles DIR` or `KNOCK_PROFILES` names, else
+//! in `<config dir>/knock/profiles` (see `docs/profiles.md`).
+
+mod import;
+mod knock;
+mod manage;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use knock_core::profile::store::{self, Store, StoreError};
+use knock_core::profile::{Family, Overrides};
+
+use crate::{Ctx, Failure};
+
+/// Knock from a saved profile, or manage profiles.
+///
+/// `knock profile NAME` knocks as the profile says: a fixed sequence, the next line of a
+/// one-time list, or the knock-hmac-v1 sequence of the moment. Options given here win over
+/// the profile's values.
+#[derive(Debug, Parser)]
+#[command(
+    name = "knock profile",
+    bin_name = "knock profile",
+    subcommand_negates_reqs = true,
+    // `help` stays free to name a profile; `knock profile --help` is the help.
+    disable_help_subcommand = true,
+    override_usage = "knock profile [OPTIONS] <NAME>\n       knock profile [--profiles <DIR>] <COMMAND>",
+    subcommand_value_name = "COMMAND",
+    after_help = "\
+Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNOCK_PROFILES,
+else <config dir>/knock/profiles. The words list, show, save, remove and import are
+subcommands and cannot name a profile. The format is described in docs/profiles.md.
+
+Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
+missing profile, or a secret that cannot be used."
+)]
+pub(crate) struct ProfileArgs {
+    /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub profiles: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<ProfileCommand>,
+
+    #[command(flatten)]
+    pub knock: KnockFromProfile,
+}
+
+/// `knock profile NAME [OPTIONS]`.
+#[derive(Debug, Args)]
+pub(crate) struct KnockFromProfile {
+    /// The profile to knock from
+    #[arg(value_name = "NAME", required = true)]
+    pub name: Option<String>,
+
+    /// Knock on HOST instead of the profile's host
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Bare ports of a sequence profile are UDP
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// Wait MS milliseconds between hits instead of the profile's delay_ms
+    #[arg(short = 'd', long, value_name = "MS")]
+    pub delay: Option<u64>,
+
+    /// Use the host's IPv4 address
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use the host's IPv6 address
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+
+    /// Send plain TCP hits as SYNs over a raw socket too (needs the raw sender)
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Print each hit as it is sent
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Draw no progress bar (one is drawn only when stderr is a terminal)
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print the hits that would be sent, and send nothing: a one-time line stays unused
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run, print one JSON object instead of text
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+
+    /// With --dry-run, show an HMAC profile's sequence at this moment instead of now
+    #[arg(long, value_name = "UNIX_SECONDS", requires = "dry_run")]
+    pub at: Option<u64>,
+}
+
+impl KnockFromProfile {
+    /// Whether nothing of `knock profile NAME [OPTIONS]` was given (`--profiles` aside).
+    fn is_empty(&self) -> bool {
+        let KnockFromProfile {
+            name,
+            host,
+            udp,
+            delay,
+            ipv4,
+            ipv6,
+            raw,
+            verbose,
+            quiet,
+            dry_run,
+            json,
+            at,
+        } = self;
+        name.is_none()
+            && host.is_none()
+            && delay.is_none()
+            && at.is_none()
+            && ![udp, ipv4, ipv6, raw, verbose, quiet, dry_run, json]
+                .iter()
+                .any(|&&b| b)
+    }
+
+    /// The options given, to apply over the profile's values.
+    pub(crate) fn overrides(&self) -> Overrides {
+        let family = match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::Ipv4),
+            (_, true) => Some(Family::Ipv6),
+            _ => None,
+        };
+        Overrides {
+            host: self.host.clone(),
+            delay_ms: self.delay,
+            udp: self.udp.then_some(true),
+            family,
+            raw: self.raw.then_some(true),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// List the profiles: name, host, kind and description
+    List,
+    /// Show a profile's values (for a secret, only where it comes from)
+    Show {
+        /// The profile to show
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Save a sequence profile (mode 0600)
+    Save(SaveArgs),
+    /// Delete a profile (files it points at, lists and secrets, are kept)
+    Remove {
+        /// The profile to delete
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Make one profile per door of a knockd.conf, named after the door
+    #[command(after_help = "\
+A Sequence door gets a sequence profile. A One_Time_Sequences door gets a copy of its list,
+saved as NAME.otp next to the profiles; knock and the server then each mark their own copy.
+An HMAC door gets an [hmac] table with the door's name as the label, its HMAC_* values,
+and secret_file set to its HMAC_Secret_File. When a door's TCPFlags would ignore a plain
+SYN, the profile's TCP hits carry the flags it asks for.")]
+    Import(import::ImportArgs),
+}
+
+/// `knock profile save NAME HOST HIT... [OPTIONS]`.
+#[derive(Debug, Args)]
+pub(crate) struct SaveArgs {
+    /// Name of the profile (the file NAME.toml)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Host name or address to knock on
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// Hits, in order, as on the knock command line
+    // No negative numbers here, unlike knock's HITs: `-4` and `-6` after the hits are the
+    // options, as one would write them at the end of a save line.
+    #[arg(value_name = "HIT", required = true)]
+    pub hits: Vec<String>,
+
+    /// Bare ports are UDP
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// Wait MS milliseconds between hits
+    #[arg(short = 'd', long, value_name = "MS")]
+    pub delay: Option<u64>,
+
+    /// Always use the host's IPv4 address
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Always use the host's IPv6 address
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+
+    /// Send plain TCP hits over a raw socket too
+    #[arg(long)]
+    pub raw: bool,
+
+    /// A line shown by `knock profile list`
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// Replace an existing profile of that name
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ProfileArgs {
+    /// Parses `knock profile ...` (`args[0]` is `profile`). A subcommand takes none of the
+    /// knock options: clap's `args_conflicts_with_subcommands` would also refuse the global
+    /// `--profiles` before one, so the check is made here.
+    fn parse(args: Vec<OsString>) -> Result<ProfileArgs, clap::Error> {
+        let parsed = ProfileArgs::try_parse_from(args)?;
+        if let Some(command) = &parsed.command
+            && !parsed.knock.is_empty()
+        {
+            let word = command.word();
+            return Err(ProfileArgs::command().error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "the subcommand '{word}' cannot be used with a profile NAME or the \
+                     options for knocking"
+                ),
+            ));
+        }
+        Ok(parsed)
+    }
+}
+
+impl ProfileCommand {
+    fn word(&self) -> &'static str {
+        match self {
+            ProfileCommand::List => "list",
+            ProfileCommand::Show { .. } => "show",
+            ProfileCommand::Save(_) => "save",
+            ProfileCommand::Remove { .. } => "remove",
+            ProfileCommand::Import(_) => "import",
+        }
+    }
+}
+
+/// `knock profile ...`: `args[1]` is `profile`.
+pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let parsed = ProfileArgs::parse(args.into_iter().skip(1).collect());
+    let Some(args) = crate::clap_outcome(parsed, ctx)? else {
+        return Ok(());
+    };
+    let dir = store::resolve_dir(
+        args.profiles.as_deref(),
+        (ctx.vars)(store::ENV_VAR).as_deref(),
+        dirs::config_dir().as_deref(),
+    )
+    .map_err(store_failure)?;
+    let store = Store::new(dir);
+    match args.command {
+        None => knock::knock(args.knock, &store, ctx),
+        Some(ProfileCommand::List) => manage::list(&store, ctx),
+        Some(ProfileCommand::Show { name }) => manage::show(&store, &name, ctx),
+        Some(ProfileCommand::Save(save)) => manage::save(save, &store, ctx),
+        Some(ProfileCommand::Remove { name }) => manage::remove(&store, &name, ctx),
+        Some(ProfileCommand::Import(import)) => import::import(import, &store, ctx),
+    }
+}
+
+/// A store error with its exit code: 1 when the file system failed, 2 when the name or the
+/// profile is at fault.
+pub(crate) fn store_failure(e: StoreError) -> Failure {
+    let runtime = match &e {
+        StoreError::Io { .. } => true,
+        StoreError::Profile(knock_core::profile::ProfileError::Read { source, .. }) => {
+            source.kind() != std::io::ErrorKind::NotFound
+        }
+        _ => false,
+    };
+    if runtime {
+        Failure::runtime(e)
+    } else {
+        Failure::usage(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &[&str]) -> Result<ProfileArgs, clap::Error> {
+        ProfileArgs::parse(
+            std::iter::once("profile")
+                .chain(line.iter().copied())
+                .map(Into::into)
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        ProfileArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn knock_lines() {
+        let a = parse(&["ssh-home"]).unwrap();
+        assert!(a.command.is_none() && a.profiles.is_none());
+        let k = a.knock;
+        assert_eq!(k.name.as_deref(), Some("ssh-home"));
+        assert_eq!(k.overrides(), Overrides::default());
+        assert!(!k.verbose && !k.quiet && !k.dry_run && !k.json && k.at.is_none());
+
+        let a = parse(&[
+            "ssh",
+            "--host",
+            "192.0.2.2",
+            "-u",
+            "-d",
+            "20",
+            "-6",
+            "--raw",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.knock.overrides(),
+            Overrides {
+                host: Some("192.0.2.2".into()),
+                delay_ms: Some(20),
+                udp: Some(true),
+                family: Some(Family::Ipv6),
+                raw: Some(true),
+            }
+        );
+        assert!(a.knock.verbose);
+        assert_eq!(a.knock.overrides().family, Some(Family::Ipv6));
+        let a = parse(&["-4", "ssh", "-q"]).unwrap();
+        assert_eq!(a.knock.overrides().family, Some(Family::Ipv4));
+        assert!(a.knock.quiet);
+
+        let a = parse(&["office", "--dry-run", "--json", "--at", "1700000000"]).unwrap();
+        assert!(a.knock.dry_run && a.knock.json);
+        assert_eq!(a.knock.at, Some(1_700_000_000));
+
+        // --profiles anywhere, before or after the name.
+        let a = parse(&["--profiles", "/p", "ssh"]).unwrap();
+        assert_eq!(a.profiles, Some(PathBuf::from("/p")));
+        let a = parse(&["ssh", "--profiles=/q"]).unwrap();
+        assert_eq!(a.profiles, Some(PathBuf::from("/q")));
+    }
+
+    #[test]
+    fn subcommand_lines() {
+        assert!(matches!(
+            parse(&["list"]).unwrap().command,
+            Some(ProfileCommand::List)
+        ));
+        let a = parse(&["--profiles", "/p", "list"]).unwrap();
+        assert_eq!(a.profiles, Some(PathBuf::from("/p")));
+        assert!(matches!(a.command, Some(ProfileCommand::List)));
+        let a = parse(&["--profiles", "/p", "show", "x"]).unwrap();
+        assert!(matches!(a.command, Some(ProfileCommand::Show { .. })));
+        let a = parse(&["list", "--profiles", "/q"]).unwrap();
+        assert_eq!(a.profiles, Some(PathBuf::from("/q")));
+        match parse(&["show", "ssh"]).unwrap().command {
+            Some(ProfileCommand::Show { name }) => assert_eq!(name, "ssh"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["remove", "ssh"]).unwrap().command {
+            Some(ProfileCommand::Remove { name }) => assert_eq!(name, "ssh"),
+            other => panic!("{other:?}"),
+        }
+        let Some(ProfileCommand::Save(s)) = parse(&[
+            "save",
+            "ssh",
+            "192.0.2.2",
+            "7000,8000:udp",
+            "9000",
+            "-u",
+            "-d",
+            "100",
+            "-4",
+            "--raw",
+            "--description",
+            "home SSH",
+            "--force",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not save")
+        };
+        assert_eq!((s.name.as_str(), s.host.as_str()), ("ssh", "192.0.2.2"));
+        assert_eq!(s.hits, ["7000,8000:udp", "9000"]);
+        assert!(s.udp && s.ipv4 && !s.ipv6 && s.raw && s.force);
+        assert_eq!(s.delay, Some(100));
+        assert_eq!(s.description.as_deref(), Some("home SSH"));
+        let Some(ProfileCommand::Save(s)) = parse(&["save", "n", "h", "1"]).unwrap().command else {
+            panic!("not save")
+        };
+        assert!(!s.udp && !s.raw && !s.force && s.delay.is_none() && s.description.is_none());
+        let Some(ProfileCommand::Import(i)) =
+            parse(&["import", "/etc/knockd.conf"]).unwrap().command
+        else {
+            panic!("not import")
+        };
+        assert_eq!(i.conf, PathBuf::from("/etc/knockd.conf"));
+        assert!(i.host.is_none() && !i.force);
+        let Some(ProfileCommand::Import(i)) =
+            parse(&["import", "k.conf", "--host", "192.0.2.2", "--force"])
+                .unwrap()
+                .command
+        else {
+            panic!("not import")
+        };
+        assert_eq!(i.host.as_deref(), Some("192.0.2.2"));
+        assert!(i.force);
+    }
+
+    #[test]
+    fn rejected_lines() {
+        let table: &[(&[&str], ErrorKind, &str)] = &[
+            (&[], ErrorKind::MissingRequiredArgument, "<NAME>"),
+            (
+                &["ssh", "--json"],
+                ErrorKind::MissingRequiredArgument,
+                "--dry-run",
+            ),
+            (
+                &["ssh", "--at", "5"],
+                ErrorKind::MissingRequiredArgument,
+                "--dry-run",
+            ),
+            (
+                &["ssh", "--dry-run", "--at", "soon"],
+                ErrorKind::ValueValidation,
+                "invalid value 'soon' for '--at <UNIX_SECONDS>'",
+            ),
+            (
+                &["ssh", "-4", "-6"],
+                ErrorKind::ArgumentConflict,
+                "'--ipv4' cannot be used with '--ipv6'",
+            ),
+            (
+                &["ssh", "-v", "-q"],
+                ErrorKind::ArgumentConflict,
+                "'--verbose' cannot be used with '--quiet'",
+            ),
+            (&["ssh", "extra"], ErrorKind::UnknownArgument, "'extra'"),
+            (
+                &["-v", "list"],
+                ErrorKind::ArgumentConflict,
+                "the subcommand 'list' cannot be used with a profile NAME or the options \
+                 for knocking",
+            ),
+            (
+                &["ssh", "show", "x"],
+                ErrorKind::ArgumentConflict,
+                "the subcommand 'show' cannot be used",
+            ),
+            (&["show"], ErrorKind::MissingRequiredArgument, "<NAME>"),
+            (&["remove"], ErrorKind::MissingRequiredArgument, "<NAME>"),
+            (
+                &["save", "n", "h"],
+                ErrorKind::MissingRequiredArgument,
+                "<HIT>",
+            ),
+            (
+                &["save", "n", "h", "1", "-4", "-6"],
+                ErrorKind::ArgumentConflict,
+                "'--ipv4' cannot be used with '--ipv6'",
+            ),
+            (
+                &["save", "n", "h", "1", "-d", "x"],
+                ErrorKind::ValueValidation,
+                "invalid value 'x' for '--delay <MS>'",
+            ),
+            (&["list", "x"], ErrorKind::UnknownArgument, "'x'"),
+            (
+                &["import"],
+                ErrorKind::MissingRequiredArgument,
+                "<KNOCKD_CONF>",
+            ),
+        ];
+        for (line, kind, text) in table {
+            let err = parse(line).expect_err(&format!("{line:?}"));
+            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
+            assert_eq!(err.exit_code(), 2, "{line:?}");
+            let rendered = err.to_string();
+            assert!(rendered.contains(text), "{line:?}: {rendered}");
+        }
+    }
+
+    #[test]
+    fn help_describes_every_subcommand() {
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        for text in [
+            "Usage: knock profile [OPTIONS] <NAME>",
+            "knock profile [--profiles <DIR>] <COMMAND>",
+            "list ",
+            "show ",
+            "save ",
+            "remove ",
+            "import ",
+            "--profiles <DIR>",
+            "--dry-run",
+            "--at <UNIX_SECONDS>",
+            "docs/profiles.md",
+        ] {
+            assert!(help.contains(text), "help lacks {text:?}:\n{help}");
+        }
+        let help = parse(&["save", "--help"]).unwrap_err().to_string();
+        assert!(
+            help.contains("Usage: knock profile save [OPTIONS] <NAME> <HOST> <HIT>..."),
+            "{help}"
+        );
+    }
+}

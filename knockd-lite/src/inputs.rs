@@ -1,0 +1,137 @@
+//! Reading what the doors need from disk: one-time list texts, HMAC secrets (refusing files
+//! others can read, as `knock` does) and the HMAC counters already used.
+
+use std::io;
+use std::path::Path;
+
+use knock_core::conf::{Config, Door, SequenceSource};
+use knock_core::secret::source::{self, Prompt, SecretSource};
+
+use crate::engine::{HmacInput, Inputs};
+use crate::otp_store::UsedCounters;
+
+/// Secrets come from files only: there is never anyone to ask.
+struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn available(&self) -> bool {
+        false
+    }
+
+    fn read_hidden(&mut self, _message: &str) -> io::Result<String> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no terminal"))
+    }
+}
+
+/// The engine's inputs for `config`, without local addresses: one-time texts and HMAC
+/// secrets, each HMAC door with the counters `used` lists for it.
+pub fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, String> {
+    let mut inputs = Inputs::default();
+    for door in &config.doors {
+        match &door.sequence {
+            SequenceSource::Fixed(_) => {}
+            SequenceSource::OneTime(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "{}: cannot read the one-time list of door [{}]: {e}",
+                        path.display(),
+                        door.name
+                    )
+                })?;
+                inputs.one_time.insert(door.name.clone(), text);
+            }
+            SequenceSource::Hmac(h) => {
+                let secret = read_secret(&h.secret_file, door)?;
+                let used = used.get(&door.name).cloned().unwrap_or_default();
+                inputs
+                    .hmac
+                    .insert(door.name.clone(), HmacInput { secret, used });
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+fn read_secret(path: &Path, door: &Door) -> Result<knock_core::secret::Secret, String> {
+    source::load_with(
+        &SecretSource::File(path.to_path_buf()),
+        |_| None,
+        &mut NoPrompt,
+        "",
+    )
+    .map_err(|e| format!("door [{}]: {e}", door.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("knockd-lite-inputs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn config(text: &str) -> Config {
+        knock_core::conf::parse(text, Path::new("t.conf")).unwrap()
+    }
+
+    #[test]
+    fn reads_lists_secrets_and_used_counters() {
+        let dir = temp_dir("ok");
+        let list = dir.join("list");
+        let key = dir.join("key");
+        std::fs::write(&list, "7000,8000\n").unwrap();
+        std::fs::write(&key, "s3cret\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = config(&format!(
+            "[otp]\none_time_sequences = {}\n[h]\nhmac_secret_file = {}\n[f]\nsequence = 1\n",
+            list.display(),
+            key.display()
+        ));
+        let mut used = UsedCounters::new();
+        used.entry("h".into()).or_default().extend([5, 6]);
+        let inputs = load(&c, &used).unwrap();
+        assert_eq!(inputs.one_time["otp"], "7000,8000\n");
+        assert_eq!(inputs.hmac["h"].secret.expose(), b"s3cret");
+        assert_eq!(
+            inputs.hmac["h"].used.iter().copied().collect::<Vec<_>>(),
+            [5, 6]
+        );
+        assert!(inputs.local_addrs.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refuses_missing_lists_and_shared_secrets() {
+        let dir = temp_dir("bad");
+        let key = dir.join("key");
+        std::fs::write(&key, "s3cret\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let c = config(&format!("[h]\nhmac_secret_file = {}\n", key.display()));
+        let err = load(&c, &UsedCounters::new()).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "door [h]: secret file {k} is readable by group/others (mode 0640); run: chmod 600 {k}",
+                k = key.display()
+            )
+        );
+        assert!(!err.contains("s3cret"));
+        let list = dir.join("missing");
+        let c = config(&format!("[o]\none_time_sequences = {}\n", list.display()));
+        let err = load(&c, &UsedCounters::new()).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "{}: cannot read the one-time list of door [o]: ",
+                list.display()
+            )),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

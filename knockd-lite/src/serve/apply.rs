@@ -1,0 +1,121 @@
+//! Carrying out the engine's actions in order: log lines, one-time lines and HMAC counters
+//! made durable before the start command they belong to, commands, filter changes; and
+//! reporting finished commands back to the engine.
+
+use std::sync::Arc;
+
+use super::commands::{Deferred, Running};
+use super::{Server, wall_ms};
+use crate::engine::{Action, CommandKind, Timestamp};
+use crate::exec::{self, Completion};
+use crate::log::Kind;
+use crate::otp_store;
+
+impl Server {
+    /// Carries out `actions`, which the engine produced at `ms`.
+    pub(super) fn apply(&mut self, ms: u64, actions: Vec<Action>) {
+        // Doors whose knock could not be recorded: their start command must not run, or a
+        // used one-time line or HMAC counter could open the door again after a restart.
+        let mut unrecorded: Vec<Arc<str>> = Vec::new();
+        for action in actions {
+            match action {
+                Action::Log(event) => self.journal.event(ms, &event),
+                Action::ConsumeOneTime {
+                    door,
+                    path,
+                    line_no,
+                    offset,
+                } => {
+                    if let Err(e) = otp_store::consume_line(&path, offset) {
+                        let line = format!(
+                            "{door}: cannot mark line {line_no} of {} used, command not run: {e}",
+                            path.display()
+                        );
+                        self.journal.line(ms, &line, Kind::Error);
+                        unrecorded.push(door);
+                    }
+                }
+                Action::HmacCounterUsed { door, counter } => {
+                    if let Err(e) = self.counters.record(&self.config, &door, counter, ms) {
+                        let line = format!(
+                            "{door}: cannot record HMAC counter {counter} in {}, command not run: {e}",
+                            self.counters.path().display()
+                        );
+                        self.journal.line(ms, &line, Kind::Error);
+                        unrecorded.push(door);
+                    }
+                }
+                Action::RunCommand {
+                    id,
+                    door,
+                    src,
+                    template,
+                    kind,
+                } => {
+                    if kind == CommandKind::Start
+                        && let Some(i) = unrecorded.iter().position(|d| *d == door)
+                    {
+                        unrecorded.swap_remove(i);
+                        self.engine.cancel_start(id);
+                        continue;
+                    }
+                    let d = Deferred {
+                        id,
+                        door,
+                        src,
+                        template,
+                        kind,
+                    };
+                    match kind {
+                        // Only at shutdown can a stop come while its start still runs.
+                        CommandKind::Stop { start } if self.commands.is_running(start) => {
+                            self.commands.defer(start, d);
+                        }
+                        _ => self.run_command(ms, d),
+                    }
+                }
+                Action::CaptureRulesChanged => self.rules_dirty = true,
+            }
+        }
+    }
+
+    /// Logs and starts one command, with `%IP%` replaced by the numeric source address.
+    pub(super) fn run_command(&mut self, ms: u64, d: Deferred) {
+        let command = exec::expand(&d.template, d.src);
+        let line = format!("{}: running command: {command}", d.door);
+        self.journal.line(ms, &line, Kind::Event);
+        self.commands.spawn(
+            &command,
+            Running {
+                id: d.id,
+                door: d.door,
+                kind: d.kind,
+            },
+        );
+    }
+
+    /// Collects finished commands without waiting.
+    pub(super) fn collect_completions(&mut self) {
+        for (c, r) in self.commands.completions() {
+            self.finished(&c, &r);
+        }
+    }
+
+    /// A command finished: log a failure as knockd does; a start's stop is now scheduled
+    /// `Cmd_Timeout` later (or, at shutdown, released at once).
+    pub(super) fn finished(&mut self, c: &Completion, r: &Running) {
+        let now = wall_ms();
+        if let Some(body) = c.failure_body(&r.door) {
+            self.journal.line(now, &body, Kind::Error);
+        }
+        if r.kind == CommandKind::Start {
+            let actions = self
+                .engine
+                .on_command_done(Timestamp::from_millis(now), r.id);
+            self.apply(now, actions);
+            for d in self.commands.take_deferred(r.id) {
+                self.run_command(now, d);
+            }
+        }
+    }
+}

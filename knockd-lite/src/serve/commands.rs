@@ -1,0 +1,152 @@
+//! Door commands in flight: which engine command each running process is, and stop
+//! commands held back until their start command has finished (at shutdown).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{CommandId, CommandKind};
+use crate::exec::{self, Completion, Executor};
+
+/// A running command, as the engine knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Running {
+    pub(crate) id: CommandId,
+    pub(crate) door: Arc<str>,
+    pub(crate) kind: CommandKind,
+}
+
+/// A command to run later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Deferred {
+    pub(crate) id: CommandId,
+    pub(crate) door: Arc<str>,
+    pub(crate) src: IpAddr,
+    pub(crate) template: String,
+    pub(crate) kind: CommandKind,
+}
+
+#[derive(Debug)]
+pub(crate) struct Commands {
+    exec: Executor,
+    running: HashMap<exec::CommandId, Running>,
+    /// Stops waiting for their start, by the start's id.
+    deferred: Vec<(CommandId, Deferred)>,
+}
+
+impl Commands {
+    pub(crate) fn new(exec: Executor) -> Commands {
+        Commands {
+            exec,
+            running: HashMap::new(),
+            deferred: Vec::new(),
+        }
+    }
+
+    pub(crate) fn wake_fd(&self) -> RawFd {
+        self.exec.wake_fd()
+    }
+
+    /// Starts `command` (already expanded) for the engine's command `r`.
+    pub(crate) fn spawn(&mut self, command: &str, r: Running) {
+        let xid = self.exec.spawn(command);
+        self.running.insert(xid, r);
+    }
+
+    /// Whether the engine's command `id` is still running.
+    pub(crate) fn is_running(&self, id: CommandId) -> bool {
+        self.running.values().any(|r| r.id == id)
+    }
+
+    /// Holds `stop` until `start` has finished.
+    pub(crate) fn defer(&mut self, start: CommandId, stop: Deferred) {
+        self.deferred.push((start, stop));
+    }
+
+    /// The commands that were waiting for `start`.
+    pub(crate) fn take_deferred(&mut self, start: CommandId) -> Vec<Deferred> {
+        let (ready, rest) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(s, _)| *s == start);
+        self.deferred = rest;
+        ready.into_iter().map(|(_, d)| d).collect()
+    }
+
+    /// Every held command, whatever it waits for.
+    pub(crate) fn take_all_deferred(&mut self) -> Vec<Deferred> {
+        self.deferred.drain(..).map(|(_, d)| d).collect()
+    }
+
+    /// Commands running or held back.
+    pub(crate) fn busy(&self) -> bool {
+        !self.running.is_empty() || !self.deferred.is_empty()
+    }
+
+    pub(crate) fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Completions that have arrived, each with what it was; without waiting.
+    pub(crate) fn completions(&mut self) -> Vec<(Completion, Running)> {
+        let done = self.exec.completions();
+        self.match_up(done)
+    }
+
+    /// Like [`Commands::completions`], waiting up to `timeout` while any command runs.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Vec<(Completion, Running)> {
+        let done = self.exec.wait_idle(timeout);
+        self.match_up(done)
+    }
+
+    fn match_up(&mut self, done: Vec<Completion>) -> Vec<(Completion, Running)> {
+        done.into_iter()
+            .filter_map(|c| self.running.remove(&c.id).map(|r| (c, r)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn completions_name_their_engine_command_and_stops_wait_for_starts() {
+        let mut c = Commands::new(Executor::new(exec::DEFAULT_LIMIT).unwrap());
+        let door: Arc<str> = Arc::from("d");
+        let start = Running {
+            id: CommandId(1),
+            door: door.clone(),
+            kind: CommandKind::Start,
+        };
+        c.spawn("sleep 0.2", start.clone());
+        assert!(c.is_running(CommandId(1)) && c.busy());
+        let stop = Deferred {
+            id: CommandId(2),
+            door,
+            src: "192.0.2.1".parse().unwrap(),
+            template: "close %IP%".into(),
+            kind: CommandKind::Stop {
+                start: CommandId(1),
+            },
+        };
+        c.defer(CommandId(1), stop.clone());
+        assert!(c.take_deferred(CommandId(9)).is_empty());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut done = Vec::new();
+        while done.is_empty() {
+            assert!(Instant::now() < deadline);
+            done = c.wait(Duration::from_millis(100));
+        }
+        assert_eq!(done.len(), 1);
+        assert!(done[0].0.success());
+        assert_eq!(done[0].1, start);
+        assert!(!c.is_running(CommandId(1)));
+        assert!(c.busy(), "the stop is still held");
+        assert_eq!(c.take_deferred(CommandId(1)), [stop]);
+        assert!(!c.busy());
+        assert_eq!(c.running(), 0);
+    }
+}

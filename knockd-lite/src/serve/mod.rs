@@ -1,0 +1,319 @@
+//! The daemon: start-up, the main loop and shutdown, wiring capture, the engine, commands,
+//! the log, state files and signals together.
+//!
+//! One thread does all the matching. It waits on the capture socket, the signalfd and the
+//! command threads' eventfd at once, for at most the time until the engine's next timer
+//! (and a once-a-second tick for address changes and log folding). Commands run on their
+//! own threads, and `-l` lookups on another, so neither ever holds up capture.
+//!
+//! Start-up order matters: signals are blocked before any thread exists; everything that
+//! can fail (config, interface, capture, log file, pidfile) is checked while errors still
+//! reach the terminal; then `-d` detaches, before the first thread is started.
+
+mod apply;
+mod commands;
+mod journal;
+mod lookup;
+mod reload;
+mod settings;
+mod shutdown;
+mod start;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use knock_core::conf::Config;
+use knock_core::wire::{KnockPacket, LinkType, ParseError, parse_frame};
+
+use crate::args::Args;
+use crate::capture::{InterfaceCapture, LinkEvent, LinkKind, PacketSource};
+use crate::daemon::{Pidfile, Signal, Signals};
+use crate::engine::{Action, Engine, Timestamp};
+use crate::log::Kind;
+use crate::netif::{Change, Watch};
+use commands::Commands;
+use journal::Journal;
+use settings::Settings;
+use state::HmacCounters;
+
+/// How long shutdown waits for pending stop commands (and the start commands they follow).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
+/// After that, how long it waits for stops it started without their start having finished.
+const LAST_STOPS_WAIT: Duration = Duration::from_secs(5);
+/// The once-a-second duties.
+const TICK: Duration = Duration::from_secs(1);
+/// How often the loop wakes while log lines wait for host names.
+const NAME_POLL: Duration = Duration::from_millis(10);
+
+/// Why start-up failed: the message for stderr and the exit code (1 runtime, 2 config).
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+fn config_error(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+fn runtime_error(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+/// The wall clock in ms since the epoch, the clock packet timestamps use.
+fn wall_ms() -> u64 {
+    Timestamp::from_system_time(SystemTime::now()).as_millis()
+}
+
+/// Runs the server until SIGTERM or SIGINT; returns the exit code.
+pub(crate) fn run(args: Args) -> i32 {
+    // First: threads started later inherit the blocked signals.
+    let signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("knockd-lite: {e}");
+            return 1;
+        }
+    };
+    let mut server = match Server::start(args, signals) {
+        Ok(server) => server,
+        Err(f) => {
+            eprintln!("knockd-lite: {}", f.message);
+            return f.code;
+        }
+    };
+    server.serve();
+    server.shutdown();
+    0
+}
+
+/// What one captured frame led to, carried out after the batch in capture order.
+enum Item {
+    Actions(Vec<Action>),
+    /// A `-D` line.
+    Debug(String),
+}
+
+/// Everything the running server holds.
+struct Server {
+    args: Args,
+    /// The start-up directory, for relative paths on reload.
+    base: PathBuf,
+    settings: Settings,
+    config: Config,
+    engine: Engine,
+    capture: InterfaceCapture,
+    watch: Watch,
+    journal: Journal,
+    commands: Commands,
+    counters: HmacCounters,
+    signals: Signals,
+    /// Kept for its `Drop`, which removes the file.
+    _pidfile: Option<Pidfile>,
+    /// The capture filter must be rebuilt from the engine's rules.
+    rules_dirty: bool,
+    /// Frames the parser refused, by reason (for `-D`).
+    refused: [u64; ParseError::ALL.len()],
+    /// The last capture error logged, so a persistent one is logged once.
+    last_capture_error: Option<String>,
+}
+
+impl Server {
+    /// The main loop; returns when asked to shut down.
+    fn serve(&mut self) {
+        let mut next_tick = Instant::now() + TICK;
+        let mut batch: Vec<(u64, Item)> = Vec::new();
+        loop {
+            let now = wall_ms();
+            let mut timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Some(d) = self.engine.next_deadline() {
+                timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
+            }
+            if self.journal.waiting() {
+                timeout = timeout.min(NAME_POLL);
+            }
+            self.capture_batch(timeout, &mut batch);
+            for (ms, item) in batch.drain(..) {
+                match item {
+                    Item::Actions(actions) => self.apply(ms, actions),
+                    Item::Debug(line) => self.journal.debug(ms, &line),
+                }
+            }
+            for signal in self.signals.pending() {
+                match signal {
+                    Signal::Reload => self.reload(),
+                    Signal::Shutdown(_) => return,
+                }
+            }
+            self.collect_completions();
+            let now = wall_ms();
+            if self
+                .engine
+                .next_deadline()
+                .is_some_and(|d| d.as_millis() <= now)
+            {
+                let actions = self.engine.on_tick(Timestamp::from_millis(now));
+                self.apply(now, actions);
+            }
+            self.link_events(now);
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + TICK;
+                self.poll_addresses(now);
+                self.journal.tick(now);
+            }
+            self.journal.poll();
+            self.sync_rules();
+        }
+    }
+
+    /// Waits up to `timeout` for frames and feeds each to the engine; the actions each
+    /// packet asks for (and `-D` lines) are collected in `out` with the packet's time.
+    fn capture_batch(&mut self, timeout: Duration, out: &mut Vec<(u64, Item)>) {
+        let debug = self.journal.debug_enabled();
+        let Server {
+            capture,
+            engine,
+            refused,
+            args,
+            ..
+        } = self;
+        let only_ipv4 = args.only_ipv4;
+        let result = capture.next_batch(timeout, &mut |frame| {
+            let ms = frame.ts_ms();
+            let link = match frame.link {
+                LinkKind::Ethernet => LinkType::Ethernet,
+                LinkKind::RawIp => LinkType::RawIp,
+            };
+            match parse_frame(link, frame.data) {
+                Ok(p) if only_ipv4 && p.src.is_ipv6() => {}
+                Ok(p) => {
+                    if debug {
+                        out.push((ms, Item::Debug(describe(&p, frame.vlan))));
+                    }
+                    let actions = engine.on_packet(Timestamp::from_millis(ms), &p);
+                    if !actions.is_empty() {
+                        out.push((ms, Item::Actions(actions)));
+                    }
+                }
+                Err(e) => {
+                    refused[e as usize] += 1;
+                    if debug {
+                        out.push((ms, Item::Debug(format!("frame not used: {e}"))));
+                    }
+                }
+            }
+        });
+        match result {
+            Ok(_) => self.last_capture_error = None,
+            Err(e) => {
+                let message = format!("capture: {e}");
+                if self.last_capture_error.as_ref() != Some(&message) {
+                    self.journal.line(wall_ms(), &message, Kind::Error);
+                    self.last_capture_error = Some(message);
+                }
+                // Do not spin on an error that persists.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Rebuilds the capture filter if the engine's rules changed.
+    fn sync_rules(&mut self) {
+        if !std::mem::take(&mut self.rules_dirty) {
+            return;
+        }
+        if let Err(e) = self.capture.set_rules(&self.engine.capture_rules()) {
+            self.journal
+                .line(wall_ms(), &format!("capture filter: {e}"), Kind::Error);
+        }
+    }
+
+    /// Logs the capture's interface events (down, up, gone, back), and looks at the
+    /// addresses at once when there are any: a returning interface brings its own.
+    fn link_events(&mut self, now: u64) {
+        let events = self.capture.take_events();
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            let kind = match event {
+                LinkEvent::Down | LinkEvent::Lost => Kind::Error,
+                LinkEvent::Up | LinkEvent::Restored { .. } => Kind::Event,
+            };
+            let line = event.describe(&self.settings.interface);
+            self.journal.line(now, &line, kind);
+        }
+        self.poll_addresses(now);
+    }
+
+    /// Picks up address changes (a DHCP renewal, an address added by hand).
+    fn poll_addresses(&mut self, now: u64) {
+        let Ok(changes) = self.watch.poll() else {
+            return;
+        };
+        if changes.is_empty() {
+            return;
+        }
+        for change in &changes {
+            // The capture reports the link's own comings and goings.
+            if let Change::AddressesChanged { .. } = change {
+                let line = change.describe(self.watch.name());
+                self.journal.line(now, &line, Kind::Event);
+            }
+        }
+        self.engine
+            .set_local_addrs(self.watch.addrs().iter().copied());
+    }
+}
+
+/// A `-D` line for one packet: `tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn`.
+fn describe(p: &KnockPacket, vlan: Option<u16>) -> String {
+    let dst = SocketAddr::new(p.dst, p.dst_port);
+    let mut s = format!("{} {} -> {dst}", p.proto, p.src);
+    if p.proto == knock_core::hit::Proto::Tcp {
+        s.push_str(&format!(" flags {}", p.tcp_flags));
+    }
+    if let Some(v) = vlan {
+        s.push_str(&format!(" vlan {v}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knock_core::hit::{Proto, TcpFlags};
+
+    #[test]
+    fn debug_lines_for_packets() {
+        let p = KnockPacket {
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+            proto: Proto::Tcp,
+            dst_port: 7000,
+            tcp_flags: TcpFlags::SYN | TcpFlags::ACK,
+        };
+        assert_eq!(
+            describe(&p, None),
+            "tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn+ack"
+        );
+        let u = KnockPacket {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "2001:db8::2".parse().unwrap(),
+            proto: Proto::Udp,
+            dst_port: 53,
+            tcp_flags: TcpFlags::NONE,
+        };
+        assert_eq!(
+            describe(&u, Some(10)),
+            "udp 2001:db8::1 -> [2001:db8::2]:53 vlan 10"
+        );
+    }
+}

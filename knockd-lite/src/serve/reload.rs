@@ -1,0 +1,95 @@
+//! SIGHUP: re-read the config, its one-time lists and secrets, and the interface's
+//! addresses. A config that does not load leaves the running one in place (knockd exits);
+//! attempts at doors that did not change carry over.
+
+use super::settings;
+use super::{Server, wall_ms};
+use crate::capture::{CaptureOptions, InterfaceCapture};
+use crate::engine::Timestamp;
+use crate::log::{Kind, Logger};
+use crate::netif::{self, Watch};
+
+impl Server {
+    pub(super) fn reload(&mut self) {
+        let now = wall_ms();
+        // Log rotation is the other reason for a SIGHUP.
+        self.reopen_log(now);
+        match self.try_reload(now) {
+            Ok(doors) => {
+                let line = format!(
+                    "re-read {}: {doors} door{}",
+                    self.args.config.display(),
+                    if doors == 1 { "" } else { "s" }
+                );
+                self.journal.line(now, &line, Kind::Event);
+            }
+            Err(e) => {
+                let line = format!("config not reloaded, the running one stays: {e}");
+                self.journal.line(now, &line, Kind::Error);
+            }
+        }
+    }
+
+    /// Loads everything first and commits only when all of it succeeded.
+    fn try_reload(&mut self, now: u64) -> Result<usize, String> {
+        let (config, settings) = settings::load(&self.args, &self.base)?;
+        let mut inputs = crate::inputs::load(&config, self.counters.used())?;
+        let moved = settings.interface != self.settings.interface;
+        let new_link = if moved {
+            let iface = netif::find(&settings.interface)
+                .map_err(|e| format!("{}: {e}", settings.interface))?
+                .ok_or_else(|| format!("{}: no such interface", settings.interface))?;
+            let opts = CaptureOptions {
+                families: settings.families,
+                ..CaptureOptions::default()
+            };
+            let capture = InterfaceCapture::open(&settings.interface, &[], &opts)
+                .map_err(|e| e.to_string())?;
+            inputs.local_addrs = iface.addrs.clone();
+            Some((capture, Watch::new(&settings.interface, Some(iface))))
+        } else {
+            self.poll_addresses(now);
+            inputs.local_addrs = self.watch.addrs().to_vec();
+            None
+        };
+        let actions = self
+            .engine
+            .reload(&config, inputs, Timestamp::from_millis(now))
+            .map_err(|e| e.to_string())?;
+        if let Some((mut capture, watch)) = new_link {
+            capture.add_wake_fd(self.signals.fd());
+            capture.add_wake_fd(self.commands.wake_fd());
+            self.capture = capture;
+            self.watch = watch;
+            let line = format!("listening on {} now", settings.interface);
+            self.journal.line(now, &line, Kind::Event);
+        }
+        let log_moved = (&settings.log_file, settings.syslog)
+            != (&self.settings.log_file, self.settings.syslog);
+        let doors = config.doors.len();
+        self.config = config;
+        let old = std::mem::replace(&mut self.settings, settings);
+        if log_moved {
+            match Logger::open(self.settings.log_config(&self.args)) {
+                Ok(logger) => self.journal.set_logger(logger),
+                Err(e) => {
+                    let line = format!("{e}; logging on as before");
+                    self.journal.line(now, &line, Kind::Error);
+                    self.settings.log_file = old.log_file;
+                    self.settings.syslog = old.syslog;
+                }
+            }
+        }
+        self.apply(now, actions);
+        // A new capture starts with no rules: always rebuild.
+        self.rules_dirty = true;
+        self.sync_rules();
+        Ok(doors)
+    }
+
+    fn reopen_log(&mut self, now: u64) {
+        if let Err(e) = self.journal.logger_mut().reopen() {
+            self.journal.line(now, &e.to_string(), Kind::Error);
+        }
+    }
+}

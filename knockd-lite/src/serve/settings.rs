@@ -1,0 +1,179 @@
+//! What the server runs with: the config file with the command line's overrides applied,
+//! and every relative path anchored where knockd-lite was started.
+//!
+//! `-d` changes to `/` after detaching (so the daemon holds no directory busy), and the
+//! config is re-read and one-time lists are written long after start-up, so relative paths
+//! are made absolute once, against the start-up directory.
+
+use std::path::{Path, PathBuf};
+
+use knock_core::conf::{self, Config, SequenceSource};
+
+use crate::args::Args;
+use crate::capture::bpf::Families;
+use crate::log::{DEV_LOG, LogConfig};
+
+/// The resolved settings, besides the doors themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// The config file, absolute.
+    pub(crate) config_path: PathBuf,
+    /// `-i`, else the config's `Interface`.
+    pub(crate) interface: String,
+    /// `-p`, else the config's `PidFile`; used with `-d` only, as knockd does.
+    pub(crate) pid_file: PathBuf,
+    /// `-g`, else the config's `LogFile`.
+    pub(crate) log_file: Option<PathBuf>,
+    pub(crate) syslog: bool,
+    pub(crate) families: Families,
+    /// Where used HMAC counters are kept: `STATE_DIR/<config file name>.hmac-used`, so two
+    /// instances with different configs never share counters.
+    pub(crate) state_file: PathBuf,
+}
+
+impl Settings {
+    /// The log destinations, with `-v` and `-D`.
+    pub(crate) fn log_config(&self, args: &Args) -> LogConfig {
+        LogConfig {
+            file: self.log_file.clone(),
+            syslog: self.syslog.then(|| PathBuf::from(DEV_LOG)),
+            verbose: args.verbose,
+            debug: args.debug,
+            first_stage_budget: 0,
+        }
+    }
+}
+
+/// Reads and parses the config named by `args` (`path:line: message` on error) and applies
+/// the command line. `base` is the start-up directory.
+pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), String> {
+    let config_path = base.join(&args.config);
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
+    // Messages name the file as it was given.
+    let mut config = conf::parse(&text, &args.config).map_err(|e| e.to_string())?;
+    anchor(&mut config, base);
+    let name = config_path.file_name().map_or_else(
+        || "knockd.conf".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let settings = Settings {
+        interface: args
+            .interface
+            .clone()
+            .unwrap_or_else(|| config.interface.clone()),
+        pid_file: base.join(args.pidfile.as_ref().unwrap_or(&config.pid_file)),
+        log_file: args
+            .logfile
+            .as_ref()
+            .or(config.log_file.as_ref())
+            .map(|p| base.join(p)),
+        syslog: config.use_syslog,
+        families: if args.only_ipv4 {
+            Families::V4Only
+        } else {
+            Families::Both
+        },
+        state_file: base.join(&args.state_dir).join(format!("{name}.hmac-used")),
+        config_path,
+    };
+    Ok((config, settings))
+}
+
+/// Makes every path in `config` absolute against `base` (`join` keeps absolute ones).
+fn anchor(config: &mut Config, base: &Path) {
+    if let Some(p) = &mut config.log_file {
+        *p = base.join(&*p);
+    }
+    config.pid_file = base.join(&config.pid_file);
+    for door in &mut config.doors {
+        match &mut door.sequence {
+            SequenceSource::Fixed(_) => {}
+            SequenceSource::OneTime(p) => *p = base.join(&*p),
+            SequenceSource::Hmac(h) => h.secret_file = base.join(&h.secret_file),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("knockd-lite").chain(extra.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn command_line_wins_and_relative_paths_are_anchored() {
+        let dir = std::env::temp_dir().join(format!("knockd-lite-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("k.conf"),
+            "[options]\nlogfile = k.log\npidfile = run/k.pid\ninterface = eth7\nusesyslog\n\
+             [otp]\none_time_sequences = lists/otp\n\
+             [h]\nhmac_secret_file = /etc/k.key\n",
+        )
+        .unwrap();
+        let (config, s) = load(&args(&["-c", "k.conf", "--state-dir", "st"]), &dir).unwrap();
+        assert_eq!(s.config_path, dir.join("k.conf"));
+        assert_eq!(s.interface, "eth7");
+        assert_eq!(s.pid_file, dir.join("run/k.pid"));
+        assert_eq!(s.log_file, Some(dir.join("k.log")));
+        assert!(s.syslog);
+        assert_eq!(s.families, Families::Both);
+        assert_eq!(s.state_file, dir.join("st/k.conf.hmac-used"));
+        assert_eq!(
+            config.doors[0].sequence,
+            SequenceSource::OneTime(dir.join("lists/otp"))
+        );
+        match &config.doors[1].sequence {
+            SequenceSource::Hmac(h) => assert_eq!(h.secret_file, PathBuf::from("/etc/k.key")),
+            other => panic!("{other:?}"),
+        }
+        let log = s.log_config(&args(&["-v"]));
+        assert_eq!(log.syslog, Some(PathBuf::from(DEV_LOG)));
+        assert!(log.verbose && !log.debug);
+
+        let (_, s) = load(
+            &args(&[
+                "-c",
+                "k.conf",
+                "-i",
+                "ks0",
+                "-p",
+                "/run/x.pid",
+                "-g",
+                "/tmp/x.log",
+                "-4",
+            ]),
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(s.interface, "ks0");
+        assert_eq!(s.pid_file, PathBuf::from("/run/x.pid"));
+        assert_eq!(s.log_file, Some(PathBuf::from("/tmp/x.log")));
+        assert_eq!(s.families, Families::V4Only);
+        assert_eq!(
+            s.state_file,
+            PathBuf::from("/var/lib/knockd-lite/k.conf.hmac-used")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn errors_name_the_file_as_given() {
+        let dir =
+            std::env::temp_dir().join(format!("knockd-lite-settings-e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bad.conf"), "[d]\nsequence = 7000,\n").unwrap();
+        let err = load(&args(&["-c", "bad.conf"]), &dir).unwrap_err();
+        assert_eq!(
+            err,
+            "bad.conf:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)"
+        );
+        let err = load(&args(&["-c", "missing.conf"]), &dir).unwrap_err();
+        assert!(err.starts_with("cannot read missing.conf: "), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,324 @@
+//! knockd-lite as a test server: started in the server namespace, in the foreground or
+//! detached with `-d`, and killed by a guard on drop. Helpers wait for log lines and files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{Pair, TempDir, bin};
+
+/// How long start-up may take before a test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running knockd-lite, killed on drop.
+pub struct KnockdLite {
+    child: Option<Child>,
+    pid: u32,
+    dir: TempDir,
+}
+
+/// The config written for a test: `[options]` with a log file in the scratch folder, then
+/// `doors`, in which `@DIR@` stands for that folder.
+pub fn write_config(dir: &Path, name: &str, doors: &str) -> PathBuf {
+    let conf = dir.join(name);
+    let text = format!(
+        "[options]\n\tlogfile = {}\n{}",
+        dir.join("knockd-lite.log").display(),
+        doors.replace("@DIR@", &dir.display().to_string())
+    );
+    std::fs::write(&conf, text).expect("write config");
+    conf
+}
+
+impl KnockdLite {
+    /// Writes the config (see [`write_config`]) in a new scratch folder and starts
+    /// `knockd-lite -i SERVER_IF -c CONF --state-dir DIR/state EXTRA...` in the server
+    /// namespace. Returns once the log says it is listening.
+    pub fn start(pair: &Pair, doors: &str, extra: &[&str]) -> KnockdLite {
+        KnockdLite::start_in(pair, TempDir::new("lite"), doors, extra)
+    }
+
+    /// Like [`KnockdLite::start`], in a scratch folder the test has already filled (one-time
+    /// lists, secrets).
+    pub fn start_in(pair: &Pair, dir: TempDir, doors: &str, extra: &[&str]) -> KnockdLite {
+        let conf = write_config(dir.path(), "knockd.conf", doors);
+        let child = spawn(pair, dir.path(), &conf, extra);
+        let pid = child.id();
+        let mut lite = KnockdLite {
+            child: Some(child),
+            pid,
+            dir,
+        };
+        lite.wait_started();
+        lite
+    }
+
+    /// Starts it with `-d -p PIDFILE`: the command returns at once, and the daemon's pid is
+    /// read from the pidfile once it names a live knockd-lite.
+    pub fn start_daemon(pair: &Pair, dir: TempDir, doors: &str, pidfile: &Path) -> KnockdLite {
+        let conf = write_config(dir.path(), "knockd.conf", doors);
+        let pidarg = pidfile.display().to_string();
+        let mut child = spawn(pair, dir.path(), &conf, &["-d", "-p", &pidarg]);
+        let status = child.wait().expect("wait for knockd-lite -d");
+        let out = std::fs::read_to_string(dir.path().join("knockd-lite.out")).unwrap_or_default();
+        assert!(
+            status.success(),
+            "knockd-lite -d exited with {status}:\n{out}"
+        );
+        let deadline = Instant::now() + START_TIMEOUT;
+        let pid = loop {
+            // A stale file may still name a dead process until the daemon replaces it.
+            if let Some(pid) = std::fs::read_to_string(pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .filter(|&pid| is_knockd_lite(pid))
+            {
+                break pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no pid in {} after {START_TIMEOUT:?}",
+                pidfile.display()
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut lite = KnockdLite {
+            child: None,
+            pid,
+            dir,
+        };
+        lite.wait_started();
+        lite
+    }
+
+    /// Stops a foreground server with SIGTERM and starts it again with the same config,
+    /// scratch folder and state folder, and `extra` arguments.
+    pub fn restart(&mut self, pair: &Pair, extra: &[&str]) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(START_TIMEOUT);
+        assert_eq!(status.code(), Some(0), "{}", self.output());
+        let child = spawn(pair, self.dir.path(), &self.config_path(), extra);
+        self.pid = child.id();
+        self.child = Some(child);
+        self.wait_started();
+    }
+
+    /// Waits for one more `starting up` line than there are `shutting down` lines.
+    fn wait_started(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let started = |log: &str| {
+            log.matches("] starting up, listening on").count()
+                > log.matches("] shutting down\n").count()
+        };
+        while !started(&self.log()) {
+            if let Some(status) = self.try_exit() {
+                panic!("knockd-lite exited with {status}:\n{}", self.output());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "knockd-lite is not listening after {START_TIMEOUT:?}:\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The scratch folder (`@DIR@`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path in the scratch folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The config file; rewrite it and send SIGHUP to test reloads.
+    pub fn config_path(&self) -> PathBuf {
+        self.path("knockd.conf")
+    }
+
+    /// The log file so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("knockd-lite.log")).unwrap_or_default()
+    }
+
+    /// Log lines without their `[YYYY-MM-DD HH:MM] ` stamp.
+    pub fn log_bodies(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .map(|l| l.split_once("] ").map_or(l, |(_, b)| b).to_string())
+            .collect()
+    }
+
+    /// The log, stdout and stderr, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "knockd-lite.log:\n{}\nknockd-lite stdout/stderr:\n{}",
+            self.log(),
+            std::fs::read_to_string(self.path("knockd-lite.out")).unwrap_or_default()
+        )
+    }
+
+    /// Waits until the log has `n` lines containing `needle`; panics with the output
+    /// after `timeout`.
+    pub fn wait_log(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log().lines().filter(|l| l.contains(needle)).count() < n {
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {timeout:?} for {n} log line(s) with {needle:?}:\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill() with a pid this guard started and a valid signal number.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill -{sig} {}: {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits for a foreground server to exit and returns its status; panics after
+    /// `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                return status;
+            }
+            assert!(self.child.is_some(), "wait_exit needs a foreground server");
+            if Instant::now() > deadline {
+                panic!(
+                    "knockd-lite still running after {timeout:?}:\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for a daemon (or any server) to be gone; panics after `timeout`.
+    pub fn wait_gone(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.alive() {
+            if Instant::now() > deadline {
+                panic!("knockd-lite {} still running after {timeout:?}", self.pid);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the server process still exists (a zombie counts as gone).
+    pub fn alive(&mut self) -> bool {
+        if let Some(child) = &mut self.child {
+            return matches!(child.try_wait(), Ok(None));
+        }
+        is_knockd_lite(self.pid)
+    }
+}
+
+impl Drop for KnockdLite {
+    fn drop(&mut self) {
+        match &mut self.child {
+            Some(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            None if is_knockd_lite(self.pid) => {
+                // SAFETY: kill() on the daemon this guard started, checked to still be a
+                // live knockd-lite (not a reused pid).
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::kill(self.pid as libc::pid_t, libc::SIGKILL)
+                };
+            }
+            None => {}
+        }
+    }
+}
+
+/// Whether `pid` is a live (not zombie) knockd-lite.
+pub fn is_knockd_lite(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    comm.trim_end() == "knockd-lite" && !matches!(state, None | Some("Z"))
+}
+
+fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("knockd-lite.out"))
+        .expect("knockd-lite.out");
+    let mut cmd = pair.server_cmd(bin("knockd-lite"));
+    cmd.args(["-i", &pair.server_if, "-c"])
+        .arg(conf)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(extra)
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .stdin(Stdio::null());
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"))
+}
+
+/// Waits until `path` has at least `n` complete lines and returns them; panics after
+/// `timeout`.
+pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        let lines: Vec<String> = complete.lines().map(str::to_string).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "waited {timeout:?} for {n} lines in {}; have:\n{text}",
+                path.display()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lines of `path` now (none if it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
