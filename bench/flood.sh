@@ -292,7 +292,7 @@ OUT=$ROOT/bench/out
 mkdir -p "$OUT"
 TSV=$OUT/flood-$STAMP.tsv
 TXT=$OUT/flood-$STAMP.txt
-printf 'server\trate\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\n' >"$TSV"
+printf 'server\trate\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\tload1\n' >"$TSV"
 IDLE_TSV=$OUT/idle-$STAMP.tsv
 printf 'server\tknocks\tdetected\tmedian_ms\tworst_ms\tnote\n' >"$IDLE_TSV"
 
@@ -326,12 +326,13 @@ flood_run() {
     mkdir -p "$dir"
     log "$name: flood at ${rate/#0/full rate} for $DURATION s, knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s"
     if ! start_server "$name" "$dir"; then
-        printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tdid not start: %s\n' "$name" "$rate" "$(cat "$dir/failure")" >>"$TSV"
+        printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tdid not start: %s\t-\n' "$name" "$rate" "$(cat "$dir/failure")" >>"$TSV"
         return
     fi
     start_capture "$dir/knocks.pcap"
     local pid=$SERVER_PID
-    local log0 rx0 t0 t1 t2 flood_pid
+    local log0 rx0 t0 t1 t2 flood_pid load1
+    load1=$(cut -d' ' -f1 /proc/loadavg)
     log0=$(lines "$dir/server.log")
     rx0=$(iface_stat "$SNS" "$SIF" rx_packets)
     t0=$(cpu_ticks "$pid")
@@ -376,26 +377,30 @@ flood_run() {
     elif [ "$detected" = no ]; then
         # What the server's log says about the genuine knocker, to tell a lost packet
         # from a sequence the server dropped.
-        note="log for $CLIENT_IP: $(grep -F "$CLIENT_IP:" "$dir/server.log" | sed 's/^\[[^]]*\] *//' | tr '\n' ';' | cut -c1-120)"
+        note="log for $CLIENT_IP: $({ grep -F "$CLIENT_IP:" "$dir/server.log" || true; } | sed 's/^\[[^]]*\] *//' | tr '\n' ';' | cut -c1-120)"
         [ "$note" = "log for $CLIENT_IP: " ] && note="log has nothing from $CLIENT_IP"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$name" "$rate" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
         "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
         "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%.0f", 100 * t / hz / d }')" \
         "$(awk -v t=$((t2 - t1)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
         "$busy_after" \
         "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')" \
-        "$loglines" "$note" >>"$TSV"
+        "$loglines" "$note" "$load1" >>"$TSV"
 }
 
 log "namespaces $CNS/$SNS, servers: $SERVERS, rates: $RATES, flood $DURATION s, after $AFTER s, knock client $KNOCK"
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 FLOOR=$(command_floor)
+# Servers take turns at each rate, so both meet much the same load from the rest of the
+# machine.
 for server in $SERVERS; do
     idle_run "$server"
-    for rate in $RATES; do
-        for run in $(seq "$REPEAT"); do
+done
+for rate in $RATES; do
+    for run in $(seq "$REPEAT"); do
+        for server in $SERVERS; do
             flood_run "$server" "$rate" "$run"
         done
     done
@@ -410,14 +415,14 @@ done
     echo
     echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate), one knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after"
     awk -F'\t' 'BEGIN {
-            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s\n",
-                "server", "rate", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log"
-            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s\n",
-                "", "pkt/s", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines"
+            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
+                "server", "rate", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log", "load"
+            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
+                "", "pkt/s", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines", "1 min"
         }
         NR > 1 {
             if ($3 == "-") { printf "%-11s %8s  %s\n", $1, ($2 == 0 ? "full" : $2), $15; next }
-            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s", $1, ($2 == 0 ? "full" : $2), $4, $5, $6, $7, $8, $9 " (" $10 "%)", $11, $12, $13, $14
+            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s", $1, ($2 == 0 ? "full" : $2), $4, $5, $6, $7, $8, $9 " (" $10 "%)", $11, $12, $13, $14, $16
             if ($15 != "") printf "  %s", $15
             printf "\n"
         }' "$TSV"
