@@ -15,7 +15,7 @@ usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--aft
                       [--idle-knocks N] [--servers "knockd-lite knockd"] [--knock PATH]
                       [--repeat N] [--no-build] [--no-pin]
 
-  --quick         one full-rate flood of 3 s, 3 s after, 5 idle knocks (about a minute)
+  --quick         one full-rate flood of 3 s, 3 s after, 5 idle knocks (under a minute)
   --rates         flood rates in packets/s; 0 = the generator's full rate
                   (default "0 10000 100000")
   --duration      seconds of flood per run (default 6, at most 30)
