@@ -17,7 +17,8 @@ const MAX_HELD: usize = 1024;
 /// The log kind of an engine event: first-stage lines are what floods produce.
 pub(crate) fn kind_of(event: &Event) -> Kind {
     match event {
-        Event::Stage { stage: 1, .. } | Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStage,
+        Event::Stage { stage: 1, .. } => Kind::FirstStage,
+        Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStageTimeout,
         Event::HmacReplay { .. } => Kind::Error,
         _ => Kind::Event,
     }
@@ -232,7 +233,7 @@ mod tests {
             door: Arc::from("d"),
             stage,
         };
-        assert_eq!(kind_of(&timeout(1)), Kind::FirstStage);
+        assert_eq!(kind_of(&timeout(1)), Kind::FirstStageTimeout);
         assert_eq!(kind_of(&timeout(2)), Kind::Event);
         let exhausted = Event::OneTimeExhausted {
             door: Arc::from("d"),
