@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use knock_core::hit::{FlagRule, Proto, TcpFlags};
-use knock_e2e::{CLIENT_V4, Pair, SERVER_V4, SERVER_V6, check};
+use knock_e2e::{Pair, SERVER_V4, SERVER_V6, check};
 use knockd_lite::capture::{
     AfPacket, CaptureOptions, Frame, InterfaceCapture, LinkEvent, LinkKind, PacketSource,
 };
@@ -629,44 +629,6 @@ fn tun_interfaces_deliver_raw_ip_frames_with(opts: &CaptureOptions) {
     );
 }
 
-/// Re-creates the veth pair the way `Pair::new` made it.
-fn recreate_link(pair: &Pair) {
-    ip(&[
-        "link",
-        "add",
-        &pair.client_if,
-        "netns",
-        &pair.client,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &pair.server_if,
-        "netns",
-        &pair.server,
-    ]);
-    ip(&[
-        "-n",
-        &pair.client,
-        "addr",
-        "add",
-        &format!("{CLIENT_V4}/24"),
-        "dev",
-        &pair.client_if,
-    ]);
-    ip(&[
-        "-n",
-        &pair.server,
-        "addr",
-        "add",
-        &format!("{SERVER_V4}/24"),
-        "dev",
-        &pair.server_if,
-    ]);
-    ip(&["-n", &pair.client, "link", "set", &pair.client_if, "up"]);
-    ip(&["-n", &pair.server, "link", "set", &pair.server_if, "up"]);
-}
-
 /// Calls `next_batch` until `want` link events arrived, or 5 s passed (1.5 s when none
 /// are wanted).
 fn events(cap: &mut InterfaceCapture, want: usize) -> Vec<LinkEvent> {
@@ -720,7 +682,7 @@ fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions
         assert!(late.socket().is_none());
         assert!(events(&mut late, 0).is_empty());
 
-        recreate_link(&pair);
+        pair.relink();
         assert!(matches!(
             events(&mut late, 1).as_slice(),
             [LinkEvent::Restored { .. }]
