@@ -25,6 +25,8 @@ pub mod log;
 pub mod netif;
 pub mod otp_store;
 mod serve;
+#[cfg(test)]
+mod testutil;
 
 use std::ffi::OsString;
 use std::time::SystemTime;
