@@ -21,10 +21,11 @@ const HOSTS: &str = "192.0.2.2 server.test\n2001:db8::2 server.test\n";
 
 /// knockd-lite with one keygen door per `(name, keygen options)`, the matching profiles,
 /// and the secrets to look for where they must not be.
+// Fields drop in order: the server goes before its namespaces.
 struct Setup {
-    pair: Pair,
-    profiles: TempDir,
     lite: KnockdLite,
+    profiles: TempDir,
+    pair: Pair,
     secrets: Vec<String>,
 }
 
@@ -44,9 +45,9 @@ impl Setup {
         // -v and -D: the most the server ever writes, all of it checked for the secrets.
         let lite = KnockdLite::start_in(&pair, server, &config, &["-v", "-D"]);
         Setup {
-            pair,
-            profiles,
             lite,
+            profiles,
+            pair,
             secrets,
         }
     }
