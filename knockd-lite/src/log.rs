@@ -399,6 +399,7 @@ impl Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use std::process::Command;
 
     #[test]
@@ -574,16 +575,10 @@ mod tests {
         assert_eq!(flood_lines(1, 6, 5), 12);
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("knockd-lite-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn logger_appends_file_lines_and_sends_syslog_datagrams() {
-        let dir = temp_dir("logger");
+        let scratch = Scratch::new("log-logger");
+        let dir = scratch.path();
         let file = dir.join("knockd.log");
         std::fs::write(&file, "[2026-01-01 00:00] earlier line\n").unwrap();
         let sock_path = dir.join("log.sock");
@@ -645,12 +640,12 @@ mod tests {
             grams[0]
         );
         assert!(grams[5].starts_with("<27>"), "{}", grams[5]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_missing_syslog_socket_or_bad_file_path() {
-        let dir = temp_dir("missing");
+        let scratch = Scratch::new("log-missing");
+        let dir = scratch.path();
         let mut log = Logger::open(LogConfig {
             syslog: Some(dir.join("no-such.sock")),
             ..LogConfig::default()
@@ -669,6 +664,5 @@ mod tests {
             )),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
