@@ -33,6 +33,8 @@ The door and the profile must agree on every derivation parameter (--door, --len
 )]
 pub(crate) struct KeygenArgs {
     /// The door label: the knockd-lite door's name and the profile's [hmac] door
+    // This doc is the --help text, where [hmac] is the profile's table, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "NAME", default_value = "ssh", value_parser = door_name)]
     pub door: String,
 

@@ -1,5 +1,5 @@
 //! One-time sequence lists in knockd's file format (reading and generating; no I/O here,
-//! the file half is [`file`]).
+//! the file half is [`file`](mod@file)).
 //!
 //! One sequence per line, in the hit grammar. A `#` in column 0 marks a used line (knockd
 //! overwrites the first character of a line when it consumes it, which is why lines are

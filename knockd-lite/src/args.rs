@@ -77,6 +77,8 @@ pub struct Args {
 
     /// Folder for state that must survive restarts: the used HMAC counters, in
     /// DIR/<config file name>.hmac-used (only written when the config has HMAC doors).
+    // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", default_value = "/var/lib/knockd-lite")]
     pub state_dir: PathBuf,
 }

@@ -317,16 +317,9 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("knockd-lite-daemon-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     /// A live process whose comm is `name` (a copy of sleep under that name).
     fn process_named(dir: &Path, name: &str) -> std::process::Child {
@@ -341,7 +334,8 @@ mod tests {
 
     #[test]
     fn create_writes_our_pid_with_mode_0644_and_drop_removes_it() {
-        let dir = temp_dir("create");
+        let scratch = Scratch::new("daemon-create");
+        let dir = scratch.path();
         let path = dir.join("knockd.pid");
         {
             let pf = Pidfile::create(&path).unwrap();
@@ -351,17 +345,17 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o644);
             // No temporary file is left behind.
-            assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+            assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
         }
         assert!(!path.exists());
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_live_knockd_lite_holds_the_pidfile() {
-        let dir = temp_dir("live");
+        let scratch = Scratch::new("daemon-live");
+        let dir = scratch.path();
         let path = dir.join("knockd.pid");
-        let mut other = process_named(&dir, "knockd-lite");
+        let mut other = process_named(dir, "knockd-lite");
         fs::write(&path, format!("{}\n", other.id())).unwrap();
         // Wait until the copy has exec'd and carries its name.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -396,14 +390,14 @@ mod tests {
             std::process::id().to_string()
         );
         drop(pf);
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn stale_pidfiles_are_taken_over() {
-        let dir = temp_dir("stale");
+        let scratch = Scratch::new("daemon-stale");
+        let dir = scratch.path();
         let path = dir.join("knockd.pid");
-        let mut not_us = process_named(&dir, "sleep-other");
+        let mut not_us = process_named(dir, "sleep-other");
         let dead = {
             let mut c = Command::new("true").spawn().unwrap();
             let pid = c.id();
@@ -430,18 +424,17 @@ mod tests {
         }
         let _ = not_us.kill();
         let _ = not_us.wait();
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn drop_leaves_a_pidfile_that_is_no_longer_ours() {
-        let dir = temp_dir("notours");
+        let scratch = Scratch::new("daemon-notours");
+        let dir = scratch.path();
         let path = dir.join("knockd.pid");
         let pf = Pidfile::create(&path).unwrap();
         fs::write(&path, "1\n").unwrap();
         drop(pf);
         assert_eq!(fs::read_to_string(&path).unwrap(), "1\n");
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -525,7 +518,8 @@ mod tests {
 
     #[test]
     fn detach_leaves_a_daemon_behind() {
-        let dir = temp_dir("detach");
+        let scratch = Scratch::new("daemon-detach");
+        let dir = scratch.path();
         let out = dir.join("report");
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -535,7 +529,7 @@ mod tests {
                 "--test-threads=1",
             ])
             .env("KNOCKD_LITE_DETACH_OUT", &out)
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -567,6 +561,5 @@ mod tests {
             assert!(Instant::now() < deadline, "pidfile left behind");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -288,6 +288,7 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> io::Result<Option<Exit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
 
     fn v4(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -384,9 +385,8 @@ mod tests {
 
     #[test]
     fn shell_syntax_stdin_and_signal_mask() {
-        let dir = std::env::temp_dir().join(format!("knockd-lite-exec-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("exec");
+        let dir = scratch.path();
         let out = dir.join("out");
         let cmd = format!(
             "readlink /proc/$$/fd/0 > {o}; grep SigBlk /proc/self/status >> {o}; \
@@ -410,15 +410,13 @@ mod tests {
         // Signals the daemon blocks for its signalfd are not blocked in commands.
         assert_eq!(lines[1].split_whitespace().nth(1), Some("0000000000000000"));
         assert_eq!(lines[2].trim(), "2");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_hanging_command_is_killed_with_its_group_at_the_limit() {
         let mut exec = Executor::new(Duration::from_millis(300)).unwrap();
-        let dir = std::env::temp_dir().join(format!("knockd-lite-hang-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("hang");
+        let dir = scratch.path();
         let pidfile = dir.join("pid");
         // A grandchild in the background, which must die with the group.
         let cmd = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
@@ -453,7 +451,6 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -65,16 +65,8 @@ fn read_secret(path: &Path, door: &Door) -> Result<knock_core::secret::Secret, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::PathBuf;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("knockd-lite-inputs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn config(text: &str) -> Config {
         knock_core::conf::parse(text, Path::new("t.conf")).unwrap()
@@ -82,7 +74,8 @@ mod tests {
 
     #[test]
     fn reads_lists_secrets_and_used_counters() {
-        let dir = temp_dir("ok");
+        let scratch = Scratch::new("inputs-ok");
+        let dir = scratch.path();
         let list = dir.join("list");
         let key = dir.join("key");
         std::fs::write(&list, "7000,8000\n").unwrap();
@@ -103,12 +96,12 @@ mod tests {
             [5, 6]
         );
         assert!(inputs.local_addrs.is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn refuses_missing_lists_and_shared_secrets() {
-        let dir = temp_dir("bad");
+        let scratch = Scratch::new("inputs-bad");
+        let dir = scratch.path();
         let key = dir.join("key");
         std::fs::write(&key, "s3cret\n").unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -132,6 +125,5 @@ mod tests {
             )),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,7 @@
 //! * [`args`]: knockd's command-line flags plus knockd-lite's additions;
 //! * [`engine`]: the matcher (knockd's semantics, knockd's bugs fixed), pure and clock-free;
 //! * [`filter`]: capture rules shared by the engine and the capture layer;
-//! * [`check`]: `--check`, a validated description of a configuration;
+//! * [`check`](mod@check): `--check`, a validated description of a configuration;
 //! * [`capture`]: AF_PACKET capture with an in-kernel BPF filter, and a replay source;
 //! * [`netif`]: interfaces, their addresses and address changes;
 //! * [`exec`]: running door commands off the capture path;
@@ -25,6 +25,8 @@ pub mod log;
 pub mod netif;
 pub mod otp_store;
 mod serve;
+#[cfg(test)]
+mod testutil;
 
 use std::ffi::OsString;
 use std::time::SystemTime;

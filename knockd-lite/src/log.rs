@@ -35,9 +35,10 @@ pub const DEFAULT_FIRST_STAGE_BUDGET: u32 = 10;
 /// What a line is about: decides folding and syslog severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A line about an attempt that never got past its first step (`Stage 1`, and its
-    /// `sequence timeout (stage 1)`): what a spoofed flood produces, so it is folded.
+    /// `Stage 1`: what a spoofed flood produces, so it is folded.
     FirstStage,
+    /// `sequence timeout (stage 1)`: the other half of a flood, folded with `FirstStage`.
+    FirstStageTimeout,
     /// Any other event: later stages, OPEN SESAME, commands, start-up, shutdown.
     Event,
     /// Something failed (a command's non-zero exit, a broken config on reload).
@@ -126,8 +127,8 @@ pub fn file_line(t: &LocalTime, body: &str) -> String {
 pub fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> String {
     const DAEMON: u8 = 3 << 3;
     let severity = match kind {
-        Kind::Error => 3,                    // err
-        Kind::FirstStage | Kind::Event => 5, // notice
+        Kind::Error => 3,                                              // err
+        Kind::FirstStage | Kind::FirstStageTimeout | Kind::Event => 5, // notice
     };
     format!(
         "<{}>{} {IDENT}[{pid}]: {}",
@@ -137,79 +138,119 @@ pub fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> Strin
     )
 }
 
-/// Folds first-stage lines beyond a per-second budget. Driven only by the timestamps it is
-/// given, so a flood replayed with a virtual clock folds exactly as a live one does.
+/// Folds first-stage lines in a flood. A token bucket lets a burst of `burst` lines through
+/// and then one line a second; what it holds back is counted, and each second that held
+/// lines back ends with one summary line. Driven only by the timestamps it is given, so a
+/// flood replayed with a virtual clock folds exactly as a live one does.
+///
+/// A spoofed flood makes two lines per source (`Stage 1`, then `sequence timeout (stage
+/// 1)` when the attempt expires), so both go through the same bucket and are counted apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Folder {
-    budget: u32,
-    /// The second (ms / 1000) the counters belong to.
+    /// Bucket size in milli-lines; it refills at [`REFILL_PER_SECOND`] lines a second.
+    capacity: u64,
+    tokens: u64,
+    last_ms: Option<u64>,
+    /// The second (ms / 1000) the counts belong to.
     second: Option<u64>,
-    written: u32,
-    suppressed: u64,
+    held: Held,
+}
+
+/// Lines the bucket refills with each second, once a burst has used it up.
+pub const REFILL_PER_SECOND: u64 = 1;
+
+/// Lines held back in one second, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    pub knocks: u64,
+    pub timeouts: u64,
+}
+
+impl Held {
+    fn is_empty(self) -> bool {
+        self.knocks == 0 && self.timeouts == 0
+    }
 }
 
 /// What to do with a first-stage line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fold {
-    /// Lines suppressed in an earlier second, to report in a summary line first.
-    pub summary: Option<u64>,
+    /// Lines held back in an earlier second, to report in a summary line first.
+    pub summary: Option<Held>,
     /// Whether to write this line.
     pub write: bool,
 }
 
 impl Folder {
-    pub fn new(budget: u32) -> Folder {
+    pub fn new(burst: u32) -> Folder {
+        let capacity = u64::from(burst.max(1)) * 1000;
         Folder {
-            budget,
+            capacity,
+            tokens: capacity,
+            last_ms: None,
             second: None,
-            written: 0,
-            suppressed: 0,
+            held: Held::default(),
         }
     }
 
-    /// Starts a new second if `now_ms` is in a later one, returning the count suppressed in
+    /// Starts a new second if `now_ms` is in a later one, returning what was held back in
     /// the second that ended. A clock that steps back stays in the current second.
-    fn roll(&mut self, now_ms: u64) -> Option<u64> {
+    fn roll(&mut self, now_ms: u64) -> Option<Held> {
         let s = now_ms / 1000;
         if self.second.is_some_and(|cur| s <= cur) {
             return None;
         }
         self.second = Some(s);
-        self.written = 0;
-        let n = std::mem::take(&mut self.suppressed);
-        (n > 0).then_some(n)
+        let held = std::mem::take(&mut self.held);
+        (!held.is_empty()).then_some(held)
     }
 
-    /// Decides about one first-stage line at `now_ms`.
-    pub fn admit(&mut self, now_ms: u64) -> Fold {
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = self.last_ms.map_or(0, |last| now_ms.saturating_sub(last));
+        self.last_ms = Some(self.last_ms.map_or(now_ms, |last| last.max(now_ms)));
+        // elapsed ms * lines/s = milli-lines.
+        let gained = elapsed.saturating_mul(REFILL_PER_SECOND);
+        self.tokens = self.tokens.saturating_add(gained).min(self.capacity);
+    }
+
+    /// Decides about one first-stage line at `now_ms`; `timeout` marks a
+    /// `sequence timeout (stage 1)` line.
+    pub fn admit(&mut self, now_ms: u64, timeout: bool) -> Fold {
         let summary = self.roll(now_ms);
-        let write = self.written < self.budget;
+        self.refill(now_ms);
+        let write = self.tokens >= 1000;
         if write {
-            self.written += 1;
+            self.tokens -= 1000;
+        } else if timeout {
+            self.held.timeouts += 1;
         } else {
-            self.suppressed += 1;
+            self.held.knocks += 1;
         }
         Fold { summary, write }
     }
 
-    /// The summary for a second that has ended by `now_ms`, if lines were suppressed in it.
+    /// The summary for a second that has ended by `now_ms`, if lines were held back in it.
     /// Call it from the loop's tick, so a flood that stops still gets its summary.
-    pub fn flush(&mut self, now_ms: u64) -> Option<u64> {
-        if self.suppressed == 0 {
+    pub fn flush(&mut self, now_ms: u64) -> Option<Held> {
+        if self.held.is_empty() {
             return None;
         }
         self.roll(now_ms)
     }
 
     /// Lines held back in the current second so far.
-    pub fn pending(&self) -> u64 {
-        self.suppressed
+    pub fn pending(&self) -> Held {
+        self.held
     }
 }
 
 /// The summary line's body.
-pub fn summary_body(n: u64) -> String {
-    format!("{n} more first-stage knocks suppressed")
+pub fn summary_body(held: Held) -> String {
+    match (held.knocks, held.timeouts) {
+        (n, 0) => format!("{n} more first-stage knocks suppressed"),
+        (0, m) => format!("{m} more first-stage timeouts suppressed"),
+        (n, m) => format!("{n} more first-stage knocks and {m} first-stage timeouts suppressed"),
+    }
 }
 
 /// Where log lines go.
@@ -223,7 +264,8 @@ pub struct LogConfig {
     pub verbose: bool,
     /// `-D`: debug lines on stdout.
     pub debug: bool,
-    /// First-stage lines a second before folding; 0 means [`DEFAULT_FIRST_STAGE_BUDGET`].
+    /// First-stage lines let through in a burst before folding (then one a second); 0 means
+    /// [`DEFAULT_FIRST_STAGE_BUDGET`].
     pub first_stage_budget: u32,
 }
 
@@ -302,8 +344,8 @@ impl Logger {
 
     /// Logs one entry at `now_ms` (ms since the Unix epoch).
     pub fn event(&mut self, now_ms: u64, body: &str, kind: Kind) {
-        if kind == Kind::FirstStage {
-            let fold = self.folder.admit(now_ms);
+        if matches!(kind, Kind::FirstStage | Kind::FirstStageTimeout) {
+            let fold = self.folder.admit(now_ms, kind == Kind::FirstStageTimeout);
             if let Some(n) = fold.summary {
                 self.write(now_ms, &summary_body(n), Kind::Event);
             }
@@ -357,6 +399,7 @@ impl Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use std::process::Command;
 
     #[test]
@@ -427,67 +470,115 @@ mod tests {
         );
     }
 
+    fn knocks(n: u64) -> Option<Held> {
+        Some(Held {
+            knocks: n,
+            timeouts: 0,
+        })
+    }
+
     #[test]
-    fn folder_writes_a_budget_per_second_and_summarizes_the_rest() {
+    fn folder_lets_a_burst_through_then_one_line_a_second() {
         let mut f = Folder::new(3);
         let base = 1_000_000;
-        let writes: Vec<bool> = (0..5).map(|i| f.admit(base + i).write).collect();
+        let writes: Vec<bool> = (0..5).map(|i| f.admit(base + i, false).write).collect();
         assert_eq!(writes, [true, true, true, false, false]);
-        assert_eq!(f.pending(), 2);
+        assert_eq!(f.pending(), knocks(2).unwrap());
         // Still in the same second: nothing to flush.
         assert_eq!(f.flush(base + 999), None);
-        // The next second: the summary comes first, then the budget is fresh.
+        // The next second: the summary comes first, and one second has refilled one line.
         assert_eq!(
-            f.admit(base + 1000),
+            f.admit(base + 1004, false),
             Fold {
-                summary: Some(2),
+                summary: knocks(2),
                 write: true
             }
         );
-        for i in 0..10 {
-            f.admit(base + 1001 + i);
-        }
-        assert_eq!(f.pending(), 8);
-        // A flood that stops is summarized by the tick.
-        assert_eq!(f.flush(base + 5000), Some(8));
-        assert_eq!(f.flush(base + 6000), None);
-        assert_eq!(f.pending(), 0);
+        assert!(!f.admit(base + 1005, false).write);
+        // A quiet spell refills the whole burst, and no more than it.
+        assert_eq!(f.flush(base + 2000), knocks(1));
+        let writes: Vec<bool> = (0..5)
+            .map(|i| f.admit(base + 60_000 + i, false).write)
+            .collect();
+        assert_eq!(writes, [true, true, true, false, false]);
+    }
+
+    #[test]
+    fn folder_counts_knocks_and_timeouts_apart() {
+        let mut f = Folder::new(1);
+        assert!(f.admit(0, false).write);
+        assert!(!f.admit(1, false).write);
+        assert!(!f.admit(2, true).write);
+        assert!(!f.admit(3, true).write);
+        let held = f.flush(1000).unwrap();
+        assert_eq!(
+            held,
+            Held {
+                knocks: 1,
+                timeouts: 2
+            }
+        );
+        assert_eq!(
+            summary_body(held),
+            "1 more first-stage knocks and 2 first-stage timeouts suppressed"
+        );
+        assert_eq!(
+            summary_body(knocks(5).unwrap()),
+            "5 more first-stage knocks suppressed"
+        );
+        assert_eq!(
+            summary_body(Held {
+                knocks: 0,
+                timeouts: 4
+            }),
+            "4 more first-stage timeouts suppressed"
+        );
     }
 
     #[test]
     fn folder_ignores_a_clock_stepping_back() {
         let mut f = Folder::new(1);
-        assert!(f.admit(10_000).write);
-        assert!(!f.admit(9_000).write);
-        assert_eq!(f.admit(10_500).summary, None);
-        assert_eq!(f.flush(11_000), Some(2));
+        assert!(f.admit(10_000, false).write);
+        assert!(!f.admit(9_000, false).write);
+        assert_eq!(f.admit(10_500, false).summary, None);
+        assert_eq!(f.flush(11_000), knocks(2));
+    }
+
+    /// The line count of a spoofed flood: `rate` first-stage knocks a second for `secs`
+    /// seconds, each attempt expiring `timeout_s` seconds later.
+    fn flood_lines(rate: u64, secs: u64, timeout_s: u64) -> usize {
+        let mut f = Folder::new(DEFAULT_FIRST_STAGE_BUDGET);
+        let mut lines = 0;
+        let step = 1_000_000 / rate; // microseconds between packets
+        let mut events: Vec<(u64, bool)> = Vec::new();
+        for i in 0..rate * secs {
+            let us = i * step;
+            events.push((us / 1000, false));
+            events.push((us / 1000 + timeout_s * 1000, true));
+        }
+        events.sort_unstable();
+        for (ms, timeout) in events {
+            let fold = f.admit(ms, timeout);
+            lines += usize::from(fold.summary.is_some()) + usize::from(fold.write);
+        }
+        lines + usize::from(f.flush((secs + timeout_s + 1) * 1000).is_some())
     }
 
     #[test]
     fn a_six_second_flood_makes_few_lines() {
-        // 100,000 first-stage lines a second for 6 s, plus one real knock's lines.
-        let mut f = Folder::new(DEFAULT_FIRST_STAGE_BUDGET);
-        let mut lines = 0;
-        for ms in 0..6000u64 {
-            for _ in 0..100 {
-                let fold = f.admit(ms);
-                lines += usize::from(fold.summary.is_some()) + usize::from(fold.write);
-            }
-        }
-        lines += usize::from(f.flush(6000).is_some());
-        assert_eq!(lines, 6 * 10 + 6);
-    }
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("knockd-lite-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        // Lines arrive in seconds 0 to 10 (the flood, then its expiries 5 s later): a burst
+        // of 10, one refilled line in each of seconds 1 to 10, and a summary for each of
+        // the 11 seconds.
+        assert_eq!(flood_lines(100_000, 6, 5), 10 + 10 + 11);
+        assert_eq!(flood_lines(10_000, 6, 5), 10 + 10 + 11);
+        // A few knockers a second are never folded.
+        assert_eq!(flood_lines(1, 6, 5), 12);
     }
 
     #[test]
     fn logger_appends_file_lines_and_sends_syslog_datagrams() {
-        let dir = temp_dir("logger");
+        let scratch = Scratch::new("log-logger");
+        let dir = scratch.path();
         let file = dir.join("knockd.log");
         std::fs::write(&file, "[2026-01-01 00:00] earlier line\n").unwrap();
         let sock_path = dir.join("log.sock");
@@ -549,12 +640,12 @@ mod tests {
             grams[0]
         );
         assert!(grams[5].starts_with("<27>"), "{}", grams[5]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_missing_syslog_socket_or_bad_file_path() {
-        let dir = temp_dir("missing");
+        let scratch = Scratch::new("log-missing");
+        let dir = scratch.path();
         let mut log = Logger::open(LogConfig {
             syslog: Some(dir.join("no-such.sock")),
             ..LogConfig::default()
@@ -573,6 +664,5 @@ mod tests {
             )),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

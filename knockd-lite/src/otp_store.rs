@@ -197,15 +197,8 @@ pub fn save_counters(path: &Path, used: &UsedCounters) -> Result<(), StoreError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use knock_core::otp::first_unused;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("knockd-lite-store-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     const LIST: &str = "# one-time sequences for door ssh\n \
                         7000,8000,9000\n \
@@ -214,7 +207,8 @@ mod tests {
 
     #[test]
     fn consuming_walks_the_list_in_knockds_format() {
-        let dir = temp_dir("consume");
+        let scratch = Scratch::new("store-consume");
+        let dir = scratch.path();
         let path = dir.join("ssh.otp");
         fs::write(&path, LIST).unwrap();
         let mut text = LIST.to_string();
@@ -230,12 +224,12 @@ mod tests {
             text,
             "# one-time sequences for door ssh\n#7000,8000,9000\n#7001,8001:udp,9001\n\n#7002,8002,9002\n"
         );
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_file_that_changed_since_it_was_read_is_left_alone() {
-        let dir = temp_dir("changed");
+        let scratch = Scratch::new("store-changed");
+        let dir = scratch.path();
         let path = dir.join("ssh.otp");
         fs::write(&path, LIST).unwrap();
         let line = first_unused(LIST).unwrap().unwrap();
@@ -270,22 +264,22 @@ mod tests {
                 .starts_with(&format!("open {}: ", dir.join("nope").display())),
             "{missing}"
         );
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn the_first_line_of_a_file_can_be_consumed() {
-        let dir = temp_dir("first");
+        let scratch = Scratch::new("store-first");
+        let dir = scratch.path();
         let path = dir.join("list");
         fs::write(&path, " 1,2,3\n 4,5,6").unwrap();
         assert_eq!(consume_line(&path, 0).unwrap(), "#1,2,3\n 4,5,6");
         assert_eq!(consume_line(&path, 7).unwrap(), "#1,2,3\n#4,5,6");
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn counters_round_trip_atomically_with_mode_0600() {
-        let dir = temp_dir("counters");
+        let scratch = Scratch::new("store-counters");
+        let dir = scratch.path();
         let path = dir.join("hmac.state");
         assert!(load_counters(&path).unwrap().is_empty());
         let mut used = UsedCounters::new();
@@ -307,13 +301,13 @@ mod tests {
         used.get_mut("ssh").unwrap().insert(58_000_002);
         save_counters(&path, &used).unwrap();
         assert_eq!(load_counters(&path).unwrap(), used);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
-        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
     }
 
     #[test]
     fn a_broken_counter_file_is_an_error_with_its_line() {
-        let dir = temp_dir("broken");
+        let scratch = Scratch::new("store-broken");
+        let dir = scratch.path();
         let path = dir.join("hmac.state");
         for (text, want) in [
             ("ssh 1,2\n", "1: expected COUNTERS<TAB>DOOR"),
@@ -326,7 +320,6 @@ mod tests {
         let mut bad = UsedCounters::new();
         bad.insert("a\nb".into(), BTreeSet::from([1]));
         assert!(save_counters(&path, &bad).is_err());
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The knockd-lite binary's command line: exit codes and messages.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
@@ -16,12 +16,36 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
-fn conf_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("knockd-lite-cli-{}", std::process::id()));
+/// A config file in a folder of its own, removed on drop.
+struct ConfFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ConfFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().expect("temp paths are UTF-8")
+    }
+}
+
+impl Drop for ConfFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes `text` to NAME in a new folder named after the process and NAME, so tests
+/// running in parallel each have their own.
+fn conf_file(name: &str, text: &str) -> ConfFile {
+    let dir = std::env::temp_dir().join(format!("knockd-lite-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
-    path
+    ConfFile { dir, path }
 }
 
 fn stderr(out: &Output) -> String {
@@ -30,14 +54,14 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn check_prints_doors_and_filter() {
-    let path = conf_file(
+    let conf = conf_file(
         "ok.conf",
         "[open]\nsequence = 7000,8000:udp\ntcpflags = syn\ncommand = up %IP%\n",
     );
-    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let out = run(&["--check", "-c", conf.arg()]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.starts_with(&format!("{}: OK, 1 door\n", path.display())));
+    assert!(stdout.starts_with(&format!("{}: OK, 1 door\n", conf.path().display())));
     assert!(stdout.contains("  sequence:       7000:tcp,8000:udp\n"));
     assert!(stdout.ends_with(
         "     (tcp dst port 7000 and tcp[13] & 0x02 == 0x02)\n  or (udp dst port 8000)\n"
@@ -46,14 +70,14 @@ fn check_prints_doors_and_filter() {
 
 #[test]
 fn config_error_exits_2_with_path_and_line() {
-    let path = conf_file("bad.conf", "[open]\nsequence = 7000,\n");
-    let out = run(&["--check", "--config", path.to_str().unwrap()]);
+    let conf = conf_file("bad.conf", "[open]\nsequence = 7000,\n");
+    let out = run(&["--check", "--config", conf.arg()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
         format!(
             "knockd-lite: {}:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)\n",
-            path.display()
+            conf.path().display()
         )
     );
     let out = run(&["-c", "/nonexistent/knockd.conf"]);
@@ -97,22 +121,22 @@ fn help_and_version_exit_0() {
 
 #[test]
 fn serving_on_a_missing_interface_exits_1() {
-    let path = conf_file("serve.conf", "[open]\nsequence = 7000\n");
-    let out = run(&["-i", "nosuch0", "-c", path.to_str().unwrap()]);
+    let conf = conf_file("serve.conf", "[open]\nsequence = 7000\n");
+    let out = run(&["-i", "nosuch0", "-c", conf.arg()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out), "knockd-lite: nosuch0: no such interface\n");
 }
 
 #[test]
 fn serving_with_a_broken_config_exits_2_before_touching_the_interface() {
-    let path = conf_file("broken.conf", "[open]\nsequence = 7000\nbogus = 1\n");
-    let out = run(&["-i", "nosuch0", "-c", path.to_str().unwrap()]);
+    let conf = conf_file("broken.conf", "[open]\nsequence = 7000\nbogus = 1\n");
+    let out = run(&["-i", "nosuch0", "-c", conf.arg()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
         format!(
             "knockd-lite: {}:3: unknown directive \"bogus\" in door [open]\n",
-            path.display()
+            conf.path().display()
         )
     );
 }

@@ -97,15 +97,18 @@ pub struct Pair {
     /// Interface names inside each namespace.
     pub client_if: String,
     pub server_if: String,
+    /// More client addresses from 192.0.2.0/24, given to [`Pair::with_client_addrs`].
+    extra_client_v4: Vec<String>,
 }
 
 impl Pair {
-    /// Creates the pair. `extra_client_v4` adds more client addresses from 192.0.2.0/24
-    /// (for tests with several sources).
+    /// Creates the pair.
     pub fn new() -> Pair {
         Pair::with_client_addrs(&[])
     }
 
+    /// Creates the pair with more client addresses from 192.0.2.0/24 (for tests with
+    /// several sources).
     pub fn with_client_addrs(extra_client_v4: &[&str]) -> Pair {
         let id = format!(
             "kt{}x{}",
@@ -117,36 +120,39 @@ impl Pair {
             server: format!("{id}s"),
             client_if: format!("{id}c0"),
             server_if: format!("{id}s0"),
+            extra_client_v4: extra_client_v4.iter().map(|a| a.to_string()).collect(),
         };
         // Leftovers from an earlier run with the same pid would make `ip netns add` fail.
         pair.delete();
         ip(&["netns", "add", &pair.client]);
         ip(&["netns", "add", &pair.server]);
+        ip(&["-n", &pair.client, "link", "set", "lo", "up"]);
+        ip(&["-n", &pair.server, "link", "set", "lo", "up"]);
+        pair.relink();
+        pair
+    }
+
+    /// Creates the veth pair between the namespaces, with its addresses, and brings it up:
+    /// at start, and again in tests that delete an interface to see it come back.
+    pub fn relink(&self) {
+        let (c, s) = (&self.client, &self.server);
         ip(&[
             "link",
             "add",
-            &pair.client_if,
+            &self.client_if,
             "netns",
-            &pair.client,
+            c,
             "type",
             "veth",
             "peer",
             "name",
-            &pair.server_if,
+            &self.server_if,
             "netns",
-            &pair.server,
+            s,
         ]);
-        let (c, s) = (&pair.client, &pair.server);
-        ip(&[
-            "-n",
-            c,
-            "addr",
-            "add",
-            &format!("{CLIENT_V4}/24"),
-            "dev",
-            &pair.client_if,
-        ]);
-        for a in extra_client_v4 {
+        let client_v4 =
+            std::iter::once(CLIENT_V4).chain(self.extra_client_v4.iter().map(String::as_str));
+        for a in client_v4 {
             ip(&[
                 "-n",
                 c,
@@ -154,7 +160,7 @@ impl Pair {
                 "add",
                 &format!("{a}/24"),
                 "dev",
-                &pair.client_if,
+                &self.client_if,
             ]);
         }
         ip(&[
@@ -164,30 +170,24 @@ impl Pair {
             "add",
             &format!("{SERVER_V4}/24"),
             "dev",
-            &pair.server_if,
+            &self.server_if,
         ]);
-        ip(&[
-            "-n",
-            c,
-            "addr",
-            "add",
-            &format!("{CLIENT_V6}/64"),
-            "dev",
-            &pair.client_if,
-            "nodad",
-        ]);
-        ip(&[
-            "-n",
-            s,
-            "addr",
-            "add",
-            &format!("{SERVER_V6}/64"),
-            "dev",
-            &pair.server_if,
-            "nodad",
-        ]);
-        for (ns, ifname) in [(c, &pair.client_if), (s, &pair.server_if)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        for (ns, ifname, v6) in [
+            (c, &self.client_if, CLIENT_V6),
+            (s, &self.server_if, SERVER_V6),
+        ] {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ]);
+        }
+        for (ns, ifname) in [(c, &self.client_if), (s, &self.server_if)] {
             ip(&["-n", ns, "link", "set", ifname, "up"]);
         }
         // Spoofed sources from 192.0.2.0/24 must reach the server's capture.
@@ -198,9 +198,8 @@ impl Pair {
             "sysctl",
             "-qw",
             "net.ipv4.conf.all.rp_filter=0",
-            &format!("net.ipv4.conf.{}.rp_filter=0", pair.server_if),
+            &format!("net.ipv4.conf.{}.rp_filter=0", self.server_if),
         ]));
-        pair
     }
 
     /// A command run inside the client namespace.

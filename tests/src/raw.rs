@@ -1,6 +1,6 @@
-//! Hand-made knock packets sent from the client namespace with small python3 raw-socket
-//! programs: TCP segments with any flags, UDP datagrams, and VLAN-tagged Ethernet frames.
-//! They only ever go to the test server's addresses.
+//! VLAN-tagged knock frames, hand-made and sent from the client namespace by a small python3
+//! AF_PACKET program: TCP segments with any flags and UDP datagrams, from 192.0.2.1 to the
+//! test server only. (Untagged knocks with any flags come from `knock` itself.)
 
 use std::process::Command;
 
@@ -41,36 +41,6 @@ fn items(hits: &[Hit]) -> Vec<String> {
     hits.iter()
         .map(|h| format!("{}:{}:{}", h.proto, h.port, h.flags))
         .collect()
-}
-
-/// Sends `PROTO:PORT:FLAGS` items to DST, 10 ms apart: TCP through a raw socket (the kernel
-/// adds the IP header), UDP through a datagram socket.
-const SENDER: &str = r#"
-import socket, struct, sys, time
-dst = sys.argv[1]
-af = socket.AF_INET6 if ":" in dst else socket.AF_INET
-for i, item in enumerate(sys.argv[2:]):
-    if i:
-        time.sleep(0.01)
-    proto, port, flags = item.split(":")
-    port, flags = int(port), int(flags)
-    if proto == "udp":
-        s = socket.socket(af, socket.SOCK_DGRAM)
-        s.sendto(b"x", (dst, port))
-    else:
-        s = socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_TCP)
-        tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, flags, 1024, 0, 0)
-        s.sendto(tcp, (dst, 0))
-    s.close()
-"#;
-
-/// Sends `hits` from the client to `dst` (a test server address), 10 ms apart.
-pub fn send(pair: &Pair, dst: &str, hits: &[Hit]) {
-    check(
-        pair.client_cmd("python3")
-            .args(["-c", SENDER, dst])
-            .args(items(hits)),
-    );
 }
 
 /// Sends IPv4 `PROTO:PORT:FLAGS` items from SRC to DST as Ethernet frames with the VLAN

@@ -2,15 +2,17 @@
 //! kernel timestamps, filter swaps, VLANs, loopback, tun (raw IP), interface listing, and
 //! losing and regaining the interface.
 //!
-//! The capture is opened by a thread that has entered the server namespace, and packets are
-//! sent from the client namespace with small python3 raw-socket senders.
+//! The capture is opened by a thread that has entered the server namespace. Packets are sent
+//! from the client namespace by `knock` (TCP hits with flags go through its raw sender), and
+//! VLAN-tagged frames by the python3 AF_PACKET sender in `knock_e2e::raw`.
 
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use knock_core::hit::{FlagRule, Proto, TcpFlags};
-use knock_e2e::{CLIENT_V4, Pair, SERVER_V4, SERVER_V6, check};
+use knock_e2e::raw::{self, FIN, PSH, SYN, mac_of};
+use knock_e2e::{Pair, SERVER_V4, SERVER_V6, bin, check};
 use knockd_lite::capture::{
     AfPacket, CaptureOptions, Frame, InterfaceCapture, LinkEvent, LinkKind, PacketSource,
 };
@@ -37,37 +39,10 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// Sends one TCP segment with these flags (raw socket, so any flags) or one UDP datagram.
-const SENDER: &str = r#"
-import socket, struct, sys
-fam, proto, dst, port, flags = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-af = socket.AF_INET6 if fam == "6" else socket.AF_INET
-if proto == "udp":
-    s = socket.socket(af, socket.SOCK_DGRAM)
-    s.sendto(b"", (dst, port))
-else:
-    s = socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_TCP)
-    tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, flags, 1024, 0, 0)
-    s.sendto(tcp, (dst, 0))
-"#;
-
-fn send(pair: &Pair, dst: &str, proto: &str, port: u16, flags: u8) {
-    let fam = if dst.contains(':') { "6" } else { "4" };
-    check(pair.client_cmd("python3").args([
-        "-c",
-        SENDER,
-        fam,
-        proto,
-        dst,
-        &port.to_string(),
-        &flags.to_string(),
-    ]));
+/// `knock DST HITS` from the client namespace.
+fn knock(pair: &Pair, dst: &str, hits: &str) {
+    check(pair.client_cmd(bin("knock")).args([dst, hits]));
 }
-
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
 
 /// What the test needs from a captured frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,22 +182,13 @@ fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_w
     });
     assert_eq!(cap.link(), LinkKind::Ethernet);
     let before = now_ns();
-    let sends: [(&str, &str, u16, u8); 11] = [
-        (SERVER_V4, "tcp", 7000, SYN),
-        (SERVER_V4, "tcp", 7000, SYN | ACK),
-        (SERVER_V4, "tcp", 7001, SYN),
-        (SERVER_V4, "udp", 8000, 0),
-        (SERVER_V4, "udp", 8001, 0),
-        (SERVER_V4, "tcp", 8000, SYN),
-        (SERVER_V4, "tcp", 9000, FIN | PSH),
-        (SERVER_V4, "tcp", 9000, FIN),
-        (SERVER_V6, "tcp", 7000, SYN),
-        (SERVER_V6, "tcp", 7000, ACK),
-        (SERVER_V6, "udp", 8000, 0),
-    ];
-    for (dst, proto, port, flags) in sends {
-        send(&pair, dst, proto, port, flags);
-    }
+    knock(
+        &pair,
+        SERVER_V4,
+        "7000:tcp:syn,7000:tcp:syn+ack,7001:tcp:syn,8000:udp,8001:udp,8000:tcp:syn,\
+         9000:tcp:fin+psh,9000:tcp:fin",
+    );
+    knock(&pair, SERVER_V6, "7000:tcp:syn,7000:tcp:ack,8000:udp");
     let seen = collect(&mut cap, 5, Duration::from_secs(5));
     let after = now_ns();
     let got: Vec<(IpAddr, u8, u16, u8)> = seen
@@ -276,15 +242,12 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts:
     });
     // Frames queued under older filters: the final filter rejects the two for 8000, so
     // they must not come out, and accepts the one for 8001, which must.
-    send(&pair, SERVER_V4, "udp", 8000, 0);
+    knock(&pair, SERVER_V4, "8000:udp");
     cap.set_rules(&[udp_rule(8000), udp_rule(8001)]).unwrap();
-    send(&pair, SERVER_V4, "udp", 8000, 0);
-    send(&pair, SERVER_V4, "udp", 8001, 0);
+    knock(&pair, SERVER_V4, "8000:udp,8001:udp");
     std::thread::sleep(Duration::from_millis(200));
     cap.set_rules(&[udp_rule(8001)]).unwrap();
-    for port in [8000, 8001, 8002] {
-        send(&pair, SERVER_V4, "udp", port, 0);
-    }
+    knock(&pair, SERVER_V4, "8000:udp,8001:udp,8002:udp");
     let seen = collect(&mut cap, 2, Duration::from_secs(3));
     let ports: Vec<u16> = seen.iter().map(|s| s.port).collect();
     assert_eq!(ports, vec![8001, 8001]);
@@ -296,7 +259,7 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts:
 
     // An empty rule set captures nothing.
     cap.set_rules(&[]).unwrap();
-    send(&pair, SERVER_V4, "udp", 8001, 0);
+    knock(&pair, SERVER_V4, "8001:udp");
     assert!(collect(&mut cap, 0, Duration::from_millis(500)).is_empty());
 }
 
@@ -353,45 +316,6 @@ fn ip(args: &[&str]) {
     check(Command::new("ip").args(args));
 }
 
-/// Sends one Ethernet frame with these VLAN tags ("tpid:vid,...") carrying an IPv4 UDP
-/// datagram from 192.0.2.1 to DST:PORT, out of IFACE to DSTMAC, through an AF_PACKET socket.
-const TAGGED_SENDER: &str = r#"
-import socket, struct, sys
-iface, dstmac, tags, dst, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((iface, 0))
-src = s.getsockname()[4]
-frame = bytes.fromhex(dstmac.replace(":", "")) + src
-for t in filter(None, tags.split(",")):
-    tpid, vid = t.split(":")
-    frame += struct.pack("!HH", int(tpid, 16), int(vid))
-udp = struct.pack("!HHHH", 40000, port, 8, 0)
-ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0x4000, 64, 17, 0,
-                 socket.inet_aton("192.0.2.1"), socket.inet_aton(dst))
-s.send(frame + struct.pack("!H", 0x0800) + ip + udp)
-"#;
-
-fn mac_of(ns: &str, ifname: &str) -> String {
-    let out = check(Command::new("ip").args(["-n", ns, "-br", "link", "show", "dev", ifname]));
-    out.split_whitespace()
-        .find(|w| w.len() == 17 && w.matches(':').count() == 5)
-        .unwrap_or_else(|| panic!("no MAC in {out:?}"))
-        .to_string()
-}
-
-fn send_tagged(pair: &Pair, tags: &str, port: u16) {
-    let mac = mac_of(&pair.server, &pair.server_if);
-    check(pair.client_cmd("python3").args([
-        "-c",
-        TAGGED_SENDER,
-        &pair.client_if,
-        &mac,
-        tags,
-        SERVER_V4,
-        &port.to_string(),
-    ]));
-}
-
 #[test]
 fn vlan_tagged_knocks_match_on_the_parent_interface() {
     if !knock_e2e::require_root("capture_vlan_parent") {
@@ -409,14 +333,13 @@ fn vlan_tagged_knocks_match_on_the_parent_interface_with(opts: &CaptureOptions) 
         AfPacket::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap()
     });
     // One 802.1Q tag: the kernel moves it into metadata before the filter runs.
-    send_tagged(&pair, "8100:10", 8000);
-    send_tagged(&pair, "8100:10", 8001);
+    let hits = [raw::udp(8000), raw::udp(8001)];
+    raw::send_tagged(&pair, "8100:10", &hits);
     // 802.1ad outer tag (stripped) with an 802.1Q inner tag left in the frame, which the
     // filter skips.
-    send_tagged(&pair, "88a8:100,8100:20", 8000);
-    send_tagged(&pair, "88a8:100,8100:20", 8001);
+    raw::send_tagged(&pair, "88a8:100,8100:20", &hits);
     // Untagged.
-    send_tagged(&pair, "", 8000);
+    raw::send_tagged(&pair, "", &hits[..1]);
     let seen = collect(&mut cap, 3, Duration::from_secs(3));
     let got: Vec<(u16, Option<u16>, Vec<u8>)> = seen
         .iter()
@@ -495,8 +418,7 @@ fn vlan_subinterface_capture() {
             AfPacket::open(&pair.server_if, &rules, &opts).unwrap(),
         )
     });
-    send(&pair, "192.0.2.130", "udp", 8000, 0);
-    send(&pair, "192.0.2.130", "udp", 8001, 0);
+    knock(&pair, "192.0.2.130", "8000:udp,8001:udp");
 
     let v = collect(&mut on_vlan, 1, Duration::from_secs(3));
     assert_eq!(v.len(), 1, "{v:?}");
@@ -525,17 +447,10 @@ fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(opts: &Capture
         AfPacket::open("lo", &[udp_rule(8000)], opts).unwrap()
     });
     assert_eq!(cap.link(), LinkKind::Ethernet);
-    for port in [8000, 8001] {
-        check(pair.server_cmd("python3").args([
-            "-c",
-            SENDER,
-            "4",
-            "udp",
-            "127.0.0.1",
-            &port.to_string(),
-            "0",
-        ]));
-    }
+    check(
+        pair.server_cmd(bin("knock"))
+            .args(["127.0.0.1", "8000:udp,8001:udp"]),
+    );
     let seen = collect(&mut cap, 1, Duration::from_secs(3));
     assert_eq!(seen.len(), 1, "outgoing copy not captured: {seen:?}");
     assert_eq!(seen[0].port, 8000);
@@ -629,44 +544,6 @@ fn tun_interfaces_deliver_raw_ip_frames_with(opts: &CaptureOptions) {
     );
 }
 
-/// Re-creates the veth pair the way `Pair::new` made it.
-fn recreate_link(pair: &Pair) {
-    ip(&[
-        "link",
-        "add",
-        &pair.client_if,
-        "netns",
-        &pair.client,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &pair.server_if,
-        "netns",
-        &pair.server,
-    ]);
-    ip(&[
-        "-n",
-        &pair.client,
-        "addr",
-        "add",
-        &format!("{CLIENT_V4}/24"),
-        "dev",
-        &pair.client_if,
-    ]);
-    ip(&[
-        "-n",
-        &pair.server,
-        "addr",
-        "add",
-        &format!("{SERVER_V4}/24"),
-        "dev",
-        &pair.server_if,
-    ]);
-    ip(&["-n", &pair.client, "link", "set", &pair.client_if, "up"]);
-    ip(&["-n", &pair.server, "link", "set", &pair.server_if, "up"]);
-}
-
 /// Calls `next_batch` until `want` link events arrived, or 5 s passed (1.5 s when none
 /// are wanted).
 fn events(cap: &mut InterfaceCapture, want: usize) -> Vec<LinkEvent> {
@@ -706,7 +583,7 @@ fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions
         assert_eq!(events(&mut cap, 1), vec![LinkEvent::Up]);
         // Same socket, still capturing (wait for the peer's carrier).
         std::thread::sleep(Duration::from_millis(300));
-        send(&pair, SERVER_V4, "udp", 8000, 0);
+        knock(&pair, SERVER_V4, "8000:udp");
         assert_eq!(collect(&mut cap, 1, Duration::from_secs(3)).len(), 1);
 
         ip(&["-n", &pair.server, "link", "del", &pair.server_if]);
@@ -720,7 +597,7 @@ fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions
         assert!(late.socket().is_none());
         assert!(events(&mut late, 0).is_empty());
 
-        recreate_link(&pair);
+        pair.relink();
         assert!(matches!(
             events(&mut late, 1).as_slice(),
             [LinkEvent::Restored { .. }]
@@ -732,7 +609,7 @@ fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions
         };
         assert_ne!(index, first_index, "a new interface has a new index");
         std::thread::sleep(Duration::from_millis(300));
-        send(&pair, SERVER_V4, "udp", 8000, 0);
+        knock(&pair, SERVER_V4, "8000:udp");
         let seen = collect(&mut cap, 1, Duration::from_secs(3));
         assert_eq!(seen.len(), 1, "capture resumed on the new interface");
         assert_eq!(seen[0].port, 8000);

@@ -238,41 +238,6 @@ fn lookup_names_go_to_the_log_and_numbers_to_commands() {
     );
 }
 
-fn recreate_link(pair: &Pair) {
-    let ip = |args: &[&str]| check(Command::new("ip").args(args));
-    ip(&[
-        "link",
-        "add",
-        &pair.client_if,
-        "netns",
-        &pair.client,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &pair.server_if,
-        "netns",
-        &pair.server,
-    ]);
-    for (ns, ifname, v4, v6) in [
-        (&pair.client, &pair.client_if, CLIENT_V4, CLIENT_V6),
-        (&pair.server, &pair.server_if, SERVER_V4, SERVER_V6),
-    ] {
-        ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{v6}/64"),
-            "dev",
-            ifname,
-            "nodad",
-        ]);
-        ip(&["-n", ns, "link", "set", ifname, "up"]);
-    }
-}
-
 #[test]
 fn losing_the_interface_is_logged_and_survived() {
     if !require_root("losing_the_interface_is_logged_and_survived") {
@@ -283,7 +248,7 @@ fn losing_the_interface_is_logged_and_survived() {
     check(Command::new("ip").args(["-n", &pair.server, "link", "del", &pair.server_if]));
     lite.wait_log(": interface gone, waiting for it to return", 1, WAIT);
     assert!(lite.alive(), "{}", lite.output());
-    recreate_link(&pair);
+    pair.relink();
     lite.wait_log(": interface back (index ", 1, WAIT);
     lite.wait_log(&format!("addresses added {SERVER_V4}"), 1, WAIT);
     knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);

@@ -1,6 +1,6 @@
 //! knockd-lite opened by real knocks in network namespaces: our `knock` and Debian's
-//! `knock` over TCP, UDP, both, and IPv6; TCP flags sent as raw packets; VLAN-tagged
-//! frames; `%IP%` reaching the command; and the knock-to-command latency.
+//! `knock` over TCP, UDP, both, and IPv6; TCP flags sent by `knock`'s raw sender;
+//! VLAN-tagged frames; `%IP%` reaching the command; and the knock-to-command latency.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use knock_e2e::capture::Capture;
 use knock_e2e::lite::{KnockdLite, lines, wait_lines};
-use knock_e2e::raw::{self, ACK, FIN, PSH, SYN, URG};
+use knock_e2e::raw::{self, SYN};
 use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, check, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -159,30 +159,14 @@ fn door_flags_and_per_hit_flags_come_from_raw_packets() {
     );
     // Plain SYNs do not satisfy syn,ack: knockd-lite never even sees them.
     our_knock(&pair, &[SERVER_V4, "7401,7402"]);
-    raw::send(
-        &pair,
-        SERVER_V4,
-        &[raw::tcp(7401, SYN | ACK), raw::tcp(7402, SYN | ACK)],
-    );
+    our_knock(&pair, &[SERVER_V4, "7401:tcp:syn+ack,7402:tcp:syn+ack"]);
     let events = wait_lines(&lite.path("events"), 1, WAIT);
     assert_eq!(events, ["synack 192.0.2.1"], "{}", lite.output());
 
     // Wrong flags on a per-hit step: no door opens.
-    raw::send(
-        &pair,
-        SERVER_V4,
-        &[raw::tcp(7501, SYN), raw::udp(7502), raw::tcp(7503, URG)],
-    );
+    our_knock(&pair, &[SERVER_V4, "7501:tcp:syn,7502:udp,7503:tcp:urg"]);
     for server in [SERVER_V4, SERVER_V6] {
-        raw::send(
-            &pair,
-            server,
-            &[
-                raw::tcp(7501, FIN | PSH),
-                raw::udp(7502),
-                raw::tcp(7503, URG),
-            ],
-        );
+        our_knock(&pair, &[server, "7501:tcp:fin+psh,7502:udp,7503:tcp:urg"]);
     }
     let events = wait_lines(&lite.path("events"), 3, WAIT);
     assert_eq!(

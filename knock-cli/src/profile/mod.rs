@@ -49,6 +49,8 @@ missing profile, or a secret that cannot be used."
 )]
 pub(crate) struct ProfileArgs {
     /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
+    // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", global = true)]
     pub profiles: Option<PathBuf>,
 

@@ -1,8 +1,8 @@
 //! Files only their owner can read: atomic private writes, and the permission check that
 //! refuses secret files others can read.
 //!
-//! The OS-specific half sits behind [`Platform`], one module per OS, so no `cfg` reaches
-//! the logic here.
+//! The OS-specific half sits behind the private `Platform` trait, one module per OS, so
+//! no `cfg` reaches the logic here.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Write};

@@ -4,7 +4,7 @@
 //! `one_time_sequences` list, or an `[hmac]` table for knock-hmac-v1. The format is
 //! described in `docs/profiles.md`.
 //!
-//! * [`parse`] / [`parse_file`] read a profile, with every error as `path:line: message`;
+//! * [`parse`](fn@parse) / [`parse_file`] read a profile, with every error as `path:line: message`;
 //! * [`Profile::to_toml`] writes one back;
 //! * [`Profile::show`] describes one without ever printing a secret;
 //! * [`Overrides`] applies command-line options over a profile's values;

@@ -63,7 +63,7 @@ fn utf8<'a>(key: &'static str, path: &'a Path) -> Result<&'a str, ToTomlError> {
 }
 
 impl Profile {
-    /// The profile as TOML that [`super::parse`] reads back to an equal profile. Paths are
+    /// The profile as TOML that [`parse`](fn@super::parse) reads back to an equal profile. Paths are
     /// written as they were given (relative ones stay relative to the profile's directory);
     /// HMAC parameters are written out in full, defaults included.
     pub fn to_toml(&self) -> Result<String, ToTomlError> {

@@ -1,10 +1,9 @@
 //! The raw sender: TCP hits with any flags, built whole by us and sent through raw sockets.
 //!
-//! IPv4 goes through one `IP_HDRINCL` socket with the packet from
-//! [`ipv4_packet`](crate::wire::ipv4_packet) (laid out the way the OS wants it, see
-//! `platform`). IPv6 goes through a raw socket of protocol TCP: the kernel writes the IPv6
-//! header and we write the segment, whose checksum covers the source address, so the
-//! socket is bound to the source we computed it for.
+//! IPv4 goes through one `IP_HDRINCL` socket with the packet from [`ipv4_packet`] (laid
+//! out the way the OS wants it, see `platform`). IPv6 goes through a raw socket of protocol
+//! TCP: the kernel writes the IPv6 header and we write the segment, whose checksum covers
+//! the source address, so the socket is bound to the source we computed it for.
 //!
 //! The source address is the one the kernel would pick for the destination: we connect a
 //! UDP socket to it and read the local address back (a UDP connect only consults the

@@ -87,7 +87,8 @@ fn os_err(op: &'static str, ifname: &str) -> CaptureError {
     }
 }
 
-fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+/// `setsockopt` with a plain value of type `T` (its size is the option length).
+pub(super) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
     // SAFETY: value points at a live T and we pass its exact size; the kernel copies it.
     let rc = unsafe {
         libc::setsockopt(

@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{Ordering, fence};
 
 use super::bpf::Program;
+use super::linux::setsockopt;
 use super::{CaptureStats, Frame, LinkKind};
 
 /// Ring geometry.
@@ -56,29 +57,11 @@ pub(super) struct Ring {
 // SAFETY: the mapping is owned by this value alone and only touched through &mut self.
 unsafe impl Send for Ring {}
 
-fn setsockopt<T>(fd: RawFd, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: value points at a live T and we pass its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 impl Ring {
     /// Switches the socket to TPACKET_V3 and maps its ring. Errors name the step.
     pub(super) fn setup(fd: RawFd, opts: &RingOptions) -> Result<Ring, (&'static str, io::Error)> {
         let version = libc::tpacket_versions::TPACKET_V3 as i32;
-        setsockopt(fd, libc::PACKET_VERSION, &version)
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
             .map_err(|e| ("setsockopt(PACKET_VERSION)", e))?;
         let block_size = opts.block_size.max(4096).next_power_of_two();
         let blocks = opts.blocks.max(2);
@@ -91,7 +74,7 @@ impl Ring {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setsockopt(fd, libc::PACKET_RX_RING, &req)
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
             .map_err(|e| ("setsockopt(PACKET_RX_RING)", e))?;
         let len = block_size as usize * blocks as usize;
         // SAFETY: maps the ring the kernel just allocated for fd, shared and writable as

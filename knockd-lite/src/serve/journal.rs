@@ -17,7 +17,8 @@ const MAX_HELD: usize = 1024;
 /// The log kind of an engine event: first-stage lines are what floods produce.
 pub(crate) fn kind_of(event: &Event) -> Kind {
     match event {
-        Event::Stage { stage: 1, .. } | Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStage,
+        Event::Stage { stage: 1, .. } => Kind::FirstStage,
+        Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStageTimeout,
         Event::HmacReplay { .. } => Kind::Error,
         _ => Kind::Event,
     }
@@ -189,15 +190,8 @@ impl Journal {
 mod tests {
     use super::*;
     use crate::log::LogConfig;
+    use crate::testutil::Scratch;
     use std::sync::Arc;
-
-    fn temp_log(tag: &str) -> std::path::PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("knockd-lite-journal-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d.join("log")
-    }
 
     fn bodies(path: &std::path::Path) -> Vec<String> {
         std::fs::read_to_string(path)
@@ -232,7 +226,7 @@ mod tests {
             door: Arc::from("d"),
             stage,
         };
-        assert_eq!(kind_of(&timeout(1)), Kind::FirstStage);
+        assert_eq!(kind_of(&timeout(1)), Kind::FirstStageTimeout);
         assert_eq!(kind_of(&timeout(2)), Kind::Event);
         let exhausted = Event::OneTimeExhausted {
             door: Arc::from("d"),
@@ -254,7 +248,8 @@ mod tests {
 
     #[test]
     fn without_lookups_lines_go_straight_out() {
-        let path = temp_log("plain");
+        let scratch = Scratch::new("journal-plain");
+        let path = scratch.path().join("log");
         let mut j = Journal::new(logger(&path), None);
         j.event(1_000_000, &stage("192.0.2.1", 2));
         j.line(1_000_000, "door: running command: x 192.0.2.1", Kind::Event);
@@ -270,7 +265,8 @@ mod tests {
 
     #[test]
     fn names_replace_numbers_and_the_order_holds() {
-        let path = temp_log("names");
+        let scratch = Scratch::new("journal-names");
+        let path = scratch.path().join("log");
         let resolver = Resolver::start(|ip| {
             std::thread::sleep(Duration::from_millis(50));
             (ip.to_string() == "192.0.2.1").then(|| "client.test".to_string())
@@ -307,7 +303,8 @@ mod tests {
 
     #[test]
     fn flush_writes_held_lines_with_numbers() {
-        let path = temp_log("flush");
+        let scratch = Scratch::new("journal-flush");
+        let path = scratch.path().join("log");
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let rx = std::sync::Mutex::new(rx);
         let resolver = Resolver::start(move |_| {

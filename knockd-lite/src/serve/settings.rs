@@ -98,6 +98,7 @@ fn anchor(config: &mut Config, base: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use clap::Parser;
 
     fn args(extra: &[&str]) -> Args {
@@ -106,8 +107,8 @@ mod tests {
 
     #[test]
     fn command_line_wins_and_relative_paths_are_anchored() {
-        let dir = std::env::temp_dir().join(format!("knockd-lite-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("settings");
+        let dir = scratch.path();
         std::fs::write(
             dir.join("k.conf"),
             "[options]\nlogfile = k.log\npidfile = run/k.pid\ninterface = eth7\nusesyslog\n\
@@ -115,7 +116,7 @@ mod tests {
              [h]\nhmac_secret_file = /etc/k.key\n",
         )
         .unwrap();
-        let (config, s) = load(&args(&["-c", "k.conf", "--state-dir", "st"]), &dir).unwrap();
+        let (config, s) = load(&args(&["-c", "k.conf", "--state-dir", "st"]), dir).unwrap();
         assert_eq!(s.config_path, dir.join("k.conf"));
         assert_eq!(s.interface, "eth7");
         assert_eq!(s.pid_file, dir.join("run/k.pid"));
@@ -147,7 +148,7 @@ mod tests {
                 "/tmp/x.log",
                 "-4",
             ]),
-            &dir,
+            dir,
         )
         .unwrap();
         assert_eq!(s.interface, "ks0");
@@ -158,22 +159,19 @@ mod tests {
             s.state_file,
             PathBuf::from("/var/lib/knockd-lite/k.conf.hmac-used")
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn errors_name_the_file_as_given() {
-        let dir =
-            std::env::temp_dir().join(format!("knockd-lite-settings-e-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("settings-e");
+        let dir = scratch.path();
         std::fs::write(dir.join("bad.conf"), "[d]\nsequence = 7000,\n").unwrap();
-        let err = load(&args(&["-c", "bad.conf"]), &dir).unwrap_err();
+        let err = load(&args(&["-c", "bad.conf"]), dir).unwrap_err();
         assert_eq!(
             err,
             "bad.conf:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)"
         );
-        let err = load(&args(&["-c", "missing.conf"]), &dir).unwrap_err();
+        let err = load(&args(&["-c", "missing.conf"]), dir).unwrap_err();
         assert!(err.starts_with("cannot read missing.conf: "), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -75,12 +75,13 @@ impl HmacCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Scratch;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn records_prunes_and_reloads() {
-        let dir = std::env::temp_dir().join(format!("knockd-lite-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = Scratch::new("state");
+        let dir = scratch.path();
         let path = dir.join("sub/k.conf.hmac-used");
         let config = knock_core::conf::parse(
             "[ssh]\nhmac_secret_file = /k\nhmac_step = 30\nhmac_skew = 1\n[f]\nsequence = 1\n",
@@ -107,6 +108,5 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.join("sub")), 0o700);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

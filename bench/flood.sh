@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# Flood benchmark: knockd-lite and Debian's knockd 0.8 under a spoofed-source SYN flood on
+# a door's first port, with one genuine knock in the middle, plus idle knock latency.
+#
+# Run as root from anywhere in the repository:  bench/flood.sh [--quick] [options]
+# See bench/README.md for what each figure means. Everything happens in a namespace pair
+# this script creates (192.0.2.1 client, 192.0.2.2 server, joined by a veth pair) and
+# removes on exit; spoofed sources are 198.18.0.0/15; every flood stops by itself.
+
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--after S]
+                      [--idle-knocks N] [--servers "knockd-lite knockd"] [--knock PATH]
+                      [--repeat N] [--no-build] [--no-pin]
+
+  --quick         one full-rate flood of 3 s, 3 s after, 5 idle knocks (under a minute)
+  --rates         flood rates in packets/s; 0 = the generator's full rate
+                  (default "0 10000 100000")
+  --duration      seconds of flood per run (default 6, at most 30)
+  --after         seconds watched after each flood (default 5)
+  --idle-knocks   knocks for the idle latency figures (default 20)
+  --servers       which servers to run (default "knockd-lite knockd")
+  --knock         knock client for the genuine knocks (default /usr/bin/knock, else
+                  target/release/knock)
+  --repeat        floods per server and rate (default 1): one knock is one sample
+  --no-build      use the release binaries already built
+  --no-pin        do not pin the generator to CPU 0 and the server to CPU 1
+
+Environment: KNOCKD_LITE=PATH runs that knockd-lite binary instead of target/release/;
+KNOCKD_LITE_ARGS adds flags to knockd-lite (e.g. "--max-attempts 5000");
+KEEP=1 keeps the scratch folder (configs, logs, captures) for a look afterwards.
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RATES="0 10000 100000"
+DURATION=6
+AFTER=5
+IDLE_KNOCKS=20
+SERVERS="knockd-lite knockd"
+KNOCK=""
+BUILD=1
+PIN=1
+REPEAT=1
+MODE=full
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) MODE=quick; RATES="0"; DURATION=3; AFTER=3; IDLE_KNOCKS=5 ;;
+        --rates) RATES=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        --after) AFTER=$2; shift ;;
+        --idle-knocks) IDLE_KNOCKS=$2; shift ;;
+        --servers) SERVERS=$2; shift ;;
+        --knock) KNOCK=$2; shift ;;
+        --repeat) REPEAT=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        --no-pin) PIN=0 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "flood.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+die() { echo "flood.sh: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+[ "$REPEAT" -ge 1 ] 2>/dev/null || die "--repeat must be a whole number, at least 1"
+[ "$AFTER" -ge 1 ] 2>/dev/null || die "--after must be a whole number of seconds, at least 1"
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, AF_PACKET)"
+for tool in ip tcpdump taskset awk getconf; do
+    command -v "$tool" >/dev/null || die "$tool is missing"
+done
+
+KNOCKD=/usr/sbin/knockd
+LITE=${KNOCKD_LITE:-$ROOT/target/release/knockd-lite}
+FLOOD=$ROOT/bench/flood/target/release/knock-flood
+DOOR_PORTS=(7000 8000 9000)
+CLIENT_IP=192.0.2.1
+SERVER_IP=192.0.2.2
+HZ=$(getconf CLK_TCK)
+
+if [ "$BUILD" = 1 ]; then
+    log "building release binaries (knockd-lite, knock, knock-flood)"
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p knockd-lite -p knock-cli --bins
+    cargo build --release --quiet --manifest-path "$ROOT/bench/flood/Cargo.toml"
+fi
+[ -x "$FLOOD" ] || die "$FLOOD is missing (run without --no-build)"
+if [ -z "$KNOCK" ]; then
+    if [ -x /usr/bin/knock ]; then KNOCK=/usr/bin/knock; else KNOCK=$ROOT/target/release/knock; fi
+fi
+[ -x "$KNOCK" ] || die "knock client $KNOCK is missing"
+
+# ---------------------------------------------------------------- namespaces and cleanup
+ID=kbf$(( $$ % 100000 ))
+CNS=${ID}c SNS=${ID}s CIF=${ID}c0 SIF=${ID}s0
+WORK=$(mktemp -d /tmp/knock-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+
+# forget PID: a process that has been waited for leaves the cleanup list, so a later
+# process that reuses its id is never signalled.
+forget() {
+    local keep=() pid
+    for pid in "${PIDS[@]}"; do
+        [ "$pid" = "$1" ] || keep+=("$pid")
+    done
+    PIDS=("${keep[@]}")
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    ip netns del "$CNS" 2>/dev/null || true
+    ip netns del "$SNS" 2>/dev/null || true
+    if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns del "$CNS" 2>/dev/null || true
+ip netns del "$SNS" 2>/dev/null || true
+ip netns add "$CNS"
+ip netns add "$SNS"
+ip link add "$CIF" netns "$CNS" type veth peer name "$SIF" netns "$SNS"
+ip -n "$CNS" addr add "$CLIENT_IP/24" dev "$CIF"
+ip -n "$SNS" addr add "$SERVER_IP/24" dev "$SIF"
+for ns in "$CNS" "$SNS"; do ip -n "$ns" link set lo up; done
+ip -n "$CNS" link set "$CIF" up
+ip -n "$SNS" link set "$SIF" up
+# Spoofed sources must reach the server's capture; the server has no route back to
+# 198.18.0.0/15, so its RSTs to them die in its own routing table.
+ip netns exec "$SNS" sysctl -qw net.ipv4.conf.all.rp_filter=0 "net.ipv4.conf.$SIF.rp_filter=0"
+SERVER_MAC=$(ip netns exec "$SNS" cat "/sys/class/net/$SIF/address")
+
+if [ "$PIN" = 1 ]; then
+    GEN_PIN=(taskset -c 0) SRV_PIN=(taskset -c 1)
+else
+    GEN_PIN=() SRV_PIN=()
+fi
+
+# ---------------------------------------------------------------- helpers
+# CPU ticks (utime + stime) of a process; the comm field may hold spaces.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+now() { date +%s.%N; }
+iface_stat() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
+
+# write_conf DIR: the same door for both servers. The command appends the time it ran
+# and the knocker's address to DIR/marks.
+write_conf() {
+    cat >"$1/knockd.conf" <<EOF
+[options]
+    logfile = $1/server.log
+
+[bench]
+    sequence    = 7000,8000,9000
+    seq_timeout = 5
+    tcpflags    = syn
+    command     = date +"%s.%N %IP%" >> $1/marks
+EOF
+}
+
+SERVER_PID=""
+# start_server NAME DIR: starts the server in the server namespace, waits until its log
+# says it listens. Returns 1 (and leaves the reason in DIR/server.out) if it cannot.
+start_server() {
+    local name=$1 dir=$2 bin extra=()
+    case "$name" in
+        knockd) bin=$KNOCKD ;;
+        knockd-lite)
+            bin=$LITE
+            # State (HMAC counters) goes to the scratch folder, not /var/lib.
+            if "$LITE" --help 2>/dev/null | grep -q -- --state-dir; then
+                extra+=(--state-dir "$dir/state")
+            fi
+            # shellcheck disable=SC2206 # word splitting wanted: extra flags
+            extra+=(${KNOCKD_LITE_ARGS:-})
+            ;;
+        *) die "unknown server $name" ;;
+    esac
+    [ -x "$bin" ] || { echo "$bin is missing" >"$dir/failure"; return 1; }
+    write_conf "$dir"
+    : >"$dir/marks"
+    ip netns exec "$SNS" "${SRV_PIN[@]}" "$bin" -i "$SIF" -c "$dir/knockd.conf" "${extra[@]}" \
+        </dev/null >"$dir/server.out" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local i
+    for i in $(seq 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            wait "$SERVER_PID" && rc=0 || rc=$?
+            forget "$SERVER_PID"
+            echo "exited with status $rc: $(tr '\n' ' ' <"$dir/server.out" | cut -c1-200)" >"$dir/failure"
+            SERVER_PID=""
+            return 1
+        fi
+        if grep -q "listening on" "$dir/server.log" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "not listening after 10 s" >"$dir/failure"
+    stop_server
+    return 1
+}
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 20); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    forget "$SERVER_PID"
+    SERVER_PID=""
+}
+
+CAP_PID=""
+# start_capture FILE: records the genuine knock packets (from the client address only, so
+# the kernel filter drops the flood before it reaches tcpdump) with kernel timestamps.
+start_capture() {
+    ip netns exec "$SNS" tcpdump -i "$SIF" -nn -U --immediate-mode -Z root -w "$1" \
+        "tcp and src host $CLIENT_IP and tcp[tcpflags] & tcp-syn != 0" \
+        </dev/null 2>"$1.err" &
+    CAP_PID=$!
+    PIDS+=("$CAP_PID")
+    local i
+    for i in $(seq 50); do
+        grep -q "listening on" "$1.err" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "tcpdump did not start: $(cat "$1.err")"
+}
+
+stop_capture() {
+    kill -INT "$CAP_PID" 2>/dev/null || true
+    wait "$CAP_PID" 2>/dev/null || true
+    forget "$CAP_PID"
+    CAP_PID=""
+}
+
+# last_port_times PCAP: capture timestamps of the SYNs to the door's last port.
+last_port_times() {
+    tcpdump -nn -tt -r "$1" "tcp dst port ${DOOR_PORTS[2]}" 2>/dev/null | awk '{ print $1 }'
+}
+
+# latencies PCAP MARKS: for every command run, milliseconds since the latest knock
+# packet to the last port that came before it.
+latencies() {
+    { last_port_times "$1" | sed 's/$/ k/'; awk '{ print $1, "m" }' "$2"; } |
+        sort -n -k1,1 |
+        awk '$2 == "k" { k = $1 } $2 == "m" && k != "" { printf "%.3f\n", ($1 - k) * 1000; k = "" }'
+}
+
+# knock_and_wait DIR N: one knock, then wait up to 3 s for the Nth command line.
+knock_and_wait() {
+    ip netns exec "$CNS" "$KNOCK" "$SERVER_IP" "${DOOR_PORTS[@]}" >/dev/null 2>&1 || true
+    local i
+    for i in $(seq 300); do
+        [ "$(lines "$1/marks")" -ge "$2" ] && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
+# command_floor: the part of every latency figure that is the command itself. A shell
+# forks, starts /bin/sh -c and that runs date, 20 times; prints the median and the worst
+# milliseconds from just before the fork to the time date prints.
+command_floor() {
+    "${SRV_PIN[@]}" bash -c 'for i in $(seq 20); do
+            t0=$EPOCHREALTIME; t1=$(/bin/sh -c "date +%s.%N"); echo "$t0 $t1"
+        done' |
+        awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' | sort -n |
+        awk '{ v[NR] = $1 } END { printf "median %.2f ms, worst %.2f ms\n", (v[10] + v[11]) / 2, v[NR] }'
+}
+
+# ---------------------------------------------------------------- the runs
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=$ROOT/bench/out
+mkdir -p "$OUT"
+TSV=$OUT/flood-$STAMP.tsv
+TXT=$OUT/flood-$STAMP.txt
+printf 'server\trate\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\tload1\n' >"$TSV"
+IDLE_TSV=$OUT/idle-$STAMP.tsv
+printf 'server\tknocks\tdetected\tmedian_ms\tworst_ms\tnote\n' >"$IDLE_TSV"
+
+idle_run() {
+    local name=$1
+    local dir=$WORK/$name-idle
+    mkdir -p "$dir"
+    log "$name: idle latency over $IDLE_KNOCKS knocks"
+    if ! start_server "$name" "$dir"; then
+        printf '%s\t%s\t-\t-\t-\tdid not start: %s\n' "$name" "$IDLE_KNOCKS" "$(cat "$dir/failure")" >>"$IDLE_TSV"
+        return
+    fi
+    start_capture "$dir/knocks.pcap"
+    local n ok=0
+    for n in $(seq "$IDLE_KNOCKS"); do
+        if knock_and_wait "$dir" $((ok + 1)); then ok=$((ok + 1)); fi
+        sleep 0.1
+    done
+    stop_capture
+    stop_server
+    latencies "$dir/knocks.pcap" "$dir/marks" | sort -n >"$dir/lat"
+    local median worst
+    median=$(awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }' "$dir/lat")
+    worst=$(tail -n1 "$dir/lat")
+    printf '%s\t%s\t%s\t%s\t%s\t\n' "$name" "$IDLE_KNOCKS" "$ok" "$median" "${worst:--}" >>"$IDLE_TSV"
+}
+
+flood_run() {
+    local name=$1 rate=$2 run=$3
+    local dir=$WORK/$name-$rate-$run
+    mkdir -p "$dir"
+    log "$name: flood at ${rate/#0/full rate} for $DURATION s, knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s"
+    if ! start_server "$name" "$dir"; then
+        printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tdid not start: %s\t-\n' "$name" "$rate" "$(cat "$dir/failure")" >>"$TSV"
+        return
+    fi
+    start_capture "$dir/knocks.pcap"
+    local pid=$SERVER_PID
+    local log0 rx0 t0 t1 t2 flood_pid load1
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    log0=$(lines "$dir/server.log")
+    rx0=$(iface_stat "$SNS" "$SIF" rx_packets)
+    t0=$(cpu_ticks "$pid")
+    ip netns exec "$CNS" "${GEN_PIN[@]}" "$FLOOD" -i "$CIF" --dst-mac "$SERVER_MAC" \
+        --dst "$SERVER_IP" -p "${DOOR_PORTS[0]}" -r "$rate" -d "$DURATION" \
+        </dev/null >"$dir/flood.out" 2>&1 &
+    flood_pid=$!
+    PIDS+=("$flood_pid")
+    sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
+    ip netns exec "$CNS" "$KNOCK" "$SERVER_IP" "${DOOR_PORTS[@]}" >/dev/null 2>&1 || true
+    wait "$flood_pid" || die "knock-flood failed: $(cat "$dir/flood.out")"
+    forget "$flood_pid"
+    t1=$(cpu_ticks "$pid")
+    local rx1
+    rx1=$(iface_stat "$SNS" "$SIF" rx_packets)
+    # Watch the server after the flood: total CPU, and when it was last busy (a sample
+    # of 0.2 s with more than 25% of a core).
+    local busy_after=0 prev=$t1 cur i
+    for i in $(seq $((AFTER * 5))); do
+        sleep 0.2
+        cur=$(cpu_ticks "$pid")
+        if [ $((cur - prev)) -gt $((HZ / 20)) ]; then
+            busy_after=$(awk -v i="$i" 'BEGIN { printf "%.1f", i * 0.2 }')
+        fi
+        prev=$cur
+    done
+    t2=$cur
+    local hwm loglines
+    hwm=$(hwm_kib "$pid")
+    loglines=$(( $(lines "$dir/server.log") - log0 ))
+    stop_capture
+    stop_server
+
+    local sent sent_pps on_wire detected latency note=""
+    sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' "$dir/flood.out")
+    sent_pps=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' "$dir/flood.out")
+    on_wire=$(tcpdump -nn -r "$dir/knocks.pcap" 2>/dev/null | wc -l)
+    if [ "$(lines "$dir/marks")" -gt 0 ]; then detected=yes; else detected=no; fi
+    latency=$(latencies "$dir/knocks.pcap" "$dir/marks" | head -n1)
+    if [ "$on_wire" -lt 3 ]; then
+        note="knock lost before the server's capture ($on_wire/3 on the interface): run not valid"
+    elif [ "$detected" = no ]; then
+        # What the server's log says about the genuine knocker, to tell a lost packet
+        # from a sequence the server dropped.
+        note="log for $CLIENT_IP: $({ grep -F "$CLIENT_IP:" "$dir/server.log" || true; } | sed 's/^\[[^]]*\] *//' | tr '\n' ';' | cut -c1-120)"
+        [ "$note" = "log for $CLIENT_IP: " ] && note="log has nothing from $CLIENT_IP"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$name" "$rate" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
+        "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
+        "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%.0f", 100 * t / hz / d }')" \
+        "$(awk -v t=$((t2 - t1)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
+        "$busy_after" \
+        "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')" \
+        "$loglines" "$note" "$load1" >>"$TSV"
+}
+
+log "namespaces $CNS/$SNS, servers: $SERVERS, rates: $RATES, flood $DURATION s, after $AFTER s, knock client $KNOCK"
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+FLOOR=$(command_floor)
+# Servers take turns at each rate, so both meet much the same load from the rest of the
+# machine.
+for server in $SERVERS; do
+    idle_run "$server"
+done
+for rate in $RATES; do
+    for run in $(seq "$REPEAT"); do
+        for server in $SERVERS; do
+            flood_run "$server" "$rate" "$run"
+        done
+    done
+done
+
+# ---------------------------------------------------------------- the report
+{
+    echo "knock flood benchmark, $(date '+%Y-%m-%d %H:%M %Z'), mode $MODE"
+    echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load average at start $LOAD"
+    echo "generator pinned to CPU 0 and server to CPU 1: $([ "$PIN" = 1 ] && echo yes || echo no); knock client $KNOCK"
+    echo "knockd-lite: ${KNOCKD_LITE:-$(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)}${KNOCKD_LITE_ARGS:+, extra flags: $KNOCKD_LITE_ARGS}"
+    echo
+    echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate), one knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after"
+    awk -F'\t' 'BEGIN {
+            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
+                "server", "rate", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log", "load"
+            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
+                "", "pkt/s", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines", "1 min"
+        }
+        NR > 1 {
+            if ($3 == "-") { printf "%-11s %8s  %s\n", $1, ($2 == 0 ? "full" : $2), $15; next }
+            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s", $1, ($2 == 0 ? "full" : $2), $4, $5, $6, $7, $8, $9 " (" $10 "%)", $11, $12, $13, $14, $16
+            if ($15 != "") printf "  %s", $15
+            printf "\n"
+        }' "$TSV"
+    echo
+    echo "Idle latency: last knock packet (kernel capture time) to the command's date +%s.%N"
+    echo "(includes starting the command: fork + /bin/sh -c + date alone takes $FLOOR)"
+    awk -F'\t' 'BEGIN { printf "%-11s %7s %9s %10s %9s\n", "server", "knocks", "detected", "median ms", "worst ms" }
+        NR > 1 {
+            if ($3 == "-") { printf "%-11s %7s  %s\n", $1, $2, $6; next }
+            printf "%-11s %7s %9s %10s %9s\n", $1, $2, $3, $4, $5
+        }' "$IDLE_TSV"
+} | tee "$TXT"
+echo "written: $TXT $TSV $IDLE_TSV" >&2

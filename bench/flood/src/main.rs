@@ -1,0 +1,5 @@
+//! knock-flood's entry point; see the library.
+
+fn main() {
+    std::process::exit(knock_flood::run());
+}
