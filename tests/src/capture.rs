@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::Pair;
+use crate::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6};
 
 /// One captured packet.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +42,28 @@ impl Record {
         (self.proto == "tcp" || self.proto == "udp")
             && self.src.to_string() == src
             && self.dst.to_string() == dst
+    }
+
+    /// TCP or UDP from one of the client's addresses to one of the server's.
+    pub fn is_client_to_server(&self) -> bool {
+        [CLIENT_V4, CLIENT_V6]
+            .iter()
+            .any(|c| [SERVER_V4, SERVER_V6].iter().any(|s| self.is_from_to(c, s)))
+    }
+
+    /// How the packet looked, for comparing sequences: `tcp 7000 S`, `udp 8000 len=1`, or
+    /// tcpdump's whole line for anything else.
+    pub fn summary(&self) -> String {
+        match (
+            self.proto.as_str(),
+            &self.tcp_flags,
+            self.dport,
+            self.udp_len,
+        ) {
+            ("tcp", Some(flags), Some(port), _) => format!("tcp {port} {flags}"),
+            ("udp", _, Some(port), Some(len)) => format!("udp {port} len={len}"),
+            _ => self.line.clone(),
+        }
     }
 }
 
@@ -255,6 +277,8 @@ mod tests {
         assert_eq!(r.tcp_flags.as_deref(), Some("S"));
         assert_eq!(r.udp_len, None);
         assert!(r.is_from_to("192.0.2.1", "192.0.2.2"));
+        assert!(r.is_client_to_server());
+        assert_eq!(r.summary(), "tcp 7000 S");
 
         let r =
             parse_line("1795323135.145962 IP6 2001:db8::1.33846 > 2001:db8::2.8000: UDP, length 1")
@@ -264,14 +288,18 @@ mod tests {
             ("udp", Some(33846), Some(8000), Some(1))
         );
         assert_eq!(r.src.to_string(), "2001:db8::1");
+        assert!(r.is_client_to_server());
+        assert_eq!(r.summary(), "udp 8000 len=1");
         assert_eq!(r.tcp_flags, None);
 
         let r = parse_line("1795323135.145682 IP6 2001:db8::2.7000 > 2001:db8::1.39440: Flags [R.], seq 0, ack 244084952, win 0, length 0").unwrap();
         assert_eq!(r.tcp_flags.as_deref(), Some("R."));
         assert!(r.is_from_to("2001:db8::2", "2001:db8::1"));
+        assert!(!r.is_client_to_server());
 
         let r = parse_line("1795323135.141495 IP 192.0.2.2 > 192.0.2.1: ICMP 192.0.2.2 udp port 8000 unreachable, length 37").unwrap();
         assert_eq!((r.proto.as_str(), r.dport), ("other", None));
+        assert_eq!(r.summary(), r.line);
         assert_eq!(r.dst.to_string(), "192.0.2.1");
 
         let r = parse_line("1795323135.145601 IP6 2001:db8::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has 2001:db8::2, length 32").unwrap();

@@ -8,6 +8,8 @@ pub mod capture;
 pub mod knockd;
 pub mod lite;
 pub mod raw;
+pub mod terminal;
+pub mod wine;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

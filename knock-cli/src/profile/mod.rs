@@ -35,8 +35,14 @@ use crate::{Ctx, Failure};
     subcommand_value_name = "COMMAND",
     after_help = "\
 Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNOCK_PROFILES,
-else <config dir>/knock/profiles. The words list, show, save, remove and import are
-subcommands and cannot name a profile. The format is described in docs/profiles.md.
+else <config dir>/knock/profiles, where <config dir> is $XDG_CONFIG_HOME or ~/.config on
+Linux and FreeBSD, ~/Library/Application Support on macOS, and %APPDATA% on Windows. The
+words list, show, save, remove and import are subcommands and cannot name a profile. The
+format is described in docs/profiles.md.
+
+An [hmac] profile with neither secret_file nor secret_env asks for the secret without echo
+when stdin is a terminal (a console on Windows). A secret file that group or others can
+read is refused on Linux, macOS and FreeBSD; Windows has no mode bits, its ACL decides.
 
 Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
 missing profile, or a secret that cannot be used."

@@ -1,7 +1,7 @@
 //! Whole runs of `knock profile import`: one profile per door of a knockd.conf, and the
 //! profiles knock as the doors expect.
 
-use super::{Scratch, World, ip, sent};
+use super::{Scratch, World, ip, sent, toml_str};
 use knock_core::hit::{Hit, Proto, parse_sequence};
 
 const CONF: &str = "\
@@ -108,7 +108,12 @@ fn every_kind_of_door_becomes_a_profile() {
             secret.display()
         )
     );
-    let described = |door: &str| format!("description = \"knockd door [{door}] of {conf}\"\n");
+    let described = |door: &str| {
+        format!(
+            "description = {}\n",
+            toml_str(&format!("knockd door [{door}] of {conf}"))
+        )
+    };
     assert_eq!(
         s.profile("ssh.toml"),
         format!(
@@ -134,10 +139,10 @@ fn every_kind_of_door_becomes_a_profile() {
     assert_eq!(
         s.profile("office.toml"),
         format!(
-            "{}host = \"192.0.2.2\"\n\n[hmac]\ndoor = \"office\"\nsecret_file = \"{}\"\n\
+            "{}host = \"192.0.2.2\"\n\n[hmac]\ndoor = \"office\"\nsecret_file = {}\n\
              length = 5\nports = \"2000-2999\"\nprotocols = \"mixed\"\nstep = 60\n",
             described("office"),
-            secret.display()
+            toml_str(&secret.display().to_string())
         )
     );
 

@@ -8,7 +8,7 @@ use knock_core::hmac::Protocols;
 use knock_core::profile::{Knock, Profile, SecretRef, parse};
 use knock_core::secret::Secret;
 
-use super::{Scratch, World};
+use super::{Scratch, World, toml_str};
 
 /// The parts of keygen's output: the secret line (if printed), the door snippet, and the
 /// profile snippet.
@@ -156,7 +156,7 @@ fn secret_file_keeps_the_secret_off_stdout() {
     assert!(
         parts
             .profile
-            .contains(&format!("secret_file = \"{file}\"\n")),
+            .contains(&format!("secret_file = {}\n", toml_str(&file))),
         "{}",
         parts.profile
     );

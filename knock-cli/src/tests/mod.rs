@@ -22,6 +22,12 @@ use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
 use crate::knock::testing::{Event, Recorder};
 use crate::{Env, run_with};
 
+/// A string value as TOML writes it: a basic string, or a literal one (`'C:\x'`) when it
+/// holds backslashes, as Windows paths do.
+pub(crate) fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
 pub(crate) struct Outcome {
     pub code: i32,
     pub out: String,

@@ -481,6 +481,8 @@ fn hmac_secrets_from_a_file_or_the_terminal_and_never_shown() {
     )
     .write("ask.toml", "host = \"192.0.2.2\"\n[hmac]\ndoor = \"ssh\"\n")
     .write("ssh.secret", &format!("{K}\n"));
+    // Only unix has mode bits to check; elsewhere the file is private by its ACL.
+    #[cfg(unix)]
     set_mode(&d.0.join("ssh.secret"), 0o600);
     let want = "58063:tcp,26352:tcp,27769:tcp,27170:tcp";
     let derived = |o: &Outcome| {
@@ -804,6 +806,16 @@ fn help_for_the_profile_command() {
     let o = World::default().run(&["profile", "--help"]);
     assert_eq!(o.code, 0);
     assert!(o.out.starts_with("Knock from a saved profile"), "{}", o.out);
+    // Where profiles live, and how secrets are asked for and checked, per system.
+    let flat = o.out.split_whitespace().collect::<Vec<_>>().join(" ");
+    for said in [
+        "$XDG_CONFIG_HOME or ~/.config on Linux and FreeBSD, ~/Library/Application Support \
+         on macOS, and %APPDATA% on Windows",
+        "without echo when stdin is a terminal (a console on Windows)",
+        "is refused on Linux, macOS and FreeBSD; Windows has no mode bits",
+    ] {
+        assert!(flat.contains(said), "help lacks {said:?}:\n{}", o.out);
+    }
     let o = World::default().run(&["profile", "save", "--help"]);
     assert_eq!(o.code, 0);
     assert!(o.out.contains("--description <TEXT>"), "{}", o.out);
