@@ -14,6 +14,8 @@ pub(crate) const RESERVED: [&str; 3] = ["profile", "otp", "keygen"];
 #[derive(Debug, Parser)]
 #[command(
     name = "knock",
+    // The same name in usage lines on every system, not argv[0] (`knock.exe` on Windows).
+    bin_name = "knock",
     version,
     after_help = "\
 HIT forms (each HIT may also be a comma-separated list of them):

@@ -169,9 +169,9 @@ fn knock_exe_starts_with_the_prng_shim_beside_it() {
 
     // The help says what this system can and cannot do.
     let help = knock_ok(&host, &["--help"]);
-    // clap names the program after argv[0], which is the file name here.
+    // The usage names `knock`, as on Linux, not argv[0]'s `knock.exe`.
     assert!(
-        help.contains("Usage: knock.exe [OPTIONS] <HOST> <HIT>..."),
+        help.contains("Usage: knock [OPTIONS] <HOST> <HIT>..."),
         "{help}"
     );
     assert!(help.contains("is not possible on Windows"), "{help}");
