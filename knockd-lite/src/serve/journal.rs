@@ -85,20 +85,24 @@ impl Journal {
 
     /// Logs an engine event at `ms`.
     pub(crate) fn event(&mut self, ms: u64, event: &Event) {
-        let body = event.to_string();
         let kind = kind_of(event);
         match (source_of(event), &mut self.resolver) {
-            (Some(src), Some(resolver)) => match resolver.name(src) {
-                Name::Known(name) if self.held.is_empty() => {
-                    self.logger
-                        .event(ms, &with_name(&body, src, name.as_deref()), kind);
+            (Some(src), Some(resolver)) => {
+                let body = event.to_string();
+                match resolver.name(src) {
+                    Name::Known(name) if self.held.is_empty() => {
+                        self.logger
+                            .event(ms, &with_name(&body, src, name.as_deref()), kind);
+                    }
+                    Name::Known(_) | Name::Pending => {
+                        self.hold(ms, body, kind, Some((src, Instant::now())));
+                    }
+                    Name::Unavailable => self.line(ms, &body, kind),
                 }
-                Name::Known(_) | Name::Pending => {
-                    self.hold(ms, body, kind, Some((src, Instant::now())));
-                }
-                Name::Unavailable => self.line(ms, &body, kind),
-            },
-            _ => self.line(ms, &body, kind),
+            }
+            // The hot case in a flood: the line is formatted only if it is not folded.
+            _ if self.held.is_empty() => self.logger.event_with(ms, kind, || event.to_string()),
+            _ => self.hold(ms, event.to_string(), kind, None),
         }
     }
 
