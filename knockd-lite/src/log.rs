@@ -57,6 +57,8 @@ pub struct LocalTime {
     pub second: u32,
 }
 
+// SAFETY: POSIX declares `void tzset(void)`, which this matches; the libc crate does not
+// export it.
 unsafe extern "C" {
     fn tzset();
 }
