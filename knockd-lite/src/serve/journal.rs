@@ -17,7 +17,7 @@ const MAX_HELD: usize = 1024;
 /// The log kind of an engine event: first-stage lines are what floods produce.
 pub(crate) fn kind_of(event: &Event) -> Kind {
     match event {
-        Event::Stage { stage: 1, .. } => Kind::FirstStage,
+        e if e.is_first_stage() => Kind::FirstStage,
         Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStageTimeout,
         Event::HmacReplay { .. } => Kind::Error,
         _ => Kind::Event,
