@@ -37,11 +37,12 @@ pub(crate) fn source_of(event: &Event) -> Option<IpAddr> {
     }
 }
 
-/// `body` (which starts with `src`) with the name in place of the number, as knockd's `-l`
-/// writes it.
+/// `body` (which starts with `src`) with the name after the number, as knockd's `-l`
+/// writes it: `192.0.2.1 (client.example): door: Stage 1`.
 fn with_name(body: &str, src: IpAddr, name: Option<&str>) -> String {
-    match (name, body.strip_prefix(&src.to_string())) {
-        (Some(name), Some(rest)) => format!("{name}{rest}"),
+    let number = src.to_string();
+    match (name, body.strip_prefix(&number)) {
+        (Some(name), Some(rest)) => format!("{number} ({name}){rest}"),
         _ => body.to_string(),
     }
 }
@@ -246,7 +247,7 @@ mod tests {
                 "2001:db8::1".parse().unwrap(),
                 Some("c.test")
             ),
-            "c.test: door: Stage 1"
+            "2001:db8::1 (c.test): door: Stage 1"
         );
     }
 
@@ -297,10 +298,10 @@ mod tests {
         assert_eq!(
             bodies(&path),
             [
-                "client.test: door: Stage 2",
+                "192.0.2.1 (client.test): door: Stage 2",
                 "door: running command: open 192.0.2.1",
                 "192.0.2.9: door: Stage 2",
-                "client.test: door: Stage 3",
+                "192.0.2.1 (client.test): door: Stage 3",
             ]
         );
     }
