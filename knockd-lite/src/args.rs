@@ -48,8 +48,9 @@ pub struct Args {
     #[arg(short = '4', long = "only-ip-v4")]
     pub only_ipv4: bool,
 
-    /// Validate the configuration, print every door and the capture filter, and exit.
-    #[arg(long)]
+    /// Validate the configuration, print every door and the capture filter, and exit
+    /// (`-C` as in tportknockd).
+    #[arg(short = 'C', long)]
     pub check: bool,
 
     /// List the interfaces that can be captured on, and exit.
@@ -161,6 +162,10 @@ mod tests {
         .unwrap();
         assert!(a.check && a.list_interfaces);
         assert_eq!(a.max_attempts, 5000);
+        assert!(
+            parse(&["-C", "-c", "/tmp/k.conf"]).unwrap().check,
+            "tportknockd's -C"
+        );
         assert_eq!(a.command_limit, 20);
         assert_eq!(a.state_dir, PathBuf::from("/tmp/st"));
     }

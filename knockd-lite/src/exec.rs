@@ -118,11 +118,6 @@ impl Executor {
         })
     }
 
-    /// Changes the limit for commands started from now on.
-    pub fn set_limit(&mut self, limit: Duration) {
-        self.limit = limit;
-    }
-
     /// Readable while completions wait to be collected.
     pub fn wake_fd(&self) -> RawFd {
         self.wake.as_raw_fd()

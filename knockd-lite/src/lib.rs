@@ -104,7 +104,16 @@ fn check(args: &Args) -> i32 {
 }
 
 fn load_config(args: &Args) -> Result<knock_core::conf::Config, String> {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
-    knock_core::conf::parse(&text, &args.config).map_err(|e| e.to_string())
+    read_config(&args.config, &args.config)
+}
+
+/// Reads and parses the config at `path`; messages (`path:line: message`) name it `shown`,
+/// the path as it was given on the command line.
+pub(crate) fn read_config(
+    path: &std::path::Path,
+    shown: &std::path::Path,
+) -> Result<knock_core::conf::Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", shown.display()))?;
+    knock_core::conf::parse(&text, shown).map_err(|e| e.to_string())
 }

@@ -61,6 +61,13 @@ fn check_prints_doors_and_filter() {
     let out = run(&["--check", "-c", conf.arg()]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();
+    let short = run(&["-C", "-c", conf.arg()]);
+    assert_eq!(short.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(short.stdout).unwrap(),
+        stdout,
+        "-C is --check"
+    );
     assert!(stdout.starts_with(&format!("{}: OK, 1 door\n", conf.path().display())));
     assert!(stdout.contains("  sequence:       7000:tcp,8000:udp\n"));
     assert!(stdout.ends_with(

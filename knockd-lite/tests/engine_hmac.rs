@@ -118,6 +118,14 @@ fn hmac_rejects_a_replay() {
     let mut h = harness(DOOR, &[c0()]);
     h.play(&knock_trace("192.0.2.10", &seq, 100));
     assert!(h.opened().is_empty());
+    assert_eq!(
+        h.logs().last().unwrap(),
+        &format!(
+            "192.0.2.10: ssh: replayed HMAC sequence (counter {}), no command run",
+            c0()
+        ),
+        "the sequence was matched, and refused as a replay"
+    );
     assert!(
         !h.actions
             .iter()

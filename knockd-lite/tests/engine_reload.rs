@@ -47,7 +47,9 @@ fn reload_keeps_pending_stops_of_removed_doors() {
     h.play("0 192.0.2.10 tcp 7000\n10 192.0.2.10 tcp 8000\n10 192.0.2.10 tcp 9000\n");
     h.finish_commands();
     reload(&mut h, B, Inputs::default());
-    h.wait(5000);
+    h.wait(4999);
+    assert!(h.stopped().is_empty(), "the stop keeps its time");
+    h.wait(1);
     assert_eq!(h.stopped(), ["192.0.2.10 a"]);
 }
 
@@ -92,11 +94,19 @@ fn reload_keeps_one_time_attempts_only_on_the_same_line() {
     reload(&mut h, conf, list(" 11,12,13\n 21,22,23\n"));
     h.play("10 192.0.2.10 tcp 13\n");
     assert_eq!(h.opened(), ["192.0.2.10 otp"]);
-    // The file was edited: the active line differs, the attempt goes.
+    // The file was edited: the active line (still line 2) differs, the attempt goes. Had
+    // it survived at stage 2, 23 and 24 would complete the edited line.
     h.play("10 192.0.2.10 tcp 21\n10 192.0.2.10 tcp 22\n");
-    reload(&mut h, conf, list("#11,12,13\n 21,22,24\n"));
-    h.play("10 192.0.2.10 tcp 23\n");
+    assert_eq!(h.engine.stats().live_attempts, 1);
+    reload(&mut h, conf, list("#11,12,13\n 21,22,23,24\n"));
+    assert_eq!(h.engine.stats().live_attempts, 0);
+    h.play("10 192.0.2.10 tcp 23\n10 192.0.2.10 tcp 24\n");
     assert_eq!(h.opened().len(), 1);
+    // The edited line itself opens from its first step.
+    h.play(
+        "10 192.0.2.10 tcp 21\n10 192.0.2.10 tcp 22\n10 192.0.2.10 tcp 23\n10 192.0.2.10 tcp 24\n",
+    );
+    assert_eq!(h.opened(), ["192.0.2.10 otp", "192.0.2.10 otp"]);
 }
 
 #[test]

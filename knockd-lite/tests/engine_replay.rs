@@ -81,6 +81,7 @@ fn case_wrong_port_resets() {
         "0 192.0.2.10 tcp 7000\n50 192.0.2.10 tcp 1234\n50 192.0.2.10 tcp 8000\n50 192.0.2.10 tcp 9000\n",
     );
     assert_eq!(h.opened(), ["192.0.2.10 open"]);
+    assert_eq!(h.engine.stats().ignored, 1);
 }
 
 #[test]
@@ -153,6 +154,8 @@ fn rule1_local_addresses_can_change() {
     h.engine.set_local_addrs(["198.51.100.1".parse().unwrap()]);
     h.play("0 192.0.2.10 tcp 7000\n50 192.0.2.10 tcp 8000\n50 192.0.2.10 tcp 9000\n");
     assert!(h.opened().is_empty());
+    assert!(h.logs().is_empty(), "the old address is no longer local");
+    assert_eq!(h.engine.stats().ignored, 3);
     h.play(
         "0 192.0.2.10 tcp 7000 -> 198.51.100.1\n50 192.0.2.10 tcp 8000 -> 198.51.100.1\n\
          50 192.0.2.10 tcp 9000 -> 198.51.100.1\n",
@@ -182,6 +185,8 @@ fn rule2_wrong_door_port_cancels() {
         "0 192.0.2.10 tcp 7000\n50 192.0.2.10 tcp 9000\n50 192.0.2.10 tcp 8000\n50 192.0.2.10 tcp 9000\n",
     );
     assert!(h.opened().is_empty());
+    // Only the first knock counted: 9000 cancelled it, and 8000 and 9000 start nothing.
+    assert_eq!(h.logs(), ["192.0.2.10: open: Stage 1"]);
     assert_eq!(h.engine.stats().live_attempts, 0);
 }
 
@@ -193,6 +198,8 @@ fn rule2_wrong_protocol_cancels() {
         "0 192.0.2.10 tcp 7000\n50 192.0.2.10 tcp 9000\n50 192.0.2.10 udp 8000\n50 192.0.2.10 tcp 9000\n",
     );
     assert!(h.opened().is_empty());
+    assert_eq!(h.logs(), ["192.0.2.10: open: Stage 1"]);
+    assert_eq!(h.engine.stats().live_attempts, 0);
 }
 
 #[test]
@@ -204,6 +211,8 @@ fn rule2_packet_on_another_doors_port_cancels() {
         "0 192.0.2.10 tcp 7000\n50 192.0.2.10 tcp 6666\n50 192.0.2.10 tcp 8000\n50 192.0.2.10 tcp 9000\n",
     );
     assert!(h.opened().is_empty());
+    assert_eq!(h.logs(), ["192.0.2.10: open: Stage 1"]);
+    assert_eq!(h.engine.stats().live_attempts, 0);
 }
 
 #[test]
@@ -242,6 +251,8 @@ fn rule2_udp_packet_is_never_ignored() {
     );
     h.play("0 192.0.2.10 udp 7000\n50 192.0.2.10 udp 9000\n50 192.0.2.10 udp 8000\n50 192.0.2.10 udp 9000\n");
     assert!(h.opened().is_empty());
+    assert_eq!(h.logs(), ["192.0.2.10: open: Stage 1"]);
+    assert_eq!(h.engine.stats().live_attempts, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -267,6 +278,11 @@ fn rule3_first_step_of_another_door_does_not_start_while_advancing() {
         Harness::new("[a]\nsequence = 1,2,3\ncommand = a\n[b]\nsequence = 2,5\ncommand = b\n");
     h.play("0 192.0.2.10 tcp 1\n50 192.0.2.10 tcp 2\n50 192.0.2.10 tcp 5\n");
     assert!(h.opened().is_empty());
+    assert_eq!(
+        h.logs(),
+        ["192.0.2.10: a: Stage 1", "192.0.2.10: a: Stage 2"]
+    );
+    assert_eq!(h.engine.stats().live_attempts, 0);
 }
 
 #[test]
@@ -371,8 +387,22 @@ fn rule5_stop_needs_a_start() {
     h.play("0 192.0.2.10 tcp 1001\n");
     h.finish_commands();
     h.wait(100);
-    assert!(h.opened().is_empty());
-    assert!(h.stopped().is_empty());
+    // The knock completes, but with no start command nothing runs, now or later.
+    assert_eq!(
+        h.logs(),
+        ["192.0.2.10: d: Stage 1", "192.0.2.10: d: OPEN SESAME"]
+    );
+    assert!(
+        !h.actions
+            .iter()
+            .any(|a| matches!(a, Action::RunCommand { .. }))
+    );
+    assert_eq!(h.engine.next_deadline(), None);
+    assert!(
+        h.engine
+            .shutdown(knockd_lite::engine::Timestamp::from_millis(h.now))
+            .is_empty()
+    );
 }
 
 #[test]

@@ -218,12 +218,12 @@ fn lookup_names_go_to_the_log_and_numbers_to_commands() {
         wait_lines(&lite.path("events"), 2, WAIT),
         ["door 192.0.2.1", "door 2001:db8::1"]
     );
-    lite.wait_log("client6.test: door: OPEN SESAME", 1, WAIT);
+    lite.wait_log("2001:db8::1 (client6.test): door: OPEN SESAME", 1, WAIT);
     let bodies = lite.log_bodies();
     for want in [
-        "client.test: door: Stage 1",
-        "client.test: door: OPEN SESAME",
-        "client6.test: door: Stage 3",
+        "192.0.2.1 (client.test): door: Stage 1",
+        "192.0.2.1 (client.test): door: OPEN SESAME",
+        "2001:db8::1 (client6.test): door: Stage 3",
     ] {
         assert!(bodies.contains(&want.to_string()), "{}", lite.output());
     }

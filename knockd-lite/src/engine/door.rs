@@ -141,7 +141,7 @@ impl Door {
                         message: e.to_string(),
                     })?;
                     let mut state = HmacState::new(params, input.secret, h.skew, input.used);
-                    let variants = state.refresh(now_ms, flags).unwrap_or_default();
+                    let variants = state.refresh(now_ms, flags, &[]).unwrap_or_default();
                     (Kind::Hmac(Box::new(state)), variants)
                 }
             };

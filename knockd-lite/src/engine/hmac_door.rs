@@ -13,9 +13,8 @@ pub(super) struct HmacState {
     secret: Secret,
     skew: u64,
     used: HashSet<u64>,
-    /// The counter the window is centred on.
+    /// The counter the window is centred on. The window's sequences are the door's variants.
     center: Option<u64>,
-    window: Vec<Variant>,
 }
 
 impl HmacState {
@@ -31,7 +30,6 @@ impl HmacState {
             skew,
             used: used.into_iter().collect(),
             center: None,
-            window: Vec::new(),
         }
     }
 
@@ -40,8 +38,14 @@ impl HmacState {
     }
 
     /// Moves the window to the counter of `now_ms`. Returns the new live sequences when it
-    /// moved, `None` when it was already there.
-    pub(super) fn refresh(&mut self, now_ms: u64, flags: FlagRule) -> Option<Vec<Variant>> {
+    /// moved (reusing those of `current`, the live ones so far, that stay), `None` when it
+    /// was already there.
+    pub(super) fn refresh(
+        &mut self,
+        now_ms: u64,
+        flags: FlagRule,
+        current: &[Variant],
+    ) -> Option<Vec<Variant>> {
         let c = self.params.counter(now_ms / 1000);
         if self.center == Some(c) {
             return None;
@@ -49,9 +53,9 @@ impl HmacState {
         self.center = Some(c);
         let lo = c.saturating_sub(self.skew);
         let hi = c.saturating_add(self.skew);
-        let old = std::mem::take(&mut self.window);
+        let mut window = Vec::new();
         for counter in lo..=hi {
-            let seq = match old.iter().find(|v| v.key == counter) {
+            let seq = match current.iter().find(|v| v.key == counter) {
                 Some(v) => v.seq.clone(),
                 // The parameters were validated when the door was built.
                 None => match self.params.derive(&self.secret, counter) {
@@ -59,11 +63,11 @@ impl HmacState {
                     Err(_) => continue,
                 },
             };
-            self.window.push(Variant { key: counter, seq });
+            window.push(Variant { key: counter, seq });
         }
         // The window only moves forward, so counters below it can never match again.
         self.used.retain(|&k| k >= lo);
-        Some(self.window.clone())
+        Some(window)
     }
 
     /// When the window moves next, in ms.

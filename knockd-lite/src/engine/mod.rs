@@ -550,7 +550,7 @@ impl Engine {
         for door in &mut self.doors {
             let flags = door.flags();
             if let Kind::Hmac(h) = &mut door.kind
-                && let Some(variants) = h.refresh(now, flags)
+                && let Some(variants) = h.refresh(now, flags, &door.variants)
             {
                 door.variants = variants;
                 moved = true;

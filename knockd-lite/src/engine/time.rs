@@ -31,15 +31,6 @@ impl Timestamp {
     pub const fn unix_seconds(self) -> u64 {
         self.0 / 1000
     }
-
-    pub fn saturating_add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(millis(d)))
-    }
-
-    /// Time from `earlier` to `self`, zero if `earlier` is later.
-    pub fn saturating_since(self, earlier: Timestamp) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
-    }
 }
 
 /// `1700000000.250` (seconds.milliseconds since the epoch).
@@ -65,11 +56,6 @@ mod tests {
         assert_eq!(t.as_millis(), 1_700_000_000_250);
         assert_eq!(t.unix_seconds(), 1_700_000_000);
         assert_eq!(t.to_string(), "1700000000.250");
-        assert_eq!(
-            t.saturating_add(Duration::from_millis(750)).unix_seconds(),
-            1_700_000_001
-        );
-        assert_eq!(Timestamp::from_secs(2).saturating_since(t), Duration::ZERO);
         assert_eq!(
             Timestamp::from_system_time(UNIX_EPOCH - Duration::from_secs(1)),
             Timestamp::default()

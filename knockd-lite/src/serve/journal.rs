@@ -17,7 +17,7 @@ const MAX_HELD: usize = 1024;
 /// The log kind of an engine event: first-stage lines are what floods produce.
 pub(crate) fn kind_of(event: &Event) -> Kind {
     match event {
-        Event::Stage { stage: 1, .. } => Kind::FirstStage,
+        e if e.is_first_stage() => Kind::FirstStage,
         Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStageTimeout,
         Event::HmacReplay { .. } => Kind::Error,
         _ => Kind::Event,
@@ -37,11 +37,12 @@ pub(crate) fn source_of(event: &Event) -> Option<IpAddr> {
     }
 }
 
-/// `body` (which starts with `src`) with the name in place of the number, as knockd's `-l`
-/// writes it.
+/// `body` (which starts with `src`) with the name after the number, as knockd's `-l`
+/// writes it: `192.0.2.1 (client.example): door: Stage 1`.
 fn with_name(body: &str, src: IpAddr, name: Option<&str>) -> String {
-    match (name, body.strip_prefix(&src.to_string())) {
-        (Some(name), Some(rest)) => format!("{name}{rest}"),
+    let number = src.to_string();
+    match (name, body.strip_prefix(&number)) {
+        (Some(name), Some(rest)) => format!("{number} ({name}){rest}"),
         _ => body.to_string(),
     }
 }
@@ -85,20 +86,24 @@ impl Journal {
 
     /// Logs an engine event at `ms`.
     pub(crate) fn event(&mut self, ms: u64, event: &Event) {
-        let body = event.to_string();
         let kind = kind_of(event);
         match (source_of(event), &mut self.resolver) {
-            (Some(src), Some(resolver)) => match resolver.name(src) {
-                Name::Known(name) if self.held.is_empty() => {
-                    self.logger
-                        .event(ms, &with_name(&body, src, name.as_deref()), kind);
+            (Some(src), Some(resolver)) => {
+                let body = event.to_string();
+                match resolver.name(src) {
+                    Name::Known(name) if self.held.is_empty() => {
+                        self.logger
+                            .event(ms, &with_name(&body, src, name.as_deref()), kind);
+                    }
+                    Name::Known(_) | Name::Pending => {
+                        self.hold(ms, body, kind, Some((src, Instant::now())));
+                    }
+                    Name::Unavailable => self.line(ms, &body, kind),
                 }
-                Name::Known(_) | Name::Pending => {
-                    self.hold(ms, body, kind, Some((src, Instant::now())));
-                }
-                Name::Unavailable => self.line(ms, &body, kind),
-            },
-            _ => self.line(ms, &body, kind),
+            }
+            // The hot case in a flood: the line is formatted only if it is not folded.
+            _ if self.held.is_empty() => self.logger.event_with(ms, kind, || event.to_string()),
+            _ => self.hold(ms, event.to_string(), kind, None),
         }
     }
 
@@ -242,7 +247,7 @@ mod tests {
                 "2001:db8::1".parse().unwrap(),
                 Some("c.test")
             ),
-            "c.test: door: Stage 1"
+            "2001:db8::1 (c.test): door: Stage 1"
         );
     }
 
@@ -293,10 +298,10 @@ mod tests {
         assert_eq!(
             bodies(&path),
             [
-                "client.test: door: Stage 2",
+                "192.0.2.1 (client.test): door: Stage 2",
                 "door: running command: open 192.0.2.1",
                 "192.0.2.9: door: Stage 2",
-                "client.test: door: Stage 3",
+                "192.0.2.1 (client.test): door: Stage 3",
             ]
         );
     }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use knock_core::conf::{self, Config, SequenceSource};
+use knock_core::conf::{Config, SequenceSource};
 
 use crate::args::Args;
 use crate::capture::bpf::Families;
@@ -48,10 +48,8 @@ impl Settings {
 /// the command line. `base` is the start-up directory.
 pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), String> {
     let config_path = base.join(&args.config);
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
     // Messages name the file as it was given.
-    let mut config = conf::parse(&text, &args.config).map_err(|e| e.to_string())?;
+    let mut config = crate::read_config(&config_path, &args.config)?;
     anchor(&mut config, base);
     let name = config_path.file_name().map_or_else(
         || "knockd.conf".into(),
