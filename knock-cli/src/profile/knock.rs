@@ -54,6 +54,7 @@ pub(crate) fn knock(
         Mode::new(args.dry_run, args.json),
     )?;
     plan.send.raw_tcp = settings.raw;
+    plan.send.source_port = args.source_port;
     match &profile.knock {
         Knock::Sequence(seq) => {
             plan.hits = seq.hits(settings.default_proto()).to_vec();

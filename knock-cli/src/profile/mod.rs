@@ -92,6 +92,11 @@ pub(crate) struct KnockFromProfile {
     #[arg(long)]
     pub raw: bool,
 
+    /// Send every hit from this source port (default: a random port per raw hit, an
+    /// ephemeral one per plain hit)
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
+
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -124,6 +129,7 @@ impl KnockFromProfile {
             ipv4,
             ipv6,
             raw,
+            source_port,
             verbose,
             quiet,
             dry_run,
@@ -133,6 +139,7 @@ impl KnockFromProfile {
         name.is_none()
             && host.is_none()
             && delay.is_none()
+            && source_port.is_none()
             && at.is_none()
             && ![udp, ipv4, ipv6, raw, verbose, quiet, dry_run, json]
                 .iter()
@@ -354,7 +361,10 @@ mod tests {
             }
         );
         assert!(a.knock.verbose);
+        assert_eq!(a.knock.source_port, None);
         assert_eq!(a.knock.overrides().family, Some(Family::Ipv6));
+        let a = parse(&["ssh", "--source-port", "40000"]).unwrap();
+        assert_eq!(a.knock.source_port, Some(40000));
         let a = parse(&["-4", "ssh", "-q"]).unwrap();
         assert_eq!(a.knock.overrides().family, Some(Family::Ipv4));
         assert!(a.knock.quiet);
@@ -467,6 +477,17 @@ mod tests {
                 ErrorKind::ArgumentConflict,
                 "'--verbose' cannot be used with '--quiet'",
             ),
+            (
+                &["ssh", "--source-port", "0"],
+                ErrorKind::ValueValidation,
+                "invalid value '0' for '--source-port <PORT>': 0 is not in 1..=65535",
+            ),
+            (
+                &["--source-port", "40000", "list"],
+                ErrorKind::ArgumentConflict,
+                "the subcommand 'list' cannot be used with a profile NAME or the options \
+                 for knocking",
+            ),
             (&["ssh", "extra"], ErrorKind::UnknownArgument, "'extra'"),
             (
                 &["-v", "list"],
@@ -526,6 +547,7 @@ mod tests {
             "--profiles <DIR>",
             "--dry-run",
             "--at <UNIX_SECONDS>",
+            "--source-port <PORT>",
             "docs/profiles.md",
         ] {
             assert!(help.contains(text), "help lacks {text:?}:\n{help}");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use knock_core::hit::{Hit, Proto, format_sequence, parse_sequence};
-use knock_core::send::Privilege;
+use knock_core::send::{Privilege, SendOptions};
 
 use super::{Outcome, Scratch, World, ip, sent};
 use crate::knock::testing::{Event, Recorder};
@@ -191,6 +191,43 @@ fn the_command_line_wins_over_the_profile() {
         ]
     );
     assert_eq!(o.options.map(|s| s.raw_tcp), Some(true));
+}
+
+#[test]
+fn source_port_reaches_the_sender_with_the_profiles_raw() {
+    let d = Dir::new("source-port");
+    d.write(
+        "p.toml",
+        "host = \"192.0.2.2\"\nsequence = \"7000,8000:udp\"\nraw = true\n",
+    );
+    let root = World {
+        privilege: Privilege::Raw,
+        ..World::default()
+    };
+    let o = d.run_in(root, &["p", "--source-port", "40000"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let want = SendOptions {
+        raw_tcp: true,
+        source_port: Some(40000),
+    };
+    assert_eq!(o.options, Some(want));
+    let a = ip("192.0.2.2");
+    assert_eq!(
+        o.events,
+        [
+            Event::SentRaw(Hit::tcp(7000), a),
+            Event::Sent(Hit::udp(8000), a)
+        ]
+    );
+    // Without the option the sender picks its own ports.
+    let o = d.run_in(
+        World {
+            privilege: Privilege::Raw,
+            ..World::default()
+        },
+        &["p"],
+    );
+    assert_eq!(o.options.and_then(|s| s.source_port), None);
 }
 
 #[test]
