@@ -67,7 +67,8 @@ pub(crate) struct KnockArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub source_port: Option<u16>,
 
-    /// Print the hits that would be sent, and send nothing (HOST is still resolved)
+    /// Print the hits that would be sent, and send nothing (HOST is still resolved; a hit
+    /// a real run would refuse gets a note on stderr)
     #[arg(long)]
     pub dry_run: bool,
 
