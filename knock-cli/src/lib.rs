@@ -244,7 +244,7 @@ pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(),
         Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json())?,
         Mode::Send if refused.is_empty() => {
             let mut progress: Box<dyn Progress> =
-                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet, false) {
+                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet) {
                     Box::new(Bar::stderr(plan.hits.len(), &plan.host))
                 } else {
                     Box::new(Silent)
