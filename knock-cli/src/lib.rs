@@ -13,7 +13,7 @@
 //! * [`keygen`]: `knock keygen` makes an HMAC secret with its door and profile.
 //!
 //! Everything outside the process (stdout, stderr, the sender, the sleeper, environment
-//! variables, the clock, the terminal) comes in through [`Env`], so whole runs are tested
+//! variables, the clock, the terminal) comes in through [`Ctx`], so whole runs are tested
 //! with stand-ins.
 
 // The map above is for readers of the private items (`cargo doc --document-private-items`),
@@ -65,8 +65,8 @@ where
     let mut prompt = TerminalPrompt;
     run_with(
         args,
-        Env {
-            out: &mut stdout,
+        Ctx {
+            out: Out::new(&mut stdout),
             err: &mut stderr,
             sender: &mut sender,
             sleep: &mut sleep,
@@ -90,8 +90,9 @@ fn unix_now() -> u64 {
 pub(crate) type MakeSender<'a> = dyn FnMut(SendOptions) -> Box<dyn Sender> + 'a;
 
 /// The outside world of a run, passed in so tests can stand in for it.
-pub(crate) struct Env<'a> {
-    pub out: &'a mut dyn Write,
+pub(crate) struct Ctx<'a> {
+    /// stdout, where a closed pipe ends the output but not the run.
+    pub out: Out<'a>,
     pub err: &'a mut dyn Write,
     pub sender: &'a mut MakeSender<'a>,
     pub sleep: &'a mut dyn FnMut(Duration),
@@ -102,18 +103,6 @@ pub(crate) struct Env<'a> {
     /// Where a secret is asked for when a profile names no file or variable.
     pub prompt: &'a mut dyn Prompt,
     /// Whether stderr is a terminal, where a progress bar may be drawn.
-    pub stderr_terminal: bool,
-}
-
-/// A run's world while it runs: [`Env`] with stdout wrapped in [`Out`].
-pub(crate) struct Ctx<'a> {
-    pub out: Out<'a>,
-    pub err: &'a mut dyn Write,
-    pub sender: &'a mut MakeSender<'a>,
-    pub sleep: &'a mut dyn FnMut(Duration),
-    pub vars: &'a dyn Fn(&str) -> Option<OsString>,
-    pub now: &'a dyn Fn() -> u64,
-    pub prompt: &'a mut dyn Prompt,
     pub stderr_terminal: bool,
 }
 
@@ -136,27 +125,7 @@ impl Ctx<'_> {
     }
 }
 
-pub(crate) fn run_with(args: Vec<OsString>, env: Env<'_>) -> i32 {
-    let Env {
-        out,
-        err,
-        sender,
-        sleep,
-        vars,
-        now,
-        prompt,
-        stderr_terminal,
-    } = env;
-    let mut ctx = Ctx {
-        out: Out::new(out),
-        err,
-        sender,
-        sleep,
-        vars,
-        now,
-        prompt,
-        stderr_terminal,
-    };
+pub(crate) fn run_with(args: Vec<OsString>, mut ctx: Ctx<'_>) -> i32 {
     match dispatch(args, &mut ctx) {
         Ok(()) => 0,
         Err(failure) => failure.report(ctx.err),

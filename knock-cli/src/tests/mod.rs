@@ -20,7 +20,8 @@ use knock_core::secret::source::Prompt;
 use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
 
 use crate::knock::testing::{Event, Recorder};
-use crate::{Env, run_with};
+use crate::output::Out;
+use crate::{Ctx, run_with};
 
 /// A string value as TOML writes it: a basic string, or a literal one (`'C:\x'`) when it
 /// holds backslashes, as Windows paths do.
@@ -134,8 +135,8 @@ impl World {
         let mut err = Vec::new();
         let code = run_with(
             args,
-            Env {
-                out,
+            Ctx {
+                out: Out::new(out),
                 err: &mut err,
                 sender: &mut make,
                 sleep: &mut sleep,
