@@ -5,11 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
+use knock_core::profile::Family;
 use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
-use crate::resolve::{Family, resolve};
+use crate::resolve::{chosen, resolve};
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,11 +54,7 @@ impl Plan {
     /// there is a runtime error). Hits come first so a typo never waits on a lookup.
     pub(crate) fn new(args: KnockArgs) -> Result<Plan, Failure> {
         let hits = parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
-        let family = match (args.ipv4, args.ipv6) {
-            (true, _) => Family::V4,
-            (_, true) => Family::V6,
-            _ => Family::Any,
-        };
+        let family = chosen(args.ipv4, args.ipv6).unwrap_or_default();
         let mut plan = Plan::resolve(
             args.host,
             family,

@@ -11,13 +11,12 @@ use std::time::Duration;
 use anyhow::anyhow;
 use knock_core::otp::file::{ConsumeError, consume, peek};
 use knock_core::profile::store::Store;
-use knock_core::profile::{Family, HmacKnock, Kind, Knock, OneTime};
+use knock_core::profile::{HmacKnock, Kind, Knock, OneTime};
 use knock_core::secret::source::{SecretError, load_with};
 
 use super::{KnockFromProfile, store_failure};
 use crate::otp::otp_failure;
 use crate::plan::{Mode, Plan};
-use crate::resolve;
 use crate::{Ctx, Failure, execute};
 
 /// Knocks from profile NAME, or lists what it would send (`--dry-run`), with the command
@@ -47,7 +46,7 @@ pub(crate) fn knock(
         .map_err(|e| Failure::usage(anyhow!(e).context(format!("profile {name:?}"))))?;
     let mut plan = Plan::resolve(
         settings.host.clone(),
-        family(settings.family),
+        settings.family,
         Vec::new(),
         Duration::from_millis(settings.delay_ms),
         args.verbose,
@@ -131,31 +130,11 @@ fn hmac(
     execute(&plan, ctx, args.quiet)
 }
 
-fn family(f: Family) -> resolve::Family {
-    match f {
-        Family::Any => resolve::Family::Any,
-        Family::Ipv4 => resolve::Family::V4,
-        Family::Ipv6 => resolve::Family::V6,
-    }
-}
-
 /// No secret: 2 (the profile, the file's mode or the environment needs fixing), except a
 /// terminal that failed while reading.
 fn secret_failure(e: SecretError) -> Failure {
     match e {
         SecretError::Prompt(_) => Failure::runtime(e),
         _ => Failure::usage(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn families_map_one_to_one() {
-        assert_eq!(family(Family::Any), resolve::Family::Any);
-        assert_eq!(family(Family::Ipv4), resolve::Family::V4);
-        assert_eq!(family(Family::Ipv6), resolve::Family::V6);
     }
 }

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use knock_core::profile::Overrides;
 use knock_core::profile::store::{self, Store, StoreError};
-use knock_core::profile::{Family, Overrides};
 
 use crate::{Ctx, Failure};
 
@@ -148,16 +148,11 @@ impl KnockFromProfile {
 
     /// The options given, to apply over the profile's values.
     pub(crate) fn overrides(&self) -> Overrides {
-        let family = match (self.ipv4, self.ipv6) {
-            (true, _) => Some(Family::Ipv4),
-            (_, true) => Some(Family::Ipv6),
-            _ => None,
-        };
         Overrides {
             host: self.host.clone(),
             delay_ms: self.delay,
             udp: self.udp.then_some(true),
-            family,
+            family: crate::resolve::chosen(self.ipv4, self.ipv6),
             raw: self.raw.then_some(true),
         }
     }
@@ -314,6 +309,7 @@ pub(crate) fn store_failure(e: StoreError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use knock_core::profile::Family;
 
     fn parse(line: &[&str]) -> Result<ProfileArgs, clap::Error> {
         ProfileArgs::parse(
