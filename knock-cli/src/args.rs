@@ -159,7 +159,12 @@ mod tests {
         // A negative port reaches the hit grammar, which names it, instead of clap.
         assert_eq!(parse(&["h", "-1"]).unwrap().hits, ["-1"]);
         // After `--` a reserved word still cannot be a host.
-        assert!(parse(&["--", "profile", "1"]).is_err());
+        let err = parse(&["--", "profile", "1"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(
+            err.to_string().contains(&reserved_message("profile")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -493,20 +493,41 @@ fn hmac_knocks_send_the_sequence_of_now() {
         sent(&o.events),
         to(&seq("58063,26352,27769,27170"), "192.0.2.2")
     );
-    // Without --at a dry run shows now too.
-    let world = World {
-        now: 1_700_000_009,
-        ..with_secret()
+    // Without --at a dry run shows now: exactly what --at now shows. The last second of
+    // the step still lists the sequence just sent; the next second starts a new one.
+    let listing = |now: u64| {
+        let o = d.run_in(
+            World {
+                now,
+                ..with_secret()
+            },
+            &["ssh", "--dry-run"],
+        );
+        let at = d.run_in(
+            with_secret(),
+            &["ssh", "--dry-run", "--at", &now.to_string()],
+        );
+        assert_eq!((o.code, at.code), (0, 0), "{} {}", o.err, at.err);
+        assert_eq!(o.out, at.out, "now {now}");
+        o.out
     };
-    let o = d.run_in(world, &["ssh", "--dry-run"]);
-    assert!(o.out.contains("counter 56666666 "), "{}", o.out);
-    let world = World {
-        now: 1_700_000_010,
-        ..with_secret()
-    };
-    let o = d.run_in(world, &["ssh", "--dry-run"]);
-    assert!(o.out.contains("counter 56666667 "), "{}", o.out);
-    assert!(!o.out.contains("58063"), "a new step, a new sequence");
+    let last = listing(1_700_000_009);
+    assert!(
+        last.starts_with("door \"ssh\", counter 56666666 "),
+        "{last}"
+    );
+    let sent_lines: Vec<String> = seq("58063,26352,27769,27170")
+        .iter()
+        .map(|h| format!("would hit tcp 192.0.2.2:{}", h.port))
+        .collect();
+    assert_eq!(last.lines().skip(1).collect::<Vec<_>>(), sent_lines);
+    let next = listing(1_700_000_010);
+    assert!(
+        next.starts_with("door \"ssh\", counter 56666667 "),
+        "{next}"
+    );
+    assert_eq!(next.lines().count(), 5, "{next}");
+    assert_ne!(next.lines().skip(1).collect::<Vec<_>>(), sent_lines);
 }
 
 #[test]
