@@ -336,7 +336,24 @@ fn a_refused_line_is_not_used() {
     let o = d.run(&["vpn"]);
     assert_eq!(o.code, 2);
     assert!(o.events.is_empty());
+    assert_eq!(
+        o.err,
+        "knock: hit 1 of 1 (1001:tcp:fin): exact TCP flags need a raw socket, which needs \
+         root or CAP_NET_RAW\n\
+         knock: nothing was sent; to send these hits, run knock as root, give it \
+         CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
+         the flags\n"
+    );
     assert_eq!(d.read("vpn.otp"), " 1001:tcp:fin\n 2001\n");
+    // With the privilege the same line is the one sent, and only then marked.
+    let root = World {
+        privilege: Privilege::Raw,
+        ..World::default()
+    };
+    let o = d.run_in(root, &["vpn"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    assert_eq!(sent(&o.events), to(&seq("1001:tcp:fin"), "192.0.2.2"));
+    assert_eq!(d.read("vpn.otp"), "#1001:tcp:fin\n 2001\n");
 }
 
 #[test]
