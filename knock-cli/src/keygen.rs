@@ -335,12 +335,7 @@ mod tests {
             ),
             (&["--secret", "x"], ErrorKind::UnknownArgument, "'--secret'"),
         ];
-        for (line, kind, text) in table {
-            let err = parse(line).expect_err(&format!("{line:?}"));
-            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
-            let rendered = err.to_string();
-            assert!(rendered.contains(text), "{line:?}: {rendered}");
-        }
+        crate::tests::assert_rejected(table, parse);
         // Parameters that parse one by one but cannot derive a sequence together.
         let a = parse(&["--protocols", "udp", "--flags", "fin"]).unwrap();
         assert_eq!(

@@ -208,12 +208,7 @@ mod tests {
             ),
             (&["mint"], ErrorKind::InvalidSubcommand, "'mint'"),
         ];
-        for (line, kind, text) in table {
-            let err = parse(line).expect_err(&format!("{line:?}"));
-            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
-            let rendered = err.to_string();
-            assert!(rendered.contains(text), "{line:?}: {rendered}");
-        }
+        crate::tests::assert_rejected(table, parse);
         // Bare `knock otp` shows the help, and is still a usage error.
         let err = parse(&[]).unwrap_err();
         assert_eq!(err.exit_code(), 2);

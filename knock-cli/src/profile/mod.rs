@@ -520,13 +520,7 @@ mod tests {
                 "<KNOCKD_CONF>",
             ),
         ];
-        for (line, kind, text) in table {
-            let err = parse(line).expect_err(&format!("{line:?}"));
-            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
-            assert_eq!(err.exit_code(), 2, "{line:?}");
-            let rendered = err.to_string();
-            assert!(rendered.contains(text), "{line:?}: {rendered}");
-        }
+        crate::tests::assert_rejected(table, parse);
     }
 
     #[test]

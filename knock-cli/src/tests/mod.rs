@@ -229,6 +229,21 @@ impl Drop for Scratch {
     }
 }
 
+/// Checks a table of rejected command lines: each is refused with that clap error kind,
+/// exit code 2, and a message that contains the text.
+pub(crate) fn assert_rejected<T: std::fmt::Debug>(
+    table: &[(&[&str], clap::error::ErrorKind, &str)],
+    parse: impl Fn(&[&str]) -> Result<T, clap::Error>,
+) {
+    for (line, kind, text) in table {
+        let err = parse(line).expect_err(&format!("{line:?}"));
+        assert_eq!(err.kind(), *kind, "{line:?}: {err}");
+        assert_eq!(err.exit_code(), 2, "{line:?}");
+        let rendered = err.to_string();
+        assert!(rendered.contains(text), "{line:?}: {rendered}");
+    }
+}
+
 pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
