@@ -45,7 +45,8 @@ when stdin is a terminal (a console on Windows). A secret file that group or oth
 read is refused on Linux, macOS and FreeBSD; Windows has no mode bits, its ACL decides.
 
 Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
-missing profile, or a secret that cannot be used."
+missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
+used, or a hit that needs privileges this run does not have (nothing is sent then)."
 )]
 pub(crate) struct ProfileArgs {
     /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
@@ -539,6 +540,8 @@ mod tests {
             "--at <UNIX_SECONDS>",
             "--source-port <PORT>",
             "docs/profiles.md",
+            "a one-time list that is used up or has a bad line",
+            "a hit that needs privileges this run does not have",
         ] {
             assert!(help.contains(text), "help lacks {text:?}:\n{help}");
         }
