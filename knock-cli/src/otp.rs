@@ -36,7 +36,10 @@ pub(crate) enum OtpCommand {
 Each line is one sequence in the hit grammar and starts with a space, as knockd's manual
 advises, so that marking it used ('#' over the first character) keeps every port intact.
 Ports are drawn without repeats within a line from the OS's random generator. Give the
-server its own copy of the same file.")]
+server its own copy of the same file.
+
+Exit status: 0 written, 1 the random generator or the file system failed, 2 usage error,
+parameters that cannot make a list, or FILE exists without --force.")]
     Generate(GenerateArgs),
 }
 
