@@ -44,8 +44,7 @@ use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
 use crate::args::KnockArgs;
 use crate::output::Out;
-use crate::plan::{Mode, Plan};
-use crate::progress::{Bar, Progress, Silent};
+use crate::plan::Plan;
 
 /// Runs `knock` with these arguments (the first is the program name) and returns the
 /// process exit code: 0 every hit sent, 1 runtime failure, 2 usage error or bad hit.
@@ -195,55 +194,7 @@ fn knock_command(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> 
     };
     let quiet = args.quiet;
     let plan = Plan::new(args)?;
-    execute(&plan, ctx, quiet)
-}
-
-/// Carries out a plan: checks every hit, then lists them (dry runs, with a note on stderr
-/// for each hit a real run would refuse), or sends them all when none is refused, with a
-/// progress bar when [`progress::wanted`].
-pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(), Failure> {
-    let mut sender = (ctx.sender)(plan.send);
-    let refused = knock::refusals(plan, sender.as_ref());
-    match plan.mode {
-        Mode::DryRun => {
-            for line in output::dry_run_lines(plan) {
-                ctx.line(&line)?;
-            }
-        }
-        Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json())?,
-        Mode::Send if refused.is_empty() => {
-            let mut progress: Box<dyn Progress> =
-                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet) {
-                    Box::new(Bar::stderr(plan.hits.len(), &plan.host))
-                } else {
-                    Box::new(Silent)
-                };
-            return knock::send_all(
-                plan,
-                sender.as_mut(),
-                ctx.sleep,
-                &mut ctx.out,
-                progress.as_mut(),
-            )
-            .map_err(Failure::runtime);
-        }
-        Mode::Send => {
-            let ways_out = knock::ways_out(&refused);
-            let mut errors: Vec<anyhow::Error> =
-                refused.into_iter().map(anyhow::Error::from).collect();
-            errors.extend(ways_out.map(|w| anyhow!(w)));
-            return Err(Failure::Errors(2, errors));
-        }
-    }
-    // A dry run lists what was asked for; stderr says what a real run would refuse here,
-    // so the listing never promises a knock that cannot happen.
-    for r in refused {
-        ctx.note(&format!(
-            "a real run would refuse {:#}",
-            anyhow::Error::from(r)
-        ));
-    }
-    Ok(())
+    knock::execute(&plan, ctx, quiet)
 }
 
 /// Why a run did not succeed, and how to say so.

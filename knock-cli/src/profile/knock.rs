@@ -15,9 +15,10 @@ use knock_core::profile::{HmacKnock, Kind, Knock, OneTime};
 use knock_core::secret::source::{SecretError, load_with};
 
 use super::{KnockFromProfile, store_failure};
+use crate::knock::execute;
 use crate::otp::otp_failure;
 use crate::plan::{Mode, Plan};
-use crate::{Ctx, Failure, execute};
+use crate::{Ctx, Failure};
 
 /// Knocks from profile NAME, or lists what it would send (`--dry-run`), with the command
 /// line's options over the profile's values. HOST is resolved before a one-time list is
