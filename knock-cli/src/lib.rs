@@ -218,6 +218,14 @@ impl Failure {
         Failure::Errors(1, vec![e.into()])
     }
 
+    /// The exit code and the errors, for a caller that gathers several failures into one.
+    pub(crate) fn into_parts(self) -> (i32, Vec<anyhow::Error>) {
+        match self {
+            Failure::Clap(e) => (e.exit_code(), vec![e.into()]),
+            Failure::Errors(code, errors) => (code, errors),
+        }
+    }
+
     /// The exit code and the messages, as `report` would print them.
     #[cfg(test)]
     pub(crate) fn describe(&self) -> (i32, Vec<String>) {
