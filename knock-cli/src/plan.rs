@@ -55,24 +55,23 @@ impl Plan {
     pub(crate) fn new(args: KnockArgs) -> Result<Plan, Failure> {
         let hits = parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
         let family = chosen(args.ipv4, args.ipv6).unwrap_or_default();
-        let mut plan = Plan::resolve(
+        Plan::resolve(
             args.host,
             family,
             hits,
             Duration::from_millis(args.delay),
             args.verbose,
             Mode::new(args.dry_run, args.json),
-        )?;
-        plan.send = SendOptions {
-            raw_tcp: args.raw,
-            source_port: args.source_port,
-        };
-        Ok(plan)
+            SendOptions {
+                raw_tcp: args.raw,
+                source_port: args.source_port,
+            },
+        )
     }
 
     /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
     /// error). The hits may be left empty and filled in later, by a one-time list that is
-    /// read only once the address is known. Sending options start at their defaults.
+    /// read only once the address is known.
     pub(crate) fn resolve(
         host: String,
         family: Family,
@@ -80,6 +79,7 @@ impl Plan {
         delay: Duration,
         verbose: bool,
         mode: Mode,
+        send: SendOptions,
     ) -> Result<Plan, Failure> {
         let addr = resolve(&host, family).map_err(Failure::runtime)?;
         Ok(Plan {
@@ -89,7 +89,7 @@ impl Plan {
             delay,
             verbose,
             mode,
-            send: SendOptions::default(),
+            send,
         })
     }
 }

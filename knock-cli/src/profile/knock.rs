@@ -13,6 +13,7 @@ use knock_core::otp::file::{ConsumeError, consume, peek};
 use knock_core::profile::store::Store;
 use knock_core::profile::{HmacKnock, Kind, Knock, OneTime};
 use knock_core::secret::source::{SecretError, load_with};
+use knock_core::send::SendOptions;
 
 use super::{KnockFromProfile, store_failure};
 use crate::knock::execute;
@@ -52,9 +53,11 @@ pub(crate) fn knock(
         Duration::from_millis(settings.delay_ms),
         args.verbose,
         Mode::new(args.dry_run, args.json),
+        SendOptions {
+            raw_tcp: settings.raw,
+            source_port: args.source_port,
+        },
     )?;
-    plan.send.raw_tcp = settings.raw;
-    plan.send.source_port = args.source_port;
     match &profile.knock {
         Knock::Sequence(seq) => {
             plan.hits = seq.hits(settings.default_proto()).to_vec();
