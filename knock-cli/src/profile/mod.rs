@@ -106,7 +106,8 @@ pub(crate) struct KnockFromProfile {
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print the hits that would be sent, and send nothing: a one-time line stays unused
+    /// Print the hits that would be sent, and send nothing: a one-time line stays unused,
+    /// and a hit a real run would refuse gets a note on stderr
     #[arg(long)]
     pub dry_run: bool,
 

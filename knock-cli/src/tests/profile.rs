@@ -117,6 +117,27 @@ fn dry_runs_of_a_sequence_profile() {
 }
 
 #[test]
+fn a_dry_run_of_a_profile_notes_the_hits_a_real_run_would_refuse() {
+    let d = Dir::new("seq-dry-refused");
+    d.write(
+        "flags.toml",
+        "host = \"192.0.2.2\"\nsequence = \"tcp:110:x,7000\"\n",
+    );
+    let o = d.run(&["flags", "--dry-run"]);
+    assert_eq!(o.code, 0);
+    assert!(o.events.is_empty());
+    assert_eq!(
+        o.out,
+        "would hit tcp 192.0.2.2:110 [fin,syn,rst,psh,ack,urg]\nwould hit tcp 192.0.2.2:7000\n"
+    );
+    assert_eq!(
+        o.err,
+        "knock: note: a real run would refuse hit 1 of 2 (110:tcp:fin+syn+rst+psh+ack+urg): \
+         exact TCP flags need a raw socket, which needs root or CAP_NET_RAW\n"
+    );
+}
+
+#[test]
 fn the_command_line_wins_over_the_profile() {
     let d = Dir::new("precedence");
     d.write(
