@@ -29,7 +29,10 @@ use crate::{Ctx, Failure, parse_args};
     bin_name = "knock keygen",
     after_help = "\
 The door and the profile must agree on every derivation parameter (--door, --length,
---ports, --protocols, --step, --flags). See docs/knock-hmac-v1.md."
+--ports, --protocols, --step, --flags). See docs/knock-hmac-v1.md.
+
+Exit status: 0 done, 1 the random generator or the file system failed, 2 usage error,
+parameters that cannot derive a sequence, or a --secret-file that exists without --force."
 )]
 pub(crate) struct KeygenArgs {
     /// The door label: the knockd-lite door's name and the profile's [hmac] door
@@ -335,12 +338,7 @@ mod tests {
             ),
             (&["--secret", "x"], ErrorKind::UnknownArgument, "'--secret'"),
         ];
-        for (line, kind, text) in table {
-            let err = parse(line).expect_err(&format!("{line:?}"));
-            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
-            let rendered = err.to_string();
-            assert!(rendered.contains(text), "{line:?}: {rendered}");
-        }
+        crate::tests::assert_rejected(table, parse);
         // Parameters that parse one by one but cannot derive a sequence together.
         let a = parse(&["--protocols", "udp", "--flags", "fin"]).unwrap();
         assert_eq!(
@@ -363,5 +361,6 @@ mod tests {
         assert!(help.contains("--secret-file <PATH>"), "{help}");
         assert!(help.contains("mode 0600"), "{help}");
         assert!(help.contains("Usage: knock keygen [OPTIONS]"), "{help}");
+        assert!(help.contains("Exit status: 0 done, 1 "), "{help}");
     }
 }

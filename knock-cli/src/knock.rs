@@ -1,15 +1,16 @@
-//! Sending a plan: every hit checked before the first is sent, then all sent in order with
-//! the delay between them.
+//! Carrying out a plan: every hit checked before the first is sent, then all listed (dry
+//! runs) or sent in order with the delay between them.
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use knock_core::hit::Hit;
 use knock_core::send::{Grant, RawNeed, Refusal, SendError, Sender};
 
-use crate::output::{Out, hitting};
-use crate::plan::Plan;
-use crate::progress::Progress;
+use crate::output::{self, Out, hitting};
+use crate::plan::{Mode, Plan};
+use crate::progress::{self, Bar, Progress, Silent};
+use crate::{Ctx, Failure, json};
 
 /// An error about one hit of a sequence: `hit 2 of 3 (8000:udp): ...`.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,54 @@ pub(crate) struct AtHit<E: std::error::Error + 'static> {
     pub hit: Hit,
     #[source]
     pub source: E,
+}
+
+/// Carries out a plan: checks every hit, then lists them (dry runs, with a note on stderr
+/// for each hit a real run would refuse), or sends them all when none is refused, with a
+/// progress bar when [`progress::wanted`].
+pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(), Failure> {
+    let mut sender = (ctx.sender)(plan.send);
+    let refused = refusals(plan, sender.as_ref());
+    match plan.mode {
+        Mode::DryRun => {
+            for line in output::dry_run_lines(plan) {
+                ctx.line(&line)?;
+            }
+        }
+        Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json())?,
+        Mode::Send if refused.is_empty() => {
+            let mut progress: Box<dyn Progress> =
+                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet) {
+                    Box::new(Bar::stderr(plan.hits.len(), &plan.host))
+                } else {
+                    Box::new(Silent)
+                };
+            return send_all(
+                plan,
+                sender.as_mut(),
+                ctx.sleep,
+                &mut ctx.out,
+                progress.as_mut(),
+            )
+            .map_err(Failure::runtime);
+        }
+        Mode::Send => {
+            let ways_out = ways_out(&refused);
+            let mut errors: Vec<anyhow::Error> =
+                refused.into_iter().map(anyhow::Error::from).collect();
+            errors.extend(ways_out.map(|w| anyhow!(w)));
+            return Err(Failure::Errors(2, errors));
+        }
+    }
+    // A dry run lists what was asked for; stderr says what a real run would refuse here,
+    // so the listing never promises a knock that cannot happen.
+    for r in refused {
+        ctx.note(&format!(
+            "a real run would refuse {:#}",
+            anyhow::Error::from(r)
+        ));
+    }
+    Ok(())
 }
 
 /// Every hit the sender would refuse, found without sending anything.

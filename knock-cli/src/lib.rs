@@ -13,7 +13,7 @@
 //! * [`keygen`]: `knock keygen` makes an HMAC secret with its door and profile.
 //!
 //! Everything outside the process (stdout, stderr, the sender, the sleeper, environment
-//! variables, the clock, the terminal) comes in through [`Env`], so whole runs are tested
+//! variables, the clock, the terminal) comes in through [`Ctx`], so whole runs are tested
 //! with stand-ins.
 
 // The map above is for readers of the private items (`cargo doc --document-private-items`),
@@ -44,8 +44,7 @@ use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
 use crate::args::KnockArgs;
 use crate::output::Out;
-use crate::plan::{Mode, Plan};
-use crate::progress::{Bar, Progress, Silent};
+use crate::plan::Plan;
 
 /// Runs `knock` with these arguments (the first is the program name) and returns the
 /// process exit code: 0 every hit sent, 1 runtime failure, 2 usage error or bad hit.
@@ -65,8 +64,8 @@ where
     let mut prompt = TerminalPrompt;
     run_with(
         args,
-        Env {
-            out: &mut stdout,
+        Ctx {
+            out: Out::new(&mut stdout),
             err: &mut stderr,
             sender: &mut sender,
             sleep: &mut sleep,
@@ -90,8 +89,9 @@ fn unix_now() -> u64 {
 pub(crate) type MakeSender<'a> = dyn FnMut(SendOptions) -> Box<dyn Sender> + 'a;
 
 /// The outside world of a run, passed in so tests can stand in for it.
-pub(crate) struct Env<'a> {
-    pub out: &'a mut dyn Write,
+pub(crate) struct Ctx<'a> {
+    /// stdout, where a closed pipe ends the output but not the run.
+    pub out: Out<'a>,
     pub err: &'a mut dyn Write,
     pub sender: &'a mut MakeSender<'a>,
     pub sleep: &'a mut dyn FnMut(Duration),
@@ -102,18 +102,6 @@ pub(crate) struct Env<'a> {
     /// Where a secret is asked for when a profile names no file or variable.
     pub prompt: &'a mut dyn Prompt,
     /// Whether stderr is a terminal, where a progress bar may be drawn.
-    pub stderr_terminal: bool,
-}
-
-/// A run's world while it runs: [`Env`] with stdout wrapped in [`Out`].
-pub(crate) struct Ctx<'a> {
-    pub out: Out<'a>,
-    pub err: &'a mut dyn Write,
-    pub sender: &'a mut MakeSender<'a>,
-    pub sleep: &'a mut dyn FnMut(Duration),
-    pub vars: &'a dyn Fn(&str) -> Option<OsString>,
-    pub now: &'a dyn Fn() -> u64,
-    pub prompt: &'a mut dyn Prompt,
     pub stderr_terminal: bool,
 }
 
@@ -136,27 +124,7 @@ impl Ctx<'_> {
     }
 }
 
-pub(crate) fn run_with(args: Vec<OsString>, env: Env<'_>) -> i32 {
-    let Env {
-        out,
-        err,
-        sender,
-        sleep,
-        vars,
-        now,
-        prompt,
-        stderr_terminal,
-    } = env;
-    let mut ctx = Ctx {
-        out: Out::new(out),
-        err,
-        sender,
-        sleep,
-        vars,
-        now,
-        prompt,
-        stderr_terminal,
-    };
+pub(crate) fn run_with(args: Vec<OsString>, mut ctx: Ctx<'_>) -> i32 {
     match dispatch(args, &mut ctx) {
         Ok(()) => 0,
         Err(failure) => failure.report(ctx.err),
@@ -226,46 +194,7 @@ fn knock_command(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> 
     };
     let quiet = args.quiet;
     let plan = Plan::new(args)?;
-    execute(&plan, ctx, quiet)
-}
-
-/// Carries out a plan: lists it (dry runs), or checks every hit and then sends them all,
-/// with a progress bar when [`progress::wanted`].
-pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(), Failure> {
-    match plan.mode {
-        Mode::DryRun => {
-            for line in output::dry_run_lines(plan) {
-                ctx.line(&line)?;
-            }
-            Ok(())
-        }
-        Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json()),
-        Mode::Send => {
-            let mut sender = (ctx.sender)(plan.send);
-            let refused = knock::refusals(plan, sender.as_ref());
-            if !refused.is_empty() {
-                let ways_out = knock::ways_out(&refused);
-                let mut errors: Vec<anyhow::Error> =
-                    refused.into_iter().map(anyhow::Error::from).collect();
-                errors.extend(ways_out.map(|w| anyhow!(w)));
-                return Err(Failure::Errors(2, errors));
-            }
-            let mut progress: Box<dyn Progress> =
-                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet, false) {
-                    Box::new(Bar::stderr(plan.hits.len(), &plan.host))
-                } else {
-                    Box::new(Silent)
-                };
-            knock::send_all(
-                plan,
-                sender.as_mut(),
-                ctx.sleep,
-                &mut ctx.out,
-                progress.as_mut(),
-            )
-            .map_err(Failure::runtime)
-        }
-    }
+    knock::execute(&plan, ctx, quiet)
 }
 
 /// Why a run did not succeed, and how to say so.
@@ -287,6 +216,14 @@ impl Failure {
     /// A failure while doing the work: exit 1.
     pub(crate) fn runtime(e: impl Into<anyhow::Error>) -> Failure {
         Failure::Errors(1, vec![e.into()])
+    }
+
+    /// The exit code and the errors, for a caller that gathers several failures into one.
+    pub(crate) fn into_parts(self) -> (i32, Vec<anyhow::Error>) {
+        match self {
+            Failure::Clap(e) => (e.exit_code(), vec![e.into()]),
+            Failure::Errors(code, errors) => (code, errors),
+        }
     }
 
     /// The exit code and the messages, as `report` would print them.

@@ -36,7 +36,10 @@ pub(crate) enum OtpCommand {
 Each line is one sequence in the hit grammar and starts with a space, as knockd's manual
 advises, so that marking it used ('#' over the first character) keeps every port intact.
 Ports are drawn without repeats within a line from the OS's random generator. Give the
-server its own copy of the same file.")]
+server its own copy of the same file.
+
+Exit status: 0 written, 1 the random generator or the file system failed, 2 usage error,
+parameters that cannot make a list, or FILE exists without --force.")]
     Generate(GenerateArgs),
 }
 
@@ -208,12 +211,7 @@ mod tests {
             ),
             (&["mint"], ErrorKind::InvalidSubcommand, "'mint'"),
         ];
-        for (line, kind, text) in table {
-            let err = parse(line).expect_err(&format!("{line:?}"));
-            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
-            let rendered = err.to_string();
-            assert!(rendered.contains(text), "{line:?}: {rendered}");
-        }
+        crate::tests::assert_rejected(table, parse);
         // Bare `knock otp` shows the help, and is still a usage error.
         let err = parse(&[]).unwrap_err();
         assert_eq!(err.exit_code(), 2);

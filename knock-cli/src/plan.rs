@@ -5,11 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
+use knock_core::profile::Family;
 use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
-use crate::resolve::{Family, resolve};
+use crate::resolve::{chosen, resolve};
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,29 +54,24 @@ impl Plan {
     /// there is a runtime error). Hits come first so a typo never waits on a lookup.
     pub(crate) fn new(args: KnockArgs) -> Result<Plan, Failure> {
         let hits = parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
-        let family = match (args.ipv4, args.ipv6) {
-            (true, _) => Family::V4,
-            (_, true) => Family::V6,
-            _ => Family::Any,
-        };
-        let mut plan = Plan::resolve(
+        let family = chosen(args.ipv4, args.ipv6).unwrap_or_default();
+        Plan::resolve(
             args.host,
             family,
             hits,
             Duration::from_millis(args.delay),
             args.verbose,
             Mode::new(args.dry_run, args.json),
-        )?;
-        plan.send = SendOptions {
-            raw_tcp: args.raw,
-            source_port: args.source_port,
-        };
-        Ok(plan)
+            SendOptions {
+                raw_tcp: args.raw,
+                source_port: args.source_port,
+            },
+        )
     }
 
     /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
     /// error). The hits may be left empty and filled in later, by a one-time list that is
-    /// read only once the address is known. Sending options start at their defaults.
+    /// read only once the address is known.
     pub(crate) fn resolve(
         host: String,
         family: Family,
@@ -83,6 +79,7 @@ impl Plan {
         delay: Duration,
         verbose: bool,
         mode: Mode,
+        send: SendOptions,
     ) -> Result<Plan, Failure> {
         let addr = resolve(&host, family).map_err(Failure::runtime)?;
         Ok(Plan {
@@ -92,7 +89,7 @@ impl Plan {
             delay,
             verbose,
             mode,
-            send: SendOptions::default(),
+            send,
         })
     }
 }

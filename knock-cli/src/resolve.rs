@@ -1,36 +1,33 @@
 //! Turning HOST into the one address every hit of a run goes to.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, ToSocketAddrs};
 
-/// Which address family a run uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum Family {
-    /// The resolver's first answer, whatever its family (as knock(1) does).
-    #[default]
-    Any,
-    V4,
-    V6,
-}
+use knock_core::profile::Family;
 
-impl Family {
-    fn admits(self, addr: &IpAddr) -> bool {
-        match self {
-            Family::Any => true,
-            Family::V4 => addr.is_ipv4(),
-            Family::V6 => addr.is_ipv6(),
-        }
+/// The family `-4` and `-6` ask for, `None` when neither is given (clap refuses both).
+pub(crate) fn chosen(ipv4: bool, ipv6: bool) -> Option<Family> {
+    match (ipv4, ipv6) {
+        (true, _) => Some(Family::Ipv4),
+        (_, true) => Some(Family::Ipv6),
+        _ => None,
     }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::Any => "IP",
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
+fn admits(family: Family, addr: &IpAddr) -> bool {
+    match family {
+        Family::Any => true,
+        Family::Ipv4 => addr.is_ipv4(),
+        Family::Ipv6 => addr.is_ipv6(),
+    }
+}
+
+/// The family as an error message names it.
+fn label(family: &Family) -> &'static str {
+    match family {
+        Family::Any => "IP",
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
     }
 }
 
@@ -43,7 +40,7 @@ pub(crate) enum ResolveError {
         #[source]
         source: io::Error,
     },
-    #[error("resolve {host}: no {family} address")]
+    #[error("resolve {host}: no {} address", label(family))]
     NoAddress { host: String, family: Family },
 }
 
@@ -68,7 +65,7 @@ pub(crate) fn resolve(host: &str, family: Family) -> Result<IpAddr, ResolveError
 
 /// The first answer of the wanted family.
 pub(crate) fn pick(answers: impl IntoIterator<Item = IpAddr>, family: Family) -> Option<IpAddr> {
-    answers.into_iter().find(|a| family.admits(a))
+    answers.into_iter().find(|a| admits(family, a))
 }
 
 #[cfg(test)]
@@ -80,13 +77,20 @@ mod tests {
     }
 
     #[test]
+    fn dash_4_and_dash_6_choose_the_family() {
+        assert_eq!(chosen(false, false), None);
+        assert_eq!(chosen(true, false), Some(Family::Ipv4));
+        assert_eq!(chosen(false, true), Some(Family::Ipv6));
+    }
+
+    #[test]
     fn pick_takes_the_first_answer_of_the_family() {
         let answers = [ip("2001:db8::2"), ip("192.0.2.2"), ip("192.0.2.3")];
         assert_eq!(pick(answers, Family::Any), Some(ip("2001:db8::2")));
-        assert_eq!(pick(answers, Family::V4), Some(ip("192.0.2.2")));
-        assert_eq!(pick(answers, Family::V6), Some(ip("2001:db8::2")));
+        assert_eq!(pick(answers, Family::Ipv4), Some(ip("192.0.2.2")));
+        assert_eq!(pick(answers, Family::Ipv6), Some(ip("2001:db8::2")));
         let v4_only = [ip("192.0.2.2")];
-        assert_eq!(pick(v4_only, Family::V6), None);
+        assert_eq!(pick(v4_only, Family::Ipv6), None);
         assert_eq!(pick([], Family::Any), None);
     }
 
@@ -94,23 +98,23 @@ mod tests {
     fn literals_resolve_without_a_lookup() {
         let table: &[(&str, Family, Result<&str, &str>)] = &[
             ("192.0.2.2", Family::Any, Ok("192.0.2.2")),
-            ("192.0.2.2", Family::V4, Ok("192.0.2.2")),
+            ("192.0.2.2", Family::Ipv4, Ok("192.0.2.2")),
             (
                 "192.0.2.2",
-                Family::V6,
+                Family::Ipv6,
                 Err("resolve 192.0.2.2: no IPv6 address"),
             ),
             ("2001:db8::2", Family::Any, Ok("2001:db8::2")),
-            ("2001:db8::2", Family::V6, Ok("2001:db8::2")),
+            ("2001:db8::2", Family::Ipv6, Ok("2001:db8::2")),
             ("[2001:db8::2]", Family::Any, Ok("2001:db8::2")),
             (
                 "2001:db8::2",
-                Family::V4,
+                Family::Ipv4,
                 Err("resolve 2001:db8::2: no IPv4 address"),
             ),
             (
                 "[2001:db8::2]",
-                Family::V4,
+                Family::Ipv4,
                 Err("resolve [2001:db8::2]: no IPv4 address"),
             ),
         ];

@@ -78,9 +78,7 @@ pub(crate) fn import(args: ImportArgs, store: &Store, ctx: &mut Ctx<'_>) -> Resu
                 }
             }
             Err(failure) => {
-                let Failure::Errors(c, errs) = failure else {
-                    unreachable!("import makes no clap errors")
-                };
+                let (c, errs) = failure.into_parts();
                 if c == 1 {
                     code = 1;
                 }

@@ -11,14 +11,15 @@ use std::time::Duration;
 use anyhow::anyhow;
 use knock_core::otp::file::{ConsumeError, consume, peek};
 use knock_core::profile::store::Store;
-use knock_core::profile::{Family, HmacKnock, Kind, Knock, OneTime};
+use knock_core::profile::{HmacKnock, Kind, Knock, OneTime};
 use knock_core::secret::source::{SecretError, load_with};
+use knock_core::send::SendOptions;
 
 use super::{KnockFromProfile, store_failure};
+use crate::knock::execute;
 use crate::otp::otp_failure;
 use crate::plan::{Mode, Plan};
-use crate::resolve;
-use crate::{Ctx, Failure, execute};
+use crate::{Ctx, Failure};
 
 /// Knocks from profile NAME, or lists what it would send (`--dry-run`), with the command
 /// line's options over the profile's values. HOST is resolved before a one-time list is
@@ -47,13 +48,16 @@ pub(crate) fn knock(
         .map_err(|e| Failure::usage(anyhow!(e).context(format!("profile {name:?}"))))?;
     let mut plan = Plan::resolve(
         settings.host.clone(),
-        family(settings.family),
+        settings.family,
         Vec::new(),
         Duration::from_millis(settings.delay_ms),
         args.verbose,
         Mode::new(args.dry_run, args.json),
+        SendOptions {
+            raw_tcp: settings.raw,
+            source_port: args.source_port,
+        },
     )?;
-    plan.send.raw_tcp = settings.raw;
     match &profile.knock {
         Knock::Sequence(seq) => {
             plan.hits = seq.hits(settings.default_proto()).to_vec();
@@ -130,31 +134,11 @@ fn hmac(
     execute(&plan, ctx, args.quiet)
 }
 
-fn family(f: Family) -> resolve::Family {
-    match f {
-        Family::Any => resolve::Family::Any,
-        Family::Ipv4 => resolve::Family::V4,
-        Family::Ipv6 => resolve::Family::V6,
-    }
-}
-
 /// No secret: 2 (the profile, the file's mode or the environment needs fixing), except a
 /// terminal that failed while reading.
 fn secret_failure(e: SecretError) -> Failure {
     match e {
         SecretError::Prompt(_) => Failure::runtime(e),
         _ => Failure::usage(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn families_map_one_to_one() {
-        assert_eq!(family(Family::Any), resolve::Family::Any);
-        assert_eq!(family(Family::Ipv4), resolve::Family::V4);
-        assert_eq!(family(Family::Ipv6), resolve::Family::V6);
     }
 }

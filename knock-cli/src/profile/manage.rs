@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 use knock_core::profile::store::{self, Store};
-use knock_core::profile::{Family, Knock, Profile, Sequence};
+use knock_core::profile::{Knock, Profile, Sequence};
 
 use super::{SaveArgs, store_failure};
 use crate::{Ctx, Failure};
@@ -59,11 +59,7 @@ fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
     p.description = args.description.clone();
     p.delay_ms = args.delay;
     p.udp = args.udp.then_some(true);
-    p.family = match (args.ipv4, args.ipv6) {
-        (true, _) => Some(Family::Ipv4),
-        (_, true) => Some(Family::Ipv6),
-        _ => None,
-    };
+    p.family = crate::resolve::chosen(args.ipv4, args.ipv6);
     p.raw = args.raw.then_some(true);
     Ok(p)
 }

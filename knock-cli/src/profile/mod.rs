@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use knock_core::profile::Overrides;
 use knock_core::profile::store::{self, Store, StoreError};
-use knock_core::profile::{Family, Overrides};
 
 use crate::{Ctx, Failure};
 
@@ -45,7 +45,8 @@ when stdin is a terminal (a console on Windows). A secret file that group or oth
 read is refused on Linux, macOS and FreeBSD; Windows has no mode bits, its ACL decides.
 
 Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
-missing profile, or a secret that cannot be used."
+missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
+used, or a hit that needs privileges this run does not have (nothing is sent then)."
 )]
 pub(crate) struct ProfileArgs {
     /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
@@ -92,6 +93,11 @@ pub(crate) struct KnockFromProfile {
     #[arg(long)]
     pub raw: bool,
 
+    /// Send every hit from this source port (default: a random port per raw hit, an
+    /// ephemeral one per plain hit)
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
+
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -100,7 +106,8 @@ pub(crate) struct KnockFromProfile {
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print the hits that would be sent, and send nothing: a one-time line stays unused
+    /// Print the hits that would be sent, and send nothing: a one-time line stays unused,
+    /// and a hit a real run would refuse gets a note on stderr
     #[arg(long)]
     pub dry_run: bool,
 
@@ -124,6 +131,7 @@ impl KnockFromProfile {
             ipv4,
             ipv6,
             raw,
+            source_port,
             verbose,
             quiet,
             dry_run,
@@ -133,6 +141,7 @@ impl KnockFromProfile {
         name.is_none()
             && host.is_none()
             && delay.is_none()
+            && source_port.is_none()
             && at.is_none()
             && ![udp, ipv4, ipv6, raw, verbose, quiet, dry_run, json]
                 .iter()
@@ -141,16 +150,11 @@ impl KnockFromProfile {
 
     /// The options given, to apply over the profile's values.
     pub(crate) fn overrides(&self) -> Overrides {
-        let family = match (self.ipv4, self.ipv6) {
-            (true, _) => Some(Family::Ipv4),
-            (_, true) => Some(Family::Ipv6),
-            _ => None,
-        };
         Overrides {
             host: self.host.clone(),
             delay_ms: self.delay,
             udp: self.udp.then_some(true),
-            family,
+            family: crate::resolve::chosen(self.ipv4, self.ipv6),
             raw: self.raw.then_some(true),
         }
     }
@@ -307,6 +311,7 @@ pub(crate) fn store_failure(e: StoreError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use knock_core::profile::Family;
 
     fn parse(line: &[&str]) -> Result<ProfileArgs, clap::Error> {
         ProfileArgs::parse(
@@ -354,7 +359,10 @@ mod tests {
             }
         );
         assert!(a.knock.verbose);
+        assert_eq!(a.knock.source_port, None);
         assert_eq!(a.knock.overrides().family, Some(Family::Ipv6));
+        let a = parse(&["ssh", "--source-port", "40000"]).unwrap();
+        assert_eq!(a.knock.source_port, Some(40000));
         let a = parse(&["-4", "ssh", "-q"]).unwrap();
         assert_eq!(a.knock.overrides().family, Some(Family::Ipv4));
         assert!(a.knock.quiet);
@@ -467,6 +475,17 @@ mod tests {
                 ErrorKind::ArgumentConflict,
                 "'--verbose' cannot be used with '--quiet'",
             ),
+            (
+                &["ssh", "--source-port", "0"],
+                ErrorKind::ValueValidation,
+                "invalid value '0' for '--source-port <PORT>': 0 is not in 1..=65535",
+            ),
+            (
+                &["--source-port", "40000", "list"],
+                ErrorKind::ArgumentConflict,
+                "the subcommand 'list' cannot be used with a profile NAME or the options \
+                 for knocking",
+            ),
             (&["ssh", "extra"], ErrorKind::UnknownArgument, "'extra'"),
             (
                 &["-v", "list"],
@@ -503,13 +522,7 @@ mod tests {
                 "<KNOCKD_CONF>",
             ),
         ];
-        for (line, kind, text) in table {
-            let err = parse(line).expect_err(&format!("{line:?}"));
-            assert_eq!(err.kind(), *kind, "{line:?}: {err}");
-            assert_eq!(err.exit_code(), 2, "{line:?}");
-            let rendered = err.to_string();
-            assert!(rendered.contains(text), "{line:?}: {rendered}");
-        }
+        crate::tests::assert_rejected(table, parse);
     }
 
     #[test]
@@ -526,7 +539,10 @@ mod tests {
             "--profiles <DIR>",
             "--dry-run",
             "--at <UNIX_SECONDS>",
+            "--source-port <PORT>",
             "docs/profiles.md",
+            "a one-time list that is used up or has a bad line",
+            "a hit that needs privileges this run does not have",
         ] {
             assert!(help.contains(text), "help lacks {text:?}:\n{help}");
         }

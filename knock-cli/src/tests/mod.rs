@@ -20,7 +20,8 @@ use knock_core::secret::source::Prompt;
 use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
 
 use crate::knock::testing::{Event, Recorder};
-use crate::{Env, run_with};
+use crate::output::Out;
+use crate::{Ctx, run_with};
 
 /// A string value as TOML writes it: a basic string, or a literal one (`'C:\x'`) when it
 /// holds backslashes, as Windows paths do.
@@ -134,8 +135,8 @@ impl World {
         let mut err = Vec::new();
         let code = run_with(
             args,
-            Env {
-                out,
+            Ctx {
+                out: Out::new(out),
                 err: &mut err,
                 sender: &mut make,
                 sleep: &mut sleep,
@@ -225,6 +226,21 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Checks a table of rejected command lines: each is refused with that clap error kind,
+/// exit code 2, and a message that contains the text.
+pub(crate) fn assert_rejected<T: std::fmt::Debug>(
+    table: &[(&[&str], clap::error::ErrorKind, &str)],
+    parse: impl Fn(&[&str]) -> Result<T, clap::Error>,
+) {
+    for (line, kind, text) in table {
+        let err = parse(line).expect_err(&format!("{line:?}"));
+        assert_eq!(err.kind(), *kind, "{line:?}: {err}");
+        assert_eq!(err.exit_code(), 2, "{line:?}");
+        let rendered = err.to_string();
+        assert!(rendered.contains(text), "{line:?}: {rendered}");
     }
 }
 
@@ -539,8 +555,11 @@ fn source_port_reaches_the_sender() {
         source_port: Some(40000),
     };
     assert_eq!(o.options, Some(want));
-    // Dry runs and usage errors make no sender at all.
-    assert_eq!(knock("--dry-run --raw 192.0.2.2 7000").options, None);
+    // A dry run makes the sender only to check the hits, and sends nothing; a usage error
+    // makes none at all.
+    let o = knock_in("--dry-run --raw 192.0.2.2 7000", with(Privilege::Raw));
+    assert_eq!(o.options.map(|s| s.raw_tcp), Some(true));
+    assert!(o.events.is_empty());
     assert_eq!(knock("--raw 192.0.2.2 0").options, None);
 }
 
@@ -585,21 +604,56 @@ fn windows_names_flagged_hits_and_sends_nothing() {
 }
 
 #[test]
-fn dry_runs_show_flags_whatever_the_privilege() {
-    let o = knock("--dry-run --raw 192.0.2.2 7000,8000:tcp:fin+psh,tcp:110:x");
-    assert_eq!((o.code, o.err.as_str()), (0, ""));
+fn dry_runs_show_flags_and_note_what_a_real_run_would_refuse() {
+    let line = "--dry-run --raw 192.0.2.2 7000,8000:tcp:fin+psh,tcp:110:x,9000:udp";
+    let listing = "would hit tcp 192.0.2.2:7000\n\
+                   would hit tcp 192.0.2.2:8000 [fin,psh]\n\
+                   would hit tcp 192.0.2.2:110 [fin,syn,rst,psh,ack,urg]\n\
+                   would hit udp 192.0.2.2:9000\n";
+    // With the privilege: the listing alone.
+    let o = knock_in(line, with(Privilege::Raw));
+    assert_eq!((o.code, o.out.as_str(), o.err.as_str()), (0, listing, ""));
+    // Without it: the same listing, and a note per hit the real run would refuse.
+    let o = knock(line);
+    assert_eq!((o.code, o.out.as_str()), (0, listing));
+    assert!(o.events.is_empty());
+    let why = "needs a raw socket, which needs root or CAP_NET_RAW";
     assert_eq!(
-        o.out,
-        "would hit tcp 192.0.2.2:7000\n\
-         would hit tcp 192.0.2.2:8000 [fin,psh]\n\
-         would hit tcp 192.0.2.2:110 [fin,syn,rst,psh,ack,urg]\n"
+        o.err,
+        format!(
+            "knock: note: a real run would refuse hit 1 of 4 (7000:tcp): sending a TCP hit \
+             raw {why}\n\
+             knock: note: a real run would refuse hit 2 of 4 (8000:tcp:fin+psh): exact TCP \
+             flags need a raw socket, which needs root or CAP_NET_RAW\n\
+             knock: note: a real run would refuse hit 3 of 4 \
+             (110:tcp:fin+syn+rst+psh+ack+urg): exact TCP flags need a raw socket, which \
+             needs root or CAP_NET_RAW\n"
+        )
     );
-    let o = knock("--dry-run --json 192.0.2.2 tcp:110:n,1:tcp:ece+cwr");
+    // On Windows, with the reason of its own; stdout stays one JSON object.
+    let windows = with(Privilege::Unsupported(
+        "Windows does not send TCP through raw sockets",
+    ));
+    let o = knock_in(
+        "--dry-run --json 192.0.2.2 tcp:110:n,1:tcp:ece+cwr,2",
+        windows,
+    );
+    assert_eq!(o.code, 0);
     assert_eq!(
         o.out,
         "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"hits\":[\
          {\"port\":110,\"proto\":\"tcp\",\"flags\":[]},\
-         {\"port\":1,\"proto\":\"tcp\",\"flags\":[\"ece\",\"cwr\"]}]}\n"
+         {\"port\":1,\"proto\":\"tcp\",\"flags\":[\"ece\",\"cwr\"]},\
+         {\"port\":2,\"proto\":\"tcp\",\"flags\":[\"syn\"]}]}\n"
+    );
+    let why = "exact TCP flags need a raw socket, but Windows does not send TCP through raw \
+               sockets";
+    assert_eq!(
+        o.err,
+        format!(
+            "knock: note: a real run would refuse hit 1 of 3 (110:tcp:none): {why}\n\
+             knock: note: a real run would refuse hit 2 of 3 (1:tcp:ece+cwr): {why}\n"
+        )
     );
 }
 

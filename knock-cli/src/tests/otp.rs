@@ -134,4 +134,5 @@ fn defaults_and_refusals() {
     assert!(o.out.contains("generate"), "{}", o.out);
     let o = World::default().run(&["otp", "generate", "--help"]);
     assert!(o.out.contains("starts with a space"), "{}", o.out);
+    assert!(o.out.contains("Exit status: 0 written, 1 "), "{}", o.out);
 }

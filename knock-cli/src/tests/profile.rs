@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use knock_core::hit::{Hit, Proto, format_sequence, parse_sequence};
-use knock_core::send::Privilege;
+use knock_core::send::{Privilege, SendOptions};
 
 use super::{Outcome, Scratch, World, ip, sent};
 use crate::knock::testing::{Event, Recorder};
@@ -117,6 +117,27 @@ fn dry_runs_of_a_sequence_profile() {
 }
 
 #[test]
+fn a_dry_run_of_a_profile_notes_the_hits_a_real_run_would_refuse() {
+    let d = Dir::new("seq-dry-refused");
+    d.write(
+        "flags.toml",
+        "host = \"192.0.2.2\"\nsequence = \"tcp:110:x,7000\"\n",
+    );
+    let o = d.run(&["flags", "--dry-run"]);
+    assert_eq!(o.code, 0);
+    assert!(o.events.is_empty());
+    assert_eq!(
+        o.out,
+        "would hit tcp 192.0.2.2:110 [fin,syn,rst,psh,ack,urg]\nwould hit tcp 192.0.2.2:7000\n"
+    );
+    assert_eq!(
+        o.err,
+        "knock: note: a real run would refuse hit 1 of 2 (110:tcp:fin+syn+rst+psh+ack+urg): \
+         exact TCP flags need a raw socket, which needs root or CAP_NET_RAW\n"
+    );
+}
+
+#[test]
 fn the_command_line_wins_over_the_profile() {
     let d = Dir::new("precedence");
     d.write(
@@ -191,6 +212,43 @@ fn the_command_line_wins_over_the_profile() {
         ]
     );
     assert_eq!(o.options.map(|s| s.raw_tcp), Some(true));
+}
+
+#[test]
+fn source_port_reaches_the_sender_with_the_profiles_raw() {
+    let d = Dir::new("source-port");
+    d.write(
+        "p.toml",
+        "host = \"192.0.2.2\"\nsequence = \"7000,8000:udp\"\nraw = true\n",
+    );
+    let root = World {
+        privilege: Privilege::Raw,
+        ..World::default()
+    };
+    let o = d.run_in(root, &["p", "--source-port", "40000"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let want = SendOptions {
+        raw_tcp: true,
+        source_port: Some(40000),
+    };
+    assert_eq!(o.options, Some(want));
+    let a = ip("192.0.2.2");
+    assert_eq!(
+        o.events,
+        [
+            Event::SentRaw(Hit::tcp(7000), a),
+            Event::Sent(Hit::udp(8000), a)
+        ]
+    );
+    // Without the option the sender picks its own ports.
+    let o = d.run_in(
+        World {
+            privilege: Privilege::Raw,
+            ..World::default()
+        },
+        &["p"],
+    );
+    assert_eq!(o.options.and_then(|s| s.source_port), None);
 }
 
 #[test]
@@ -299,7 +357,24 @@ fn a_refused_line_is_not_used() {
     let o = d.run(&["vpn"]);
     assert_eq!(o.code, 2);
     assert!(o.events.is_empty());
+    assert_eq!(
+        o.err,
+        "knock: hit 1 of 1 (1001:tcp:fin): exact TCP flags need a raw socket, which needs \
+         root or CAP_NET_RAW\n\
+         knock: nothing was sent; to send these hits, run knock as root, give it \
+         CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
+         the flags\n"
+    );
     assert_eq!(d.read("vpn.otp"), " 1001:tcp:fin\n 2001\n");
+    // With the privilege the same line is the one sent, and only then marked.
+    let root = World {
+        privilege: Privilege::Raw,
+        ..World::default()
+    };
+    let o = d.run_in(root, &["vpn"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    assert_eq!(sent(&o.events), to(&seq("1001:tcp:fin"), "192.0.2.2"));
+    assert_eq!(d.read("vpn.otp"), "#1001:tcp:fin\n 2001\n");
 }
 
 #[test]
@@ -456,20 +531,41 @@ fn hmac_knocks_send_the_sequence_of_now() {
         sent(&o.events),
         to(&seq("58063,26352,27769,27170"), "192.0.2.2")
     );
-    // Without --at a dry run shows now too.
-    let world = World {
-        now: 1_700_000_009,
-        ..with_secret()
+    // Without --at a dry run shows now: exactly what --at now shows. The last second of
+    // the step still lists the sequence just sent; the next second starts a new one.
+    let listing = |now: u64| {
+        let o = d.run_in(
+            World {
+                now,
+                ..with_secret()
+            },
+            &["ssh", "--dry-run"],
+        );
+        let at = d.run_in(
+            with_secret(),
+            &["ssh", "--dry-run", "--at", &now.to_string()],
+        );
+        assert_eq!((o.code, at.code), (0, 0), "{} {}", o.err, at.err);
+        assert_eq!(o.out, at.out, "now {now}");
+        o.out
     };
-    let o = d.run_in(world, &["ssh", "--dry-run"]);
-    assert!(o.out.contains("counter 56666666 "), "{}", o.out);
-    let world = World {
-        now: 1_700_000_010,
-        ..with_secret()
-    };
-    let o = d.run_in(world, &["ssh", "--dry-run"]);
-    assert!(o.out.contains("counter 56666667 "), "{}", o.out);
-    assert!(!o.out.contains("58063"), "a new step, a new sequence");
+    let last = listing(1_700_000_009);
+    assert!(
+        last.starts_with("door \"ssh\", counter 56666666 "),
+        "{last}"
+    );
+    let sent_lines: Vec<String> = seq("58063,26352,27769,27170")
+        .iter()
+        .map(|h| format!("would hit tcp 192.0.2.2:{}", h.port))
+        .collect();
+    assert_eq!(last.lines().skip(1).collect::<Vec<_>>(), sent_lines);
+    let next = listing(1_700_000_010);
+    assert!(
+        next.starts_with("door \"ssh\", counter 56666667 "),
+        "{next}"
+    );
+    assert_eq!(next.lines().count(), 5, "{next}");
+    assert_ne!(next.lines().skip(1).collect::<Vec<_>>(), sent_lines);
 }
 
 #[test]
