@@ -235,11 +235,11 @@ pub fn generate_text(opts: &GenerateOptions) -> Result<String, OtpFileError> {
     let mut rng = OsRandom::new();
     let text = generate(opts.count, opts.length, opts.ports, opts.protocols, || {
         rng.next_u32()
-    })
-    .map_err(OtpFileError::Params)?;
+    });
+    // The random source's own error says more than generate's "it failed".
     match rng.error {
         Some(e) => Err(OtpFileError::Random(e)),
-        None => Ok(text),
+        None => text.map_err(OtpFileError::Params),
     }
 }
 
@@ -257,8 +257,8 @@ pub fn generate_file(
     })
 }
 
-/// u32 values from the OS, fetched in blocks. The first failure is kept and later values
-/// are zero; [`generate_text`] reports it instead of returning the list.
+/// u32 values from the OS, fetched in blocks. The first failure is kept and ends the
+/// stream; [`generate_text`] reports it instead of returning the list.
 struct OsRandom {
     buf: [u8; 256],
     pos: usize,
@@ -274,14 +274,14 @@ impl OsRandom {
         }
     }
 
-    fn next_u32(&mut self) -> u32 {
+    fn next_u32(&mut self) -> Option<u32> {
         if self.error.is_some() {
-            return 0;
+            return None;
         }
         if self.pos + 4 > self.buf.len() {
             if let Err(e) = getrandom::fill(&mut self.buf) {
                 self.error = Some(e);
-                return 0;
+                return None;
             }
             self.pos = 0;
         }
@@ -292,7 +292,7 @@ impl OsRandom {
             self.buf[self.pos + 3],
         ];
         self.pos += 4;
-        u32::from_be_bytes(word)
+        Some(u32::from_be_bytes(word))
     }
 }
 
