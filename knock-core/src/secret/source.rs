@@ -118,6 +118,8 @@ pub fn load_with(
                 .into_string()
                 .map_err(|_| SecretError::EnvNotUtf8 { name: name.clone() })?;
             let secret = Secret::from_text(&value);
+            // Our copy of the variable; the process environment keeps its own.
+            wipe(&mut value.into_bytes());
             if secret.is_empty() {
                 return Err(SecretError::EnvEmpty { name: name.clone() });
             }
