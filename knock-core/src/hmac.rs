@@ -63,13 +63,14 @@ impl FromStr for PortRange {
     }
 }
 
-/// Which protocols a derived sequence uses.
+/// Which protocols a derived sequence (or a generated one-time list) uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Protocols {
     #[default]
     Tcp,
     Udp,
-    /// One extra word per hit picks the protocol: even tcp, odd udp.
+    /// Each hit its own. In knock-hmac-v1 one extra word per hit picks it: even tcp, odd
+    /// udp.
     Mixed,
 }
 
@@ -367,4 +368,16 @@ mod tests {
     const VECTOR_2: &str = "7004:tcp,7009:udp,7007:tcp,7003:tcp,7006:udp,7001:udp";
     const VECTOR_3: &str = "22056:udp,63631:udp,54293:udp";
     const VECTOR_4: &str = "38509:tcp:fin+psh,52309:udp,21747:udp,14401:tcp:fin+psh";
+
+    #[test]
+    fn protocols_names() {
+        for p in [Protocols::Tcp, Protocols::Udp, Protocols::Mixed] {
+            assert_eq!(p.to_string().parse(), Ok(p));
+        }
+        assert_eq!("MIXED".parse(), Ok(Protocols::Mixed));
+        assert_eq!(
+            "icmp".parse::<Protocols>(),
+            Err(r#"unknown protocols "icmp" (expected tcp, udp or mixed)"#.to_string())
+        );
+    }
 }

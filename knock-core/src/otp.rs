@@ -6,9 +6,6 @@
 //! written with a leading space). Blank lines and lines whose first non-blank character is
 //! `#` are skipped.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::hit::{Hit, HitError, Proto, parse_sequence};
 use crate::hmac::PortRange;
 
@@ -66,45 +63,9 @@ pub fn first_unused(text: &str) -> Result<Option<OtpLine>, OtpError> {
     unused_lines(text).next().transpose()
 }
 
-/// Protocol mix for generated lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum GenProtocols {
-    #[default]
-    Tcp,
-    Udp,
-    /// Each hit is tcp or udp at random.
-    Mixed,
-}
-
-impl GenProtocols {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GenProtocols::Tcp => "tcp",
-            GenProtocols::Udp => "udp",
-            GenProtocols::Mixed => "mixed",
-        }
-    }
-}
-
-impl fmt::Display for GenProtocols {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for GenProtocols {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "tcp" => Ok(GenProtocols::Tcp),
-            "udp" => Ok(GenProtocols::Udp),
-            "mixed" => Ok(GenProtocols::Mixed),
-            _ => Err(format!(
-                "unknown protocols {s:?} (expected tcp, udp or mixed)"
-            )),
-        }
-    }
-}
+/// Protocol mix for generated lists: the same choice, with the same names, as a
+/// knock-hmac-v1 door's protocols (for `mixed`, each hit draws its own at random).
+pub use crate::hmac::Protocols as GenProtocols;
 
 /// Writes `count` lines of `length` distinct random ports from `ports`, each line starting
 /// with a space. `random` supplies uniformly random u32 values (the OS CSPRNG in `knock`),
@@ -242,17 +203,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn gen_protocols_names() {
-        for p in [GenProtocols::Tcp, GenProtocols::Udp, GenProtocols::Mixed] {
-            assert_eq!(p.to_string().parse(), Ok(p));
-        }
-        assert_eq!("MIXED".parse(), Ok(GenProtocols::Mixed));
-        assert_eq!(
-            "icmp".parse::<GenProtocols>(),
-            Err(r#"unknown protocols "icmp" (expected tcp, udp or mixed)"#.to_string())
-        );
     }
 }
