@@ -324,17 +324,50 @@ mod tests {
         p.ports = DEFAULT_PORTS;
         p.step = 0;
         assert_eq!(p.validate(), Err(ParamsError::Step));
+        assert_eq!(p.derive(&secret(), 1), Err(ParamsError::Step));
+        p.step = DEFAULT_STEP;
+        p.flags = Some(TcpFlags::FIN);
+        p.protocols = Protocols::Udp;
+        assert_eq!(
+            p.validate().unwrap_err().to_string(),
+            "flags are set but protocols is udp"
+        );
+        p.protocols = Protocols::Mixed;
+        assert_eq!(p.validate(), Ok(()));
     }
 
     #[test]
     fn port_range_parsing() {
         assert_eq!("1024-65535".parse(), Ok(DEFAULT_PORTS));
         assert_eq!("7-7".parse(), Ok(PortRange { lo: 7, hi: 7 }));
-        assert!("0-10".parse::<PortRange>().is_err());
-        assert!("10-5".parse::<PortRange>().is_err());
-        assert!("10".parse::<PortRange>().is_err());
-        assert!("a-b".parse::<PortRange>().is_err());
-        assert!("1-70000".parse::<PortRange>().is_err());
+        assert_eq!(" 1 - 65535 ".parse(), Ok(PortRange { lo: 1, hi: 65535 }));
+        let rejected = [
+            ("0-10", r#"port range "0-10": "0" is not a port (1-65535)"#),
+            ("10-5", r#"port range "10-5": low end is above high end"#),
+            ("10", r#"port range "10" is not LO-HI"#),
+            ("", r#"port range "" is not LO-HI"#),
+            ("a-b", r#"port range "a-b": "a" is not a port (1-65535)"#),
+            ("-5-10", r#"port range "-5-10": "" is not a port (1-65535)"#),
+            (
+                "+5-10",
+                r#"port range "+5-10": "+5" is not a port (1-65535)"#,
+            ),
+            (
+                "1-70000",
+                r#"port range "1-70000": "70000" is not a port (1-65535)"#,
+            ),
+            (
+                "1-2-3",
+                r#"port range "1-2-3": "2-3" is not a port (1-65535)"#,
+            ),
+        ];
+        for (input, want) in rejected {
+            assert_eq!(
+                input.parse::<PortRange>(),
+                Err(want.to_string()),
+                "{input:?}"
+            );
+        }
     }
 
     // Vectors computed independently with Python's hmac module (see docs/knock-hmac-v1.md).
