@@ -367,7 +367,8 @@ mod tests {
         for mode in [0o600, 0o400] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let source = SecretSource::File(path.clone());
-            assert!(load_with(&source, no_env, &mut prompt, "?").is_ok());
+            let secret = load_with(&source, no_env, &mut prompt, "?").unwrap();
+            assert_eq!(secret.expose(), SECRET.as_bytes(), "mode {mode:04o}");
         }
     }
 
