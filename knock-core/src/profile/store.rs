@@ -31,18 +31,15 @@ pub enum StoreError {
     FileExists { path: PathBuf },
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("profile {name:?}: {source}")]
-    Write {
-        name: String,
-        #[source]
-        source: ToTomlError,
-    },
-    #[error("{op} {}: {source}", path.display())]
+    // These two messages hold their cause, so it is not also the `source()`: a context
+    // chain (`{:#}`) would print it twice.
+    #[error("profile {name:?}: {error}")]
+    Write { name: String, error: ToTomlError },
+    #[error("{op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(
         "cannot tell where profiles live: the system has no configuration directory; \
@@ -188,9 +185,9 @@ impl Store {
     /// give paths the user typed on the command line absolute.
     pub fn save(&self, name: &str, profile: &Profile, force: bool) -> Result<PathBuf, StoreError> {
         let path = self.path(name)?;
-        let text = profile.to_toml().map_err(|source| StoreError::Write {
+        let text = profile.to_toml().map_err(|error| StoreError::Write {
             name: name.to_string(),
-            source,
+            error,
         })?;
         // Never write what could not be read back.
         parse(&path, &text)?;
@@ -228,7 +225,7 @@ impl Store {
         files::create_private_dir(&self.dir).map_err(self.io("create directory", &self.dir))?;
         files::write_private(path, bytes, force).map_err(|e| match e {
             WriteError::Exists(path) => StoreError::FileExists { path },
-            WriteError::Io { op, path, source } => StoreError::Io { op, path, source },
+            WriteError::Io { op, path, error } => StoreError::Io { op, path, error },
         })
     }
 
@@ -250,10 +247,10 @@ impl Store {
         op: &'static str,
         path: &'a Path,
     ) -> impl FnOnce(io::Error) -> StoreError + 'a {
-        move |source| StoreError::Io {
+        move |error| StoreError::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

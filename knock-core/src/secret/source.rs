@@ -55,16 +55,13 @@ impl Prompt for TerminalPrompt {
     }
 }
 
-/// Why no secret could be had. Holds paths and variable names only.
+/// Why no secret could be had. Holds paths and variable names only. Messages hold their
+/// cause, so none is also the `source()`: a context chain (`{:#}`) would print it twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretError {
-    #[error("read secret file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("read secret file {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
     #[error(
         "secret file {p} is {} by group/others (mode {mode:04o}); run: chmod 600 {p}",
         shared_access(*.mode),
@@ -87,7 +84,7 @@ pub enum SecretError {
     )]
     NoTerminal,
     #[error("read the secret from the terminal: {0}")]
-    Prompt(#[source] io::Error),
+    Prompt(io::Error),
     #[error("no secret: the line typed was empty")]
     EmptyPrompt,
 }
@@ -155,9 +152,9 @@ pub fn load(
 }
 
 fn read_file(path: &std::path::Path) -> Result<Secret, SecretError> {
-    let read_err = |source| SecretError::Read {
+    let read_err = |error| SecretError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut file = File::open(path).map_err(read_err)?;
     // Check the file that was opened, not the name, so a swap in between cannot slip by.
