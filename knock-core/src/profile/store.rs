@@ -78,12 +78,16 @@ pub fn profile_dir(flag: Option<&Path>) -> Result<PathBuf, StoreError> {
 }
 
 /// Checks that `name` can name a profile: not empty, no path separators or control
-/// characters, no leading dot, and not a reserved word.
+/// characters, none of the characters Windows refuses in file names, no leading dot, and not
+/// a reserved word. One rule on every system, so a profile directory can be copied to any.
 pub fn check_name(name: &str) -> Result<(), StoreError> {
     let reason = if name.is_empty() {
         Some("is empty")
     } else if name.contains(['/', '\\']) {
         Some("may not contain path separators")
+    } else if name.contains(['<', '>', ':', '"', '|', '?', '*']) {
+        // On Windows `a:b.toml` would even "work", as an alternate data stream of `a`.
+        Some("may not contain any of < > : \" | ? * (Windows file names cannot)")
     } else if name.starts_with('.') {
         Some("may not start with '.'")
     } else if name.chars().any(char::is_control) {
@@ -342,6 +346,18 @@ mod tests {
                 r#"profile name ".hidden" may not start with '.'"#,
             ),
             ("..", r#"profile name ".." may not start with '.'"#),
+            (
+                "a:b",
+                r#"profile name "a:b" may not contain any of < > : " | ? * (Windows file names cannot)"#,
+            ),
+            (
+                "what?",
+                r#"profile name "what?" may not contain any of < > : " | ? * (Windows file names cannot)"#,
+            ),
+            (
+                "\"q\"",
+                r#"profile name "\"q\"" may not contain any of < > : " | ? * (Windows file names cannot)"#,
+            ),
             (
                 "a\nb",
                 r#"profile name "a\nb" may not contain control characters"#,
