@@ -688,6 +688,49 @@ mod tests {
         }
     }
 
+    /// Every item of one to four `:`-separated fields drawn from good, bad and odd tokens
+    /// parses or is refused without a panic, and every accepted item's canonical form parses
+    /// back to the same hit under either default.
+    #[test]
+    fn field_combinations_never_panic_and_accepted_ones_round_trip() {
+        const TOKENS: [&str; 20] = [
+            "", "0", "1", "65535", "65536", "-1", "tcp", "UDP", "icmp", "fin+psh", "syn+", "none",
+            "any", "x", "up", "i", "n", "q", " 7 ", "\u{e9}",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        let mut item = String::new();
+        for fields in 1..=4u32 {
+            for n in 0..TOKENS.len().pow(fields) {
+                item.clear();
+                let mut rest = n;
+                for i in 0..fields {
+                    if i > 0 {
+                        item.push(':');
+                    }
+                    item.push_str(TOKENS[rest % TOKENS.len()]);
+                    rest /= TOKENS.len();
+                }
+                for default in [T, U] {
+                    let Ok(hit) = Hit::parse(&item, default) else {
+                        continue;
+                    };
+                    let text = hit.to_string();
+                    assert_eq!(Hit::parse(&text, T), Ok(hit), "{item:?} -> {text}");
+                    assert_eq!(Hit::parse(&text, U), Ok(hit), "{item:?} -> {text}");
+                    seen.insert(match hit.flags {
+                        HitFlags::Plain => hit.proto.as_str(),
+                        HitFlags::Exact(_) => "exact",
+                        HitFlags::Any => "any",
+                    });
+                }
+            }
+        }
+        // Every kind of hit was among the accepted ones, so the round trip covered each.
+        for kind in ["tcp", "udp", "exact", "any"] {
+            assert!(seen.contains(kind), "no {kind} hit accepted");
+        }
+    }
+
     #[test]
     fn wire_flags_and_raw() {
         assert_eq!(Hit::tcp(1).wire_flags(), TcpFlags::SYN);

@@ -63,13 +63,14 @@ impl FromStr for PortRange {
     }
 }
 
-/// Which protocols a derived sequence uses.
+/// Which protocols a derived sequence (or a generated one-time list) uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Protocols {
     #[default]
     Tcp,
     Udp,
-    /// One extra word per hit picks the protocol: even tcp, odd udp.
+    /// Each hit its own. In knock-hmac-v1 one extra word per hit picks it: even tcp, odd
+    /// udp.
     Mixed,
 }
 
@@ -323,17 +324,50 @@ mod tests {
         p.ports = DEFAULT_PORTS;
         p.step = 0;
         assert_eq!(p.validate(), Err(ParamsError::Step));
+        assert_eq!(p.derive(&secret(), 1), Err(ParamsError::Step));
+        p.step = DEFAULT_STEP;
+        p.flags = Some(TcpFlags::FIN);
+        p.protocols = Protocols::Udp;
+        assert_eq!(
+            p.validate().unwrap_err().to_string(),
+            "flags are set but protocols is udp"
+        );
+        p.protocols = Protocols::Mixed;
+        assert_eq!(p.validate(), Ok(()));
     }
 
     #[test]
     fn port_range_parsing() {
         assert_eq!("1024-65535".parse(), Ok(DEFAULT_PORTS));
         assert_eq!("7-7".parse(), Ok(PortRange { lo: 7, hi: 7 }));
-        assert!("0-10".parse::<PortRange>().is_err());
-        assert!("10-5".parse::<PortRange>().is_err());
-        assert!("10".parse::<PortRange>().is_err());
-        assert!("a-b".parse::<PortRange>().is_err());
-        assert!("1-70000".parse::<PortRange>().is_err());
+        assert_eq!(" 1 - 65535 ".parse(), Ok(PortRange { lo: 1, hi: 65535 }));
+        let rejected = [
+            ("0-10", r#"port range "0-10": "0" is not a port (1-65535)"#),
+            ("10-5", r#"port range "10-5": low end is above high end"#),
+            ("10", r#"port range "10" is not LO-HI"#),
+            ("", r#"port range "" is not LO-HI"#),
+            ("a-b", r#"port range "a-b": "a" is not a port (1-65535)"#),
+            ("-5-10", r#"port range "-5-10": "" is not a port (1-65535)"#),
+            (
+                "+5-10",
+                r#"port range "+5-10": "+5" is not a port (1-65535)"#,
+            ),
+            (
+                "1-70000",
+                r#"port range "1-70000": "70000" is not a port (1-65535)"#,
+            ),
+            (
+                "1-2-3",
+                r#"port range "1-2-3": "2-3" is not a port (1-65535)"#,
+            ),
+        ];
+        for (input, want) in rejected {
+            assert_eq!(
+                input.parse::<PortRange>(),
+                Err(want.to_string()),
+                "{input:?}"
+            );
+        }
     }
 
     // Vectors computed independently with Python's hmac module (see docs/knock-hmac-v1.md).
@@ -367,4 +401,16 @@ mod tests {
     const VECTOR_2: &str = "7004:tcp,7009:udp,7007:tcp,7003:tcp,7006:udp,7001:udp";
     const VECTOR_3: &str = "22056:udp,63631:udp,54293:udp";
     const VECTOR_4: &str = "38509:tcp:fin+psh,52309:udp,21747:udp,14401:tcp:fin+psh";
+
+    #[test]
+    fn protocols_names() {
+        for p in [Protocols::Tcp, Protocols::Udp, Protocols::Mixed] {
+            assert_eq!(p.to_string().parse(), Ok(p));
+        }
+        assert_eq!("MIXED".parse(), Ok(Protocols::Mixed));
+        assert_eq!(
+            "icmp".parse::<Protocols>(),
+            Err(r#"unknown protocols "icmp" (expected tcp, udp or mixed)"#.to_string())
+        );
+    }
 }

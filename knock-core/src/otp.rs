@@ -6,9 +6,6 @@
 //! written with a leading space). Blank lines and lines whose first non-blank character is
 //! `#` are skipped.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::hit::{Hit, HitError, Proto, parse_sequence};
 use crate::hmac::PortRange;
 
@@ -66,54 +63,20 @@ pub fn first_unused(text: &str) -> Result<Option<OtpLine>, OtpError> {
     unused_lines(text).next().transpose()
 }
 
-/// Protocol mix for generated lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum GenProtocols {
-    #[default]
-    Tcp,
-    Udp,
-    /// Each hit is tcp or udp at random.
-    Mixed,
-}
-
-impl GenProtocols {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GenProtocols::Tcp => "tcp",
-            GenProtocols::Udp => "udp",
-            GenProtocols::Mixed => "mixed",
-        }
-    }
-}
-
-impl fmt::Display for GenProtocols {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for GenProtocols {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "tcp" => Ok(GenProtocols::Tcp),
-            "udp" => Ok(GenProtocols::Udp),
-            "mixed" => Ok(GenProtocols::Mixed),
-            _ => Err(format!(
-                "unknown protocols {s:?} (expected tcp, udp or mixed)"
-            )),
-        }
-    }
-}
+/// Protocol mix for generated lists: the same choice, with the same names, as a
+/// knock-hmac-v1 door's protocols (for `mixed`, each hit draws its own at random).
+pub use crate::hmac::Protocols as GenProtocols;
 
 /// Writes `count` lines of `length` distinct random ports from `ports`, each line starting
-/// with a space. `random` supplies uniformly random u32 values (the OS CSPRNG in `knock`).
+/// with a space. `random` supplies uniformly random u32 values (the OS CSPRNG in `knock`),
+/// or `None` once it has failed, which stops generation with an error: a source stuck on
+/// one value would otherwise never yield a second distinct port.
 pub fn generate(
     count: usize,
     length: usize,
     ports: PortRange,
     protocols: GenProtocols,
-    mut random: impl FnMut() -> u32,
+    mut random: impl FnMut() -> Option<u32>,
 ) -> Result<String, String> {
     if length == 0 {
         return Err("length must be at least 1".into());
@@ -128,10 +91,11 @@ pub fn generate(
     // Rejection sampling keeps every port equally likely.
     let limit = u32::MAX - (u32::MAX % pool);
     let mut out = String::new();
+    let mut random = || random().ok_or_else(|| "the random source failed".to_string());
     for _ in 0..count {
         let mut line: Vec<Hit> = Vec::with_capacity(length);
         while line.len() < length {
-            let r = random();
+            let r = random()?;
             if r >= limit {
                 continue;
             }
@@ -142,7 +106,7 @@ pub fn generate(
             let udp = match protocols {
                 GenProtocols::Tcp => false,
                 GenProtocols::Udp => true,
-                GenProtocols::Mixed => random() & 1 == 1,
+                GenProtocols::Mixed => random()? & 1 == 1,
             };
             line.push(if udp { Hit::udp(port) } else { Hit::tcp(port) });
         }
@@ -203,7 +167,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            state
+            Some(state)
         };
         let range = PortRange { lo: 2000, hi: 2009 };
         let text = generate(20, 10, range, GenProtocols::Mixed, rng).unwrap();
@@ -218,18 +182,26 @@ mod tests {
             saw_udp |= line.hits.iter().any(|h| h.proto == Proto::Udp);
         }
         assert!(saw_udp);
-        assert!(generate(1, 11, range, GenProtocols::Tcp, || 0).is_err());
+        assert_eq!(
+            generate(1, 11, range, GenProtocols::Tcp, || Some(0)),
+            Err("port range 2000-2009 has 10 ports, fewer than the length 11".to_string())
+        );
     }
 
     #[test]
-    fn gen_protocols_names() {
-        for p in [GenProtocols::Tcp, GenProtocols::Udp, GenProtocols::Mixed] {
-            assert_eq!(p.to_string().parse(), Ok(p));
+    fn a_failing_random_source_stops_generation() {
+        let range = PortRange { lo: 2000, hi: 2009 };
+        // Fails at once, and after a few values (mid-line, in the protocol draw too).
+        for good in [0u32, 1, 3] {
+            for protocols in [GenProtocols::Tcp, GenProtocols::Mixed] {
+                let mut values = 1..=good;
+                let random = move || values.next();
+                assert_eq!(
+                    generate(2, 4, range, protocols, random),
+                    Err("the random source failed".to_string()),
+                    "{good} good values, {protocols}"
+                );
+            }
         }
-        assert_eq!("MIXED".parse(), Ok(GenProtocols::Mixed));
-        assert_eq!(
-            "icmp".parse::<GenProtocols>(),
-            Err(r#"unknown protocols "icmp" (expected tcp, udp or mixed)"#.to_string())
-        );
     }
 }

@@ -261,7 +261,10 @@ enum Section {
 /// A door being read, with the line of each sequence-related directive for later checks.
 struct DoorDraft {
     door: Door,
-    source: Option<(Key, usize, SequenceSource)>,
+    /// The directive that gave the sequence, and its line. A fixed or one-time sequence is
+    /// in `door.sequence` already; an HMAC one is built from `hmac` at the end, because its
+    /// options may follow the secret file line.
+    source: Option<(Key, usize)>,
     hmac: HmacDoor,
     /// First HMAC option seen, for "needs HMAC_Secret_File".
     hmac_option: Option<(String, usize)>,
@@ -474,17 +477,18 @@ impl<'p> Parser<'p> {
         };
         match key {
             Key::Sequence | Key::OneTimeSequences | Key::HmacSecretFile => {
-                let source = match key {
-                    Key::Sequence => SequenceSource::Fixed(
-                        parse_sequence(value, Proto::Tcp).map_err(|e| bad(e.to_string()))?,
-                    ),
-                    Key::OneTimeSequences => SequenceSource::OneTime(non_empty(value)?.into()),
-                    _ => {
-                        draft.hmac.secret_file = non_empty(value)?.into();
-                        SequenceSource::Hmac(draft.hmac.clone())
+                match key {
+                    Key::Sequence => {
+                        door.sequence = SequenceSource::Fixed(
+                            parse_sequence(value, Proto::Tcp).map_err(|e| bad(e.to_string()))?,
+                        )
                     }
-                };
-                if let Some((other, other_line, _)) = &draft.source
+                    Key::OneTimeSequences => {
+                        door.sequence = SequenceSource::OneTime(non_empty(value)?.into())
+                    }
+                    _ => draft.hmac.secret_file = non_empty(value)?.into(),
+                }
+                if let Some((other, other_line)) = &draft.source
                     && *other != key
                 {
                     return Err(bad(format!(
@@ -494,7 +498,7 @@ impl<'p> Parser<'p> {
                         key_name(*other)
                     )));
                 }
-                draft.source = Some((key, line, source));
+                draft.source = Some((key, line));
             }
             Key::SeqTimeout => door.seq_timeout = value::seconds(value).map_err(bad)?,
             Key::CmdTimeout => door.cmd_timeout = value::seconds(value).map_err(bad)?,
@@ -539,7 +543,7 @@ impl<'p> Parser<'p> {
             hmac,
             hmac_option,
         } = draft;
-        let Some((_, _, source)) = source else {
+        let Some((key, _)) = source else {
             return Err(self.err(
                 door.line,
                 format_args!(
@@ -549,24 +553,17 @@ impl<'p> Parser<'p> {
                 ),
             ));
         };
-        door.sequence = match source {
-            // HMAC options may come before or after the secret file line.
-            SequenceSource::Hmac(_) => {
-                if let Err(e) = hmac.params(&door.name).validate() {
-                    return Err(self.err(door.line, format_args!("door [{}]: {e}", door.name)));
-                }
-                SequenceSource::Hmac(hmac)
+        if key == Key::HmacSecretFile {
+            if let Err(e) = hmac.params(&door.name).validate() {
+                return Err(self.err(door.line, format_args!("door [{}]: {e}", door.name)));
             }
-            other => {
-                if let Some((key_text, line)) = hmac_option {
-                    return Err(self.err(
-                        line,
-                        format_args!("{key_text} needs HMAC_Secret_File in door [{}]", door.name),
-                    ));
-                }
-                other
-            }
-        };
+            door.sequence = SequenceSource::Hmac(hmac);
+        } else if let Some((key_text, line)) = hmac_option {
+            return Err(self.err(
+                line,
+                format_args!("{key_text} needs HMAC_Secret_File in door [{}]", door.name),
+            ));
+        }
         Ok(door)
     }
 }

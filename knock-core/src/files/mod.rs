@@ -50,18 +50,19 @@ pub enum WriteError {
     /// The destination exists and overwriting was not asked for.
     #[error("{} already exists", .0.display())]
     Exists(PathBuf),
-    #[error("{op} {}: {source}", path.display())]
+    /// The message holds the OS error, so it is not also the `source()`: a context chain
+    /// (`{:#}`) would print it twice.
+    #[error("{op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WriteError {
     let path = path.to_path_buf();
-    move |source| WriteError::Io { op, path, source }
+    move |error| WriteError::Io { op, path, error }
 }
 
 static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -78,7 +79,7 @@ pub fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), W
     let file_name = path.file_name().ok_or_else(|| WriteError::Io {
         op: "write",
         path: path.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+        error: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
     // A leading dot keeps the temporary file out of profile listings.
     let temp = dir.join(format!(
@@ -153,6 +154,8 @@ mod tests {
         let dir = Scratch::new("missing");
         let path = dir.join("nope").join("a.toml");
         let err = write_private(&path, b"x", false).unwrap_err();
+        // The message holds the OS error; a `{:#}` chain must not repeat it.
+        assert!(std::error::Error::source(&err).is_none());
         let msg = err.to_string();
         let want = format!("create {}", dir.join("nope").display());
         assert!(msg.starts_with(&want), "{msg}");

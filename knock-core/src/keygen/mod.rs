@@ -158,7 +158,7 @@ pub fn render(secret: &Secret, opts: &KeygenOptions) -> Result<String, ToTomlErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hit::format_sequence;
+    use crate::hit::{Proto, format_sequence};
     use crate::hmac::{PortRange, Protocols};
     use crate::profile::parse;
     use std::path::Path;
@@ -219,6 +219,62 @@ mod tests {
             tcpflags_directive(TcpFlags::NONE),
             "!fin,!syn,!rst,!psh,!ack,!urg"
         );
+    }
+
+    /// What keygen prints for the server is a door knockd-lite's parser reads back with
+    /// the same parameters, and whose sequences are the profile's.
+    #[test]
+    fn door_snippet_parses_as_the_same_door() {
+        let mut flagged = KeygenOptions::new("web door");
+        flagged.params.length = 6;
+        flagged.params.ports = PortRange { lo: 7000, hi: 7999 };
+        flagged.params.protocols = Protocols::Mixed;
+        flagged.params.step = 60;
+        flagged.params.flags = Some(TcpFlags::FIN | TcpFlags::PSH);
+        flagged.skew = 2;
+        let secret = secret_from_bytes(&[7; 32]);
+        for opts in [KeygenOptions::new("ssh"), flagged] {
+            let text = door_snippet(&opts);
+            let config = crate::conf::parse(&text, Path::new("keygen.conf"))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let [door] = config.doors.as_slice() else {
+                panic!("{text}")
+            };
+            let crate::conf::SequenceSource::Hmac(h) = &door.sequence else {
+                panic!("{text}")
+            };
+            assert_eq!(door.name, opts.params.door);
+            assert_eq!(h.secret_file, opts.server_secret_file);
+            assert_eq!(h.skew, opts.skew);
+            assert_eq!(
+                door.start_command_for(false),
+                Some(opts.start_command.as_str())
+            );
+            // The door's derivation has no flags: TCPFlags carries them instead, and holds
+            // exactly the hits the profile sends.
+            let params = h.params(&door.name);
+            assert_eq!(
+                params,
+                HmacParams {
+                    flags: None,
+                    ..opts.params.clone()
+                }
+            );
+            let door_hits = params.derive(&secret, 9).unwrap();
+            let client_hits = opts.params.derive(&secret, 9).unwrap();
+            assert_eq!(door_hits.len(), client_hits.len());
+            assert!(client_hits.iter().any(|c| c.proto == Proto::Tcp), "{text}");
+            for (d, c) in door_hits.iter().zip(&client_hits) {
+                assert_eq!((d.port, d.proto), (c.port, c.proto), "{text}");
+                assert!(
+                    c.proto == Proto::Udp || d.step_rule(door.tcp_flags).matches(c.wire_flags()),
+                    "{c} against {text}"
+                );
+            }
+            if let Some(flags) = opts.params.flags {
+                assert!(!door.tcp_flags.matches(flags | TcpFlags::SYN), "{text}");
+            }
+        }
     }
 
     #[test]

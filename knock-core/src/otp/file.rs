@@ -13,23 +13,22 @@ use crate::files::{self, WriteError};
 use crate::hit::HitError;
 use crate::hmac::{DEFAULT_PORTS, PortRange};
 
-/// A problem with a list file itself.
+/// A problem with a list file itself. Each message holds its cause, so none is also the
+/// `source()`: a context chain (`{:#}`) would print it twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OtpFileError {
-    #[error("{op} one-time list {}: {source}", path.display())]
+    #[error("{op} one-time list {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("{}:{line_no}: {source}", path.display())]
+    #[error("{}:{line_no}: {error}", path.display())]
     BadLine {
         path: PathBuf,
         line_no: usize,
-        #[source]
-        source: HitError,
+        error: HitError,
     },
     #[error("{}:{line_no}: not valid UTF-8", path.display())]
     NotUtf8 { path: PathBuf, line_no: usize },
@@ -47,14 +46,13 @@ pub enum OtpFileError {
     Exhausted { path: PathBuf },
     /// The knock went out, but the line could not be marked; the next run would repeat it.
     #[error(
-        "{}:{line_no}: the sequence was sent but could not be marked used: {source}",
+        "{}:{line_no}: the sequence was sent but could not be marked used: {error}",
         path.display()
     )]
     Mark {
         path: PathBuf,
         line_no: usize,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("one-time list {} already exists (use --force to replace it)", path.display())]
     Exists { path: PathBuf },
@@ -103,7 +101,7 @@ pub struct Used<T> {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OtpFileError {
     let path = path.to_path_buf();
-    move |source| OtpFileError::Io { op, path, source }
+    move |error| OtpFileError::Io { op, path, error }
 }
 
 /// Sends the first unused line of the list at `path` with `send`, then marks it used.
@@ -149,10 +147,10 @@ fn consume_locked<T, E>(
     }
     let value = send(&line).map_err(ConsumeError::Send)?;
     mark_used(file, line.offset)
-        .map_err(|source| OtpFileError::Mark {
+        .map_err(|error| OtpFileError::Mark {
             path: path.to_path_buf(),
             line_no: line.line_no,
-            source,
+            error,
         })
         .map_err(ConsumeError::List)?;
     let remaining = unused_lines(&text).count().saturating_sub(1);
@@ -191,7 +189,7 @@ fn first_line(text: &str, path: &Path) -> Result<OtpLine, OtpFileError> {
         Err(e) => Err(OtpFileError::BadLine {
             path: path.to_path_buf(),
             line_no: e.line_no,
-            source: e.source,
+            error: e.source,
         }),
     }
 }
@@ -235,11 +233,11 @@ pub fn generate_text(opts: &GenerateOptions) -> Result<String, OtpFileError> {
     let mut rng = OsRandom::new();
     let text = generate(opts.count, opts.length, opts.ports, opts.protocols, || {
         rng.next_u32()
-    })
-    .map_err(OtpFileError::Params)?;
+    });
+    // The random source's own error says more than generate's "it failed".
     match rng.error {
         Some(e) => Err(OtpFileError::Random(e)),
-        None => Ok(text),
+        None => text.map_err(OtpFileError::Params),
     }
 }
 
@@ -253,12 +251,12 @@ pub fn generate_file(
     let text = generate_text(opts)?;
     files::write_private(path, text.as_bytes(), overwrite).map_err(|e| match e {
         WriteError::Exists(path) => OtpFileError::Exists { path },
-        WriteError::Io { op, path, source } => OtpFileError::Io { op, path, source },
+        WriteError::Io { op, path, error } => OtpFileError::Io { op, path, error },
     })
 }
 
-/// u32 values from the OS, fetched in blocks. The first failure is kept and later values
-/// are zero; [`generate_text`] reports it instead of returning the list.
+/// u32 values from the OS, fetched in blocks. The first failure is kept and ends the
+/// stream; [`generate_text`] reports it instead of returning the list.
 struct OsRandom {
     buf: [u8; 256],
     pos: usize,
@@ -274,14 +272,14 @@ impl OsRandom {
         }
     }
 
-    fn next_u32(&mut self) -> u32 {
+    fn next_u32(&mut self) -> Option<u32> {
         if self.error.is_some() {
-            return 0;
+            return None;
         }
         if self.pos + 4 > self.buf.len() {
             if let Err(e) = getrandom::fill(&mut self.buf) {
                 self.error = Some(e);
-                return 0;
+                return None;
             }
             self.pos = 0;
         }
@@ -292,7 +290,7 @@ impl OsRandom {
             self.buf[self.pos + 3],
         ];
         self.pos += 4;
-        u32::from_be_bytes(word)
+        Some(u32::from_be_bytes(word))
     }
 }
 
@@ -394,6 +392,8 @@ mod tests {
                 path.display()
             )
         );
+        // The message holds the cause; a `{:#}` chain must not repeat it.
+        assert!(std::error::Error::source(&err).is_none());
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "#1\n 7000,-1\n 8000\n"
@@ -438,9 +438,14 @@ mod tests {
     fn missing_file_names_the_operation_and_path() {
         let dir = Scratch::new("otp-missing");
         let path = dir.join("nope");
-        let err = consume(&path, ok).unwrap_err().to_string();
+        let ConsumeError::List(err) = consume(&path, ok).unwrap_err() else {
+            panic!("expected a list error");
+        };
+        assert!(std::error::Error::source(&err).is_none());
+        let err = err.to_string();
         let want = format!("open one-time list {}: ", path.display());
         assert!(err.starts_with(&want), "{err}");
+        assert_eq!(err.matches("(os error").count(), 1, "{err}");
     }
 
     /// A list of `n` lines of one distinct port each (line k holds port 1000 + k).

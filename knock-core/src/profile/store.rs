@@ -31,18 +31,15 @@ pub enum StoreError {
     FileExists { path: PathBuf },
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("profile {name:?}: {source}")]
-    Write {
-        name: String,
-        #[source]
-        source: ToTomlError,
-    },
-    #[error("{op} {}: {source}", path.display())]
+    // These two messages hold their cause, so it is not also the `source()`: a context
+    // chain (`{:#}`) would print it twice.
+    #[error("profile {name:?}: {error}")]
+    Write { name: String, error: ToTomlError },
+    #[error("{op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(
         "cannot tell where profiles live: the system has no configuration directory; \
@@ -81,12 +78,16 @@ pub fn profile_dir(flag: Option<&Path>) -> Result<PathBuf, StoreError> {
 }
 
 /// Checks that `name` can name a profile: not empty, no path separators or control
-/// characters, no leading dot, and not a reserved word.
+/// characters, none of the characters Windows refuses in file names, no leading dot, and not
+/// a reserved word. One rule on every system, so a profile directory can be copied to any.
 pub fn check_name(name: &str) -> Result<(), StoreError> {
     let reason = if name.is_empty() {
         Some("is empty")
     } else if name.contains(['/', '\\']) {
         Some("may not contain path separators")
+    } else if name.contains(['<', '>', ':', '"', '|', '?', '*']) {
+        // On Windows `a:b.toml` would even "work", as an alternate data stream of `a`.
+        Some("may not contain any of < > : \" | ? * (Windows file names cannot)")
     } else if name.starts_with('.') {
         Some("may not start with '.'")
     } else if name.chars().any(char::is_control) {
@@ -188,9 +189,9 @@ impl Store {
     /// give paths the user typed on the command line absolute.
     pub fn save(&self, name: &str, profile: &Profile, force: bool) -> Result<PathBuf, StoreError> {
         let path = self.path(name)?;
-        let text = profile.to_toml().map_err(|source| StoreError::Write {
+        let text = profile.to_toml().map_err(|error| StoreError::Write {
             name: name.to_string(),
-            source,
+            error,
         })?;
         // Never write what could not be read back.
         parse(&path, &text)?;
@@ -228,7 +229,7 @@ impl Store {
         files::create_private_dir(&self.dir).map_err(self.io("create directory", &self.dir))?;
         files::write_private(path, bytes, force).map_err(|e| match e {
             WriteError::Exists(path) => StoreError::FileExists { path },
-            WriteError::Io { op, path, source } => StoreError::Io { op, path, source },
+            WriteError::Io { op, path, error } => StoreError::Io { op, path, error },
         })
     }
 
@@ -250,10 +251,10 @@ impl Store {
         op: &'static str,
         path: &'a Path,
     ) -> impl FnOnce(io::Error) -> StoreError + 'a {
-        move |source| StoreError::Io {
+        move |error| StoreError::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }
@@ -345,6 +346,18 @@ mod tests {
                 r#"profile name ".hidden" may not start with '.'"#,
             ),
             ("..", r#"profile name ".." may not start with '.'"#),
+            (
+                "a:b",
+                r#"profile name "a:b" may not contain any of < > : " | ? * (Windows file names cannot)"#,
+            ),
+            (
+                "what?",
+                r#"profile name "what?" may not contain any of < > : " | ? * (Windows file names cannot)"#,
+            ),
+            (
+                "\"q\"",
+                r#"profile name "\"q\"" may not contain any of < > : " | ? * (Windows file names cannot)"#,
+            ),
             (
                 "a\nb",
                 r#"profile name "a\nb" may not contain control characters"#,

@@ -51,8 +51,15 @@ pub enum ToTomlError {
         key: &'static str,
         path: std::path::PathBuf,
     },
+    /// The message holds the serializer's, so it is not also the `source()`.
     #[error("serialize profile: {0}")]
-    Toml(#[from] toml::ser::Error),
+    Toml(toml::ser::Error),
+}
+
+impl From<toml::ser::Error> for ToTomlError {
+    fn from(e: toml::ser::Error) -> Self {
+        ToTomlError::Toml(e)
+    }
 }
 
 fn utf8<'a>(key: &'static str, path: &'a Path) -> Result<&'a str, ToTomlError> {

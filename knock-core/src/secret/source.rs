@@ -55,16 +55,13 @@ impl Prompt for TerminalPrompt {
     }
 }
 
-/// Why no secret could be had. Holds paths and variable names only.
+/// Why no secret could be had. Holds paths and variable names only. Messages hold their
+/// cause, so none is also the `source()`: a context chain (`{:#}`) would print it twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretError {
-    #[error("read secret file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("read secret file {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
     #[error(
         "secret file {p} is {} by group/others (mode {mode:04o}); run: chmod 600 {p}",
         shared_access(*.mode),
@@ -87,7 +84,7 @@ pub enum SecretError {
     )]
     NoTerminal,
     #[error("read the secret from the terminal: {0}")]
-    Prompt(#[source] io::Error),
+    Prompt(io::Error),
     #[error("no secret: the line typed was empty")]
     EmptyPrompt,
 }
@@ -118,6 +115,8 @@ pub fn load_with(
                 .into_string()
                 .map_err(|_| SecretError::EnvNotUtf8 { name: name.clone() })?;
             let secret = Secret::from_text(&value);
+            // Our copy of the variable; the process environment keeps its own.
+            wipe(&mut value.into_bytes());
             if secret.is_empty() {
                 return Err(SecretError::EnvEmpty { name: name.clone() });
             }
@@ -153,9 +152,9 @@ pub fn load(
 }
 
 fn read_file(path: &std::path::Path) -> Result<Secret, SecretError> {
-    let read_err = |source| SecretError::Read {
+    let read_err = |error| SecretError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut file = File::open(path).map_err(read_err)?;
     // Check the file that was opened, not the name, so a swap in between cannot slip by.
@@ -365,7 +364,8 @@ mod tests {
         for mode in [0o600, 0o400] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let source = SecretSource::File(path.clone());
-            assert!(load_with(&source, no_env, &mut prompt, "?").is_ok());
+            let secret = load_with(&source, no_env, &mut prompt, "?").unwrap();
+            assert_eq!(secret.expose(), SECRET.as_bytes(), "mode {mode:04o}");
         }
     }
 

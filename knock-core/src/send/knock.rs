@@ -260,7 +260,13 @@ mod tests {
             s.check(&hit("7000:tcp:fin+psh")).unwrap_err().to_string(),
             "exact TCP flags need a raw socket, but Windows does not send TCP through raw sockets"
         );
-        assert!(s.send(&hit("7000:tcp:fin+psh"), DST).is_err());
+        assert!(matches!(
+            s.send(&hit("7000:tcp:fin+psh"), DST),
+            Err(SendError::Refused(Refusal::Unsupported {
+                need: RawNeed::ExactFlags,
+                ..
+            }))
+        ));
         assert!(log.borrow().is_empty());
     }
 
