@@ -296,8 +296,8 @@ pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
 pub(crate) fn store_failure(e: StoreError) -> Failure {
     let runtime = match &e {
         StoreError::Io { .. } => true,
-        StoreError::Profile(knock_core::profile::ProfileError::Read { source, .. }) => {
-            source.kind() != std::io::ErrorKind::NotFound
+        StoreError::Profile(knock_core::profile::ProfileError::Read { error, .. }) => {
+            error.kind() != std::io::ErrorKind::NotFound
         }
         _ => false,
     };

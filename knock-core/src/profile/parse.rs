@@ -24,11 +24,11 @@ pub enum ProfileError {
         line: usize,
         message: String,
     },
-    #[error("read profile {}: {source}", path.display())]
+    #[error("read profile {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        // In the message already, so not also a `source()`: `{:#}` would print it twice.
+        error: io::Error,
     },
 }
 
@@ -61,9 +61,9 @@ struct RawHmac {
 
 /// Reads and parses the profile at `path`.
 pub fn parse_file(path: &Path) -> Result<Profile, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ProfileError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(path, &text)
 }

@@ -173,7 +173,7 @@ impl Store {
     pub fn load(&self, name: &str) -> Result<Profile, StoreError> {
         let path = self.path(name)?;
         match parse_file(&path) {
-            Err(ProfileError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Err(ProfileError::Read { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::NotFound {
                     name: name.to_string(),
                     path,
