@@ -1,12 +1,12 @@
 //! End-to-end tests of `knock`: it runs in the client namespace, tcpdump in the server
 //! namespace says what arrived.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use knock_e2e::capture::{Capture, Record, show};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, require_root};
+use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, output, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -16,14 +16,9 @@ fn knock_cmd(pair: &Pair, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
-}
-
 /// Runs `knock ARGS` in the client namespace; it must exit 0. Returns stdout.
 fn knock_ok(pair: &Pair, args: &[&str]) -> String {
-    let out = run(&mut knock_cmd(pair, args));
+    let out = output(&mut knock_cmd(pair, args));
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "knock {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
@@ -36,7 +31,7 @@ fn knock_ok(pair: &Pair, args: &[&str]) -> String {
 
 /// Runs `knock ARGS`, expecting it to fail with `code`; returns stderr.
 fn knock_fails(pair: &Pair, args: &[&str], code: i32) -> String {
-    let out = run(&mut knock_cmd(pair, args));
+    let out = output(&mut knock_cmd(pair, args));
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -46,22 +41,6 @@ fn knock_fails(pair: &Pair, args: &[&str], code: i32) -> String {
     );
     assert!(out.stdout.is_empty(), "knock {args:?} printed on stdout");
     String::from_utf8(out.stderr).unwrap()
-}
-
-/// A TCP or UDP packet from one of the client's addresses to one of the server's.
-fn client_to_server(r: &Record) -> bool {
-    [CLIENT_V4, CLIENT_V6]
-        .iter()
-        .any(|c| [SERVER_V4, SERVER_V6].iter().any(|s| r.is_from_to(c, s)))
-}
-
-/// How a packet looked: `tcp 7000 S` or `udp 8000 len=1`.
-fn summary(r: &Record) -> String {
-    match (r.proto.as_str(), &r.tcp_flags, r.udp_len) {
-        ("tcp", Some(flags), _) => format!("tcp {} {flags}", r.dport.unwrap()),
-        ("udp", _, Some(len)) => format!("udp {} len={len}", r.dport.unwrap()),
-        _ => r.line.clone(),
-    }
 }
 
 /// Captures while `knock ARGS` runs, until `n` packets went from client to server, and
@@ -75,12 +54,12 @@ fn knock_and_capture(
 ) -> (Vec<Record>, String) {
     let capture = Capture::start(pair, &["tcp", "or", "udp"]);
     let stdout = knock_ok(pair, args);
-    capture.wait_for(n, WAIT, client_to_server);
+    capture.wait_for(n, WAIT, Record::is_client_to_server);
     thread::sleep(settle);
     let all = capture.stop();
     let sent: Vec<Record> = all
         .iter()
-        .filter(|r| client_to_server(r))
+        .filter(|r| r.is_client_to_server())
         .cloned()
         .collect();
     assert_eq!(sent.len(), n, "knock {args:?}; captured:\n{}", show(&all));
@@ -97,7 +76,7 @@ fn mixed_sequence(client: &str, server: &str) {
         5,
         Duration::from_millis(300),
     );
-    let seen: Vec<String> = sent.iter().map(summary).collect();
+    let seen: Vec<String> = sent.iter().map(Record::summary).collect();
     assert_eq!(
         seen,
         [
@@ -151,7 +130,7 @@ fn an_unanswered_syn_is_not_retransmitted_while_knock_runs_on() {
         2,
         Duration::ZERO,
     );
-    let seen: Vec<String> = sent.iter().map(summary).collect();
+    let seen: Vec<String> = sent.iter().map(Record::summary).collect();
     assert_eq!(seen, ["tcp 7000 S", "tcp 7001 S"], "{}", show(&sent));
 }
 
@@ -313,8 +292,8 @@ fn refused_and_dry_runs_send_nothing() {
     let all = capture.stop();
     let sent: Vec<String> = all
         .iter()
-        .filter(|r| client_to_server(r))
-        .map(summary)
+        .filter(|r| r.is_client_to_server())
+        .map(Record::summary)
         .collect();
     assert_eq!(sent, ["tcp 7777 S"], "{}", show(&all));
 }
@@ -339,11 +318,11 @@ fn a_closed_stdout_still_sends_everything_and_exits_0() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    capture.wait_for(3, WAIT, client_to_server);
+    capture.wait_for(3, WAIT, Record::is_client_to_server);
     let all = capture.stop();
     let ports: Vec<u16> = all
         .iter()
-        .filter(|r| client_to_server(r))
+        .filter(|r| r.is_client_to_server())
         .map(|r| r.dport.unwrap())
         .collect();
     assert_eq!(ports, [7000, 8000, 9000], "{}", show(&all));
