@@ -2,7 +2,7 @@
 //! changed configs, `-l` names in the log only, losing and regaining the interface, HMAC
 //! doors with their used counters kept across a restart, and bad options.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use knock_core::conf::{self, SequenceSource};
@@ -353,16 +353,14 @@ fn bad_options_exit_2_and_start_nothing() {
         &["-c"],
         &["--interface"],
     ] {
-        let out = output(
-            Command::new(bin("knockd-lite"))
-                .arg("-c")
-                .arg(&conf)
-                .args(args),
-        );
+        let mut cmd = Command::new(bin("knockd-lite"));
+        cmd.arg("-c").arg(&conf).args(args).stdin(Stdio::null());
+        let out = output(&mut cmd);
         assert_eq!(
             out.status.code(),
             Some(2),
-            "{args:?}: {}",
+            "{cmd:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
