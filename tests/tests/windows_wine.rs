@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use knock_e2e::capture::{Capture, Record, show};
 use knock_e2e::knockd::{Knockd, require_knockd, wait_for_file};
-use knock_e2e::lite::{KnockdLite, wait_lines};
+use knock_e2e::lite::KnockdLite;
 use knock_e2e::terminal::{Transcript, answer_prompt};
 use knock_e2e::wine::{Wine, WineHost};
 use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, require_root};
@@ -398,10 +398,9 @@ fn knock_exe_opens_knockd_lite_doors() {
         (&[SERVER_V6, "7301,8302:udp,7303"], "mixed 2001:db8::1"),
     ];
     // Each knock is checked on its own: its door's event line must follow it.
-    for (n, (args, want)) in runs.iter().enumerate() {
-        assert_eq!(knock_ok(&host, args), "");
-        let events = wait_lines(&lite.path("events"), n + 1, WAIT);
-        assert_eq!(events[n], *want, "{}", lite.output());
+    for (args, want) in runs {
+        let event = lite.next_event(WAIT, || assert_eq!(knock_ok(&host, args), ""));
+        assert_eq!(event, want, "{}", lite.output());
     }
     let log = lite.log();
     assert_eq!(log.matches("OPEN SESAME").count(), runs.len(), "{log}");
