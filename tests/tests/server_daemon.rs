@@ -428,3 +428,33 @@ fn verbose_and_debug_lines_go_to_stdout() {
         "{out}"
     );
 }
+
+#[test]
+fn a_daemon_without_a_guard_dies_with_its_pair() {
+    if !require_root("a_daemon_without_a_guard_dies_with_its_pair") {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = TempDir::new("lite-orphan");
+    let conf = knock_e2e::lite::write_config(dir.path(), "knockd.conf", DOOR);
+    let pidfile = dir.path().join("knockd-lite.pid");
+    // Started as a test that panics before its guard exists would leave it.
+    check(
+        pair.server_cmd(bin("knockd-lite"))
+            .args(["-d", "-i", &pair.server_if, "-c"])
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("-p")
+            .arg(&pidfile),
+    );
+    let pid = knock_e2e::lite::wait_lines(&pidfile, 1, WAIT)[0]
+        .parse::<u32>()
+        .expect("a pid in the pidfile");
+    assert!(is_knockd_lite(pid), "{pid} is not a live knockd-lite");
+    drop(pair);
+    assert!(
+        !is_knockd_lite(pid),
+        "knockd-lite {pid} outlived its namespaces"
+    );
+}
