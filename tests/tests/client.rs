@@ -300,23 +300,25 @@ fn refused_and_dry_runs_send_nothing() {
 
 #[test]
 fn a_closed_stdout_still_sends_everything_and_exits_0() {
-    if !require_root("a_closed_stdout_still_sends_everything") {
+    if !require_root("a_closed_stdout_still_sends_everything_and_exits_0") {
         return;
     }
     let pair = Pair::new();
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let out = knock_cmd(&pair, &["-v", SERVER_V4, "7000,8000:udp,9000"])
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run knock");
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut cmd = knock_cmd(&pair, &["-v", SERVER_V4, "7000,8000:udp,9000"]);
+    cmd.stdout(writer).stderr(Stdio::piped());
+    let out = output(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{cmd:?} (stdout closed)\nstderr:\n{stderr}"
+    );
     assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.is_empty(),
+        "{cmd:?} (stdout closed)\nstderr:\n{stderr}"
     );
     capture.wait_for(3, WAIT, Record::is_client_to_server);
     let all = capture.stop();
