@@ -6,7 +6,7 @@
 //! `knock profile`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use knock_core::hmac::PortRange;
 use knock_core::otp::GenProtocols;
@@ -28,22 +28,11 @@ fn have_debian_knockd(test: &str) -> bool {
     false
 }
 
-/// Polls `ready` every 20 ms for up to 10 s; panics with knockd's log and output.
-fn wait_for(knockd: &Knockd, what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}:\n{}",
-            knockd.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn knockd_opens_and_marks_a_generated_list_like_we_do() {
@@ -100,7 +89,7 @@ fn knockd_opens_and_marks_a_generated_list_like_we_do() {
             "comment and blank line skipped"
         );
         assert_eq!(used.remaining, 4 - round);
-        wait_for(&knockd, "the door to open", || {
+        knockd.wait_for("the door to open", WAIT, || {
             read(&events).lines().count() == round
         });
         assert_eq!(
@@ -108,7 +97,7 @@ fn knockd_opens_and_marks_a_generated_list_like_we_do() {
             Some(format!("{} otp", knock_e2e::CLIENT_V4).as_str())
         );
         // knockd marks its copy by overwriting the line's first byte with '#', as we do.
-        wait_for(&knockd, "knockd to mark the line used", || {
+        knockd.wait_for("knockd to mark the line used", WAIT, || {
             read(&server_list) == read(&client_list)
         });
     }
