@@ -2,7 +2,6 @@
 //! namespace says what arrived.
 
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
 use knock_e2e::capture::{Capture, Record, show};
@@ -54,15 +53,13 @@ fn knock_and_capture(
 ) -> (Vec<Record>, String) {
     let capture = Capture::start(pair, &["tcp", "or", "udp"]);
     let stdout = knock_ok(pair, args);
-    capture.wait_for(n, WAIT, Record::is_client_to_server);
-    thread::sleep(settle);
-    let all = capture.stop();
-    let sent: Vec<Record> = all
-        .iter()
-        .filter(|r| r.is_client_to_server())
-        .cloned()
-        .collect();
-    assert_eq!(sent.len(), n, "knock {args:?}; captured:\n{}", show(&all));
+    let (sent, _) = capture.stop_after(
+        n,
+        WAIT,
+        settle,
+        Record::is_client_to_server,
+        &format!("knock {args:?}"),
+    );
     (sent, stdout)
 }
 

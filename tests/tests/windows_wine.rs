@@ -97,16 +97,10 @@ fn assert_opened_for(knockd: &Knockd, client: &str) {
 /// Stops the capture once `n` packets went from client to server, `settle` later (so a
 /// late extra, such as a retransmitted SYN, would be seen), and returns those packets.
 fn sent(capture: Capture, n: usize, settle: Duration) -> Vec<Record> {
-    capture.wait_for(n, WAIT, Record::is_client_to_server);
-    thread::sleep(settle);
-    let all = capture.stop();
-    let sent: Vec<Record> = all
-        .iter()
-        .filter(|r| r.is_client_to_server())
-        .cloned()
-        .collect();
-    assert_eq!(sent.len(), n, "captured:\n{}", show(&all));
-    sent
+    let what = "knock.exe under Wine";
+    capture
+        .stop_after(n, WAIT, settle, Record::is_client_to_server, what)
+        .0
 }
 
 /// Stops the capture after a pause and checks that nothing went from client to server.
