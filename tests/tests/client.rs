@@ -98,7 +98,7 @@ fn mixed_sequence(client: &str, server: &str) {
 
 #[test]
 fn mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order() {
-    if !require_root("mixed_sequence_over_ipv4") {
+    if !require_root("mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order") {
         return;
     }
     mixed_sequence(CLIENT_V4, SERVER_V4);
@@ -106,7 +106,7 @@ fn mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order() {
 
 #[test]
 fn mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order() {
-    if !require_root("mixed_sequence_over_ipv6") {
+    if !require_root("mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order") {
         return;
     }
     mixed_sequence(CLIENT_V6, SERVER_V6);
@@ -114,7 +114,7 @@ fn mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order() {
 
 #[test]
 fn an_unanswered_syn_is_not_retransmitted_while_knock_runs_on() {
-    if !require_root("an_unanswered_syn_is_not_retransmitted") {
+    if !require_root("an_unanswered_syn_is_not_retransmitted_while_knock_runs_on") {
         return;
     }
     let pair = Pair::new();
@@ -204,7 +204,7 @@ fn a_dual_stack_name_gets_every_hit_at_one_address() {
 
 #[test]
 fn ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name() {
-    if !require_root("ipv4_and_ipv6_flags_pick_the_family") {
+    if !require_root("ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name") {
         return;
     }
     let pair = Pair::new();
@@ -230,7 +230,7 @@ fn ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name() {
 
 #[test]
 fn lookup_and_send_failures_exit_1_and_say_what_failed() {
-    if !require_root("lookup_and_send_failures_exit_1") {
+    if !require_root("lookup_and_send_failures_exit_1_and_say_what_failed") {
         return;
     }
     let pair = Pair::new();

@@ -36,7 +36,9 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn knockd_opens_and_marks_a_generated_list_like_we_do() {
-    if !knock_e2e::require_root("otp_knockd") || !have_debian_knockd("otp_knockd") {
+    if !knock_e2e::require_root("knockd_opens_and_marks_a_generated_list_like_we_do")
+        || !have_debian_knockd("knockd_opens_and_marks_a_generated_list_like_we_do")
+    {
         return;
     }
     let pair = Pair::new();
