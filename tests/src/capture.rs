@@ -218,6 +218,31 @@ impl Capture {
         }
     }
 
+    /// Waits (up to `timeout`) until `n` records satisfy `pred`, keeps capturing `settle`
+    /// longer so a late extra (a retransmitted SYN) would be seen too, stops, and returns
+    /// the matching records and every record. Panics, with `context` (the command that
+    /// sent) and everything captured, unless exactly `n` match.
+    pub fn stop_after(
+        self,
+        n: usize,
+        timeout: Duration,
+        settle: Duration,
+        pred: impl Fn(&Record) -> bool,
+        context: &str,
+    ) -> (Vec<Record>, Vec<Record>) {
+        self.wait_for(n, timeout, &pred);
+        thread::sleep(settle);
+        let all = self.stop();
+        let matching: Vec<Record> = all.iter().filter(|r| pred(r)).cloned().collect();
+        assert_eq!(
+            matching.len(),
+            n,
+            "{context}: expected {n} matching packets; captured:\n{}",
+            show(&all)
+        );
+        (matching, all)
+    }
+
     /// Stops tcpdump with SIGINT, so it flushes what it has, and returns every record.
     pub fn stop(mut self) -> Vec<Record> {
         interrupt(self.child.id());

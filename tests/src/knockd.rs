@@ -83,6 +83,20 @@ impl Knockd {
         std::fs::read_to_string(self.path("knockd.log")).unwrap_or_default()
     }
 
+    /// Polls `ready` every 20 ms until it holds; panics after `timeout`, saying `what` it
+    /// waited for, with knockd's log and output.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {what}:\n{}",
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The log and whatever knockd printed, for failure messages.
     pub fn output(&self) -> String {
         format!(

@@ -14,6 +14,7 @@ pub mod wine;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 pub const CLIENT_V4: &str = "192.0.2.1";
 pub const SERVER_V4: &str = "192.0.2.2";
@@ -277,7 +278,30 @@ impl Pair {
         ]);
     }
 
+    /// Kills whatever still runs in the namespaces, then deletes them. The guards of the
+    /// servers a test starts run first (they are declared after the pair); this catches
+    /// what they could not: a daemon that forked away before its guard knew its pid, or
+    /// any process a panicking test left. A process in a deleted namespace would keep it,
+    /// and itself, alive unseen.
     fn delete(&self) {
+        for ns in [&self.client, &self.server] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let pids = netns_pids(ns);
+                if pids.is_empty() || Instant::now() > deadline {
+                    break;
+                }
+                for pid in pids {
+                    // SAFETY: kill() has no memory-safety preconditions; the pid was just
+                    // listed as a member of this test's own namespace.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL)
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         for ns in [&self.client, &self.server] {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])
@@ -298,6 +322,22 @@ impl Drop for Pair {
     fn drop(&mut self) {
         self.delete();
     }
+}
+
+/// The processes in namespace `ns` (`ip netns pids`), none if it does not exist.
+fn netns_pids(ns: &str) -> Vec<libc::pid_t> {
+    Command::new("ip")
+        .args(["netns", "pids", ns])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `ip netns exec NS PROGRAM`.

@@ -181,6 +181,27 @@ impl KnockdLite {
         }
     }
 
+    /// The lines in `@DIR@/events` so far: the tests' doors append one there from their
+    /// commands.
+    pub fn events(&self) -> Vec<String> {
+        lines(&self.path("events"))
+    }
+
+    /// Waits until `@DIR@/events` has `n` complete lines and returns them; panics with the
+    /// server's log and output after `timeout`.
+    pub fn wait_events(&self, n: usize, timeout: Duration) -> Vec<String> {
+        poll_lines(&self.path("events"), n, timeout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.output()))
+    }
+
+    /// Runs `knock` and returns the one line it added to `@DIR@/events` (waiting up to
+    /// `timeout` for it), so each knock is checked on its own.
+    pub fn next_event(&self, timeout: Duration, knock: impl FnOnce()) -> String {
+        let before = self.events().len();
+        knock();
+        self.wait_events(before + 1, timeout).swap_remove(before)
+    }
+
     /// Sends a signal to the server.
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill() with a pid this guard started and a valid signal number.
@@ -293,6 +314,11 @@ fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
 /// Waits until `path` has at least `n` complete lines and returns them; panics after
 /// `timeout`.
 pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
+    poll_lines(path, n, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`wait_lines`], with the reason it gave up as the error.
+fn poll_lines(path: &Path, n: usize, timeout: Duration) -> Result<Vec<String>, String> {
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -302,13 +328,13 @@ pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
         };
         let lines: Vec<String> = complete.lines().map(str::to_string).collect();
         if lines.len() >= n {
-            return lines;
+            return Ok(lines);
         }
         if Instant::now() > deadline {
-            panic!(
+            return Err(format!(
                 "waited {timeout:?} for {n} lines in {}; have:\n{text}",
                 path.display()
-            );
+            ));
         }
         thread::sleep(Duration::from_millis(10));
     }

@@ -129,6 +129,8 @@ impl Wine {
         std::fs::copy(&exe, bin_dir.join("knock.exe"))
             .map_err(|e| broken("copy knock.exe from", &exe, e))?;
         build_shim(&bin_dir)?;
+        let tmp = root.join("tmp");
+        std::fs::create_dir(&tmp).map_err(|e| broken("create", &tmp, e))?;
         let template = root.join("template");
         let start = Instant::now();
         init_prefix(&template)?;
@@ -210,6 +212,13 @@ fn init_prefix(prefix: &Path) -> Result<(), Unavailable> {
 
 /// The environment every Wine process of a test gets.
 fn wine_env<'c>(cmd: &'c mut Command, prefix: &Path) -> &'c mut Command {
+    // Debian's wineserver makes its socket folder with mkdtemp in $TMPDIR (`wine-XXXXXX`)
+    // and never removes it: in the scratch folder (`tmp`, beside every prefix) it goes
+    // with the rest at exit instead of piling up in /tmp.
+    let tmp = prefix.parent().map(|root| root.join("tmp"));
+    if let Some(tmp) = tmp {
+        cmd.env("TMPDIR", tmp);
+    }
     cmd.env("WINEPREFIX", prefix)
         .env("WINEDEBUG", "-all")
         .env("WINEDLLOVERRIDES", DLL_OVERRIDES)

@@ -1,12 +1,11 @@
 //! End-to-end tests of `knock`: it runs in the client namespace, tcpdump in the server
 //! namespace says what arrived.
 
-use std::process::{Command, Output, Stdio};
-use std::thread;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use knock_e2e::capture::{Capture, Record, show};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, require_root};
+use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, output, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -16,14 +15,9 @@ fn knock_cmd(pair: &Pair, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
-}
-
 /// Runs `knock ARGS` in the client namespace; it must exit 0. Returns stdout.
 fn knock_ok(pair: &Pair, args: &[&str]) -> String {
-    let out = run(&mut knock_cmd(pair, args));
+    let out = output(&mut knock_cmd(pair, args));
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "knock {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
@@ -36,7 +30,7 @@ fn knock_ok(pair: &Pair, args: &[&str]) -> String {
 
 /// Runs `knock ARGS`, expecting it to fail with `code`; returns stderr.
 fn knock_fails(pair: &Pair, args: &[&str], code: i32) -> String {
-    let out = run(&mut knock_cmd(pair, args));
+    let out = output(&mut knock_cmd(pair, args));
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -46,22 +40,6 @@ fn knock_fails(pair: &Pair, args: &[&str], code: i32) -> String {
     );
     assert!(out.stdout.is_empty(), "knock {args:?} printed on stdout");
     String::from_utf8(out.stderr).unwrap()
-}
-
-/// A TCP or UDP packet from one of the client's addresses to one of the server's.
-fn client_to_server(r: &Record) -> bool {
-    [CLIENT_V4, CLIENT_V6]
-        .iter()
-        .any(|c| [SERVER_V4, SERVER_V6].iter().any(|s| r.is_from_to(c, s)))
-}
-
-/// How a packet looked: `tcp 7000 S` or `udp 8000 len=1`.
-fn summary(r: &Record) -> String {
-    match (r.proto.as_str(), &r.tcp_flags, r.udp_len) {
-        ("tcp", Some(flags), _) => format!("tcp {} {flags}", r.dport.unwrap()),
-        ("udp", _, Some(len)) => format!("udp {} len={len}", r.dport.unwrap()),
-        _ => r.line.clone(),
-    }
 }
 
 /// Captures while `knock ARGS` runs, until `n` packets went from client to server, and
@@ -75,15 +53,13 @@ fn knock_and_capture(
 ) -> (Vec<Record>, String) {
     let capture = Capture::start(pair, &["tcp", "or", "udp"]);
     let stdout = knock_ok(pair, args);
-    capture.wait_for(n, WAIT, client_to_server);
-    thread::sleep(settle);
-    let all = capture.stop();
-    let sent: Vec<Record> = all
-        .iter()
-        .filter(|r| client_to_server(r))
-        .cloned()
-        .collect();
-    assert_eq!(sent.len(), n, "knock {args:?}; captured:\n{}", show(&all));
+    let (sent, _) = capture.stop_after(
+        n,
+        WAIT,
+        settle,
+        Record::is_client_to_server,
+        &format!("knock {args:?}"),
+    );
     (sent, stdout)
 }
 
@@ -97,7 +73,7 @@ fn mixed_sequence(client: &str, server: &str) {
         5,
         Duration::from_millis(300),
     );
-    let seen: Vec<String> = sent.iter().map(summary).collect();
+    let seen: Vec<String> = sent.iter().map(Record::summary).collect();
     assert_eq!(
         seen,
         [
@@ -122,7 +98,7 @@ fn mixed_sequence(client: &str, server: &str) {
 
 #[test]
 fn mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order() {
-    if !require_root("mixed_sequence_over_ipv4") {
+    if !require_root("mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order") {
         return;
     }
     mixed_sequence(CLIENT_V4, SERVER_V4);
@@ -130,7 +106,7 @@ fn mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order() {
 
 #[test]
 fn mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order() {
-    if !require_root("mixed_sequence_over_ipv6") {
+    if !require_root("mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order") {
         return;
     }
     mixed_sequence(CLIENT_V6, SERVER_V6);
@@ -138,7 +114,7 @@ fn mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order() {
 
 #[test]
 fn an_unanswered_syn_is_not_retransmitted_while_knock_runs_on() {
-    if !require_root("an_unanswered_syn_is_not_retransmitted") {
+    if !require_root("an_unanswered_syn_is_not_retransmitted_while_knock_runs_on") {
         return;
     }
     let pair = Pair::new();
@@ -151,7 +127,7 @@ fn an_unanswered_syn_is_not_retransmitted_while_knock_runs_on() {
         2,
         Duration::ZERO,
     );
-    let seen: Vec<String> = sent.iter().map(summary).collect();
+    let seen: Vec<String> = sent.iter().map(Record::summary).collect();
     assert_eq!(seen, ["tcp 7000 S", "tcp 7001 S"], "{}", show(&sent));
 }
 
@@ -228,7 +204,7 @@ fn a_dual_stack_name_gets_every_hit_at_one_address() {
 
 #[test]
 fn ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name() {
-    if !require_root("ipv4_and_ipv6_flags_pick_the_family") {
+    if !require_root("ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name") {
         return;
     }
     let pair = Pair::new();
@@ -254,7 +230,7 @@ fn ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name() {
 
 #[test]
 fn lookup_and_send_failures_exit_1_and_say_what_failed() {
-    if !require_root("lookup_and_send_failures_exit_1") {
+    if !require_root("lookup_and_send_failures_exit_1_and_say_what_failed") {
         return;
     }
     let pair = Pair::new();
@@ -313,37 +289,39 @@ fn refused_and_dry_runs_send_nothing() {
     let all = capture.stop();
     let sent: Vec<String> = all
         .iter()
-        .filter(|r| client_to_server(r))
-        .map(summary)
+        .filter(|r| r.is_client_to_server())
+        .map(Record::summary)
         .collect();
     assert_eq!(sent, ["tcp 7777 S"], "{}", show(&all));
 }
 
 #[test]
 fn a_closed_stdout_still_sends_everything_and_exits_0() {
-    if !require_root("a_closed_stdout_still_sends_everything") {
+    if !require_root("a_closed_stdout_still_sends_everything_and_exits_0") {
         return;
     }
     let pair = Pair::new();
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let out = knock_cmd(&pair, &["-v", SERVER_V4, "7000,8000:udp,9000"])
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run knock");
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut cmd = knock_cmd(&pair, &["-v", SERVER_V4, "7000,8000:udp,9000"]);
+    cmd.stdout(writer).stderr(Stdio::piped());
+    let out = output(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{cmd:?} (stdout closed)\nstderr:\n{stderr}"
     );
-    capture.wait_for(3, WAIT, client_to_server);
+    assert!(
+        stderr.is_empty(),
+        "{cmd:?} (stdout closed)\nstderr:\n{stderr}"
+    );
+    capture.wait_for(3, WAIT, Record::is_client_to_server);
     let all = capture.stop();
     let ports: Vec<u16> = all
         .iter()
-        .filter(|r| client_to_server(r))
+        .filter(|r| r.is_client_to_server())
         .map(|r| r.dport.unwrap())
         .collect();
     assert_eq!(ports, [7000, 8000, 9000], "{}", show(&all));

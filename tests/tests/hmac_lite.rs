@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use knock_e2e::lite::{KnockdLite, lines, wait_lines};
+use knock_e2e::lite::{KnockdLite, lines};
 use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, TempDir, bin, output, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -85,11 +85,10 @@ impl Setup {
 
     /// Runs `knock` and waits for the door's next event line, which must be `want`.
     fn opens(&self, args: &[&str], want: &str) {
-        let events = self.lite.path("events");
-        let before = lines(&events).len();
-        self.knock(args);
-        let after = wait_lines(&events, before + 1, WAIT);
-        assert_eq!(after[before], want, "{}", self.lite.output());
+        let event = self.lite.next_event(WAIT, || {
+            self.knock(args);
+        });
+        assert_eq!(event, want, "{}", self.lite.output());
     }
 
     /// The secret is not in the server's log, its stdout and stderr, its arguments, or what
@@ -287,9 +286,8 @@ fn a_replayed_hmac_knock_runs_nothing_and_the_next_window_opens() {
     assert!(dry.contains("\"hits\""), "{dry}");
 
     let verbose = s.knock(&["profile", "ssh", "-v", "-4"]);
-    let events = s.lite.path("events");
     assert_eq!(
-        wait_lines(&events, 1, WAIT),
+        s.lite.wait_events(1, WAIT),
         ["ssh 192.0.2.1"],
         "{}",
         s.lite.output()
@@ -311,7 +309,7 @@ fn a_replayed_hmac_knock_runs_nothing_and_the_next_window_opens() {
     wait_for_window_after(counter);
     s.knock(&["profile", "ssh", "-4"]);
     assert_eq!(
-        wait_lines(&events, 2, WAIT),
+        s.lite.wait_events(2, WAIT),
         ["ssh 192.0.2.1", "ssh 192.0.2.1"],
         "{}",
         s.lite.output()
@@ -322,6 +320,6 @@ fn a_replayed_hmac_knock_runs_nothing_and_the_next_window_opens() {
     assert_eq!(log.matches(": OPEN SESAME").count(), 2, "{log}");
     assert_eq!(log.matches("replayed HMAC sequence").count(), 1, "{log}");
     // The replay's command would have started before the second window's.
-    assert_eq!(lines(&events).len(), 2);
+    assert_eq!(s.lite.events().len(), 2);
     s.assert_server_kept_the_secret();
 }

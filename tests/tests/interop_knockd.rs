@@ -30,7 +30,9 @@ fn opens_door(server: &str, client: &str) {
 
 #[test]
 fn knock_opens_a_knockd_door_over_ipv4() {
-    if !require_root("knock_opens_a_knockd_door_over_ipv4") || !require_knockd("interop") {
+    if !require_root("knock_opens_a_knockd_door_over_ipv4")
+        || !require_knockd("knock_opens_a_knockd_door_over_ipv4")
+    {
         return;
     }
     opens_door(SERVER_V4, knock_e2e::CLIENT_V4);
@@ -38,7 +40,9 @@ fn knock_opens_a_knockd_door_over_ipv4() {
 
 #[test]
 fn knock_opens_a_knockd_door_over_ipv6() {
-    if !require_root("knock_opens_a_knockd_door_over_ipv6") || !require_knockd("interop") {
+    if !require_root("knock_opens_a_knockd_door_over_ipv6")
+        || !require_knockd("knock_opens_a_knockd_door_over_ipv6")
+    {
         return;
     }
     opens_door(SERVER_V6, knock_e2e::CLIENT_V6);
@@ -46,7 +50,9 @@ fn knock_opens_a_knockd_door_over_ipv6() {
 
 #[test]
 fn the_wrong_order_does_not_open_the_door() {
-    if !require_root("the_wrong_order_does_not_open_the_door") || !require_knockd("interop") {
+    if !require_root("the_wrong_order_does_not_open_the_door")
+        || !require_knockd("the_wrong_order_does_not_open_the_door")
+    {
         return;
     }
     let pair = Pair::new();

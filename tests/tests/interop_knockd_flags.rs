@@ -44,7 +44,9 @@ fn fin_hits_open(server: &str, client: &str) {
 
 #[test]
 fn fin_hits_open_a_fin_not_ack_door_over_ipv4() {
-    if !require_root("fin_hits_open_a_fin_not_ack_door_over_ipv4") || !require_knockd("interop") {
+    if !require_root("fin_hits_open_a_fin_not_ack_door_over_ipv4")
+        || !require_knockd("fin_hits_open_a_fin_not_ack_door_over_ipv4")
+    {
         return;
     }
     fin_hits_open(SERVER_V4, CLIENT_V4);
@@ -52,7 +54,9 @@ fn fin_hits_open_a_fin_not_ack_door_over_ipv4() {
 
 #[test]
 fn fin_hits_open_a_fin_not_ack_door_over_ipv6() {
-    if !require_root("fin_hits_open_a_fin_not_ack_door_over_ipv6") || !require_knockd("interop") {
+    if !require_root("fin_hits_open_a_fin_not_ack_door_over_ipv6")
+        || !require_knockd("fin_hits_open_a_fin_not_ack_door_over_ipv6")
+    {
         return;
     }
     fin_hits_open(SERVER_V6, CLIENT_V6);
@@ -60,7 +64,9 @@ fn fin_hits_open_a_fin_not_ack_door_over_ipv6() {
 
 #[test]
 fn fin_ack_hits_do_not_open_a_fin_not_ack_door() {
-    if !require_root("fin_ack_hits_do_not_open_a_fin_not_ack_door") || !require_knockd("interop") {
+    if !require_root("fin_ack_hits_do_not_open_a_fin_not_ack_door")
+        || !require_knockd("fin_ack_hits_do_not_open_a_fin_not_ack_door")
+    {
         return;
     }
     let pair = Pair::new();
@@ -111,7 +117,9 @@ const POP3_DOOR: &str = "[pop3]
 
 #[test]
 fn a_tportknockd_flag_sequence_on_one_port_reaches_the_wire_as_written() {
-    if !require_root("a_tportknockd_flag_sequence_on_one_port") || !require_knockd("interop") {
+    if !require_root("a_tportknockd_flag_sequence_on_one_port_reaches_the_wire_as_written")
+        || !require_knockd("a_tportknockd_flag_sequence_on_one_port_reaches_the_wire_as_written")
+    {
         return;
     }
     let pair = Pair::new();

@@ -6,15 +6,13 @@
 //! `knock profile`.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use knock_core::hmac::PortRange;
 use knock_core::otp::GenProtocols;
 use knock_core::otp::file::{GenerateOptions, consume, generate_file};
+use knock_e2e::knockd::{KNOCKD, Knockd};
 use knock_e2e::{Pair, SERVER_V4, TempDir, check};
-
-const KNOCKD: &str = "/usr/sbin/knockd";
 const KNOCK: &str = "/usr/bin/knock";
 
 /// Debian's knockd and knock, or a skip (a failure under CI, which installs them).
@@ -30,35 +28,17 @@ fn have_debian_knockd(test: &str) -> bool {
     false
 }
 
-/// Polls `ready` every 20 ms for up to 5 s.
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// knockd, killed and reaped when dropped (also when the test fails).
-struct Knockd(Child);
-
-impl Drop for Knockd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn knockd_opens_and_marks_a_generated_list_like_we_do() {
-    if !knock_e2e::require_root("otp_knockd") || !have_debian_knockd("otp_knockd") {
+    if !knock_e2e::require_root("knockd_opens_and_marks_a_generated_list_like_we_do")
+        || !have_debian_knockd("knockd_opens_and_marks_a_generated_list_like_we_do")
+    {
         return;
     }
     let pair = Pair::new();
@@ -66,7 +46,6 @@ fn knockd_opens_and_marks_a_generated_list_like_we_do() {
     let client_list = dir.path().join("client.otp");
     let server_list = dir.path().join("server.otp");
     let events = dir.path().join("events");
-    let log = dir.path().join("knockd.log");
 
     let opts = GenerateOptions {
         count: 4,
@@ -84,34 +63,17 @@ fn knockd_opens_and_marks_a_generated_list_like_we_do() {
     std::fs::write(&client_list, &text).unwrap();
     std::fs::write(&server_list, &text).unwrap();
 
-    let conf = dir.path().join("knockd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[options]\n\
-             \tlogfile = {log}\n\
-             [otp]\n\
+    let knockd = Knockd::start(
+        &pair,
+        &format!(
+            "[otp]\n\
              \tone_time_sequences = {list}\n\
              \tseq_timeout = 10\n\
              \tstart_command = echo \"%IP% otp\" >> {events}\n",
-            log = log.display(),
             list = server_list.display(),
             events = events.display(),
         ),
-    )
-    .unwrap();
-    let knockd = pair
-        .server_cmd(KNOCKD)
-        .args(["-i", &pair.server_if, "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start knockd");
-    let _knockd = Knockd(knockd);
-    wait_for("knockd to start listening", || {
-        read(&log).contains("listening")
-    });
+    );
 
     // Two knocks use two lines, in order, on both ends.
     for round in 1..=2 {
@@ -129,7 +91,7 @@ fn knockd_opens_and_marks_a_generated_list_like_we_do() {
             "comment and blank line skipped"
         );
         assert_eq!(used.remaining, 4 - round);
-        wait_for("the door to open", || {
+        knockd.wait_for("the door to open", WAIT, || {
             read(&events).lines().count() == round
         });
         assert_eq!(
@@ -137,7 +99,7 @@ fn knockd_opens_and_marks_a_generated_list_like_we_do() {
             Some(format!("{} otp", knock_e2e::CLIENT_V4).as_str())
         );
         // knockd marks its copy by overwriting the line's first byte with '#', as we do.
-        wait_for("knockd to mark the line used", || {
+        knockd.wait_for("knockd to mark the line used", WAIT, || {
             read(&server_list) == read(&client_list)
         });
     }

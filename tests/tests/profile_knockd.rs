@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use knock_e2e::capture::{Capture, show};
 use knock_e2e::knockd::{Knockd, require_knockd, wait_for_file};
@@ -22,18 +22,7 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// Polls `ready` every 20 ms for up to 10 s.
-fn wait_for(what: &str, knockd: &Knockd, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}:\n{}",
-            knockd.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn a_saved_profile_opens_a_plain_knockd_door() {
@@ -172,11 +161,11 @@ fn a_one_time_profile_shares_its_list_with_a_knockd_door() {
             pair.client_cmd(bin("knock"))
                 .args(["profile", "--profiles", &dir, "vpn"]),
         );
-        wait_for("the door to open", &knockd, || {
+        knockd.wait_for("the door to open", WAIT, || {
             read(&knockd.path("marker")).lines().count() == round
         });
         // knockd marks its copy as knock marked ours: the same bytes on both ends.
-        wait_for("knockd to mark its copy", &knockd, || {
+        knockd.wait_for("knockd to mark its copy", WAIT, || {
             read(&server_list) == read(&client_list)
         });
     }

@@ -4,7 +4,6 @@
 
 use std::ops::RangeInclusive;
 use std::process::{Command, Output};
-use std::thread;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, Proto, TcpFlags};
@@ -88,16 +87,10 @@ fn capture_run(
     n: usize,
 ) -> (Vec<Record>, Vec<Record>, String) {
     let capture = Capture::start(pair, &["tcp", "or", "udp"]);
+    let what = format!("{cmd:?}");
     let stdout = ok(cmd);
-    capture.wait_for(n, WAIT, from_to(client, server));
-    thread::sleep(Duration::from_millis(300));
-    let all = capture.stop();
-    let sent: Vec<Record> = all
-        .iter()
-        .filter(|r| from_to(client, server)(r))
-        .cloned()
-        .collect();
-    assert_eq!(sent.len(), n, "captured:\n{}", show(&all));
+    let settle = Duration::from_millis(300);
+    let (sent, all) = capture.stop_after(n, WAIT, settle, from_to(client, server), &what);
     (sent, all, stdout)
 }
 

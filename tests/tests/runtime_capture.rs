@@ -164,7 +164,9 @@ fn door_rules() -> Vec<CaptureRule> {
 
 #[test]
 fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel() {
-    if !knock_e2e::require_root("capture_filters") {
+    if !knock_e2e::require_root(
+        "matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel",
+    ) {
         return;
     }
     for (mode, opts) in modes() {
@@ -226,7 +228,9 @@ fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_w
 
 #[test]
 fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap() {
-    if !knock_e2e::require_root("capture_swap") {
+    if !knock_e2e::require_root(
+        "a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap",
+    ) {
         return;
     }
     for (mode, opts) in modes() {
@@ -265,7 +269,7 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts:
 
 #[test]
 fn interface_addresses_are_listed() {
-    if !knock_e2e::require_root("netif_list") {
+    if !knock_e2e::require_root("interface_addresses_are_listed") {
         return;
     }
     let pair = Pair::new();
@@ -318,7 +322,7 @@ fn ip(args: &[&str]) {
 
 #[test]
 fn vlan_tagged_knocks_match_on_the_parent_interface() {
-    if !knock_e2e::require_root("capture_vlan_parent") {
+    if !knock_e2e::require_root("vlan_tagged_knocks_match_on_the_parent_interface") {
         return;
     }
     for (mode, opts) in modes() {
@@ -358,7 +362,7 @@ fn vlan_tagged_knocks_match_on_the_parent_interface_with(opts: &CaptureOptions) 
 
 #[test]
 fn vlan_subinterface_capture() {
-    if !knock_e2e::require_root("capture_vlan_subinterface") {
+    if !knock_e2e::require_root("vlan_subinterface_capture") {
         return;
     }
     let pair = Pair::new();
@@ -432,7 +436,7 @@ fn vlan_subinterface_capture() {
 
 #[test]
 fn loopback_delivers_each_packet_once_with_a_zero_mac_header() {
-    if !knock_e2e::require_root("capture_loopback") {
+    if !knock_e2e::require_root("loopback_delivers_each_packet_once_with_a_zero_mac_header") {
         return;
     }
     for (mode, opts) in modes() {
@@ -491,7 +495,7 @@ os.write(fd, ip + udp)
 
 #[test]
 fn tun_interfaces_deliver_raw_ip_frames() {
-    if !knock_e2e::require_root("capture_tun") {
+    if !knock_e2e::require_root("tun_interfaces_deliver_raw_ip_frames") {
         return;
     }
     for (mode, opts) in modes() {
@@ -560,7 +564,7 @@ fn events(cap: &mut InterfaceCapture, want: usize) -> Vec<LinkEvent> {
 
 #[test]
 fn capture_survives_the_interface_going_down_and_away() {
-    if !knock_e2e::require_root("capture_loss") {
+    if !knock_e2e::require_root("capture_survives_the_interface_going_down_and_away") {
         return;
     }
     for (mode, opts) in modes() {

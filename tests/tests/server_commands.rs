@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use knock_e2e::lite::{KnockdLite, lines, wait_lines};
+use knock_e2e::lite::{KnockdLite, wait_lines};
 use knock_e2e::{Pair, SERVER_V4, SERVER_V6, TempDir, bin, check, require_root};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -46,7 +46,7 @@ fn the_stop_command_runs_cmd_timeout_after_the_start_finished() {
         &[],
     );
     knock(&pair, &[SERVER_V6, "7101,7102"]);
-    let events = wait_lines(&lite.path("events"), 2, WAIT);
+    let events = lite.wait_events(2, WAIT);
     assert_eq!(
         events,
         ["start 2001:db8::1", "stop 2001:db8::1"],
@@ -109,7 +109,7 @@ fn sigterm_runs_pending_stop_commands_then_exits_0() {
         &[],
     );
     knock(&pair, &[SERVER_V4, "7101,7102"]);
-    wait_lines(&lite.path("events"), 1, WAIT);
+    lite.wait_events(1, WAIT);
     // The slow door's start is still running when the signal comes: its stop waits for it.
     knock(&pair, &[SERVER_V6, "7201,7202"]);
     lite.wait_log(": slow: OPEN SESAME", 1, WAIT);
@@ -118,7 +118,7 @@ fn sigterm_runs_pending_stop_commands_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", lite.output());
     // The quick door's stop may come before or after the slow door's start; the slow
     // door's stop always comes after its start.
-    let events = lines(&lite.path("events"));
+    let events = lite.events();
     let mut sorted = events.clone();
     sorted.sort();
     assert_eq!(
@@ -170,7 +170,7 @@ fn one_time_lines_are_consumed_in_place() {
         &[],
     );
     knock(&pair, &[SERVER_V4, "7101,7102:udp"]);
-    wait_lines(&lite.path("events"), 1, WAIT);
+    lite.wait_events(1, WAIT);
     assert_eq!(
         std::fs::read_to_string(&list).unwrap(),
         "# three one-time sequences\n#101,7102:udp\n 7201,7202\n7301:udp,7302\n"
@@ -185,7 +185,7 @@ fn one_time_lines_are_consumed_in_place() {
     } else {
         knock(&pair, &[SERVER_V6, "7201,7202"]);
     }
-    let events = wait_lines(&lite.path("events"), 2, WAIT);
+    let events = lite.wait_events(2, WAIT);
     assert_eq!(
         events,
         ["otp 192.0.2.1", "otp 2001:db8::1"],
@@ -197,7 +197,7 @@ fn one_time_lines_are_consumed_in_place() {
         "# three one-time sequences\n#101,7102:udp\n#7201,7202\n7301:udp,7302\n"
     );
     knock(&pair, &[SERVER_V4, "7301:udp,7302"]);
-    wait_lines(&lite.path("events"), 3, WAIT);
+    lite.wait_events(3, WAIT);
     lite.wait_log("otp: no one-time sequences left, door disabled", 1, WAIT);
     assert_eq!(
         std::fs::read_to_string(&list).unwrap(),
@@ -210,7 +210,7 @@ fn one_time_lines_are_consumed_in_place() {
     ] {
         assert!(bodies.contains(&want.to_string()), "{}", lite.output());
     }
-    assert_eq!(lines(&lite.path("events")).len(), 3);
+    assert_eq!(lite.events().len(), 3);
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn a_one_time_line_that_cannot_be_marked_runs_no_command() {
     lite.wait_log("otp: cannot mark line 1 of ", 1, WAIT);
     assert!(lite.log().contains("command not run"), "{}", lite.output());
     std::thread::sleep(Duration::from_millis(300));
-    assert!(lines(&lite.path("events")).is_empty(), "{}", lite.output());
+    assert!(lite.events().is_empty(), "{}", lite.output());
     assert!(!lite.log().contains("running command"), "{}", lite.output());
 }
 
@@ -278,7 +278,7 @@ fn the_log_file_has_knockd_lines_and_no_blank_ones() {
         &[],
     );
     knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
-    wait_lines(&lite.path("events"), 1, WAIT);
+    lite.wait_events(1, WAIT);
     // Two steps of three, then silence: the attempt expires on the timer.
     knock(&pair, &[SERVER_V4, "7101,7102:udp"]);
     lite.wait_log("sequence timeout (stage 2)", 1, WAIT);

@@ -2,13 +2,13 @@
 //! changed configs, `-l` names in the log only, losing and regaining the interface, HMAC
 //! doors with their used counters kept across a restart, and bad options.
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use knock_core::conf::{self, SequenceSource};
 use knock_core::hit::format_sequence;
 use knock_core::secret::Secret;
-use knock_e2e::lite::{KnockdLite, is_knockd_lite, lines, wait_lines};
+use knock_e2e::lite::{KnockdLite, is_knockd_lite};
 use knock_e2e::{
     CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, TempDir, bin, check, output, require_root,
 };
@@ -43,7 +43,7 @@ fn the_pidfile_refuses_a_second_instance_and_goes_at_exit() {
     // Detached, it still captures and runs commands.
     knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 1, WAIT),
+        lite.wait_events(1, WAIT),
         ["door 192.0.2.1"],
         "{}",
         lite.output()
@@ -133,7 +133,7 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
     knock(&pair, &[SERVER_V4, "7102:udp,7103"]);
     knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 2, WAIT),
+        lite.wait_events(2, WAIT),
         ["door 192.0.2.1", "door 2001:db8::1"],
         "{}",
         lite.output()
@@ -181,13 +181,13 @@ fn sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts() {
         lite.output()
     );
     knock(&pair, &[SERVER_V4, "7102"]);
-    wait_lines(&lite.path("events"), 1, WAIT);
+    lite.wait_events(1, WAIT);
     knock(&pair, &[SERVER_V4, "7201,7202"]);
     knock(&pair, &[SERVER_V4, "7301,7302"]);
-    wait_lines(&lite.path("events"), 2, WAIT);
+    lite.wait_events(2, WAIT);
     knock(&pair, &[SERVER_V6, "7401:udp"]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 3, WAIT),
+        lite.wait_events(3, WAIT),
         ["kept 192.0.2.1", "changed 192.0.2.1", "added 2001:db8::1"],
         "{}",
         lite.output()
@@ -215,7 +215,7 @@ fn lookup_names_go_to_the_log_and_numbers_to_commands() {
     knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
     knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 2, WAIT),
+        lite.wait_events(2, WAIT),
         ["door 192.0.2.1", "door 2001:db8::1"]
     );
     lite.wait_log("2001:db8::1 (client6.test): door: OPEN SESAME", 1, WAIT);
@@ -253,7 +253,7 @@ fn losing_the_interface_is_logged_and_survived() {
     lite.wait_log(&format!("addresses added {SERVER_V4}"), 1, WAIT);
     knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 1, WAIT),
+        lite.wait_events(1, WAIT),
         ["door 192.0.2.1"],
         "{}",
         lite.output()
@@ -315,7 +315,7 @@ fn hmac_doors_open_once_and_remember_it_across_a_restart() {
     let mut lite = KnockdLite::start_in(&pair, dir, doors, &[]);
     knock(&pair, &[SERVER_V4, &sequence]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 1, WAIT),
+        lite.wait_events(1, WAIT),
         ["ssh 192.0.2.1"],
         "{}",
         lite.output()
@@ -339,7 +339,7 @@ fn hmac_doors_open_once_and_remember_it_across_a_restart() {
         WAIT,
     );
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(lines(&lite.path("events")), ["ssh 192.0.2.1"]);
+    assert_eq!(lite.events(), ["ssh 192.0.2.1"]);
 }
 
 #[test]
@@ -353,16 +353,14 @@ fn bad_options_exit_2_and_start_nothing() {
         &["-c"],
         &["--interface"],
     ] {
-        let out = output(
-            Command::new(bin("knockd-lite"))
-                .arg("-c")
-                .arg(&conf)
-                .args(args),
-        );
+        let mut cmd = Command::new(bin("knockd-lite"));
+        cmd.arg("-c").arg(&conf).args(args).stdin(Stdio::null());
+        let out = output(&mut cmd);
         assert_eq!(
             out.status.code(),
             Some(2),
-            "{args:?}: {}",
+            "{cmd:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -389,7 +387,7 @@ fn an_address_added_while_running_is_picked_up() {
     lite.wait_log("addresses added 192.0.2.22", 1, WAIT);
     knock(&pair, &["192.0.2.22", "7101,7102:udp,7103"]);
     assert_eq!(
-        wait_lines(&lite.path("events"), 1, WAIT),
+        lite.wait_events(1, WAIT),
         ["door 192.0.2.1"],
         "{}",
         lite.output()
@@ -404,7 +402,7 @@ fn verbose_and_debug_lines_go_to_stdout() {
     let pair = Pair::new();
     let lite = KnockdLite::start(&pair, DOOR, &["-v", "-D"]);
     knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
-    wait_lines(&lite.path("events"), 1, WAIT);
+    lite.wait_events(1, WAIT);
     let out = std::fs::read_to_string(lite.path("knockd-lite.out")).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     // -v: log bodies, bare.
@@ -429,4 +427,39 @@ fn verbose_and_debug_lines_go_to_stdout() {
         ],
         "{out}"
     );
+}
+
+#[test]
+fn a_daemon_without_a_guard_dies_with_its_pair() {
+    if !require_root("a_daemon_without_a_guard_dies_with_its_pair") {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = TempDir::new("lite-orphan");
+    let conf = knock_e2e::lite::write_config(dir.path(), "knockd.conf", DOOR);
+    let pidfile = dir.path().join("knockd-lite.pid");
+    // Started as a test that panics before its guard exists would leave it.
+    check(
+        pair.server_cmd(bin("knockd-lite"))
+            .args(["-d", "-i", &pair.server_if, "-c"])
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("-p")
+            .arg(&pidfile),
+    );
+    let pid = knock_e2e::lite::wait_lines(&pidfile, 1, WAIT)[0]
+        .parse::<u32>()
+        .expect("a pid in the pidfile");
+    assert!(is_knockd_lite(pid), "{pid} is not a live knockd-lite");
+    drop(pair);
+    // SIGKILL went out before the namespaces went; dying takes the kernel a moment.
+    let deadline = Instant::now() + WAIT;
+    while is_knockd_lite(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "knockd-lite {pid} outlived its namespaces by {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

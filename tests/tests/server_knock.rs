@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use knock_e2e::capture::Capture;
-use knock_e2e::lite::{KnockdLite, lines, wait_lines};
+use knock_e2e::lite::KnockdLite;
 use knock_e2e::raw::{self, SYN};
 use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, check, require_root};
 
@@ -38,10 +38,7 @@ fn debian_knock(pair: &Pair, args: &[&str]) {
 /// Knocks with `knock` and waits for the door's event line, so each knock is checked on
 /// its own.
 fn opens(lite: &KnockdLite, knock: impl FnOnce(), want: &str) {
-    let before = lines(&lite.path("events")).len();
-    knock();
-    let events = wait_lines(&lite.path("events"), before + 1, WAIT);
-    assert_eq!(events[before], want, "{}", lite.output());
+    assert_eq!(lite.next_event(WAIT, knock), want, "{}", lite.output());
 }
 
 #[test]
@@ -160,7 +157,7 @@ fn door_flags_and_per_hit_flags_come_from_raw_packets() {
     // Plain SYNs do not satisfy syn,ack: knockd-lite never even sees them.
     our_knock(&pair, &[SERVER_V4, "7401,7402"]);
     our_knock(&pair, &[SERVER_V4, "7401:tcp:syn+ack,7402:tcp:syn+ack"]);
-    let events = wait_lines(&lite.path("events"), 1, WAIT);
+    let events = lite.wait_events(1, WAIT);
     assert_eq!(events, ["synack 192.0.2.1"], "{}", lite.output());
 
     // Wrong flags on a per-hit step: no door opens.
@@ -168,7 +165,7 @@ fn door_flags_and_per_hit_flags_come_from_raw_packets() {
     for server in [SERVER_V4, SERVER_V6] {
         our_knock(&pair, &[server, "7501:tcp:fin+psh,7502:udp,7503:tcp:urg"]);
     }
-    let events = wait_lines(&lite.path("events"), 3, WAIT);
+    let events = lite.wait_events(3, WAIT);
     assert_eq!(
         events,
         ["synack 192.0.2.1", "perhit 192.0.2.1", "perhit 2001:db8::1"],
@@ -199,11 +196,11 @@ fn vlan_tagged_knocks_open_a_door_on_the_parent_interface() {
     );
     let hits = [raw::tcp(7101, SYN), raw::udp(7102), raw::tcp(7103, SYN)];
     raw::send_tagged(&pair, "8100:10", &hits);
-    let events = wait_lines(&lite.path("events"), 1, WAIT);
+    let events = lite.wait_events(1, WAIT);
     assert_eq!(events, ["door 192.0.2.1"], "{}", lite.output());
     // 802.1ad outer tag with an 802.1Q tag inside (the kernel strips only the outer one).
     raw::send_tagged(&pair, "88a8:100,8100:20", &hits);
-    let events = wait_lines(&lite.path("events"), 2, WAIT);
+    let events = lite.wait_events(2, WAIT);
     assert_eq!(events[1], "door 192.0.2.1", "{}", lite.output());
 }
 
@@ -233,7 +230,7 @@ fn knock_to_command_latency_is_measured() {
     const KNOCKS: usize = 15;
     for i in 0..KNOCKS {
         our_knock(&pair, &[SERVER_V4, "7101,7102,7103"]);
-        wait_lines(&lite.path("events"), i + 1, WAIT);
+        lite.wait_events(i + 1, WAIT);
     }
     let sent = tcpdump.stop();
     let last_hits: Vec<f64> = sent
@@ -241,10 +238,7 @@ fn knock_to_command_latency_is_measured() {
         .filter(|r| r.is_from_to(CLIENT_V4, SERVER_V4) && r.tcp_flags.as_deref() == Some("S"))
         .map(|r| r.time)
         .collect();
-    let started: Vec<f64> = lines(&lite.path("events"))
-        .iter()
-        .map(|l| seconds(l))
-        .collect();
+    let started: Vec<f64> = lite.events().iter().map(|l| seconds(l)).collect();
     assert_eq!(
         last_hits.len(),
         KNOCKS,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use knock_e2e::capture::{Capture, Record, show};
 use knock_e2e::knockd::{Knockd, require_knockd, wait_for_file};
-use knock_e2e::lite::{KnockdLite, wait_lines};
+use knock_e2e::lite::KnockdLite;
 use knock_e2e::terminal::{Transcript, answer_prompt};
 use knock_e2e::wine::{Wine, WineHost};
 use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, require_root};
@@ -97,16 +97,10 @@ fn assert_opened_for(knockd: &Knockd, client: &str) {
 /// Stops the capture once `n` packets went from client to server, `settle` later (so a
 /// late extra, such as a retransmitted SYN, would be seen), and returns those packets.
 fn sent(capture: Capture, n: usize, settle: Duration) -> Vec<Record> {
-    capture.wait_for(n, WAIT, Record::is_client_to_server);
-    thread::sleep(settle);
-    let all = capture.stop();
-    let sent: Vec<Record> = all
-        .iter()
-        .filter(|r| r.is_client_to_server())
-        .cloned()
-        .collect();
-    assert_eq!(sent.len(), n, "captured:\n{}", show(&all));
-    sent
+    let what = "knock.exe under Wine";
+    capture
+        .stop_after(n, WAIT, settle, Record::is_client_to_server, what)
+        .0
 }
 
 /// Stops the capture after a pause and checks that nothing went from client to server.
@@ -398,10 +392,9 @@ fn knock_exe_opens_knockd_lite_doors() {
         (&[SERVER_V6, "7301,8302:udp,7303"], "mixed 2001:db8::1"),
     ];
     // Each knock is checked on its own: its door's event line must follow it.
-    for (n, (args, want)) in runs.iter().enumerate() {
-        assert_eq!(knock_ok(&host, args), "");
-        let events = wait_lines(&lite.path("events"), n + 1, WAIT);
-        assert_eq!(events[n], *want, "{}", lite.output());
+    for (args, want) in runs {
+        let event = lite.next_event(WAIT, || assert_eq!(knock_ok(&host, args), ""));
+        assert_eq!(event, want, "{}", lite.output());
     }
     let log = lite.log();
     assert_eq!(log.matches("OPEN SESAME").count(), runs.len(), "{log}");
