@@ -37,14 +37,16 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// Sends one TCP segment with these flags (raw socket, so any flags) or one UDP datagram.
+/// Sends one TCP segment with these flags (raw socket, so any flags) or one UDP datagram,
+/// whose payload is an optional 7th argument's number of bytes, each the port's low byte.
 const SENDER: &str = r#"
 import socket, struct, sys
 fam, proto, dst, port, flags = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+size = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 af = socket.AF_INET6 if fam == "6" else socket.AF_INET
 if proto == "udp":
     s = socket.socket(af, socket.SOCK_DGRAM)
-    s.sendto(b"", (dst, port))
+    s.sendto(bytes([port % 256]) * size, (dst, port))
 else:
     s = socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_TCP)
     tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, flags, 1024, 0, 0)
@@ -298,6 +300,76 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts:
     cap.set_rules(&[]).unwrap();
     send(&pair, SERVER_V4, "udp", 8001, 0);
     assert!(collect(&mut cap, 0, Duration::from_millis(500)).is_empty());
+}
+
+#[test]
+fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order() {
+    if !knock_e2e::require_root("capture_long_frames") {
+        return;
+    }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(&opts);
+    }
+}
+
+fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(opts: &CaptureOptions) {
+    let pair = Pair::new();
+    let doors = [udp_rule(8000), udp_rule(8001)];
+    let mut cap = in_netns(&pair.server, || {
+        AfPacket::open(&pair.server_if, &[doors[0], doors[1], udp_rule(8002)], opts).unwrap()
+    });
+    let send_sized = |port: u16, size: usize| {
+        check(pair.client_cmd("python3").args([
+            "-c",
+            SENDER,
+            "4",
+            "udp",
+            SERVER_V4,
+            &port.to_string(),
+            "0",
+            &size.to_string(),
+        ]));
+    };
+    // Long frames queued under a filter that is gone by the time they are read: they are
+    // dropped, and so must their copies be, or every later copy would come out in the
+    // wrong place.
+    send_sized(8002, 1000);
+    send_sized(8002, 600);
+    std::thread::sleep(Duration::from_millis(100));
+    cap.set_rules(&doors).unwrap();
+    // UDP over IPv4 on Ethernet has 42 bytes of headers, and a ring slot holds 126 bytes
+    // of frame: the 84-byte payload just fits, the rest come as copies. Each payload byte
+    // is its port's low byte, which tells whose copy came out where.
+    let sizes: [(u16, usize); 6] = [
+        (8000, 0),
+        (8001, 1000),
+        (8000, 84),
+        (8000, 85),
+        (8001, 1400),
+        (8000, 1),
+    ];
+    for (port, size) in sizes {
+        send_sized(port, size);
+    }
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < sizes.len() && start.elapsed() < Duration::from_secs(3) {
+        cap.next_batch(Duration::from_millis(50), &mut |f| {
+            let port = u16::from_be_bytes([f.data[36], f.data[37]]);
+            let payload = &f.data[42..];
+            assert!(
+                payload.iter().all(|&b| b == port as u8),
+                "port {port}: another frame's payload"
+            );
+            assert_eq!(f.wire_len as usize, f.data.len(), "port {port}: cut short");
+            got.push((port, payload.len()));
+        })
+        .unwrap();
+    }
+    assert_eq!(got, sizes);
+    assert!(collect(&mut cap, 0, Duration::from_millis(300)).is_empty());
+    assert_eq!(cap.stats().refiltered, 2);
 }
 
 #[test]
