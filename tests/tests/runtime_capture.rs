@@ -161,7 +161,7 @@ fn udp_rule(port: u16) -> CaptureRule {
     }
 }
 
-/// Both ways of reading the socket: the TPACKET_V3 ring (the default) and recvmmsg.
+/// Both ways of reading the socket: the TPACKET_V2 ring (the default) and recvmmsg.
 fn modes() -> [(&'static str, CaptureOptions); 2] {
     [
         ("ring", CaptureOptions::default()),
@@ -849,10 +849,12 @@ fn parse_mac(s: &str) -> [u8; 6] {
 }
 
 /// Sends frames out of the current namespace's `ifname` with sendmmsg until `stop`; returns
-/// how many went out.
+/// how many went out and the sending thread's CPU time, in which a veth pair runs the
+/// receive side too: the server's stack and every packet socket's filter and copy.
 #[allow(unsafe_code)]
-fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> u64 {
+fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> (u64, f64) {
     use std::sync::atomic::Ordering;
+    let cpu_before = thread_cpu();
     let index = netif::find(ifname).unwrap().unwrap().index;
     // SAFETY: socket(2) with constant arguments; checked below.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
@@ -898,14 +900,16 @@ fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool)
             sent += n as u64;
         }
     }
+    let cpu = thread_cpu() - cpu_before;
     // SAFETY: fd is ours and closed once.
     unsafe { libc::close(fd) };
-    sent
+    (sent, cpu)
 }
 
 /// Not a pass/fail test: measures how many SYNs a second the capture delivers while a
-/// sendmmsg generator floods the door port, and how long a lone knock takes from its kernel
-/// timestamp to our sink, for both readers. Run with
+/// sendmmsg generator floods the door port, what each frame costs the sender's CPU (where
+/// the veth receive path runs), and how long a lone knock takes from its kernel timestamp
+/// to our sink, for both readers. Run with
 /// `cargo test --release -p knock-e2e --test runtime_capture -- --ignored --nocapture`.
 #[test]
 #[ignore = "benchmark: prints capture throughput under a SYN flood and idle latency"]
@@ -964,7 +968,7 @@ fn flood_with(mode: &str, opts: &CaptureOptions) {
     }
     let cpu = thread_cpu() - cpu_before;
     stop.store(true, Ordering::Relaxed);
-    let sent = sender.join().unwrap();
+    let (sent, sender_cpu) = sender.join().unwrap();
     // Drain what is still queued, so "no backlog after the flood" can be seen.
     let drain_start = Instant::now();
     let mut drained = 0u64;
@@ -975,10 +979,12 @@ fn flood_with(mode: &str, opts: &CaptureOptions) {
     {}
     let stats = cap.stats();
     println!(
-        "{mode} flood: sent {sent} in {secs} s ({:.0}/s); captured {got} ({:.0}/s), then \
-         {drained} drained in {:?}; kernel drops {}; capture thread CPU {cpu:.2} s = {:.0} \
-         ns/frame (one core would capture ~{:.0}/s); flags checksum {checksum}",
+        "{mode} flood: sent {sent} in {secs} s ({:.0}/s) at {:.0} ns of sender CPU each; \
+         captured {got} ({:.0}/s), then {drained} drained in {:?}; kernel drops {}; capture \
+         thread CPU {cpu:.2} s = {:.0} ns/frame (one core would capture ~{:.0}/s); flags \
+         checksum {checksum}",
         sent as f64 / secs,
+        sender_cpu * 1e9 / sent as f64,
         got as f64 / secs,
         drain_start.elapsed(),
         stats.kernel_drops,
