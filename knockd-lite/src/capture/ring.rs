@@ -125,23 +125,36 @@ impl Ring {
         // Any non-zero value turns the copies on; the kernel bounds them by SO_RCVBUF.
         setsockopt(fd, libc::PACKET_COPY_THRESH, &1i32)
             .map_err(|e| ("setsockopt(PACKET_COPY_THRESH)", e))?;
-        let frame_size = (opts.frame_size.max(MIN_FRAME_SIZE) + 15) & !15;
+        let too_big = || {
+            (
+                "setsockopt(PACKET_RX_RING)",
+                io::ErrorKind::InvalidInput.into(),
+            )
+        };
+        let frame_size = opts
+            .frame_size
+            .max(MIN_FRAME_SIZE)
+            .checked_next_multiple_of(16)
+            .ok_or_else(too_big)?;
         let block_size = opts
             .block_size
             .max(4096)
             .max(frame_size)
-            .next_power_of_two();
+            .checked_next_power_of_two()
+            .ok_or_else(too_big)?;
         let blocks = opts.blocks.max(1);
         let per_block = block_size / frame_size;
+        let frames = per_block.checked_mul(blocks).ok_or_else(too_big)?;
+        let len =
+            usize::try_from(u64::from(block_size) * u64::from(blocks)).map_err(|_| too_big())?;
         let req = libc::tpacket_req {
             tp_block_size: block_size,
             tp_block_nr: blocks,
             tp_frame_size: frame_size,
-            tp_frame_nr: per_block * blocks,
+            tp_frame_nr: frames,
         };
         setsockopt(fd, libc::PACKET_RX_RING, &req)
             .map_err(|e| ("setsockopt(PACKET_RX_RING)", e))?;
-        let len = block_size as usize * blocks as usize;
         // SAFETY: maps the ring the kernel just allocated for fd, shared and writable as
         // PACKET_MMAP requires; the result is checked against MAP_FAILED.
         let base = unsafe {
@@ -163,7 +176,7 @@ impl Ring {
             block_size: block_size as usize,
             frame_size: frame_size as usize,
             per_block: per_block as usize,
-            frames: (per_block * blocks) as usize,
+            frames: frames as usize,
             cur: 0,
             refilter_frames: 0,
             copy: vec![0; copy_len.max(64)],
