@@ -36,10 +36,11 @@ pub struct CaptureOptions {
     pub max_per_call: usize,
     /// Read through a TPACKET_V2 ring (the default) rather than with recvmmsg. `batch`
     /// applies only to recvmmsg; with a ring, `rcvbuf` and `slot_len` bound only the copies
-    /// of frames too long for a ring slot. Measured on a veth pair: the ring keeps up with
-    /// 1.2 million SYNs/s at ~35 ns of user CPU per frame and hands over a lone knock in
-    /// ~5-30 us; recvmmsg costs ~1 us per frame, tops out near 0.6-0.75 million/s with
-    /// kernel drops, and hands over a lone knock in ~20-35 us.
+    /// of frames too long for a ring slot. Measured on a veth pair (bench/README.md): the
+    /// ring keeps up with 1.2 million SYNs/s at ~35 ns of user CPU per frame and hands a
+    /// lone knock over 4-34 us after its kernel timestamp; recvmmsg spends ~1.2 us per
+    /// frame, tops out at 0.6-0.8 million/s, sometimes with kernel drops, and hands a lone
+    /// knock over in 3-40 us.
     pub ring: Option<RingOptions>,
 }
 
