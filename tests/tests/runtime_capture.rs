@@ -44,6 +44,15 @@ fn knock(pair: &Pair, dst: &str, hits: &str) {
     check(pair.client_cmd(bin("knock")).args([dst, hits]));
 }
 
+/// Sends one UDP datagram to DST:PORT whose payload is SIZE bytes, each the port's low
+/// byte (`knock` always sends one byte; the long-frame test needs more).
+const SENDER: &str = r#"
+import socket, sys
+dst, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(bytes([port % 256]) * size, (dst, port))
+"#;
+
 /// What the test needs from a captured frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Seen {
@@ -134,7 +143,7 @@ fn udp_rule(port: u16) -> CaptureRule {
     }
 }
 
-/// Both ways of reading the socket: the TPACKET_V3 ring (the default) and recvmmsg.
+/// Both ways of reading the socket: the TPACKET_V2 ring (the default) and recvmmsg.
 fn modes() -> [(&'static str, CaptureOptions); 2] {
     [
         ("ring", CaptureOptions::default()),
@@ -265,6 +274,73 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts:
     cap.set_rules(&[]).unwrap();
     knock(&pair, SERVER_V4, "8001:udp");
     assert!(collect(&mut cap, 0, Duration::from_millis(500)).is_empty());
+}
+
+#[test]
+fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order() {
+    if !knock_e2e::require_root("capture_long_frames") {
+        return;
+    }
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(&opts);
+    }
+}
+
+fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(opts: &CaptureOptions) {
+    let pair = Pair::new();
+    let doors = [udp_rule(8000), udp_rule(8001)];
+    let mut cap = in_netns(&pair.server, || {
+        AfPacket::open(&pair.server_if, &[doors[0], doors[1], udp_rule(8002)], opts).unwrap()
+    });
+    let send_sized = |port: u16, size: usize| {
+        check(pair.client_cmd("python3").args([
+            "-c",
+            SENDER,
+            SERVER_V4,
+            &port.to_string(),
+            &size.to_string(),
+        ]));
+    };
+    // Long frames queued under a filter that is gone by the time they are read: they are
+    // dropped, and so must their copies be, or every later copy would come out in the
+    // wrong place.
+    send_sized(8002, 1000);
+    send_sized(8002, 600);
+    std::thread::sleep(Duration::from_millis(100));
+    cap.set_rules(&doors).unwrap();
+    // UDP over IPv4 on Ethernet has 42 bytes of headers, and a ring slot holds 126 bytes
+    // of frame: the 84-byte payload just fits, the rest come as copies. Each payload byte
+    // is its port's low byte, which tells whose copy came out where.
+    let sizes: [(u16, usize); 6] = [
+        (8000, 0),
+        (8001, 1000),
+        (8000, 84),
+        (8000, 85),
+        (8001, 1400),
+        (8000, 1),
+    ];
+    for (port, size) in sizes {
+        send_sized(port, size);
+    }
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < sizes.len() && start.elapsed() < Duration::from_secs(3) {
+        cap.next_batch(Duration::from_millis(50), &mut |f| {
+            let port = u16::from_be_bytes([f.data[36], f.data[37]]);
+            let payload = &f.data[42..];
+            assert!(
+                payload.iter().all(|&b| b == port as u8),
+                "port {port}: another frame's payload"
+            );
+            assert_eq!(f.wire_len as usize, f.data.len(), "port {port}: cut short");
+            got.push((port, payload.len()));
+        })
+        .unwrap();
+    }
+    assert_eq!(got, sizes);
+    assert!(collect(&mut cap, 0, Duration::from_millis(300)).is_empty());
+    assert_eq!(cap.stats().refiltered, 2);
 }
 
 #[test]
@@ -658,10 +734,12 @@ fn parse_mac(s: &str) -> [u8; 6] {
 }
 
 /// Sends frames out of the current namespace's `ifname` with sendmmsg until `stop`; returns
-/// how many went out.
+/// how many went out and the sending thread's CPU time, in which a veth pair runs the
+/// receive side too: the server's stack and every packet socket's filter and copy.
 #[allow(unsafe_code)]
-fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> u64 {
+fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool) -> (u64, f64) {
     use std::sync::atomic::Ordering;
+    let cpu_before = thread_cpu();
     let index = netif::find(ifname).unwrap().unwrap().index;
     // SAFETY: socket(2) with constant arguments; checked below.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
@@ -707,14 +785,16 @@ fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool)
             sent += n as u64;
         }
     }
+    let cpu = thread_cpu() - cpu_before;
     // SAFETY: fd is ours and closed once.
     unsafe { libc::close(fd) };
-    sent
+    (sent, cpu)
 }
 
 /// Not a pass/fail test: measures how many SYNs a second the capture delivers while a
-/// sendmmsg generator floods the door port, and how long a lone knock takes from its kernel
-/// timestamp to our sink, for both readers. Run with
+/// sendmmsg generator floods the door port, what each frame costs the sender's CPU (where
+/// the veth receive path runs), and how long a lone knock takes from its kernel timestamp
+/// to our sink, for both readers. Run with
 /// `cargo test --release -p knock-e2e --test runtime_capture -- --ignored --nocapture`.
 #[test]
 #[ignore = "benchmark: prints capture throughput under a SYN flood and idle latency"]
@@ -773,7 +853,7 @@ fn flood_with(mode: &str, opts: &CaptureOptions) {
     }
     let cpu = thread_cpu() - cpu_before;
     stop.store(true, Ordering::Relaxed);
-    let sent = sender.join().unwrap();
+    let (sent, sender_cpu) = sender.join().unwrap();
     // Drain what is still queued, so "no backlog after the flood" can be seen.
     let drain_start = Instant::now();
     let mut drained = 0u64;
@@ -784,10 +864,12 @@ fn flood_with(mode: &str, opts: &CaptureOptions) {
     {}
     let stats = cap.stats();
     println!(
-        "{mode} flood: sent {sent} in {secs} s ({:.0}/s); captured {got} ({:.0}/s), then \
-         {drained} drained in {:?}; kernel drops {}; capture thread CPU {cpu:.2} s = {:.0} \
-         ns/frame (one core would capture ~{:.0}/s); flags checksum {checksum}",
+        "{mode} flood: sent {sent} in {secs} s ({:.0}/s) at {:.0} ns of sender CPU each; \
+         captured {got} ({:.0}/s), then {drained} drained in {:?}; kernel drops {}; capture \
+         thread CPU {cpu:.2} s = {:.0} ns/frame (one core would capture ~{:.0}/s); flags \
+         checksum {checksum}",
         sent as f64 / secs,
+        sender_cpu * 1e9 / sent as f64,
         got as f64 / secs,
         drain_start.elapsed(),
         stats.kernel_drops,

@@ -1,6 +1,6 @@
 //! Linux capture: an AF_PACKET socket bound to one interface by index, filtered in the
 //! kernel by a classic BPF program compiled from the capture rules, read through a
-//! TPACKET_V3 ring or in recvmmsg batches; and [`InterfaceCapture`], which follows the
+//! TPACKET_V2 ring or in recvmmsg batches; and [`InterfaceCapture`], which follows the
 //! interface through loss and return.
 //!
 //! Binding at the link layer means knocks on closed ports are seen: the kernel answers them
@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::bpf::{self, Families, Program};
+use super::pace::{Pace, Wait};
 use super::ring::{Ring, RingOptions};
 use super::{CaptureError, CaptureStats, Frame, LinkKind, PacketSource};
 use crate::filter::CaptureRule;
@@ -31,13 +32,15 @@ pub struct CaptureOptions {
     /// Bytes kept per frame; longer frames are truncated (knock packets are tiny).
     pub slot_len: usize,
     /// Most frames one `next_batch` call delivers, so timers and signals get a turn during
-    /// a flood (the ring stops at the end of the block that crosses it).
+    /// a flood.
     pub max_per_call: usize,
-    /// Read through a TPACKET_V3 ring (the default) rather than with recvmmsg; `rcvbuf`,
-    /// `batch` and `slot_len` apply only to recvmmsg. Measured on a veth pair: the ring
-    /// keeps up with 1.2 million SYNs/s at ~20 ns of user CPU per frame and hands over a
-    /// lone knock in ~0.9 ms (its block retire timer); recvmmsg costs ~800 ns per frame
-    /// (~1.2 million/s on one core) and hands over a lone knock in ~5 us.
+    /// Read through a TPACKET_V2 ring (the default) rather than with recvmmsg. `batch`
+    /// applies only to recvmmsg; with a ring, `rcvbuf` and `slot_len` bound only the copies
+    /// of frames too long for a ring slot. Measured on a veth pair (bench/README.md): the
+    /// ring keeps up with 1.2 million SYNs/s at ~35 ns of user CPU per frame and hands a
+    /// lone knock over 4-34 us after its kernel timestamp; recvmmsg spends ~1.2 us per
+    /// frame, tops out at 0.6-0.8 million/s, sometimes with kernel drops, and hands a lone
+    /// knock over in 3-40 us.
     pub ring: Option<RingOptions>,
 }
 
@@ -72,6 +75,8 @@ pub struct AfPacket {
     refilter: bool,
     opts: CaptureOptions,
     ring: Option<Ring>,
+    /// How to wait on an empty ring.
+    pace: Option<Pace>,
     bufs: Vec<u8>,
     /// u64 for the alignment control messages need.
     ctrl: Vec<u64>,
@@ -182,7 +187,7 @@ impl AfPacket {
         let ring = opts
             .ring
             .as_ref()
-            .map(|r| Ring::setup(s, r))
+            .map(|r| Ring::setup(s, r, opts.slot_len))
             .transpose()
             .map_err(|(op, e)| io_err(op, e))?;
 
@@ -212,6 +217,10 @@ impl AfPacket {
             program,
             refilter: false,
             opts: opts.clone(),
+            pace: opts
+                .ring
+                .as_ref()
+                .map(|r| Pace::new(r.busy_interval, r.busy_frames as usize)),
             ring,
             bufs: vec![0; batch * opts.slot_len.max(64)],
             ctrl: vec![0; batch * CTRL_LEN / 8],
@@ -244,8 +253,13 @@ impl AfPacket {
     }
 
     /// Waits until the socket or a wake-up descriptor is ready; true if the socket is.
-    fn wait(&self, timeout: Duration) -> Result<bool, CaptureError> {
-        let mut fds: Vec<libc::pollfd> = std::iter::once(self.fd.as_raw_fd())
+    /// With `sleep`, it watches only the wake-up descriptors, for that long at most, so
+    /// the kernel has no one to wake for each frame; true unless one of them woke it.
+    fn wait(&self, timeout: Duration, sleep: Option<Duration>) -> Result<bool, CaptureError> {
+        let socket = sleep.is_none().then(|| self.fd.as_raw_fd());
+        let timeout = sleep.map_or(timeout, |s| s.min(timeout));
+        let mut fds: Vec<libc::pollfd> = socket
+            .into_iter()
             .chain(self.wake.iter().copied())
             .map(|fd| libc::pollfd {
                 fd,
@@ -253,9 +267,20 @@ impl AfPacket {
                 revents: 0,
             })
             .collect();
-        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-        // SAFETY: fds is a live array of fds.len() pollfd structs.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: fds is a live array of fds.len() pollfd structs, ts a valid timespec; no
+        // signal mask is passed.
+        let rc = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         if rc < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -267,23 +292,31 @@ impl AfPacket {
                 source: e,
             });
         }
+        if socket.is_none() {
+            return Ok(fds.iter().all(|f| f.revents == 0));
+        }
         if fds[0].revents & libc::POLLERR != 0 {
             // With a ring there is no recv to report the error, so fetch it here.
             if let Some(e) = self.socket_error() {
-                return Err(if is_link_gone(&e) {
-                    CaptureError::InterfaceDown {
-                        ifname: self.ifname.clone(),
-                    }
-                } else {
-                    CaptureError::Io {
-                        op: "poll",
-                        ifname: self.ifname.clone(),
-                        source: e,
-                    }
-                });
+                return Err(self.read_error("poll", e));
             }
         }
         Ok(fds[0].revents != 0)
+    }
+
+    /// A failed read: the interface going away, or an error naming `op`.
+    fn read_error(&self, op: &'static str, e: io::Error) -> CaptureError {
+        if is_link_gone(&e) {
+            CaptureError::InterfaceDown {
+                ifname: self.ifname.clone(),
+            }
+        } else {
+            CaptureError::Io {
+                op,
+                ifname: self.ifname.clone(),
+                source: e,
+            }
+        }
     }
 
     /// The socket's pending error (SO_ERROR), which reading clears.
@@ -354,14 +387,7 @@ impl AfPacket {
             return match e.raw_os_error() {
                 Some(libc::EAGAIN) => Ok(None),
                 Some(libc::EINTR) => Ok(Some(0)),
-                _ if is_link_gone(&e) => Err(CaptureError::InterfaceDown {
-                    ifname: self.ifname.clone(),
-                }),
-                _ => Err(CaptureError::Io {
-                    op: "recvmmsg",
-                    ifname: self.ifname.clone(),
-                    source: e,
-                }),
+                _ => Err(self.read_error("recvmmsg", e)),
             };
         }
         let mut delivered = 0;
@@ -469,24 +495,44 @@ impl PacketSource for AfPacket {
         let mut waited = false;
         while delivered < self.opts.max_per_call {
             let round = match &mut self.ring {
-                Some(ring) => ring.read(
-                    self.link,
-                    &self.program,
-                    &mut self.stats,
-                    self.opts.max_per_call - delivered,
-                    sink,
-                ),
+                Some(ring) => {
+                    let round = ring.read(
+                        self.fd.as_raw_fd(),
+                        self.link,
+                        &self.program,
+                        &mut self.stats,
+                        self.opts.max_per_call - delivered,
+                        sink,
+                    );
+                    if let Some(e) = ring.take_error() {
+                        self.stats.delivered += (delivered + round.unwrap_or(0)) as u64;
+                        return Err(self.read_error("recv", e));
+                    }
+                    round
+                }
                 None => self.read_round(sink)?,
             };
             match round {
-                Some(n) => delivered += n,
+                Some(n) => {
+                    delivered += n;
+                    if let Some(pace) = &mut self.pace {
+                        pace.delivered(n);
+                    }
+                }
                 None => {
                     // The queue was empty at this point, so nothing queued under an older
                     // filter is left.
                     self.refilter = false;
+                    if delivered > 0 || waited {
+                        break;
+                    }
+                    let sleep = match self.pace.as_mut().map(|p| p.wait(Instant::now())) {
+                        Some(Wait::Sleep(d)) => Some(d),
+                        Some(Wait::ForFrame) | None => None,
+                    };
                     // Even with a zero timeout, poll once: with a ring, that is where a
                     // socket error (the interface going down) shows.
-                    if delivered > 0 || waited || !self.wait(timeout)? {
+                    if !self.wait(timeout, sleep)? {
                         break;
                     }
                     waited = true;

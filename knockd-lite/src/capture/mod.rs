@@ -15,6 +15,8 @@
 pub mod bpf;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+mod pace;
 mod replay;
 #[cfg(target_os = "linux")]
 mod ring;
