@@ -10,17 +10,13 @@ use std::io;
 use socket2::Socket;
 
 use super::{Platform, unix};
-use crate::send::privilege::{Grant, Privilege};
+use crate::send::privilege::Privilege;
 
 pub(crate) struct Native;
 
 impl Platform for Native {
     fn privilege() -> Privilege {
-        if unix::is_root() {
-            Privilege::Raw
-        } else {
-            Privilege::Missing(Grant::Root)
-        }
+        unix::root_only_privilege()
     }
 
     fn connect_in_progress(err: &io::Error) -> bool {

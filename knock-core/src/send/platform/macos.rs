@@ -15,18 +15,14 @@ use std::io;
 use socket2::Socket;
 
 use super::{Platform, unix};
-use crate::send::privilege::{Grant, Privilege};
+use crate::send::privilege::Privilege;
 use crate::wire::ipv4_to_bsd_hdrincl;
 
 pub(crate) struct Native;
 
 impl Platform for Native {
     fn privilege() -> Privilege {
-        if unix::is_root() {
-            Privilege::Raw
-        } else {
-            Privilege::Missing(Grant::Root)
-        }
+        unix::root_only_privilege()
     }
 
     fn connect_in_progress(err: &io::Error) -> bool {

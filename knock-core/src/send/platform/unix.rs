@@ -16,6 +16,8 @@ use std::io;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::send::privilege::{Grant, Privilege};
+
 /// `IPPROTO_RAW`: a send-only raw socket, so the kernel queues it none of the traffic
 /// it receives (an `IPPROTO_TCP` raw socket would get a copy of every TCP segment).
 const IPPROTO_RAW: i32 = 255;
@@ -51,6 +53,16 @@ pub(super) fn raw_ipv6_tcp_socket() -> io::Result<Socket> {
 pub(super) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The rule on systems where only root opens raw sockets (macOS, FreeBSD).
+#[cfg_attr(not(any(target_os = "macos", target_os = "freebsd")), allow(dead_code))]
+pub(super) fn root_only_privilege() -> Privilege {
+    if is_root() {
+        Privilege::Raw
+    } else {
+        Privilege::Missing(Grant::Root)
+    }
 }
 
 #[cfg(test)]
