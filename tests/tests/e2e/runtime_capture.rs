@@ -795,7 +795,8 @@ fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool)
 /// sendmmsg generator floods the door port, what each frame costs the sender's CPU (where
 /// the veth receive path runs), and how long a lone knock takes from its kernel timestamp
 /// to our sink, for both readers. Run with
-/// `cargo test --release -p knock-e2e --test runtime_capture -- --ignored --nocapture`.
+/// `cargo test --release -p knock-e2e --test e2e runtime_capture::flood_throughput -- --ignored
+/// --nocapture`.
 #[test]
 #[ignore = "benchmark: prints capture throughput under a SYN flood and idle latency"]
 fn flood_throughput() {
