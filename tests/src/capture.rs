@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6};
+use crate::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, WAIT};
 
 /// One captured packet.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,11 +183,11 @@ impl Capture {
             stderr: stderr_text,
             stdout_reader: Some(stdout_reader),
         };
-        if ready_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+        if ready_rx.recv_timeout(WAIT).is_err() {
             let _ = capture.child.kill();
             let _ = capture.child.wait();
             panic!(
-                "tcpdump did not start listening within 10 s; stderr:\n{}",
+                "tcpdump did not start listening within {WAIT:?}; stderr:\n{}",
                 capture.stderr.lock().unwrap()
             );
         }

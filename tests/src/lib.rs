@@ -8,8 +8,11 @@ pub mod capture;
 pub mod knockd;
 pub mod lite;
 pub mod raw;
+pub mod server;
 pub mod terminal;
 pub mod wine;
+
+pub use server::Server;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -21,20 +24,100 @@ pub const SERVER_V4: &str = "192.0.2.2";
 pub const CLIENT_V6: &str = "2001:db8::1";
 pub const SERVER_V6: &str = "2001:db8::2";
 
-/// True when the test may run. Without root it prints why it skips and returns false,
-/// except under `CI=true`, where a skip would hide a failure, so it panics.
-pub fn require_root(test: &str) -> bool {
+/// How long a test waits for what should follow at once (a packet, a log line, a door
+/// opening, a server listening) before it fails: generous, for a loaded two-core CI machine,
+/// and only ever a bound on a wait, never a speed a test asserts.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// What a test needs besides root. [`netns_test!`] checks each before the test starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Debian's knockd 0.8 ([`knockd::KNOCKD`]).
+    Knockd,
+    /// Debian's knock client ([`knockd::DEBIAN_KNOCK`]).
+    DebianKnock,
+    /// Wine, mingw and knock.exe, set up once for all tests ([`wine::Wine::get`]).
+    Wine,
+}
+
+impl Need {
+    /// Why the test cannot run here, if it cannot.
+    fn missing(self) -> Option<String> {
+        let program = match self {
+            Need::Knockd => knockd::KNOCKD,
+            Need::DebianKnock => knockd::DEBIAN_KNOCK,
+            Need::Wine => return wine::Wine::get().err(),
+        };
+        (!std::path::Path::new(program).exists())
+            .then(|| format!("{program} is missing (apt-get install knockd)"))
+    }
+}
+
+/// Whether the test named `test` may run: as root, with everything in `needs` (checked in
+/// order). Otherwise it prints `SKIP test: why` and returns false, except under `CI=true`,
+/// where a skip would hide a failure, so it panics. [`netns_test!`] calls it.
+pub fn may_run(test: &str, needs: &[Need]) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     #[allow(unsafe_code)]
     let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
+    let why = if euid == 0 {
+        needs.iter().find_map(|need| need.missing())
+    } else {
+        Some("needs root to create network namespaces".to_string())
+    };
+    let Some(why) = why else {
         return true;
-    }
+    };
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs root for network namespaces, and CI=true forbids skipping");
+        panic!("{test}: {why}, and CI=true forbids skipping");
     }
-    eprintln!("SKIP {test}: needs root to create network namespaces (run as root, or in CI)");
+    eprintln!("SKIP {test}: {why}");
     false
+}
+
+/// A test's name as libtest prints it: the module path without the crate, then the
+/// function (`client::delay_separates_hits_on_the_wire`).
+pub fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+/// Defines a `#[test]` that runs only where it may ([`may_run`]: root, and the [`Need`]s
+/// listed), with a fresh [`Pair`] bound to the name between the bars:
+///
+/// ```ignore
+/// netns_test!(delay_separates_hits_on_the_wire, |pair| {
+///     pair.knock(&["-d", "300", SERVER_V4, "7000,8000:udp"]);
+/// });
+/// netns_test!(knock_opens_a_knockd_door, [Need::Knockd], |pair| { /* ... */ });
+/// ```
+///
+/// With `||` the test gets no pair and makes what it needs itself. Attributes (`#[ignore]`,
+/// doc comments) may come before the name. The body is the test function's body, not a
+/// closure: `return` ends the test. The pair is made first, so it is dropped last, after
+/// every server and guard the body made.
+#[macro_export]
+macro_rules! netns_test {
+    ($(#[$attr:meta])* $name:ident, $([$($need:expr),* $(,)?],)? |$pair:ident| $body:expr) => {
+        $crate::netns_test!(@test [$(#[$attr])*] $name [$($($need),*)?] ($pair) $body);
+    };
+    ($(#[$attr:meta])* $name:ident, $([$($need:expr),* $(,)?],)? || $body:expr) => {
+        $crate::netns_test!(@test [$(#[$attr])*] $name [$($($need),*)?] () $body);
+    };
+    (@test [$($attr:tt)*] $name:ident [$($need:expr),*] ($($pair:ident)?) $body:expr) => {
+        #[test]
+        $($attr)*
+        fn $name() {
+            let name = $crate::test_name(module_path!(), stringify!($name));
+            if !$crate::may_run(&name, &[$($need),*]) {
+                return;
+            }
+            $(let $pair = $crate::Pair::new();)?
+            $body
+        }
+    };
 }
 
 /// Whether a program is on PATH (for tests that need Debian's knockd, tcpdump, ...).
@@ -73,17 +156,61 @@ pub fn output(cmd: &mut Command) -> Output {
 /// Runs a command that must succeed, and returns its stdout.
 pub fn check(cmd: &mut Command) -> String {
     let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        panic!("{}", describe(&format!("{cmd:?} failed"), &out));
+    }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ip(args: &[&str]) {
+/// Runs a command that must succeed and print nothing on stderr, and returns its stdout.
+pub fn check_quiet(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    expect_quiet(&format!("{cmd:?}"), &out)
+}
+
+/// Runs a command that must exit with `code` and print nothing on stdout, and returns its
+/// stderr.
+pub fn check_exit(cmd: &mut Command, code: i32) -> String {
+    let out = output(cmd);
+    expect_exit(&format!("{cmd:?}"), &out, code)
+}
+
+/// Panics, saying what `what` (the command) did, unless `out` is a success with nothing on
+/// stderr; returns stdout.
+pub fn expect_quiet(what: &str, out: &Output) -> String {
+    if !out.status.success() || !out.stderr.is_empty() {
+        panic!(
+            "{}",
+            describe(&format!("{what}: expected success without stderr"), out)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Panics, saying what `what` (the command) did, unless `out` is an exit with `code` and
+/// nothing on stdout; returns stderr.
+pub fn expect_exit(what: &str, out: &Output, code: i32) -> String {
+    if out.status.code() != Some(code) || !out.stdout.is_empty() {
+        panic!(
+            "{}",
+            describe(&format!("{what}: expected exit {code} without stdout"), out)
+        );
+    }
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `HEADLINE: STATUS`, then stdout and stderr, for failure messages.
+fn describe(headline: &str, out: &Output) -> String {
+    format!(
+        "{headline}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `ip ARGS`, which must succeed (name the namespace with `-n NS`).
+pub fn ip(args: &[&str]) {
     check(Command::new("ip").args(args).stdin(Stdio::null()));
 }
 
@@ -203,9 +330,42 @@ impl Pair {
         ]));
     }
 
+    /// Gives the server's interface one more address (`192.0.2.22/24`), as a DHCP renewal
+    /// would.
+    pub fn add_server_addr(&self, addr: &str) {
+        ip(&[
+            "-n",
+            &self.server,
+            "addr",
+            "add",
+            addr,
+            "dev",
+            &self.server_if,
+        ]);
+    }
+
     /// A command run inside the client namespace.
     pub fn client_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         netns_cmd(&self.client, program)
+    }
+
+    /// Our `knock ARGS` in the client namespace, for a test to run as it likes.
+    pub fn knock_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.client_cmd(bin("knock"));
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs our `knock ARGS` in the client namespace. It must exit 0 and print nothing on
+    /// stderr; returns what it printed on stdout.
+    pub fn knock(&self, args: &[&str]) -> String {
+        check_quiet(&mut self.knock_cmd(args))
+    }
+
+    /// Runs our `knock ARGS` in the client namespace. It must exit with `code` and print
+    /// nothing on stdout; returns what it printed on stderr.
+    pub fn knock_fails(&self, args: &[&str], code: i32) -> String {
+        check_exit(&mut self.knock_cmd(args), code)
     }
 
     /// A command run inside the server namespace.
@@ -217,10 +377,12 @@ impl Pair {
     /// files in `/etc/netns/NAME/` over `/etc/`), and an nsswitch.conf that looks names up
     /// in that file only, so no lookup in a test ever leaves the namespace as DNS.
     pub fn set_client_hosts(&self, hosts: &str) {
-        let dir = PathBuf::from(format!("/etc/netns/{}", self.client));
-        std::fs::create_dir_all(&dir).expect("create /etc/netns/<client>");
-        std::fs::write(dir.join("hosts"), hosts).expect("write hosts");
-        std::fs::write(dir.join("nsswitch.conf"), "hosts: files\n").expect("write nsswitch.conf");
+        set_hosts(&self.client, hosts);
+    }
+
+    /// [`Pair::set_client_hosts`] for the server namespace (the server's `-l` lookups).
+    pub fn set_server_hosts(&self, hosts: &str) {
+        set_hosts(&self.server, hosts);
     }
 
     /// Makes the server answer nothing, like a host whose firewall drops knocks: its
@@ -324,6 +486,14 @@ impl Drop for Pair {
     }
 }
 
+/// Writes `/etc/netns/NS/hosts` and an nsswitch.conf that reads only that file.
+fn set_hosts(ns: &str, hosts: &str) {
+    let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+    std::fs::create_dir_all(&dir).expect("create /etc/netns/<namespace>");
+    std::fs::write(dir.join("hosts"), hosts).expect("write hosts");
+    std::fs::write(dir.join("nsswitch.conf"), "hosts: files\n").expect("write nsswitch.conf");
+}
+
 /// The processes in namespace `ns` (`ip netns pids`), none if it does not exist.
 fn netns_pids(ns: &str) -> Vec<libc::pid_t> {
     Command::new("ip")
@@ -374,5 +544,23 @@ impl Drop for TempDir {
         if std::env::var_os("KNOCK_E2E_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_are_libtests() {
+        assert_eq!(
+            test_name("e2e::client", "delay_separates_hits_on_the_wire"),
+            "client::delay_separates_hits_on_the_wire"
+        );
+        assert_eq!(
+            test_name("e2e::server::reload", "sighup"),
+            "server::reload::sighup"
+        );
+        assert_eq!(test_name("e2e", "at_the_root"), "at_the_root");
     }
 }

@@ -6,6 +6,7 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::server::{self, Server};
 use crate::{Pair, TempDir, bin};
 
 /// How long start-up may take before a test fails.
@@ -18,17 +19,10 @@ pub struct KnockdLite {
     dir: TempDir,
 }
 
-/// The config written for a test: `[options]` with a log file in the scratch folder, then
-/// `doors`, in which `@DIR@` stands for that folder.
+/// The config `dir/NAME` written for a test: `[options]` with the log file
+/// `dir/knockd-lite.log`, then `doors`, in which `@DIR@` stands for `dir`.
 pub fn write_config(dir: &Path, name: &str, doors: &str) -> PathBuf {
-    let conf = dir.join(name);
-    let text = format!(
-        "[options]\n\tlogfile = {}\n{}",
-        dir.join("knockd-lite.log").display(),
-        doors.replace("@DIR@", &dir.display().to_string())
-    );
-    std::fs::write(&conf, text).expect("write config");
-    conf
+    server::write_config(dir, name, "knockd-lite", doors)
 }
 
 impl KnockdLite {
@@ -129,24 +123,9 @@ impl KnockdLite {
         self.pid
     }
 
-    /// The scratch folder (`@DIR@`).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// A path in the scratch folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// The config file; rewrite it and send SIGHUP to test reloads.
     pub fn config_path(&self) -> PathBuf {
         self.path("knockd.conf")
-    }
-
-    /// The log file so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.path("knockd-lite.log")).unwrap_or_default()
     }
 
     /// Log lines without their `[YYYY-MM-DD HH:MM] ` stamp.
@@ -155,51 +134,6 @@ impl KnockdLite {
             .lines()
             .map(|l| l.split_once("] ").map_or(l, |(_, b)| b).to_string())
             .collect()
-    }
-
-    /// The log, stdout and stderr, for failure messages.
-    pub fn output(&self) -> String {
-        format!(
-            "knockd-lite.log:\n{}\nknockd-lite stdout/stderr:\n{}",
-            self.log(),
-            std::fs::read_to_string(self.path("knockd-lite.out")).unwrap_or_default()
-        )
-    }
-
-    /// Waits until the log has `n` lines containing `needle`; panics with the output
-    /// after `timeout`.
-    pub fn wait_log(&self, needle: &str, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.log().lines().filter(|l| l.contains(needle)).count() < n {
-            if Instant::now() > deadline {
-                panic!(
-                    "waited {timeout:?} for {n} log line(s) with {needle:?}:\n{}",
-                    self.output()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// The lines in `@DIR@/events` so far: the tests' doors append one there from their
-    /// commands.
-    pub fn events(&self) -> Vec<String> {
-        lines(&self.path("events"))
-    }
-
-    /// Waits until `@DIR@/events` has `n` complete lines and returns them; panics with the
-    /// server's log and output after `timeout`.
-    pub fn wait_events(&self, n: usize, timeout: Duration) -> Vec<String> {
-        poll_lines(&self.path("events"), n, timeout)
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.output()))
-    }
-
-    /// Runs `knock` and returns the one line it added to `@DIR@/events` (waiting up to
-    /// `timeout` for it), so each knock is checked on its own.
-    pub fn next_event(&self, timeout: Duration, knock: impl FnOnce()) -> String {
-        let before = self.events().len();
-        knock();
-        self.wait_events(before + 1, timeout).swap_remove(before)
     }
 
     /// Sends a signal to the server.
@@ -261,6 +195,16 @@ impl KnockdLite {
     }
 }
 
+impl Server for KnockdLite {
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn name(&self) -> &'static str {
+        "knockd-lite"
+    }
+}
+
 impl Drop for KnockdLite {
     fn drop(&mut self) {
         match &mut self.child {
@@ -309,42 +253,4 @@ fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
         .stdin(Stdio::null());
     cmd.spawn()
         .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"))
-}
-
-/// Waits until `path` has at least `n` complete lines and returns them; panics after
-/// `timeout`.
-pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
-    poll_lines(path, n, timeout).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// [`wait_lines`], with the reason it gave up as the error.
-fn poll_lines(path: &Path, n: usize, timeout: Duration) -> Result<Vec<String>, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let complete = match text.rfind('\n') {
-            Some(i) => &text[..=i],
-            None => "",
-        };
-        let lines: Vec<String> = complete.lines().map(str::to_string).collect();
-        if lines.len() >= n {
-            return Ok(lines);
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "waited {timeout:?} for {n} lines in {}; have:\n{text}",
-                path.display()
-            ));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The lines of `path` now (none if it does not exist).
-pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }

@@ -60,7 +60,7 @@ pub struct Wine {
     /// An initialised prefix that no Wine process uses any more.
     template: PathBuf,
     /// How long `wineboot -i` and the wineserver's shutdown took.
-    pub init_time: Duration,
+    init_time: Duration,
 }
 
 /// Why the Wine tests cannot run here.
@@ -75,19 +75,19 @@ enum Unavailable {
 static WINE_KIT: OnceLock<Result<Wine, Unavailable>> = OnceLock::new();
 
 impl Wine {
-    /// The shared set-up, made on first use. `None` (after printing why) when Wine, mingw
-    /// or knock.exe is missing; panics instead under `CI=true`, or when the set-up fails.
-    pub fn get(test: &str) -> Option<&'static Wine> {
-        match WINE_KIT.get_or_init(Wine::set_up) {
-            Ok(wine) => Some(wine),
-            Err(Unavailable::Missing(why)) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("{test}: {why}, and CI=true forbids skipping");
-                }
-                eprintln!("SKIP {test}: {why}");
-                None
-            }
-            Err(Unavailable::Broken(why)) => panic!("{test}: setting up Wine failed: {why}"),
+    /// The shared set-up, made by the first test that asks (it prints how long that
+    /// took). `Err` says why not when Wine, mingw or knock.exe is missing; when they are
+    /// all there and the set-up fails, it panics, since that is a failure, not a skip.
+    pub fn get() -> Result<&'static Wine, String> {
+        let kit = WINE_KIT.get_or_init(|| {
+            Wine::set_up().inspect(|wine| {
+                eprintln!("Wine prefix initialised in {:?}", wine.init_time);
+            })
+        });
+        match kit {
+            Ok(wine) => Ok(wine),
+            Err(Unavailable::Missing(why)) => Err(why.clone()),
+            Err(Unavailable::Broken(why)) => panic!("setting up Wine failed: {why}"),
         }
     }
 
@@ -241,7 +241,10 @@ impl WineHost {
     /// A fresh prefix for `pair`'s client, copied from the template: the big, read-only
     /// `drive_c/windows` as hard links, the rest (registry, user folders) as copies, so
     /// nothing a test's Wine writes reaches the template.
-    pub fn new(wine: &'static Wine, pair: &Pair) -> WineHost {
+    ///
+    /// The test declares [`Need::Wine`](crate::Need::Wine), so the set-up is there.
+    pub fn new(pair: &Pair) -> WineHost {
+        let wine = Wine::get().unwrap_or_else(|why| panic!("no Wine for this test: {why}"));
         let prefix = wine.root.join(format!("prefix-{}", pair.client));
         let host = WineHost {
             wine,
@@ -292,6 +295,11 @@ impl WineHost {
         assert!(status.success(), "{server:?} exited with {status}");
         host.assert_server_in_namespace();
         host
+    }
+
+    /// knock.exe, as Wine runs it (beside the shim DLL).
+    pub fn exe(&self) -> PathBuf {
+        self.wine.exe()
     }
 
     /// The prefix folder (`WINEPREFIX`).

@@ -1,46 +1,11 @@
 //! End-to-end tests of `knock`: it runs in the client namespace, tcpdump in the server
 //! namespace says what arrived.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use knock_e2e::capture::{Capture, Record, show};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, output, require_root};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn knock_cmd(pair: &Pair, args: &[&str]) -> Command {
-    let mut cmd = pair.client_cmd(bin("knock"));
-    cmd.args(args);
-    cmd
-}
-
-/// Runs `knock ARGS` in the client namespace; it must exit 0. Returns stdout.
-fn knock_ok(pair: &Pair, args: &[&str]) -> String {
-    let out = output(&mut knock_cmd(pair, args));
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "knock {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs `knock ARGS`, expecting it to fail with `code`; returns stderr.
-fn knock_fails(pair: &Pair, args: &[&str], code: i32) -> String {
-    let out = output(&mut knock_cmd(pair, args));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "knock {args:?}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.stdout.is_empty(), "knock {args:?} printed on stdout");
-    String::from_utf8(out.stderr).unwrap()
-}
+use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, WAIT, netns_test, output};
 
 /// Captures while `knock ARGS` runs, until `n` packets went from client to server, and
 /// returns those packets and knock's stdout. With `settle`, keeps capturing that much
@@ -52,7 +17,7 @@ fn knock_and_capture(
     settle: Duration,
 ) -> (Vec<Record>, String) {
     let capture = Capture::start(pair, &["tcp", "or", "udp"]);
-    let stdout = knock_ok(pair, args);
+    let stdout = pair.knock(args);
     let (sent, _) = capture.stop_after(
         n,
         WAIT,
@@ -63,12 +28,11 @@ fn knock_and_capture(
     (sent, stdout)
 }
 
-fn mixed_sequence(client: &str, server: &str) {
-    let pair = Pair::new();
+fn mixed_sequence(pair: &Pair, client: &str, server: &str) {
     // A silent server, as behind a dropping firewall: nothing answers, nothing else is sent.
     pair.silence_server();
     let (sent, _) = knock_and_capture(
-        &pair,
+        pair,
         &[server, "7000,8000:udp,9000", "8001:udp", "9001"],
         5,
         Duration::from_millis(300),
@@ -96,47 +60,38 @@ fn mixed_sequence(client: &str, server: &str) {
     }
 }
 
-#[test]
-fn mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order() {
-    if !require_root("mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order") {
-        return;
+netns_test!(
+    mixed_sequence_over_ipv4_is_one_syn_or_one_byte_per_hit_in_order,
+    |pair| {
+        mixed_sequence(&pair, CLIENT_V4, SERVER_V4);
     }
-    mixed_sequence(CLIENT_V4, SERVER_V4);
-}
+);
 
-#[test]
-fn mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order() {
-    if !require_root("mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order") {
-        return;
+netns_test!(
+    mixed_sequence_over_ipv6_is_one_syn_or_one_byte_per_hit_in_order,
+    |pair| {
+        mixed_sequence(&pair, CLIENT_V6, SERVER_V6);
     }
-    mixed_sequence(CLIENT_V6, SERVER_V6);
-}
+);
 
-#[test]
-fn an_unanswered_syn_is_not_retransmitted_while_knock_runs_on() {
-    if !require_root("an_unanswered_syn_is_not_retransmitted_while_knock_runs_on") {
-        return;
+netns_test!(
+    an_unanswered_syn_is_not_retransmitted_while_knock_runs_on,
+    |pair| {
+        pair.silence_server();
+        // Linux retransmits an unanswered SYN after 1 s. knock is still running then (in the
+        // delay), so a socket left open would show a second SYN for 7000 before 7001.
+        let (sent, _) = knock_and_capture(
+            &pair,
+            &["-d", "1500", SERVER_V4, "7000", "7001"],
+            2,
+            Duration::ZERO,
+        );
+        let seen: Vec<String> = sent.iter().map(Record::summary).collect();
+        assert_eq!(seen, ["tcp 7000 S", "tcp 7001 S"], "{}", show(&sent));
     }
-    let pair = Pair::new();
-    pair.silence_server();
-    // Linux retransmits an unanswered SYN after 1 s. knock is still running then (in the
-    // delay), so a socket left open would show a second SYN for 7000 before 7001.
-    let (sent, _) = knock_and_capture(
-        &pair,
-        &["-d", "1500", SERVER_V4, "7000", "7001"],
-        2,
-        Duration::ZERO,
-    );
-    let seen: Vec<String> = sent.iter().map(Record::summary).collect();
-    assert_eq!(seen, ["tcp 7000 S", "tcp 7001 S"], "{}", show(&sent));
-}
+);
 
-#[test]
-fn delay_separates_hits_on_the_wire() {
-    if !require_root("delay_separates_hits_on_the_wire") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(delay_separates_hits_on_the_wire, |pair| {
     let (sent, _) = knock_and_capture(
         &pair,
         &["-d", "300", SERVER_V4, "7000", "8000:udp", "9000"],
@@ -149,7 +104,7 @@ fn delay_separates_hits_on_the_wire() {
         let gap = pair_of_hits[1].time - pair_of_hits[0].time;
         assert!(gap >= 0.290, "gap {gap:.6} s < 300 ms:\n{}", show(&sent));
     }
-}
+});
 
 const DUAL_HOSTS: &str = "192.0.2.2 dual.test\n2001:db8::2 dual.test\n192.0.2.2 v4only.test\n";
 
@@ -163,12 +118,7 @@ fn assert_dual(pair: &Pair) {
     }
 }
 
-#[test]
-fn a_dual_stack_name_gets_every_hit_at_one_address() {
-    if !require_root("a_dual_stack_name_gets_every_hit_at_one_address") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(a_dual_stack_name_gets_every_hit_at_one_address, |pair| {
     pair.set_client_hosts(DUAL_HOSTS);
     assert_dual(&pair);
     let (sent, stdout) = knock_and_capture(
@@ -200,91 +150,82 @@ fn a_dual_stack_name_gets_every_hit_at_one_address() {
         "{stdout}"
     );
     assert_eq!(stdout.lines().count(), 6, "{stdout}");
-}
+});
 
-#[test]
-fn ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name() {
-    if !require_root("ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name") {
-        return;
-    }
-    let pair = Pair::new();
-    pair.set_client_hosts(DUAL_HOSTS);
-    assert_dual(&pair);
-    for (flag, client, server) in [("-4", CLIENT_V4, SERVER_V4), ("-6", CLIENT_V6, SERVER_V6)] {
-        let (sent, _) = knock_and_capture(
-            &pair,
-            &[flag, "dual.test", "7000,8000:udp,9000"],
-            3,
-            Duration::ZERO,
-        );
-        for r in &sent {
-            assert!(
-                r.is_from_to(client, server),
-                "{flag}: {}\n{}",
-                r.line,
-                show(&sent)
+netns_test!(
+    ipv4_and_ipv6_flags_pick_the_family_of_a_dual_stack_name,
+    |pair| {
+        pair.set_client_hosts(DUAL_HOSTS);
+        assert_dual(&pair);
+        for (flag, client, server) in [("-4", CLIENT_V4, SERVER_V4), ("-6", CLIENT_V6, SERVER_V6)] {
+            let (sent, _) = knock_and_capture(
+                &pair,
+                &[flag, "dual.test", "7000,8000:udp,9000"],
+                3,
+                Duration::ZERO,
             );
+            for r in &sent {
+                assert!(
+                    r.is_from_to(client, server),
+                    "{flag}: {}\n{}",
+                    r.line,
+                    show(&sent)
+                );
+            }
         }
     }
-}
+);
 
-#[test]
-fn lookup_and_send_failures_exit_1_and_say_what_failed() {
-    if !require_root("lookup_and_send_failures_exit_1_and_say_what_failed") {
-        return;
+netns_test!(
+    lookup_and_send_failures_exit_1_and_say_what_failed,
+    |pair| {
+        pair.set_client_hosts(DUAL_HOSTS);
+        // The namespaces have no route to 198.51.100.0/24, so these fail before any packet
+        // leaves.
+        let err = pair.knock_fails(&["198.51.100.1", "7000"], 1);
+        assert_eq!(
+            err,
+            "knock: hit 1 of 1 (7000:tcp): connect 198.51.100.1:7000: \
+         Network is unreachable (os error 101)\n"
+        );
+        let err = pair.knock_fails(&["-u", "198.51.100.1", "8000"], 1);
+        assert_eq!(
+            err,
+            "knock: hit 1 of 1 (8000:udp): sendto 198.51.100.1:8000: \
+         Network is unreachable (os error 101)\n"
+        );
+        let err = pair.knock_fails(&["-6", "v4only.test", "7000"], 1);
+        assert_eq!(err, "knock: resolve v4only.test: no IPv6 address\n");
+        let err = pair.knock_fails(&["no-such-host.test", "7000"], 1);
+        assert!(
+            err.starts_with("knock: resolve no-such-host.test: "),
+            "{err}"
+        );
     }
-    let pair = Pair::new();
-    pair.set_client_hosts(DUAL_HOSTS);
-    // The namespaces have no route to 198.51.100.0/24, so these fail before any packet
-    // leaves.
-    let err = knock_fails(&pair, &["198.51.100.1", "7000"], 1);
-    assert_eq!(
-        err,
-        "knock: hit 1 of 1 (7000:tcp): connect 198.51.100.1:7000: \
-         Network is unreachable (os error 101)\n"
-    );
-    let err = knock_fails(&pair, &["-u", "198.51.100.1", "8000"], 1);
-    assert_eq!(
-        err,
-        "knock: hit 1 of 1 (8000:udp): sendto 198.51.100.1:8000: \
-         Network is unreachable (os error 101)\n"
-    );
-    let err = knock_fails(&pair, &["-6", "v4only.test", "7000"], 1);
-    assert_eq!(err, "knock: resolve v4only.test: no IPv6 address\n");
-    let err = knock_fails(&pair, &["no-such-host.test", "7000"], 1);
-    assert!(
-        err.starts_with("knock: resolve no-such-host.test: "),
-        "{err}"
-    );
-}
+);
 
-#[test]
-fn refused_and_dry_runs_send_nothing() {
-    if !require_root("refused_and_dry_runs_send_nothing") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(refused_and_dry_runs_send_nothing, |pair| {
     pair.set_client_hosts(DUAL_HOSTS);
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
     // A bad hit after a good one: refused whole, before the good one is sent.
-    let err = knock_fails(&pair, &[SERVER_V4, "7000", "8000:udp:fin", "9000"], 2);
+    let err = pair.knock_fails(&[SERVER_V4, "7000", "8000:udp:fin", "9000"], 2);
     assert_eq!(
         err,
         "knock: bad hit \"8000:udp:fin\": flags are only for tcp hits, not udp\n"
     );
-    let json = knock_ok(&pair, &["--dry-run", "--json", "-4", "dual.test", "7000"]);
+    let json = pair.knock(&["--dry-run", "--json", "-4", "dual.test", "7000"]);
     assert_eq!(
         json,
         "{\"host\":\"dual.test\",\"address\":\"192.0.2.2\",\"hits\":\
          [{\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"]}]}\n"
     );
-    let text = knock_ok(&pair, &["--dry-run", "-6", "dual.test", "7000,8000:udp"]);
+    let text = pair.knock(&["--dry-run", "-6", "dual.test", "7000,8000:udp"]);
     assert_eq!(
         text,
         "would hit tcp [2001:db8::2]:7000\nwould hit udp [2001:db8::2]:8000\n"
     );
     // A last, real hit marks the end: everything before it was captured if it was sent.
-    knock_ok(&pair, &[SERVER_V4, "7777"]);
+    pair.knock(&[SERVER_V4, "7777"]);
     capture.wait_for(1, WAIT, |r| r.dport == Some(7777));
     let all = capture.stop();
     let sent: Vec<String> = all
@@ -293,18 +234,13 @@ fn refused_and_dry_runs_send_nothing() {
         .map(Record::summary)
         .collect();
     assert_eq!(sent, ["tcp 7777 S"], "{}", show(&all));
-}
+});
 
-#[test]
-fn a_closed_stdout_still_sends_everything_and_exits_0() {
-    if !require_root("a_closed_stdout_still_sends_everything_and_exits_0") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(a_closed_stdout_still_sends_everything_and_exits_0, |pair| {
     let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let mut cmd = knock_cmd(&pair, &["-v", SERVER_V4, "7000,8000:udp,9000"]);
+    let mut cmd = pair.knock_cmd(&["-v", SERVER_V4, "7000,8000:udp,9000"]);
     cmd.stdout(writer).stderr(Stdio::piped());
     let out = output(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -325,4 +261,4 @@ fn a_closed_stdout_still_sends_everything_and_exits_0() {
         .map(|r| r.dport.unwrap())
         .collect();
     assert_eq!(ports, [7000, 8000, 9000], "{}", show(&all));
-}
+});

@@ -12,26 +12,26 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use knock_e2e::lite::{KnockdLite, lines};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, TempDir, bin, output, require_root};
+use knock_e2e::lite::KnockdLite;
+use knock_e2e::server::lines;
+use knock_e2e::{
+    CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, Server, TempDir, WAIT, bin, netns_test, output,
+};
 
-const WAIT: Duration = Duration::from_secs(10);
 const STEP: u64 = 2;
 const HOSTS: &str = "192.0.2.2 server.test\n2001:db8::2 server.test\n";
 
 /// knockd-lite with one keygen door per `(name, keygen options)`, the matching profiles,
 /// and the secrets to look for where they must not be.
-// Fields drop in order: the server goes before its namespaces.
-struct Setup {
+struct Setup<'p> {
     lite: KnockdLite,
     profiles: TempDir,
-    pair: Pair,
+    pair: &'p Pair,
     secrets: Vec<String>,
 }
 
-impl Setup {
-    fn new(doors: &[(&str, &[&str])]) -> Setup {
-        let pair = Pair::new();
+impl Setup<'_> {
+    fn new<'p>(pair: &'p Pair, doors: &[(&str, &[&str])]) -> Setup<'p> {
         pair.set_client_hosts(HOSTS);
         let profiles = TempDir::new("hmac-profiles");
         let server = TempDir::new("hmac-lite");
@@ -43,7 +43,7 @@ impl Setup {
             secrets.push(secret);
         }
         // -v and -D: the most the server ever writes, all of it checked for the secrets.
-        let lite = KnockdLite::start_in(&pair, server, &config, &["-v", "-D"]);
+        let lite = KnockdLite::start_in(pair, server, &config, &["-v", "-D"]);
         Setup {
             lite,
             profiles,
@@ -63,8 +63,8 @@ impl Setup {
     /// succeed, and the secret must be in neither its arguments nor its output. Returns
     /// stdout.
     fn knock(&self, args: &[&str]) -> String {
-        let mut cmd = self.pair.client_cmd(bin("knock"));
-        cmd.args(args).env("KNOCK_PROFILES", self.profiles.path());
+        let mut cmd = self.pair.knock_cmd(args);
+        cmd.env("KNOCK_PROFILES", self.profiles.path());
         let argv: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
             .map(|a| a.to_string_lossy().into_owned())
@@ -243,83 +243,81 @@ fn hits_sent(verbose: &str) -> String {
     hits.join(",")
 }
 
-#[test]
-fn keygen_doors_open_over_tcp_udp_mixed_and_flags_on_ipv4_and_ipv6() {
-    if !require_root("keygen_doors_open_over_tcp_udp_mixed_and_flags_on_ipv4_and_ipv6") {
-        return;
-    }
-    let doors: [(&str, &[&str]); 4] = [
-        ("tcp", &[]),
-        ("udp", &["--protocols", "udp"]),
-        ("mixed", &["--protocols", "mixed", "--length", "6"]),
-        // Exact flags: the client sends them raw, and the door's TCPFlags refuses SYNs.
-        ("flags", &["--flags", "fin+psh"]),
-    ];
-    let s = Setup::new(&doors);
-    let mut v4_counter = None;
-    for (family, client) in [("-4", CLIENT_V4), ("-6", CLIENT_V6)] {
-        // The IPv6 knocks must not replay the IPv4 knocks' counters.
-        if let Some(counter) = v4_counter {
-            wait_for_window_after(counter);
+netns_test!(
+    keygen_doors_open_over_tcp_udp_mixed_and_flags_on_ipv4_and_ipv6,
+    |pair| {
+        let doors: [(&str, &[&str]); 4] = [
+            ("tcp", &[]),
+            ("udp", &["--protocols", "udp"]),
+            ("mixed", &["--protocols", "mixed", "--length", "6"]),
+            // Exact flags: the client sends them raw, and the door's TCPFlags refuses SYNs.
+            ("flags", &["--flags", "fin+psh"]),
+        ];
+        let s = Setup::new(&pair, &doors);
+        let mut v4_counter = None;
+        for (family, client) in [("-4", CLIENT_V4), ("-6", CLIENT_V6)] {
+            // The IPv6 knocks must not replay the IPv4 knocks' counters.
+            if let Some(counter) = v4_counter {
+                wait_for_window_after(counter);
+            }
+            for (name, _) in doors {
+                s.opens(&["profile", name, family], &format!("{name} {client}"));
+            }
+            v4_counter = Some(counter_now());
         }
-        for (name, _) in doors {
-            s.opens(&["profile", name, family], &format!("{name} {client}"));
-        }
-        v4_counter = Some(counter_now());
+        let log = s.lite.log();
+        assert_eq!(log.matches(": OPEN SESAME").count(), 8, "{log}");
+        assert!(!log.contains("replayed"), "{log}");
+        s.assert_server_kept_the_secret();
     }
-    let log = s.lite.log();
-    assert_eq!(log.matches(": OPEN SESAME").count(), 8, "{log}");
-    assert!(!log.contains("replayed"), "{log}");
-    s.assert_server_kept_the_secret();
-}
+);
 
-#[test]
-fn a_replayed_hmac_knock_runs_nothing_and_the_next_window_opens() {
-    if !require_root("a_replayed_hmac_knock_runs_nothing_and_the_next_window_opens") {
-        return;
+netns_test!(
+    a_replayed_hmac_knock_runs_nothing_and_the_next_window_opens,
+    |pair| {
+        let s = Setup::new(&pair, &[("ssh", &["--protocols", "mixed"])]);
+        // Nothing that shows the profile shows its secret.
+        let shown = s.knock(&["profile", "show", "ssh"]);
+        assert!(shown.contains("hmac.secret_file"), "{shown}");
+        let dry = s.knock(&["profile", "ssh", "--dry-run", "--json"]);
+        assert!(dry.contains("\"hits\""), "{dry}");
+
+        let verbose = s.knock(&["profile", "ssh", "-v", "-4"]);
+        assert_eq!(
+            s.lite.wait_events(1, WAIT),
+            ["ssh 192.0.2.1"],
+            "{}",
+            s.lite.output()
+        );
+        let used = s.used_counters("ssh");
+        let [counter] = used[..] else {
+            panic!("one used counter: {used:?}\n{}", s.lite.output());
+        };
+
+        // The same packets again, as someone who saw them would send them: the window (the
+        // counter and one step either side) still takes them, but the counter is used.
+        s.knock(&[SERVER_V4, &hits_sent(&verbose)]);
+        s.lite.wait_log(
+            &format!("192.0.2.1: ssh: replayed HMAC sequence (counter {counter}), no command run"),
+            1,
+            WAIT,
+        );
+
+        wait_for_window_after(counter);
+        s.knock(&["profile", "ssh", "-4"]);
+        assert_eq!(
+            s.lite.wait_events(2, WAIT),
+            ["ssh 192.0.2.1", "ssh 192.0.2.1"],
+            "{}",
+            s.lite.output()
+        );
+        let used = s.used_counters("ssh");
+        assert!(used.iter().any(|&c| c > counter), "{counter}: {used:?}");
+        let log = s.lite.log();
+        assert_eq!(log.matches(": OPEN SESAME").count(), 2, "{log}");
+        assert_eq!(log.matches("replayed HMAC sequence").count(), 1, "{log}");
+        // The replay's command would have started before the second window's.
+        assert_eq!(s.lite.events().len(), 2);
+        s.assert_server_kept_the_secret();
     }
-    let s = Setup::new(&[("ssh", &["--protocols", "mixed"])]);
-    // Nothing that shows the profile shows its secret.
-    let shown = s.knock(&["profile", "show", "ssh"]);
-    assert!(shown.contains("hmac.secret_file"), "{shown}");
-    let dry = s.knock(&["profile", "ssh", "--dry-run", "--json"]);
-    assert!(dry.contains("\"hits\""), "{dry}");
-
-    let verbose = s.knock(&["profile", "ssh", "-v", "-4"]);
-    assert_eq!(
-        s.lite.wait_events(1, WAIT),
-        ["ssh 192.0.2.1"],
-        "{}",
-        s.lite.output()
-    );
-    let used = s.used_counters("ssh");
-    let [counter] = used[..] else {
-        panic!("one used counter: {used:?}\n{}", s.lite.output());
-    };
-
-    // The same packets again, as someone who saw them would send them: the window (the
-    // counter and one step either side) still takes them, but the counter is used.
-    s.knock(&[SERVER_V4, &hits_sent(&verbose)]);
-    s.lite.wait_log(
-        &format!("192.0.2.1: ssh: replayed HMAC sequence (counter {counter}), no command run"),
-        1,
-        WAIT,
-    );
-
-    wait_for_window_after(counter);
-    s.knock(&["profile", "ssh", "-4"]);
-    assert_eq!(
-        s.lite.wait_events(2, WAIT),
-        ["ssh 192.0.2.1", "ssh 192.0.2.1"],
-        "{}",
-        s.lite.output()
-    );
-    let used = s.used_counters("ssh");
-    assert!(used.iter().any(|&c| c > counter), "{counter}: {used:?}");
-    let log = s.lite.log();
-    assert_eq!(log.matches(": OPEN SESAME").count(), 2, "{log}");
-    assert_eq!(log.matches("replayed HMAC sequence").count(), 1, "{log}");
-    // The replay's command would have started before the second window's.
-    assert_eq!(s.lite.events().len(), 2);
-    s.assert_server_kept_the_secret();
-}
+);

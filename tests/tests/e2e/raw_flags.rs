@@ -3,51 +3,21 @@
 //! stack answering each of them with an RST says their checksums were right.
 
 use std::ops::RangeInclusive;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, Proto, TcpFlags};
 use knock_e2e::capture::{Capture, Record, show};
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, TempDir, bin, check, require_root,
+    CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, TempDir, WAIT, bin, check, check_quiet,
+    netns_test, output,
 };
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Where random source ports come from.
 const RANDOM_PORTS: RangeInclusive<u16> = 49152..=65535;
 
 /// The user unprivileged runs use.
 const NOBODY: &str = "65534";
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs a command that must exit 0 with nothing on stderr; returns stdout.
-fn ok(mut cmd: Command) -> String {
-    let out = run(&mut cmd);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// `knock ARGS` as root in the client namespace.
-fn knock(pair: &Pair, args: &[&str]) -> Command {
-    let mut cmd = pair.client_cmd(bin("knock"));
-    cmd.args(args);
-    cmd
-}
 
 /// `PROGRAM ARGS` as nobody, without any capability, in the client namespace.
 fn as_nobody(pair: &Pair, program: &std::path::Path, args: &[&str]) -> Command {
@@ -81,14 +51,14 @@ fn tcpdump_flags(flags: TcpFlags) -> String {
 /// extras would show. Returns what the client sent and everything captured.
 fn capture_run(
     pair: &Pair,
-    cmd: Command,
+    mut cmd: Command,
     client: &str,
     server: &str,
     n: usize,
 ) -> (Vec<Record>, Vec<Record>, String) {
     let capture = Capture::start(pair, &["tcp", "or", "udp"]);
     let what = format!("{cmd:?}");
-    let stdout = ok(cmd);
+    let stdout = check_quiet(&mut cmd);
     let settle = Duration::from_millis(300);
     let (sent, all) = capture.stop_after(n, WAIT, settle, from_to(client, server), &what);
     (sent, all, stdout)
@@ -98,11 +68,10 @@ fn capture_run(
 /// flags, from the client's own address and a random source port. Each one without RST
 /// was answered by the server's kernel with an RST, which it sends only for a segment
 /// whose checksums hold.
-fn arrive_as_written(client: &str, server: &str, hits: &[&str]) {
-    let pair = Pair::new();
+fn arrive_as_written(pair: &Pair, client: &str, server: &str, hits: &[&str]) {
     let mut args = vec!["-v", server];
     args.extend(hits);
-    let (sent, all, stdout) = capture_run(&pair, knock(&pair, &args), client, server, hits.len());
+    let (sent, all, stdout) = capture_run(pair, pair.knock_cmd(&args), client, server, hits.len());
     let mut verbose = String::new();
     for (written, r) in hits.iter().zip(&sent) {
         let hit = Hit::parse(written, Proto::Tcp).unwrap();
@@ -178,47 +147,27 @@ const COMBINATIONS: [&str; 12] = [
     "tcp:7111:fsrpau",
 ];
 
-#[test]
-fn each_single_flag_arrives_as_written_over_ipv4() {
-    if !require_root("each_single_flag_arrives_as_written_over_ipv4") {
-        return;
-    }
-    arrive_as_written(CLIENT_V4, SERVER_V4, &SINGLE_FLAGS);
-}
+netns_test!(each_single_flag_arrives_as_written_over_ipv4, |pair| {
+    arrive_as_written(&pair, CLIENT_V4, SERVER_V4, &SINGLE_FLAGS);
+});
 
-#[test]
-fn each_single_flag_arrives_as_written_over_ipv6() {
-    if !require_root("each_single_flag_arrives_as_written_over_ipv6") {
-        return;
-    }
-    arrive_as_written(CLIENT_V6, SERVER_V6, &SINGLE_FLAGS);
-}
+netns_test!(each_single_flag_arrives_as_written_over_ipv6, |pair| {
+    arrive_as_written(&pair, CLIENT_V6, SERVER_V6, &SINGLE_FLAGS);
+});
 
-#[test]
-fn flag_combinations_arrive_as_written_over_ipv4() {
-    if !require_root("flag_combinations_arrive_as_written_over_ipv4") {
-        return;
-    }
-    arrive_as_written(CLIENT_V4, SERVER_V4, &COMBINATIONS);
-}
+netns_test!(flag_combinations_arrive_as_written_over_ipv4, |pair| {
+    arrive_as_written(&pair, CLIENT_V4, SERVER_V4, &COMBINATIONS);
+});
 
-#[test]
-fn flag_combinations_arrive_as_written_over_ipv6() {
-    if !require_root("flag_combinations_arrive_as_written_over_ipv6") {
-        return;
-    }
-    arrive_as_written(CLIENT_V6, SERVER_V6, &COMBINATIONS);
-}
+netns_test!(flag_combinations_arrive_as_written_over_ipv6, |pair| {
+    arrive_as_written(&pair, CLIENT_V6, SERVER_V6, &COMBINATIONS);
+});
 
 /// `--raw` sends TCP hits without flags as bare SYNs built by us (no options, our
 /// window), from random ports; UDP hits stay ordinary datagrams.
-fn raw_mode(client: &str, server: &str) {
-    let pair = Pair::new();
-    let cmd = knock(
-        &pair,
-        &["--raw", server, "7000,8000:udp", "9000", "tcp:9001:i"],
-    );
-    let (sent, _, _) = capture_run(&pair, cmd, client, server, 4);
+fn raw_mode(pair: &Pair, client: &str, server: &str) {
+    let cmd = pair.knock_cmd(&["--raw", server, "7000,8000:udp", "9000", "tcp:9001:i"]);
+    let (sent, _, _) = capture_run(pair, cmd, client, server, 4);
     let seen: Vec<(String, Option<u16>, Option<&str>)> = sent
         .iter()
         .map(|r| (r.proto.clone(), r.dport, r.tcp_flags.as_deref()))
@@ -240,21 +189,13 @@ fn raw_mode(client: &str, server: &str) {
     }
 }
 
-#[test]
-fn raw_sends_plain_hits_as_bare_syns_over_ipv4() {
-    if !require_root("raw_sends_plain_hits_as_bare_syns_over_ipv4") {
-        return;
-    }
-    raw_mode(CLIENT_V4, SERVER_V4);
-}
+netns_test!(raw_sends_plain_hits_as_bare_syns_over_ipv4, |pair| {
+    raw_mode(&pair, CLIENT_V4, SERVER_V4);
+});
 
-#[test]
-fn raw_sends_plain_hits_as_bare_syns_over_ipv6() {
-    if !require_root("raw_sends_plain_hits_as_bare_syns_over_ipv6") {
-        return;
-    }
-    raw_mode(CLIENT_V6, SERVER_V6);
-}
+netns_test!(raw_sends_plain_hits_as_bare_syns_over_ipv6, |pair| {
+    raw_mode(&pair, CLIENT_V6, SERVER_V6);
+});
 
 /// Every hit leaves from `--source-port`: raw ones, plain TCP (a bound connect) and UDP.
 fn source_port(client: &str, server: &str) {
@@ -269,7 +210,7 @@ fn source_port(client: &str, server: &str) {
         "9001:tcp:fin+psh",
         "9002",
     ];
-    let (sent, _, _) = capture_run(&pair, knock(&pair, &args), client, server, 5);
+    let (sent, _, _) = capture_run(&pair, pair.knock_cmd(&args), client, server, 5);
     let seen: Vec<(Option<u16>, Option<u16>)> = sent.iter().map(|r| (r.sport, r.dport)).collect();
     let want: Vec<(Option<u16>, Option<u16>)> = [7000, 8000, 9000, 9001, 9002]
         .into_iter()
@@ -284,7 +225,7 @@ fn source_port(client: &str, server: &str) {
         server,
         "7000,7001:tcp:rst",
     ];
-    let (sent, _, _) = capture_run(&pair, knock(&pair, &args), client, server, 2);
+    let (sent, _, _) = capture_run(&pair, pair.knock_cmd(&args), client, server, 2);
     assert!(
         sent.iter().all(|r| r.sport == Some(40124)),
         "{}",
@@ -292,73 +233,58 @@ fn source_port(client: &str, server: &str) {
     );
 }
 
-#[test]
-fn source_port_is_honoured_over_ipv4() {
-    if !require_root("source_port_is_honoured_over_ipv4") {
-        return;
-    }
+netns_test!(source_port_is_honoured_over_ipv4, || {
     source_port(CLIENT_V4, SERVER_V4);
-}
+});
 
-#[test]
-fn source_port_is_honoured_over_ipv6() {
-    if !require_root("source_port_is_honoured_over_ipv6") {
-        return;
-    }
+netns_test!(source_port_is_honoured_over_ipv6, || {
     source_port(CLIENT_V6, SERVER_V6);
-}
+});
 
-#[test]
-fn without_privileges_raw_hits_are_refused_and_nothing_is_sent() {
-    if !require_root("without_privileges_raw_hits_are_refused_and_nothing_is_sent") {
-        return;
-    }
-    let pair = Pair::new();
-    let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
-    let cases: [(&[&str], &str); 2] = [
-        (
-            &[SERVER_V4, "7000", "8000:tcp:fin", "tcp:110:x", "9000:udp"],
-            "knock: hit 2 of 4 (8000:tcp:fin): exact TCP flags need a raw socket, which \
+netns_test!(
+    without_privileges_raw_hits_are_refused_and_nothing_is_sent,
+    |pair| {
+        let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
+        let cases: [(&[&str], &str); 2] = [
+            (
+                &[SERVER_V4, "7000", "8000:tcp:fin", "tcp:110:x", "9000:udp"],
+                "knock: hit 2 of 4 (8000:tcp:fin): exact TCP flags need a raw socket, which \
              needs root or CAP_NET_RAW\n\
              knock: hit 3 of 4 (110:tcp:fin+syn+rst+psh+ack+urg): exact TCP flags need a raw \
              socket, which needs root or CAP_NET_RAW\n\
              knock: nothing was sent; to send these hits, run knock as root, give it \
              CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
              the flags\n",
-        ),
-        (
-            &["--raw", SERVER_V6, "7000", "8000:udp"],
-            "knock: hit 1 of 2 (7000:tcp): sending a TCP hit raw needs a raw socket, which \
+            ),
+            (
+                &["--raw", SERVER_V6, "7000", "8000:udp"],
+                "knock: hit 1 of 2 (7000:tcp): sending a TCP hit raw needs a raw socket, which \
              needs root or CAP_NET_RAW\n\
              knock: nothing was sent; to send these hits, run knock as root, give it \
              CAP_NET_RAW once with `sudo setcap cap_net_raw+ep $(command -v knock)`, or drop \
              --raw\n",
-        ),
-    ];
-    for (args, want) in cases {
-        let out = run(&mut as_nobody(&pair, &bin("knock"), args));
-        assert_eq!(out.status.code(), Some(2), "knock {args:?}: {out:?}");
-        assert_eq!(text(&out.stderr), want, "knock {args:?}");
-        assert!(out.stdout.is_empty(), "knock {args:?}: {out:?}");
+            ),
+        ];
+        for (args, want) in cases {
+            let out = output(&mut as_nobody(&pair, &bin("knock"), args));
+            assert_eq!(out.status.code(), Some(2), "knock {args:?}: {out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), want, "knock {args:?}");
+            assert!(out.stdout.is_empty(), "knock {args:?}: {out:?}");
+        }
+        // A last hit that needs nothing: everything before it was captured if it was sent.
+        check_quiet(&mut as_nobody(&pair, &bin("knock"), &[SERVER_V4, "7777"]));
+        capture.wait_for(1, WAIT, |r| r.dport == Some(7777));
+        let all = capture.stop();
+        let sent: Vec<&Record> = all
+            .iter()
+            .filter(|r| from_to(CLIENT_V4, SERVER_V4)(r) || from_to(CLIENT_V6, SERVER_V6)(r))
+            .collect();
+        assert_eq!(sent.len(), 1, "{}", show(&all));
+        assert_eq!(sent[0].dport, Some(7777), "{}", show(&all));
     }
-    // A last hit that needs nothing: everything before it was captured if it was sent.
-    ok(as_nobody(&pair, &bin("knock"), &[SERVER_V4, "7777"]));
-    capture.wait_for(1, WAIT, |r| r.dport == Some(7777));
-    let all = capture.stop();
-    let sent: Vec<&Record> = all
-        .iter()
-        .filter(|r| from_to(CLIENT_V4, SERVER_V4)(r) || from_to(CLIENT_V6, SERVER_V6)(r))
-        .collect();
-    assert_eq!(sent.len(), 1, "{}", show(&all));
-    assert_eq!(sent[0].dport, Some(7777), "{}", show(&all));
-}
+);
 
-#[test]
-fn without_privileges_a_lone_syn_goes_through_connect() {
-    if !require_root("without_privileges_a_lone_syn_goes_through_connect") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(without_privileges_a_lone_syn_goes_through_connect, |pair| {
     let cmd = as_nobody(
         &pair,
         &bin("knock"),
@@ -375,28 +301,26 @@ fn without_privileges_a_lone_syn_goes_through_connect() {
         // The kernel's own SYN, which carries options (MSS at least).
         assert!(r.line.contains("options [mss"), "{}", r.line);
     }
-}
+});
 
-#[test]
-fn a_binary_given_cap_net_raw_sends_flags_without_root() {
-    if !require_root("a_binary_given_cap_net_raw_sends_flags_without_root") {
-        return;
+netns_test!(
+    a_binary_given_cap_net_raw_sends_flags_without_root,
+    |pair| {
+        let dir = TempDir::new("setcap");
+        let copy = dir.path().join("knock");
+        std::fs::copy(bin("knock"), &copy).expect("copy knock");
+        check(Command::new("setcap").arg("cap_net_raw+ep").arg(&copy));
+        let cmd = as_nobody(&pair, &copy, &[SERVER_V4, "7000:tcp:fin+psh", "tcp:110:up"]);
+        let (sent, _, _) = capture_run(&pair, cmd, CLIENT_V4, SERVER_V4, 2);
+        let seen: Vec<(Option<u16>, Option<&str>)> = sent
+            .iter()
+            .map(|r| (r.dport, r.tcp_flags.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(Some(7000), Some("FP")), (Some(110), Some("PU"))],
+            "{}",
+            show(&sent)
+        );
     }
-    let dir = TempDir::new("setcap");
-    let copy = dir.path().join("knock");
-    std::fs::copy(bin("knock"), &copy).expect("copy knock");
-    check(Command::new("setcap").arg("cap_net_raw+ep").arg(&copy));
-    let pair = Pair::new();
-    let cmd = as_nobody(&pair, &copy, &[SERVER_V4, "7000:tcp:fin+psh", "tcp:110:up"]);
-    let (sent, _, _) = capture_run(&pair, cmd, CLIENT_V4, SERVER_V4, 2);
-    let seen: Vec<(Option<u16>, Option<&str>)> = sent
-        .iter()
-        .map(|r| (r.dport, r.tcp_flags.as_deref()))
-        .collect();
-    assert_eq!(
-        seen,
-        [(Some(7000), Some("FP")), (Some(110), Some("PU"))],
-        "{}",
-        show(&sent)
-    );
-}
+);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use knock_core::hit::{FlagRule, Proto, TcpFlags};
 use knock_e2e::raw::{self, FIN, PSH, SYN, mac_of};
-use knock_e2e::{Pair, SERVER_V4, SERVER_V6, bin, check};
+use knock_e2e::{Pair, SERVER_V4, SERVER_V6, WAIT, bin, check, ip, netns_test};
 use knockd_lite::capture::{
     AfPacket, CaptureOptions, Frame, InterfaceCapture, LinkEvent, LinkKind, PacketSource,
 };
@@ -37,11 +37,6 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
         .join()
         .expect("netns thread panicked")
     })
-}
-
-/// `knock DST HITS` from the client namespace.
-fn knock(pair: &Pair, dst: &str, hits: &str) {
-    check(pair.client_cmd(bin("knock")).args([dst, hits]));
 }
 
 /// Sends one UDP datagram to DST:PORT whose payload is SIZE bytes, each the port's low
@@ -157,6 +152,15 @@ fn modes() -> [(&'static str, CaptureOptions); 2] {
     ]
 }
 
+/// Runs `test` once for each way of reading the socket ([`modes`]), on a fresh pair each
+/// time.
+fn each_mode(test: fn(&Pair, &CaptureOptions)) {
+    for (mode, opts) in modes() {
+        eprintln!("{mode}:");
+        test(&Pair::new(), &opts);
+    }
+}
+
 fn door_rules() -> Vec<CaptureRule> {
     vec![
         tcp_rule(
@@ -171,36 +175,27 @@ fn door_rules() -> Vec<CaptureRule> {
     ]
 }
 
-#[test]
-fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel() {
-    if !knock_e2e::require_root(
-        "matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel",
-    ) {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_with(&opts);
-    }
-}
+netns_test!(
+    matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel,
+    || each_mode(matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_with)
+);
 
 fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_with(
+    pair: &Pair,
     opts: &CaptureOptions,
 ) {
-    let pair = Pair::new();
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open(&pair.server_if, &door_rules(), opts).unwrap()
     });
     assert_eq!(cap.link(), LinkKind::Ethernet);
     let before = now_ns();
-    knock(
-        &pair,
+    pair.knock(&[
         SERVER_V4,
         "7000:tcp:syn,7000:tcp:syn+ack,7001:tcp:syn,8000:udp,8001:udp,8000:tcp:syn,\
          9000:tcp:fin+psh,9000:tcp:fin",
-    );
-    knock(&pair, SERVER_V6, "7000:tcp:syn,7000:tcp:ack,8000:udp");
-    let seen = collect(&mut cap, 5, Duration::from_secs(5));
+    ]);
+    pair.knock(&[SERVER_V6, "7000:tcp:syn,7000:tcp:ack,8000:udp"]);
+    let seen = collect(&mut cap, 5, WAIT);
     let after = now_ns();
     let got: Vec<(IpAddr, u8, u16, u8)> = seen
         .iter()
@@ -235,33 +230,27 @@ fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_w
     assert_eq!(stats.kernel_drops, 0);
 }
 
-#[test]
-fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap() {
-    if !knock_e2e::require_root(
-        "a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap",
-    ) {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(&opts);
-    }
-}
+netns_test!(
+    a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap,
+    || each_mode(a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with)
+);
 
-fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts: &CaptureOptions) {
-    let pair = Pair::new();
+fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(
+    pair: &Pair,
+    opts: &CaptureOptions,
+) {
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap()
     });
     // Frames queued under older filters: the final filter rejects the two for 8000, so
     // they must not come out, and accepts the one for 8001, which must.
-    knock(&pair, SERVER_V4, "8000:udp");
+    pair.knock(&[SERVER_V4, "8000:udp"]);
     cap.set_rules(&[udp_rule(8000), udp_rule(8001)]).unwrap();
-    knock(&pair, SERVER_V4, "8000:udp,8001:udp");
+    pair.knock(&[SERVER_V4, "8000:udp,8001:udp"]);
     std::thread::sleep(Duration::from_millis(200));
     cap.set_rules(&[udp_rule(8001)]).unwrap();
-    knock(&pair, SERVER_V4, "8000:udp,8001:udp,8002:udp");
-    let seen = collect(&mut cap, 2, Duration::from_secs(3));
+    pair.knock(&[SERVER_V4, "8000:udp,8001:udp,8002:udp"]);
+    let seen = collect(&mut cap, 2, WAIT);
     let ports: Vec<u16> = seen.iter().map(|s| s.port).collect();
     assert_eq!(ports, vec![8001, 8001]);
     assert_eq!(
@@ -272,23 +261,19 @@ fn a_new_filter_applies_at_once_even_to_frames_queued_before_the_swap_with(opts:
 
     // An empty rule set captures nothing.
     cap.set_rules(&[]).unwrap();
-    knock(&pair, SERVER_V4, "8001:udp");
+    pair.knock(&[SERVER_V4, "8001:udp"]);
     assert!(collect(&mut cap, 0, Duration::from_millis(500)).is_empty());
 }
 
-#[test]
-fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order() {
-    if !knock_e2e::require_root("capture_long_frames") {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(&opts);
-    }
-}
+netns_test!(
+    frames_longer_than_a_ring_slot_arrive_whole_and_in_order,
+    || each_mode(frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with)
+);
 
-fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(opts: &CaptureOptions) {
-    let pair = Pair::new();
+fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(
+    pair: &Pair,
+    opts: &CaptureOptions,
+) {
     let doors = [udp_rule(8000), udp_rule(8001)];
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open(&pair.server_if, &[doors[0], doors[1], udp_rule(8002)], opts).unwrap()
@@ -325,7 +310,7 @@ fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(opts: &CaptureO
     }
     let mut got = Vec::new();
     let start = Instant::now();
-    while got.len() < sizes.len() && start.elapsed() < Duration::from_secs(3) {
+    while got.len() < sizes.len() && start.elapsed() < WAIT {
         cap.next_batch(Duration::from_millis(50), &mut |f| {
             let port = u16::from_be_bytes([f.data[36], f.data[37]]);
             let payload = &f.data[42..];
@@ -343,12 +328,7 @@ fn frames_longer_than_a_ring_slot_arrive_whole_and_in_order_with(opts: &CaptureO
     assert_eq!(cap.stats().refiltered, 2);
 }
 
-#[test]
-fn interface_addresses_are_listed() {
-    if !knock_e2e::require_root("interface_addresses_are_listed") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(interface_addresses_are_listed, |pair| {
     let all = in_netns(&pair.server, || netif::interfaces().unwrap());
     let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, vec!["lo", pair.server_if.as_str()]);
@@ -371,15 +351,7 @@ fn interface_addresses_are_listed() {
     let mut watch = in_netns(&pair.server, || {
         netif::Watch::new(&pair.server_if, netif::find(&pair.server_if).unwrap())
     });
-    check(Command::new("ip").args([
-        "-n",
-        &pair.server,
-        "addr",
-        "add",
-        "192.0.2.22/24",
-        "dev",
-        &pair.server_if,
-    ]));
+    pair.add_server_addr("192.0.2.22/24");
     let changes = in_netns(&pair.server, || watch.poll().unwrap());
     // The kernel may add the link-local address between the two looks; it is reported too.
     match changes.as_slice() {
@@ -390,37 +362,25 @@ fn interface_addresses_are_listed() {
         other => panic!("expected one address change, got {other:?}"),
     }
     assert!(watch.addrs().contains(&"192.0.2.22".parse().unwrap()));
-}
+});
 
-fn ip(args: &[&str]) {
-    check(Command::new("ip").args(args));
-}
+netns_test!(vlan_tagged_knocks_match_on_the_parent_interface, || {
+    each_mode(vlan_tagged_knocks_match_on_the_parent_interface_with)
+});
 
-#[test]
-fn vlan_tagged_knocks_match_on_the_parent_interface() {
-    if !knock_e2e::require_root("vlan_tagged_knocks_match_on_the_parent_interface") {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        vlan_tagged_knocks_match_on_the_parent_interface_with(&opts);
-    }
-}
-
-fn vlan_tagged_knocks_match_on_the_parent_interface_with(opts: &CaptureOptions) {
-    let pair = Pair::new();
+fn vlan_tagged_knocks_match_on_the_parent_interface_with(pair: &Pair, opts: &CaptureOptions) {
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open(&pair.server_if, &[udp_rule(8000)], opts).unwrap()
     });
     // One 802.1Q tag: the kernel moves it into metadata before the filter runs.
     let hits = [raw::udp(8000), raw::udp(8001)];
-    raw::send_tagged(&pair, "8100:10", &hits);
+    raw::send_tagged(pair, "8100:10", &hits);
     // 802.1ad outer tag (stripped) with an 802.1Q inner tag left in the frame, which the
     // filter skips.
-    raw::send_tagged(&pair, "88a8:100,8100:20", &hits);
+    raw::send_tagged(pair, "88a8:100,8100:20", &hits);
     // Untagged.
-    raw::send_tagged(&pair, "", &hits[..1]);
-    let seen = collect(&mut cap, 3, Duration::from_secs(3));
+    raw::send_tagged(pair, "", &hits[..1]);
+    let seen = collect(&mut cap, 3, WAIT);
     let got: Vec<(u16, Option<u16>, Vec<u8>)> = seen
         .iter()
         .map(|s| (s.port, s.vlan, s.first_bytes[12..14].to_vec()))
@@ -436,12 +396,7 @@ fn vlan_tagged_knocks_match_on_the_parent_interface_with(opts: &CaptureOptions) 
     assert_eq!(cap.stats().refiltered, 0);
 }
 
-#[test]
-fn vlan_subinterface_capture() {
-    if !knock_e2e::require_root("vlan_subinterface_capture") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(vlan_subinterface_capture, |pair| {
     let (cvlan, svlan) = (
         format!("{}.10", pair.client_if),
         format!("{}.10", pair.server_if),
@@ -498,31 +453,27 @@ fn vlan_subinterface_capture() {
             AfPacket::open(&pair.server_if, &rules, &opts).unwrap(),
         )
     });
-    knock(&pair, "192.0.2.130", "8000:udp,8001:udp");
+    pair.knock(&["192.0.2.130", "8000:udp,8001:udp"]);
 
-    let v = collect(&mut on_vlan, 1, Duration::from_secs(3));
+    let v = collect(&mut on_vlan, 1, WAIT);
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].port, 8000);
     assert_eq!(v[0].dst, "192.0.2.130".parse::<IpAddr>().unwrap());
     assert_eq!(v[0].vlan, None, "the VLAN interface sees untagged frames");
-    let p = collect(&mut on_parent, 1, Duration::from_secs(3));
+    let p = collect(&mut on_parent, 1, WAIT);
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0].vlan, Some(10));
-}
+});
 
-#[test]
-fn loopback_delivers_each_packet_once_with_a_zero_mac_header() {
-    if !knock_e2e::require_root("loopback_delivers_each_packet_once_with_a_zero_mac_header") {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        loopback_delivers_each_packet_once_with_a_zero_mac_header_with(&opts);
-    }
-}
+netns_test!(
+    loopback_delivers_each_packet_once_with_a_zero_mac_header,
+    || each_mode(loopback_delivers_each_packet_once_with_a_zero_mac_header_with)
+);
 
-fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(opts: &CaptureOptions) {
-    let pair = Pair::new();
+fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(
+    pair: &Pair,
+    opts: &CaptureOptions,
+) {
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open("lo", &[udp_rule(8000)], opts).unwrap()
     });
@@ -531,7 +482,7 @@ fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(opts: &Capture
         pair.server_cmd(bin("knock"))
             .args(["127.0.0.1", "8000:udp,8001:udp"]),
     );
-    let seen = collect(&mut cap, 1, Duration::from_secs(3));
+    let seen = collect(&mut cap, 1, WAIT);
     assert_eq!(seen.len(), 1, "outgoing copy not captured: {seen:?}");
     assert_eq!(seen[0].port, 8000);
     assert_eq!(&seen[0].first_bytes[..12], &[0u8; 12]);
@@ -550,7 +501,7 @@ fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(opts: &Capture
             .unwrap();
         assert_eq!(n, 0);
     });
-    assert_eq!(exec.wait_idle(Duration::from_secs(5)).len(), 1);
+    assert_eq!(exec.wait_idle(WAIT).len(), 1);
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "woken, not timed out"
@@ -569,19 +520,11 @@ ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0x4000, 64, 17, 0,
 os.write(fd, ip + udp)
 "#;
 
-#[test]
-fn tun_interfaces_deliver_raw_ip_frames() {
-    if !knock_e2e::require_root("tun_interfaces_deliver_raw_ip_frames") {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        tun_interfaces_deliver_raw_ip_frames_with(&opts);
-    }
-}
+netns_test!(tun_interfaces_deliver_raw_ip_frames, || each_mode(
+    tun_interfaces_deliver_raw_ip_frames_with
+));
 
-fn tun_interfaces_deliver_raw_ip_frames_with(opts: &CaptureOptions) {
-    let pair = Pair::new();
+fn tun_interfaces_deliver_raw_ip_frames_with(pair: &Pair, opts: &CaptureOptions) {
     let tun = format!("{}t", pair.server);
     ip(&[
         "-n",
@@ -615,7 +558,7 @@ fn tun_interfaces_deliver_raw_ip_frames_with(opts: &CaptureOptions) {
                 .args(["-c", TUN_WRITER, &tun, port]),
         );
     }
-    let seen = collect(&mut cap, 1, Duration::from_secs(3));
+    let seen = collect(&mut cap, 1, WAIT);
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].port, 8000);
     assert_eq!(
@@ -624,10 +567,14 @@ fn tun_interfaces_deliver_raw_ip_frames_with(opts: &CaptureOptions) {
     );
 }
 
-/// Calls `next_batch` until `want` link events arrived, or 5 s passed (1.5 s when none
-/// are wanted).
+/// Calls `next_batch` until `want` link events arrived, or [`WAIT`] passed (1.5 s when
+/// none are wanted).
 fn events(cap: &mut InterfaceCapture, want: usize) -> Vec<LinkEvent> {
-    let limit = Duration::from_millis(if want == 0 { 1500 } else { 5000 });
+    let limit = if want == 0 {
+        Duration::from_millis(1500)
+    } else {
+        WAIT
+    };
     let start = Instant::now();
     let mut got = Vec::new();
     while (want == 0 || got.len() < want) && start.elapsed() < limit {
@@ -638,19 +585,11 @@ fn events(cap: &mut InterfaceCapture, want: usize) -> Vec<LinkEvent> {
     got
 }
 
-#[test]
-fn capture_survives_the_interface_going_down_and_away() {
-    if !knock_e2e::require_root("capture_survives_the_interface_going_down_and_away") {
-        return;
-    }
-    for (mode, opts) in modes() {
-        eprintln!("{mode}:");
-        capture_survives_the_interface_going_down_and_away_with(&opts);
-    }
-}
+netns_test!(capture_survives_the_interface_going_down_and_away, || {
+    each_mode(capture_survives_the_interface_going_down_and_away_with)
+});
 
-fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions) {
-    let pair = Pair::new();
+fn capture_survives_the_interface_going_down_and_away_with(pair: &Pair, opts: &CaptureOptions) {
     // The re-open after loss happens inside next_batch, so the whole test runs in the
     // server namespace.
     in_netns(&pair.server, || {
@@ -663,8 +602,8 @@ fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions
         assert_eq!(events(&mut cap, 1), vec![LinkEvent::Up]);
         // Same socket, still capturing (wait for the peer's carrier).
         std::thread::sleep(Duration::from_millis(300));
-        knock(&pair, SERVER_V4, "8000:udp");
-        assert_eq!(collect(&mut cap, 1, Duration::from_secs(3)).len(), 1);
+        pair.knock(&[SERVER_V4, "8000:udp"]);
+        assert_eq!(collect(&mut cap, 1, WAIT).len(), 1);
 
         ip(&["-n", &pair.server, "link", "del", &pair.server_if]);
         assert_eq!(events(&mut cap, 2), vec![LinkEvent::Down, LinkEvent::Lost]);
@@ -689,8 +628,8 @@ fn capture_survives_the_interface_going_down_and_away_with(opts: &CaptureOptions
         };
         assert_ne!(index, first_index, "a new interface has a new index");
         std::thread::sleep(Duration::from_millis(300));
-        knock(&pair, SERVER_V4, "8000:udp");
-        let seen = collect(&mut cap, 1, Duration::from_secs(3));
+        pair.knock(&[SERVER_V4, "8000:udp"]);
+        let seen = collect(&mut cap, 1, WAIT);
         assert_eq!(seen.len(), 1, "capture resumed on the new interface");
         assert_eq!(seen[0].port, 8000);
     });
@@ -791,23 +730,22 @@ fn flood(ifname: &str, frames: &[Vec<u8>], stop: &std::sync::atomic::AtomicBool)
     (sent, cpu)
 }
 
-/// Not a pass/fail test: measures how many SYNs a second the capture delivers while a
-/// sendmmsg generator floods the door port, what each frame costs the sender's CPU (where
-/// the veth receive path runs), and how long a lone knock takes from its kernel timestamp
-/// to our sink, for both readers. Run with
-/// `cargo test --release -p knock-e2e --test e2e runtime_capture::flood_throughput -- --ignored
-/// --nocapture`.
-#[test]
-#[ignore = "benchmark: prints capture throughput under a SYN flood and idle latency"]
-fn flood_throughput() {
-    if !knock_e2e::require_root("flood_throughput") {
-        return;
+netns_test!(
+    /// Not a pass/fail test: measures how many SYNs a second the capture delivers while a
+    /// sendmmsg generator floods the door port, what each frame costs the sender's CPU (where
+    /// the veth receive path runs), and how long a lone knock takes from its kernel timestamp
+    /// to our sink, for both readers. Run with
+    /// `cargo test --release -p knock-e2e --test e2e runtime_capture::flood_throughput -- --ignored
+    /// --nocapture`.
+    #[ignore = "benchmark: prints capture throughput under a SYN flood and idle latency"]
+    flood_throughput,
+    || {
+        for (mode, opts) in modes() {
+            flood_with(mode, &opts);
+            latency_with(mode, &opts);
+        }
     }
-    for (mode, opts) in modes() {
-        flood_with(mode, &opts);
-        latency_with(mode, &opts);
-    }
-}
+);
 
 fn flood_with(mode: &str, opts: &CaptureOptions) {
     use std::sync::Arc;

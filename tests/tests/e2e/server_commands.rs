@@ -1,18 +1,13 @@
 //! knockd-lite's commands and files, end to end: start and stop timing, stops run at
 //! SIGTERM, one-time lists consumed in place, and the log file in knockd's format.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use knock_e2e::lite::{KnockdLite, wait_lines};
-use knock_e2e::{Pair, SERVER_V4, SERVER_V6, TempDir, bin, check, require_root};
-
-const WAIT: Duration = Duration::from_secs(10);
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
-
-fn knock(pair: &Pair, args: &[&str]) {
-    check(pair.client_cmd(bin("knock")).args(args));
-}
+use knock_e2e::knockd::DEBIAN_KNOCK;
+use knock_e2e::lite::KnockdLite;
+use knock_e2e::server::wait_lines;
+use knock_e2e::{Pair, SERVER_V4, SERVER_V6, Server, TempDir, WAIT, check, netns_test};
 
 fn seconds(path: &Path) -> f64 {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -29,13 +24,10 @@ fn position(lite: &KnockdLite, prefix: &str) -> usize {
         .unwrap_or_else(|| panic!("no line starting with {prefix:?}:\n{}", lite.output()))
 }
 
-#[test]
-fn the_stop_command_runs_cmd_timeout_after_the_start_finished() {
-    if !require_root("the_stop_command_runs_cmd_timeout_after_the_start_finished") {
-        return;
-    }
-    let pair = Pair::new();
-    let lite = KnockdLite::start(
+netns_test!(
+    the_stop_command_runs_cmd_timeout_after_the_start_finished,
+    |pair| {
+        let lite = KnockdLite::start(
         &pair,
         "[door]
 \tsequence = 7101,7102
@@ -45,54 +37,50 @@ fn the_stop_command_runs_cmd_timeout_after_the_start_finished() {
 ",
         &[],
     );
-    knock(&pair, &[SERVER_V6, "7101,7102"]);
-    let events = lite.wait_events(2, WAIT);
-    assert_eq!(
-        events,
-        ["start 2001:db8::1", "stop 2001:db8::1"],
-        "{}",
-        lite.output()
-    );
-    let (began, done, stopped) = (
-        seconds(&lite.path("began")),
-        seconds(&lite.path("done")),
-        seconds(&lite.path("stopped")),
-    );
-    // Lower bounds only: the stop waits Cmd_Timeout from the end of the start command,
-    // not from its beginning.
-    assert!(
-        stopped - done >= 1.0,
-        "the stop ran {} s after the start finished",
-        stopped - done
-    );
-    assert!(
-        stopped - began >= 1.5,
-        "the stop ran {} s after the start began",
-        stopped - began
-    );
-    let opened = position(&lite, "2001:db8::1: door: OPEN SESAME");
-    let start_cmd = position(&lite, "door: running command: date +%s.%N > ");
-    let timeout = position(&lite, "2001:db8::1: door: command timeout");
-    let stop_cmd = position(
-        &lite,
-        &format!(
-            "door: running command: date +%s.%N > {}/stopped",
-            lite.dir().display()
-        ),
-    );
-    assert!(
-        opened < start_cmd && start_cmd < timeout && timeout < stop_cmd,
-        "{}",
-        lite.output()
-    );
-}
-
-#[test]
-fn sigterm_runs_pending_stop_commands_then_exits_0() {
-    if !require_root("sigterm_runs_pending_stop_commands_then_exits_0") {
-        return;
+        pair.knock(&[SERVER_V6, "7101,7102"]);
+        let events = lite.wait_events(2, WAIT);
+        assert_eq!(
+            events,
+            ["start 2001:db8::1", "stop 2001:db8::1"],
+            "{}",
+            lite.output()
+        );
+        let (began, done, stopped) = (
+            seconds(&lite.path("began")),
+            seconds(&lite.path("done")),
+            seconds(&lite.path("stopped")),
+        );
+        // Lower bounds only: the stop waits Cmd_Timeout from the end of the start command,
+        // not from its beginning.
+        assert!(
+            stopped - done >= 1.0,
+            "the stop ran {} s after the start finished",
+            stopped - done
+        );
+        assert!(
+            stopped - began >= 1.5,
+            "the stop ran {} s after the start began",
+            stopped - began
+        );
+        let opened = position(&lite, "2001:db8::1: door: OPEN SESAME");
+        let start_cmd = position(&lite, "door: running command: date +%s.%N > ");
+        let timeout = position(&lite, "2001:db8::1: door: command timeout");
+        let stop_cmd = position(
+            &lite,
+            &format!(
+                "door: running command: date +%s.%N > {}/stopped",
+                lite.dir().display()
+            ),
+        );
+        assert!(
+            opened < start_cmd && start_cmd < timeout && timeout < stop_cmd,
+            "{}",
+            lite.output()
+        );
     }
-    let pair = Pair::new();
+);
+
+netns_test!(sigterm_runs_pending_stop_commands_then_exits_0, |pair| {
     let mut lite = KnockdLite::start(
         &pair,
         "[quick]
@@ -108,10 +96,10 @@ fn sigterm_runs_pending_stop_commands_then_exits_0() {
 ",
         &[],
     );
-    knock(&pair, &[SERVER_V4, "7101,7102"]);
+    pair.knock(&[SERVER_V4, "7101,7102"]);
     lite.wait_events(1, WAIT);
     // The slow door's start is still running when the signal comes: its stop waits for it.
-    knock(&pair, &[SERVER_V6, "7201,7202"]);
+    pair.knock(&[SERVER_V6, "7201,7202"]);
     lite.wait_log(": slow: OPEN SESAME", 1, WAIT);
     lite.signal(libc::SIGTERM);
     let status = lite.wait_exit(Duration::from_secs(30));
@@ -148,42 +136,39 @@ fn sigterm_runs_pending_stop_commands_then_exits_0() {
         lite.output()
     );
     assert_eq!(bodies.last().map(String::as_str), Some("shutting down"));
-}
+});
 
-#[test]
-fn one_time_lines_are_consumed_in_place() {
-    if !require_root("one_time_lines_are_consumed_in_place") {
-        return;
-    }
-    let pair = Pair::new();
+/// Starts knockd-lite with one door on the one-time list `@DIR@/otp.list`, which holds
+/// `list`; returns the server and the list's path.
+fn start_otp(pair: &Pair, list: &str) -> (KnockdLite, PathBuf) {
     let dir = TempDir::new("lite-otp");
-    let list = dir.path().join("otp.list");
-    let original = "# three one-time sequences\n7101,7102:udp\n 7201,7202\n7301:udp,7302\n";
-    std::fs::write(&list, original).unwrap();
-    let lite = KnockdLite::start_in(
-        &pair,
-        dir,
-        "[otp]
+    let path = dir.path().join("otp.list");
+    std::fs::write(&path, list).unwrap();
+    let door = "[otp]
 \tone_time_sequences = @DIR@/otp.list
 \tstart_command = echo otp %IP% >> @DIR@/events
-",
-        &[],
-    );
-    knock(&pair, &[SERVER_V4, "7101,7102:udp"]);
+";
+    (KnockdLite::start_in(pair, dir, door, &[]), path)
+}
+
+netns_test!(one_time_lines_are_consumed_in_place, |pair| {
+    let original = "# three one-time sequences\n7101,7102:udp\n 7201,7202\n7301:udp,7302\n";
+    let (lite, list) = start_otp(&pair, original);
+    pair.knock(&[SERVER_V4, "7101,7102:udp"]);
     lite.wait_events(1, WAIT);
     assert_eq!(
         std::fs::read_to_string(&list).unwrap(),
         "# three one-time sequences\n#101,7102:udp\n 7201,7202\n7301:udp,7302\n"
     );
     // A used line never opens again; the next one does (with Debian's knock too).
-    knock(&pair, &[SERVER_V4, "7101,7102:udp"]);
+    pair.knock(&[SERVER_V4, "7101,7102:udp"]);
     if Path::new(DEBIAN_KNOCK).exists() {
         check(
             pair.client_cmd(DEBIAN_KNOCK)
                 .args(["-6", SERVER_V6, "7201", "7202"]),
         );
     } else {
-        knock(&pair, &[SERVER_V6, "7201,7202"]);
+        pair.knock(&[SERVER_V6, "7201,7202"]);
     }
     let events = lite.wait_events(2, WAIT);
     assert_eq!(
@@ -196,7 +181,7 @@ fn one_time_lines_are_consumed_in_place() {
         std::fs::read_to_string(&list).unwrap(),
         "# three one-time sequences\n#101,7102:udp\n#7201,7202\n7301:udp,7302\n"
     );
-    knock(&pair, &[SERVER_V4, "7301:udp,7302"]);
+    pair.knock(&[SERVER_V4, "7301:udp,7302"]);
     lite.wait_events(3, WAIT);
     lite.wait_log("otp: no one-time sequences left, door disabled", 1, WAIT);
     assert_eq!(
@@ -211,35 +196,22 @@ fn one_time_lines_are_consumed_in_place() {
         assert!(bodies.contains(&want.to_string()), "{}", lite.output());
     }
     assert_eq!(lite.events().len(), 3);
-}
+});
 
-#[test]
-fn a_one_time_line_that_cannot_be_marked_runs_no_command() {
-    if !require_root("a_one_time_line_that_cannot_be_marked_runs_no_command") {
-        return;
+netns_test!(
+    a_one_time_line_that_cannot_be_marked_runs_no_command,
+    |pair| {
+        let (lite, list) = start_otp(&pair, "7101,7102\n7201,7202\n");
+        // The file changes under the server: the line it would mark is no longer there.
+        std::fs::write(&list, "\n").unwrap();
+        pair.knock(&[SERVER_V4, "7101,7102"]);
+        lite.wait_log("otp: cannot mark line 1 of ", 1, WAIT);
+        assert!(lite.log().contains("command not run"), "{}", lite.output());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(lite.events().is_empty(), "{}", lite.output());
+        assert!(!lite.log().contains("running command"), "{}", lite.output());
     }
-    let pair = Pair::new();
-    let dir = TempDir::new("lite-otp-ro");
-    let list = dir.path().join("otp.list");
-    std::fs::write(&list, "7101,7102\n7201,7202\n").unwrap();
-    let lite = KnockdLite::start_in(
-        &pair,
-        dir,
-        "[otp]
-\tone_time_sequences = @DIR@/otp.list
-\tstart_command = echo otp %IP% >> @DIR@/events
-",
-        &[],
-    );
-    // The file changes under the server: the line it would mark is no longer there.
-    std::fs::write(&list, "\n").unwrap();
-    knock(&pair, &[SERVER_V4, "7101,7102"]);
-    lite.wait_log("otp: cannot mark line 1 of ", 1, WAIT);
-    assert!(lite.log().contains("command not run"), "{}", lite.output());
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(lite.events().is_empty(), "{}", lite.output());
-    assert!(!lite.log().contains("running command"), "{}", lite.output());
-}
+);
 
 /// `[YYYY-MM-DD HH:MM] ` at the start of a log line.
 fn has_knockd_stamp(line: &str) -> bool {
@@ -259,12 +231,7 @@ fn has_knockd_stamp(line: &str) -> bool {
         && &b[17..19] == b"] "
 }
 
-#[test]
-fn the_log_file_has_knockd_lines_and_no_blank_ones() {
-    if !require_root("the_log_file_has_knockd_lines_and_no_blank_ones") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(the_log_file_has_knockd_lines_and_no_blank_ones, |pair| {
     let mut lite = KnockdLite::start(
         &pair,
         "[door]
@@ -277,12 +244,12 @@ fn the_log_file_has_knockd_lines_and_no_blank_ones() {
 ",
         &[],
     );
-    knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
+    pair.knock(&[SERVER_V4, "7101,7102:udp,7103"]);
     lite.wait_events(1, WAIT);
     // Two steps of three, then silence: the attempt expires on the timer.
-    knock(&pair, &[SERVER_V4, "7101,7102:udp"]);
+    pair.knock(&[SERVER_V4, "7101,7102:udp"]);
     lite.wait_log("sequence timeout (stage 2)", 1, WAIT);
-    knock(&pair, &[SERVER_V4, "7201"]);
+    pair.knock(&[SERVER_V4, "7201"]);
     lite.wait_log("non-zero status code", 1, WAIT);
     lite.signal(libc::SIGINT);
     assert_eq!(lite.wait_exit(WAIT).code(), Some(0), "{}", lite.output());
@@ -320,14 +287,9 @@ fn the_log_file_has_knockd_lines_and_no_blank_ones() {
         ],
         "{log}"
     );
-}
+});
 
-#[test]
-fn a_hanging_command_is_killed_at_the_command_limit() {
-    if !require_root("a_hanging_command_is_killed_at_the_command_limit") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(a_hanging_command_is_killed_at_the_command_limit, |pair| {
     let lite = KnockdLite::start(
         &pair,
         "[door]
@@ -336,7 +298,7 @@ fn a_hanging_command_is_killed_at_the_command_limit() {
 ",
         &["--command-limit", "1"],
     );
-    knock(&pair, &[SERVER_V4, "7101"]);
+    pair.knock(&[SERVER_V4, "7101"]);
     lite.wait_log("door: command still running after 1 s, killed", 1, WAIT);
     let pid = wait_lines(&lite.path("pid"), 1, WAIT)[0].clone();
     // The shell is gone (or at most a zombie about to be reaped).
@@ -347,4 +309,4 @@ fn a_hanging_command_is_killed_at_the_command_limit() {
         .and_then(|s| s.split_whitespace().next());
     assert!(matches!(state, None | Some("Z")), "{pid} is {state:?}");
     assert!(lite.log().contains("192.0.2.1: door: OPEN SESAME"));
-}
+});

@@ -8,83 +8,72 @@ use std::time::{Duration, Instant};
 use knock_core::conf::{self, SequenceSource};
 use knock_core::hit::format_sequence;
 use knock_core::secret::Secret;
-use knock_e2e::lite::{KnockdLite, is_knockd_lite};
+use knock_e2e::lite::{KnockdLite, is_knockd_lite, write_config};
+use knock_e2e::server::wait_lines;
 use knock_e2e::{
-    CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, TempDir, bin, check, output, require_root,
+    CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6, Server, TempDir, WAIT, bin, check, ip, netns_test,
+    output,
 };
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn knock(pair: &Pair, args: &[&str]) {
-    check(pair.client_cmd(bin("knock")).args(args));
-}
 
 const DOOR: &str = "[door]
 \tsequence = 7101,7102:udp,7103
 \tstart_command = echo door %IP% >> @DIR@/events
 ";
 
-#[test]
-fn the_pidfile_refuses_a_second_instance_and_goes_at_exit() {
-    if !require_root("the_pidfile_refuses_a_second_instance_and_goes_at_exit") {
-        return;
+netns_test!(
+    the_pidfile_refuses_a_second_instance_and_goes_at_exit,
+    |pair| {
+        let dir = TempDir::new("lite-pid");
+        let pidfile = dir.path().join("run/knockd-lite.pid");
+        std::fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
+        let mut lite = KnockdLite::start_daemon(&pair, dir, DOOR, &pidfile);
+        let pid = lite.pid();
+        assert!(is_knockd_lite(pid));
+        assert_eq!(
+            std::fs::read_to_string(&pidfile).unwrap(),
+            format!("{pid}\n")
+        );
+        // Detached, it still captures and runs commands.
+        pair.knock(&[SERVER_V4, "7101,7102:udp,7103"]);
+        assert_eq!(
+            lite.wait_events(1, WAIT),
+            ["door 192.0.2.1"],
+            "{}",
+            lite.output()
+        );
+
+        let second = output(
+            pair.server_cmd(bin("knockd-lite"))
+                .args(["-d", "-i", &pair.server_if, "-c"])
+                .arg(lite.config_path())
+                .arg("-p")
+                .arg(&pidfile),
+        );
+        assert_eq!(second.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&second.stderr),
+            format!(
+                "knockd-lite: {}: knockd-lite is already running as pid {pid}\n",
+                pidfile.display()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(&pidfile).unwrap(),
+            format!("{pid}\n")
+        );
+
+        lite.signal(libc::SIGTERM);
+        lite.wait_gone(WAIT);
+        assert!(!pidfile.exists(), "the pidfile outlived the daemon");
+        assert!(
+            lite.log().ends_with("] shutting down\n"),
+            "{}",
+            lite.output()
+        );
     }
-    let pair = Pair::new();
-    let dir = TempDir::new("lite-pid");
-    let pidfile = dir.path().join("run/knockd-lite.pid");
-    std::fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
-    let mut lite = KnockdLite::start_daemon(&pair, dir, DOOR, &pidfile);
-    let pid = lite.pid();
-    assert!(is_knockd_lite(pid));
-    assert_eq!(
-        std::fs::read_to_string(&pidfile).unwrap(),
-        format!("{pid}\n")
-    );
-    // Detached, it still captures and runs commands.
-    knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
-    assert_eq!(
-        lite.wait_events(1, WAIT),
-        ["door 192.0.2.1"],
-        "{}",
-        lite.output()
-    );
+);
 
-    let second = output(
-        pair.server_cmd(bin("knockd-lite"))
-            .args(["-d", "-i", &pair.server_if, "-c"])
-            .arg(lite.config_path())
-            .arg("-p")
-            .arg(&pidfile),
-    );
-    assert_eq!(second.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&second.stderr),
-        format!(
-            "knockd-lite: {}: knockd-lite is already running as pid {pid}\n",
-            pidfile.display()
-        )
-    );
-    assert_eq!(
-        std::fs::read_to_string(&pidfile).unwrap(),
-        format!("{pid}\n")
-    );
-
-    lite.signal(libc::SIGTERM);
-    lite.wait_gone(WAIT);
-    assert!(!pidfile.exists(), "the pidfile outlived the daemon");
-    assert!(
-        lite.log().ends_with("] shutting down\n"),
-        "{}",
-        lite.output()
-    );
-}
-
-#[test]
-fn a_stale_pidfile_is_taken_over() {
-    if !require_root("a_stale_pidfile_is_taken_over") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(a_stale_pidfile_is_taken_over, |pair| {
     let dir = TempDir::new("lite-stale");
     let pidfile = dir.path().join("knockd-lite.pid");
     let dead = {
@@ -103,16 +92,11 @@ fn a_stale_pidfile_is_taken_over() {
     lite.signal(libc::SIGINT);
     lite.wait_gone(WAIT);
     assert!(!pidfile.exists());
-}
+});
 
-#[test]
-fn sighup_with_a_broken_config_keeps_the_running_one() {
-    if !require_root("sighup_with_a_broken_config_keeps_the_running_one") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(sighup_with_a_broken_config_keeps_the_running_one, |pair| {
     let mut lite = KnockdLite::start(&pair, DOOR, &[]);
-    knock(&pair, &[SERVER_V4, "7101"]);
+    pair.knock(&[SERVER_V4, "7101"]);
     lite.wait_log("192.0.2.1: door: Stage 1", 1, WAIT);
     let conf = lite.config_path();
     let good = std::fs::read_to_string(&conf).unwrap();
@@ -130,37 +114,34 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
     );
     assert!(lite.alive(), "{}", lite.output());
     // The attempt in progress and the old door both survive.
-    knock(&pair, &[SERVER_V4, "7102:udp,7103"]);
-    knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
+    pair.knock(&[SERVER_V4, "7102:udp,7103"]);
+    pair.knock(&[SERVER_V6, "7101,7102:udp,7103"]);
     assert_eq!(
         lite.wait_events(2, WAIT),
         ["door 192.0.2.1", "door 2001:db8::1"],
         "{}",
         lite.output()
     );
-}
+});
 
-#[test]
-fn sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts() {
-    if !require_root("sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts") {
-        return;
-    }
-    let pair = Pair::new();
-    let mut lite = KnockdLite::start(
-        &pair,
-        "[kept]
+netns_test!(
+    sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts,
+    |pair| {
+        let mut lite = KnockdLite::start(
+            &pair,
+            "[kept]
 \tsequence = 7101,7102
 \tstart_command = echo kept %IP% >> @DIR@/events
 [changed]
 \tsequence = 7201,7202
 \tstart_command = echo changed %IP% >> @DIR@/events
 ",
-        &[],
-    );
-    knock(&pair, &[SERVER_V4, "7101"]);
-    lite.wait_log("192.0.2.1: kept: Stage 1", 1, WAIT);
-    let dir = lite.dir().display().to_string();
-    std::fs::write(
+            &[],
+        );
+        pair.knock(&[SERVER_V4, "7101"]);
+        lite.wait_log("192.0.2.1: kept: Stage 1", 1, WAIT);
+        let dir = lite.dir().display().to_string();
+        std::fs::write(
         lite.config_path(),
         format!(
             "[options]\n\tlogfile = {dir}/knockd-lite.log\n\
@@ -170,50 +151,39 @@ fn sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts() {
         ),
     )
     .unwrap();
-    lite.signal(libc::SIGHUP);
-    lite.wait_log("re-read ", 1, WAIT);
-    assert!(
-        lite.log().contains(&format!(
-            "re-read {}: 3 doors",
-            lite.config_path().display()
-        )),
-        "{}",
-        lite.output()
-    );
-    knock(&pair, &[SERVER_V4, "7102"]);
-    lite.wait_events(1, WAIT);
-    knock(&pair, &[SERVER_V4, "7201,7202"]);
-    knock(&pair, &[SERVER_V4, "7301,7302"]);
-    lite.wait_events(2, WAIT);
-    knock(&pair, &[SERVER_V6, "7401:udp"]);
-    assert_eq!(
-        lite.wait_events(3, WAIT),
-        ["kept 192.0.2.1", "changed 192.0.2.1", "added 2001:db8::1"],
-        "{}",
-        lite.output()
-    );
-    assert!(lite.alive());
-}
-
-#[test]
-fn lookup_names_go_to_the_log_and_numbers_to_commands() {
-    if !require_root("lookup_names_go_to_the_log_and_numbers_to_commands") {
-        return;
+        lite.signal(libc::SIGHUP);
+        lite.wait_log("re-read ", 1, WAIT);
+        assert!(
+            lite.log().contains(&format!(
+                "re-read {}: 3 doors",
+                lite.config_path().display()
+            )),
+            "{}",
+            lite.output()
+        );
+        pair.knock(&[SERVER_V4, "7102"]);
+        lite.wait_events(1, WAIT);
+        pair.knock(&[SERVER_V4, "7201,7202"]);
+        pair.knock(&[SERVER_V4, "7301,7302"]);
+        lite.wait_events(2, WAIT);
+        pair.knock(&[SERVER_V6, "7401:udp"]);
+        assert_eq!(
+            lite.wait_events(3, WAIT),
+            ["kept 192.0.2.1", "changed 192.0.2.1", "added 2001:db8::1"],
+            "{}",
+            lite.output()
+        );
+        assert!(lite.alive());
     }
-    let pair = Pair::new();
-    // `ip netns exec` shows these files as the server's /etc/hosts and nsswitch.conf, so
-    // lookups never leave the namespace.
-    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", pair.server));
-    std::fs::create_dir_all(&etc).unwrap();
-    std::fs::write(
-        etc.join("hosts"),
-        format!("{CLIENT_V4} client.test\n{CLIENT_V6} client6.test\n"),
-    )
-    .unwrap();
-    std::fs::write(etc.join("nsswitch.conf"), "hosts: files\n").unwrap();
+);
+
+netns_test!(lookup_names_go_to_the_log_and_numbers_to_commands, |pair| {
+    pair.set_server_hosts(&format!(
+        "{CLIENT_V4} client.test\n{CLIENT_V6} client6.test\n"
+    ));
     let lite = KnockdLite::start(&pair, DOOR, &["-l"]);
-    knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
-    knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
+    pair.knock(&[SERVER_V4, "7101,7102:udp,7103"]);
+    pair.knock(&[SERVER_V6, "7101,7102:udp,7103"]);
     assert_eq!(
         lite.wait_events(2, WAIT),
         ["door 192.0.2.1", "door 2001:db8::1"]
@@ -236,40 +206,32 @@ fn lookup_names_go_to_the_log_and_numbers_to_commands() {
         "{}",
         lite.output()
     );
-}
+});
 
-#[test]
-fn losing_the_interface_is_logged_and_survived() {
-    if !require_root("losing_the_interface_is_logged_and_survived") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(losing_the_interface_is_logged_and_survived, |pair| {
     let mut lite = KnockdLite::start(&pair, DOOR, &[]);
-    check(Command::new("ip").args(["-n", &pair.server, "link", "del", &pair.server_if]));
+    ip(&["-n", &pair.server, "link", "del", &pair.server_if]);
     lite.wait_log(": interface gone, waiting for it to return", 1, WAIT);
     assert!(lite.alive(), "{}", lite.output());
     pair.relink();
     lite.wait_log(": interface back (index ", 1, WAIT);
     lite.wait_log(&format!("addresses added {SERVER_V4}"), 1, WAIT);
-    knock(&pair, &[SERVER_V4, "7101,7102:udp,7103"]);
+    pair.knock(&[SERVER_V4, "7101,7102:udp,7103"]);
     assert_eq!(
         lite.wait_events(1, WAIT),
         ["door 192.0.2.1"],
         "{}",
         lite.output()
     );
-}
+});
 
-#[test]
-fn hmac_doors_open_once_and_remember_it_across_a_restart() {
-    if !require_root("hmac_doors_open_once_and_remember_it_across_a_restart") {
-        return;
-    }
-    let pair = Pair::new();
-    let dir = TempDir::new("lite-hmac");
-    let secret = dir.path().join("door.key");
-    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
-    let doors = "[ssh]
+netns_test!(
+    hmac_doors_open_once_and_remember_it_across_a_restart,
+    |pair| {
+        let dir = TempDir::new("lite-hmac");
+        let secret = dir.path().join("door.key");
+        std::fs::write(&secret, "correct horse battery staple\n").unwrap();
+        let doors = "[ssh]
 \thmac_secret_file = @DIR@/door.key
 \thmac_length = 3
 \thmac_ports = 20000-20999
@@ -277,75 +239,78 @@ fn hmac_doors_open_once_and_remember_it_across_a_restart() {
 \tstart_command = echo ssh %IP% >> @DIR@/events
 ";
 
-    // A secret file others can read is refused, as `knock` refuses it.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let conf = knock_e2e::lite::write_config(dir.path(), "knockd.conf", doors);
-    let refused = output(
-        pair.server_cmd(bin("knockd-lite"))
-            .args(["-i", &pair.server_if, "-c"])
-            .arg(&conf),
-    );
-    assert_eq!(refused.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&refused.stderr),
-        format!(
-            "knockd-lite: door [ssh]: secret file {s} is readable by group/others (mode 0644); \
+        // A secret file others can read is refused, as `knock` refuses it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let conf = write_config(dir.path(), "knockd.conf", doors);
+        let refused = output(
+            pair.server_cmd(bin("knockd-lite"))
+                .args(["-i", &pair.server_if, "-c"])
+                .arg(&conf),
+        );
+        assert_eq!(refused.status.code(), Some(2));
+        assert_eq!(
+            String::from_utf8_lossy(&refused.stderr),
+            format!(
+                "knockd-lite: door [ssh]: secret file {s} is readable by group/others (mode 0644); \
              run: chmod 600 {s}\n",
-            s = secret.display()
-        )
-    );
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+                s = secret.display()
+            )
+        );
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    let config = conf::parse(&std::fs::read_to_string(&conf).unwrap(), &conf).unwrap();
-    let SequenceSource::Hmac(h) = &config.doors[0].sequence else {
-        panic!("not an HMAC door");
-    };
-    let params = h.params("ssh");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let hits = params
-        .derive_at(&Secret::from_text("correct horse battery staple"), now)
-        .unwrap();
-    let sequence = format_sequence(&hits);
-    let counter = params.counter(now);
+        let config = conf::parse(&std::fs::read_to_string(&conf).unwrap(), &conf).unwrap();
+        let SequenceSource::Hmac(h) = &config.doors[0].sequence else {
+            panic!("not an HMAC door");
+        };
+        let params = h.params("ssh");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let hits = params
+            .derive_at(&Secret::from_text("correct horse battery staple"), now)
+            .unwrap();
+        let sequence = format_sequence(&hits);
+        let counter = params.counter(now);
 
-    let mut lite = KnockdLite::start_in(&pair, dir, doors, &[]);
-    knock(&pair, &[SERVER_V4, &sequence]);
-    assert_eq!(
-        lite.wait_events(1, WAIT),
-        ["ssh 192.0.2.1"],
-        "{}",
-        lite.output()
-    );
-    let state = lite.path("state/knockd.conf.hmac-used");
-    let saved = std::fs::read_to_string(&state).unwrap();
-    assert!(saved.contains(&format!("{counter}\tssh\n")), "{saved}");
-    // The same sequence again: a replay, logged, and no command.
-    knock(&pair, &[SERVER_V6, &sequence]);
-    lite.wait_log(
-        &format!("2001:db8::1: ssh: replayed HMAC sequence (counter {counter}), no command run"),
-        1,
-        WAIT,
-    );
-    // A restart remembers the counter.
-    lite.restart(&pair, &[]);
-    knock(&pair, &[SERVER_V4, &sequence]);
-    lite.wait_log(
-        &format!("192.0.2.1: ssh: replayed HMAC sequence (counter {counter}), no command run"),
-        1,
-        WAIT,
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(lite.events(), ["ssh 192.0.2.1"]);
-}
+        let mut lite = KnockdLite::start_in(&pair, dir, doors, &[]);
+        pair.knock(&[SERVER_V4, &sequence]);
+        assert_eq!(
+            lite.wait_events(1, WAIT),
+            ["ssh 192.0.2.1"],
+            "{}",
+            lite.output()
+        );
+        let state = lite.path("state/knockd.conf.hmac-used");
+        let saved = std::fs::read_to_string(&state).unwrap();
+        assert!(saved.contains(&format!("{counter}\tssh\n")), "{saved}");
+        // The same sequence again: a replay, logged, and no command.
+        pair.knock(&[SERVER_V6, &sequence]);
+        lite.wait_log(
+            &format!(
+                "2001:db8::1: ssh: replayed HMAC sequence (counter {counter}), no command run"
+            ),
+            1,
+            WAIT,
+        );
+        // A restart remembers the counter.
+        lite.restart(&pair, &[]);
+        pair.knock(&[SERVER_V4, &sequence]);
+        lite.wait_log(
+            &format!("192.0.2.1: ssh: replayed HMAC sequence (counter {counter}), no command run"),
+            1,
+            WAIT,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(lite.events(), ["ssh 192.0.2.1"]);
+    }
+);
 
 #[test]
 fn bad_options_exit_2_and_start_nothing() {
     let dir = TempDir::new("lite-opts");
-    let conf = knock_e2e::lite::write_config(dir.path(), "knockd.conf", DOOR);
+    let conf = write_config(dir.path(), "knockd.conf", DOOR);
     for args in [
         &["-x"][..],
         &["--max-attempts", "0"],
@@ -367,41 +332,23 @@ fn bad_options_exit_2_and_start_nothing() {
     assert!(!dir.path().join("knockd-lite.log").exists());
 }
 
-#[test]
-fn an_address_added_while_running_is_picked_up() {
-    if !require_root("an_address_added_while_running_is_picked_up") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(an_address_added_while_running_is_picked_up, |pair| {
     let lite = KnockdLite::start(&pair, DOOR, &[]);
     // Like a DHCP renewal: knockd froze its addresses at start-up.
-    check(Command::new("ip").args([
-        "-n",
-        &pair.server,
-        "addr",
-        "add",
-        "192.0.2.22/24",
-        "dev",
-        &pair.server_if,
-    ]));
+    pair.add_server_addr("192.0.2.22/24");
     lite.wait_log("addresses added 192.0.2.22", 1, WAIT);
-    knock(&pair, &["192.0.2.22", "7101,7102:udp,7103"]);
+    pair.knock(&["192.0.2.22", "7101,7102:udp,7103"]);
     assert_eq!(
         lite.wait_events(1, WAIT),
         ["door 192.0.2.1"],
         "{}",
         lite.output()
     );
-}
+});
 
-#[test]
-fn verbose_and_debug_lines_go_to_stdout() {
-    if !require_root("verbose_and_debug_lines_go_to_stdout") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(verbose_and_debug_lines_go_to_stdout, |pair| {
     let lite = KnockdLite::start(&pair, DOOR, &["-v", "-D"]);
-    knock(&pair, &[SERVER_V6, "7101,7102:udp,7103"]);
+    pair.knock(&[SERVER_V6, "7101,7102:udp,7103"]);
     lite.wait_events(1, WAIT);
     let out = std::fs::read_to_string(lite.path("knockd-lite.out")).unwrap();
     let lines: Vec<&str> = out.lines().collect();
@@ -427,16 +374,11 @@ fn verbose_and_debug_lines_go_to_stdout() {
         ],
         "{out}"
     );
-}
+});
 
-#[test]
-fn a_daemon_without_a_guard_dies_with_its_pair() {
-    if !require_root("a_daemon_without_a_guard_dies_with_its_pair") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(a_daemon_without_a_guard_dies_with_its_pair, |pair| {
     let dir = TempDir::new("lite-orphan");
-    let conf = knock_e2e::lite::write_config(dir.path(), "knockd.conf", DOOR);
+    let conf = write_config(dir.path(), "knockd.conf", DOOR);
     let pidfile = dir.path().join("knockd-lite.pid");
     // Started as a test that panics before its guard exists would leave it.
     check(
@@ -448,7 +390,7 @@ fn a_daemon_without_a_guard_dies_with_its_pair() {
             .arg("-p")
             .arg(&pidfile),
     );
-    let pid = knock_e2e::lite::wait_lines(&pidfile, 1, WAIT)[0]
+    let pid = wait_lines(&pidfile, 1, WAIT)[0]
         .parse::<u32>()
         .expect("a pid in the pidfile");
     assert!(is_knockd_lite(pid), "{pid} is not a live knockd-lite");
@@ -462,4 +404,4 @@ fn a_daemon_without_a_guard_dies_with_its_pair() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
+});

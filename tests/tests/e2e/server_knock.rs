@@ -2,17 +2,15 @@
 //! `knock` over TCP, UDP, both, and IPv6; TCP flags sent by `knock`'s raw sender;
 //! VLAN-tagged frames; `%IP%` reaching the command; and the knock-to-command latency.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use knock_e2e::capture::Capture;
+use knock_e2e::knockd::DEBIAN_KNOCK;
 use knock_e2e::lite::KnockdLite;
 use knock_e2e::raw::{self, SYN};
-use knock_e2e::{CLIENT_V4, CLIENT_V6, Pair, SERVER_V4, SERVER_V6, bin, check, require_root};
-
-const WAIT: Duration = Duration::from_secs(10);
-const DEBIAN_KNOCK: &str = "/usr/bin/knock";
+use knock_e2e::{
+    CLIENT_V4, CLIENT_V6, Need, Pair, SERVER_V4, SERVER_V6, Server, WAIT, check, netns_test,
+};
 
 const DOORS: &str = "[tcp]
 \tsequence = 7101,7102,7103
@@ -27,89 +25,65 @@ const DOORS: &str = "[tcp]
 \tstart_command = echo mixed %IP% >> @DIR@/events
 ";
 
-fn our_knock(pair: &Pair, args: &[&str]) {
-    check(pair.client_cmd(bin("knock")).args(args));
-}
-
 fn debian_knock(pair: &Pair, args: &[&str]) {
     check(pair.client_cmd(DEBIAN_KNOCK).args(args));
 }
 
 /// Knocks with `knock` and waits for the door's event line, so each knock is checked on
 /// its own.
-fn opens(lite: &KnockdLite, knock: impl FnOnce(), want: &str) {
+fn opens<T>(lite: &KnockdLite, knock: impl FnOnce() -> T, want: &str) {
     assert_eq!(lite.next_event(WAIT, knock), want, "{}", lite.output());
 }
 
-#[test]
-fn our_knock_opens_tcp_udp_mixed_and_ipv6_doors() {
-    if !require_root("our_knock_opens_tcp_udp_mixed_and_ipv6_doors") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(our_knock_opens_tcp_udp_mixed_and_ipv6_doors, |pair| {
     let lite = KnockdLite::start(&pair, DOORS, &[]);
     for (server, client) in [(SERVER_V4, CLIENT_V4), (SERVER_V6, CLIENT_V6)] {
         opens(
             &lite,
-            || our_knock(&pair, &[server, "7101", "7102", "7103"]),
+            || pair.knock(&[server, "7101", "7102", "7103"]),
             &format!("tcp {client}"),
         );
         opens(
             &lite,
-            || our_knock(&pair, &["-u", server, "7201", "7202", "7203"]),
+            || pair.knock(&["-u", server, "7201", "7202", "7203"]),
             &format!("udp {client}"),
         );
         opens(
             &lite,
-            || our_knock(&pair, &[server, "7301,7302:udp,7303"]),
+            || pair.knock(&[server, "7301,7302:udp,7303"]),
             &format!("mixed {client}"),
         );
     }
     let log = lite.log();
     assert_eq!(log.matches("OPEN SESAME").count(), 6, "{log}");
-}
+});
 
-#[test]
-fn debian_knock_opens_knockd_lite_doors() {
-    if !require_root("debian_knock_opens_knockd_lite_doors") {
-        return;
+netns_test!(
+    debian_knock_opens_knockd_lite_doors,
+    [Need::DebianKnock],
+    |pair| {
+        let lite = KnockdLite::start(&pair, DOORS, &[]);
+        for (flag, server, client) in [("-4", SERVER_V4, CLIENT_V4), ("-6", SERVER_V6, CLIENT_V6)] {
+            opens(
+                &lite,
+                || debian_knock(&pair, &[flag, server, "7101", "7102", "7103"]),
+                &format!("tcp {client}"),
+            );
+            opens(
+                &lite,
+                || debian_knock(&pair, &[flag, "-u", server, "7201", "7202", "7203"]),
+                &format!("udp {client}"),
+            );
+            opens(
+                &lite,
+                || debian_knock(&pair, &[flag, server, "7301:tcp", "7302:udp", "7303:tcp"]),
+                &format!("mixed {client}"),
+            );
+        }
     }
-    if !Path::new(DEBIAN_KNOCK).exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{DEBIAN_KNOCK} is missing, and CI=true forbids skipping (run .ci/setup)"
-        );
-        eprintln!("SKIP debian_knock_opens_knockd_lite_doors: {DEBIAN_KNOCK} is missing");
-        return;
-    }
-    let pair = Pair::new();
-    let lite = KnockdLite::start(&pair, DOORS, &[]);
-    for (flag, server, client) in [("-4", SERVER_V4, CLIENT_V4), ("-6", SERVER_V6, CLIENT_V6)] {
-        opens(
-            &lite,
-            || debian_knock(&pair, &[flag, server, "7101", "7102", "7103"]),
-            &format!("tcp {client}"),
-        );
-        opens(
-            &lite,
-            || debian_knock(&pair, &[flag, "-u", server, "7201", "7202", "7203"]),
-            &format!("udp {client}"),
-        );
-        opens(
-            &lite,
-            || debian_knock(&pair, &[flag, server, "7301:tcp", "7302:udp", "7303:tcp"]),
-            &format!("mixed {client}"),
-        );
-    }
-}
+);
 
-#[test]
-fn the_ip_reaches_the_command_as_a_plain_number() {
-    if !require_root("the_ip_reaches_the_command_as_a_plain_number") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(the_ip_reaches_the_command_as_a_plain_number, |pair| {
     // Only %IP% is replaced; other %-words and shell syntax reach /bin/sh as written.
     let lite = KnockdLite::start(
         &pair,
@@ -121,12 +95,12 @@ fn the_ip_reaches_the_command_as_a_plain_number() {
     );
     opens(
         &lite,
-        || our_knock(&pair, &[SERVER_V4, "7101,7102"]),
+        || pair.knock(&[SERVER_V4, "7101,7102"]),
         "192.0.2.1|%HOST% %ip% %%",
     );
     opens(
         &lite,
-        || our_knock(&pair, &[SERVER_V6, "7101,7102"]),
+        || pair.knock(&[SERVER_V6, "7101,7102"]),
         "2001:db8::1|%HOST% %ip% %%",
     );
     let log = lite.log();
@@ -134,14 +108,9 @@ fn the_ip_reaches_the_command_as_a_plain_number() {
         log.contains("door: running command: printf '%s|%s\\n' '2001:db8::1' '%HOST% %ip% %%'"),
         "{log}"
     );
-}
+});
 
-#[test]
-fn door_flags_and_per_hit_flags_come_from_raw_packets() {
-    if !require_root("door_flags_and_per_hit_flags_come_from_raw_packets") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(door_flags_and_per_hit_flags_come_from_raw_packets, |pair| {
     let lite = KnockdLite::start(
         &pair,
         "[synack]
@@ -155,15 +124,15 @@ fn door_flags_and_per_hit_flags_come_from_raw_packets() {
         &[],
     );
     // Plain SYNs do not satisfy syn,ack: knockd-lite never even sees them.
-    our_knock(&pair, &[SERVER_V4, "7401,7402"]);
-    our_knock(&pair, &[SERVER_V4, "7401:tcp:syn+ack,7402:tcp:syn+ack"]);
+    pair.knock(&[SERVER_V4, "7401,7402"]);
+    pair.knock(&[SERVER_V4, "7401:tcp:syn+ack,7402:tcp:syn+ack"]);
     let events = lite.wait_events(1, WAIT);
     assert_eq!(events, ["synack 192.0.2.1"], "{}", lite.output());
 
     // Wrong flags on a per-hit step: no door opens.
-    our_knock(&pair, &[SERVER_V4, "7501:tcp:syn,7502:udp,7503:tcp:urg"]);
+    pair.knock(&[SERVER_V4, "7501:tcp:syn,7502:udp,7503:tcp:urg"]);
     for server in [SERVER_V4, SERVER_V6] {
-        our_knock(&pair, &[server, "7501:tcp:fin+psh,7502:udp,7503:tcp:urg"]);
+        pair.knock(&[server, "7501:tcp:fin+psh,7502:udp,7503:tcp:urg"]);
     }
     let events = lite.wait_events(3, WAIT);
     assert_eq!(
@@ -174,35 +143,33 @@ fn door_flags_and_per_hit_flags_come_from_raw_packets() {
     );
     let log = lite.log();
     assert_eq!(log.matches("OPEN SESAME").count(), 3, "{log}");
-}
+});
 
-#[test]
-fn vlan_tagged_knocks_open_a_door_on_the_parent_interface() {
-    if !require_root("vlan_tagged_knocks_open_a_door_on_the_parent_interface") {
-        return;
-    }
-    let pair = Pair::new();
-    // A VLAN sub-interface hands knockd-lite untagged frames, like any other interface; the
-    // case to prove is capture on the parent, where knocks arrive tagged. Sending tagged
-    // frames by hand works whether or not this kernel has 802.1Q.
-    let lite = KnockdLite::start(
-        &pair,
-        "[door]
+netns_test!(
+    vlan_tagged_knocks_open_a_door_on_the_parent_interface,
+    |pair| {
+        // A VLAN sub-interface hands knockd-lite untagged frames, like any other interface; the
+        // case to prove is capture on the parent, where knocks arrive tagged. Sending tagged
+        // frames by hand works whether or not this kernel has 802.1Q.
+        let lite = KnockdLite::start(
+            &pair,
+            "[door]
 \tsequence = 7101,7102:udp,7103
 \ttcpflags = syn
 \tstart_command = echo door %IP% >> @DIR@/events
 ",
-        &[],
-    );
-    let hits = [raw::tcp(7101, SYN), raw::udp(7102), raw::tcp(7103, SYN)];
-    raw::send_tagged(&pair, "8100:10", &hits);
-    let events = lite.wait_events(1, WAIT);
-    assert_eq!(events, ["door 192.0.2.1"], "{}", lite.output());
-    // 802.1ad outer tag with an 802.1Q tag inside (the kernel strips only the outer one).
-    raw::send_tagged(&pair, "88a8:100,8100:20", &hits);
-    let events = lite.wait_events(2, WAIT);
-    assert_eq!(events[1], "door 192.0.2.1", "{}", lite.output());
-}
+            &[],
+        );
+        let hits = [raw::tcp(7101, SYN), raw::udp(7102), raw::tcp(7103, SYN)];
+        raw::send_tagged(&pair, "8100:10", &hits);
+        let events = lite.wait_events(1, WAIT);
+        assert_eq!(events, ["door 192.0.2.1"], "{}", lite.output());
+        // 802.1ad outer tag with an 802.1Q tag inside (the kernel strips only the outer one).
+        raw::send_tagged(&pair, "88a8:100,8100:20", &hits);
+        let events = lite.wait_events(2, WAIT);
+        assert_eq!(events[1], "door 192.0.2.1", "{}", lite.output());
+    }
+);
 
 /// Seconds since the epoch from `date +%s.%N`.
 fn seconds(line: &str) -> f64 {
@@ -211,12 +178,7 @@ fn seconds(line: &str) -> f64 {
         .unwrap_or_else(|e| panic!("{line:?}: {e}"))
 }
 
-#[test]
-fn knock_to_command_latency_is_measured() {
-    if !require_root("knock_to_command_latency_is_measured") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(knock_to_command_latency_is_measured, |pair| {
     let lite = KnockdLite::start(
         &pair,
         "[door]
@@ -229,7 +191,7 @@ fn knock_to_command_latency_is_measured() {
     let tcpdump = Capture::start(&pair, &["tcp", "dst", "port", "7103"]);
     const KNOCKS: usize = 15;
     for i in 0..KNOCKS {
-        our_knock(&pair, &[SERVER_V4, "7101,7102,7103"]);
+        pair.knock(&[SERVER_V4, "7101,7102,7103"]);
         lite.wait_events(i + 1, WAIT);
     }
     let sent = tcpdump.stop();
@@ -277,18 +239,11 @@ fn knock_to_command_latency_is_measured() {
         ms[KNOCKS - 1],
         shell[KNOCKS / 2]
     );
-}
+});
 
-#[test]
-fn list_interfaces_shows_the_test_interface() {
-    if !require_root("list_interfaces_shows_the_test_interface") {
-        return;
-    }
-    let pair = Pair::new();
+netns_test!(list_interfaces_shows_the_test_interface, |pair| {
     let out = check(
-        Command::new("ip")
-            .args(["netns", "exec", &pair.server])
-            .arg(bin("knockd-lite"))
+        pair.server_cmd(knock_e2e::bin("knockd-lite"))
             .arg("--list-interfaces"),
     );
     // The interface's line, then its addresses, indented.
@@ -305,4 +260,4 @@ fn list_interfaces_shows_the_test_interface() {
         out.contains(": lo (loopback, up)\n    127.0.0.1\n"),
         "{out}"
     );
-}
+});
