@@ -1,13 +1,14 @@
-//! Files only their owner can read: atomic private writes, and the permission check that
+//! Files written whole or not at all: the one atomic-write routine every state file,
+//! secret, profile, one-time list and pidfile goes through, and the permission check that
 //! refuses secret files others can read.
 //!
 //! The OS-specific half sits behind the private `Platform` trait, one module per OS, so
 //! no `cfg` reaches the logic here.
 
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(not(unix))]
 mod other;
@@ -19,11 +20,19 @@ use other::Native;
 #[cfg(unix)]
 use unix::Native;
 
+/// The mode of files only their owner may read: secrets, profiles, lists, state.
+pub const PRIVATE_MODE: u32 = 0o600;
+
+/// How many fresh temporary names [`write_atomic`] tries before it gives up: each is
+/// random, so only something planting files in the directory makes a second one needed.
+const TEMP_ATTEMPTS: usize = 8;
+
 /// What the file code needs from the OS.
 trait Platform {
-    /// Creates a new file (failing if it exists) that only its owner can read and write,
-    /// from the moment it exists.
-    fn create_private(path: &Path) -> io::Result<File>;
+    /// Creates a new file at `path` with permission bits exactly `mode` (where the OS has
+    /// them), failing if anything, a symlink included, is already there: the file is never
+    /// wider than `mode`, not even for a moment, and never some other file.
+    fn create_exclusive(path: &Path, mode: u32) -> io::Result<File>;
     /// Creates a directory and its parents; new ones are private to the owner.
     fn create_private_dir(path: &Path) -> io::Result<()>;
     /// The permission bits, when group or others have any access; `None` when only the
@@ -44,10 +53,20 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     Native::create_private_dir(dir)
 }
 
-/// A failed private write: which step failed, on which path.
+/// What [`write_atomic`] does when the destination already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace it, atomically.
+    Replace,
+    /// Leave it alone and return [`WriteError::Exists`]; the check and the write are one
+    /// atomic step, so two writers racing for a new name cannot both win.
+    Refuse,
+}
+
+/// A failed write: which step failed, on which path.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// The destination exists and overwriting was not asked for.
+    /// The destination exists and the policy was [`Overwrite::Refuse`].
     #[error("{} already exists", .0.display())]
     Exists(PathBuf),
     /// The message holds the OS error, so it is not also the `source()`: a context chain
@@ -65,13 +84,47 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WriteError
     move |error| WriteError::Io { op, path, error }
 }
 
-static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
+/// Writes `bytes` to `path` so that readers, and the file after a crash, see the old file
+/// or the whole new one, never a part; the new file has permission bits exactly `mode`
+/// (ignored where the OS has none), whatever the umask.
+///
+/// The data goes to a temporary file next to `path`, created exclusively under a random
+/// name (a symlink planted there makes the attempt fail and another name be tried, so it
+/// can never redirect the write to another file), synced, then moved into place by rename
+/// ([`Overwrite::Replace`]) or hard link ([`Overwrite::Refuse`]), and the directory is
+/// synced so the new name survives a crash.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+) -> Result<(), WriteError> {
+    write_atomic_with(path, bytes, mode, overwrite, |_| {
+        getrandom::u64().map_err(|e| io::Error::other(format!("random temporary name: {e}")))
+    })
+}
 
-/// Writes `bytes` to `path` with mode 0600, atomically: readers see the old file or the
-/// whole new one, never a part. The data goes to a private temporary file next to `path`,
-/// is synced, and is then moved into place. Without `overwrite` an existing `path` is left
-/// alone and [`WriteError::Exists`] is returned.
+/// Writes `bytes` to `path` with mode 0600 ([`PRIVATE_MODE`]) through [`write_atomic`].
+/// Without `overwrite` an existing `path` is left alone and [`WriteError::Exists`] is
+/// returned.
 pub fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), WriteError> {
+    let policy = if overwrite {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    write_atomic(path, bytes, PRIVATE_MODE, policy)
+}
+
+/// [`write_atomic`] with the source of temporary-name suffixes as a parameter (called with
+/// the attempt number), so tests can plant files at the names it will try.
+fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+    mut suffix: impl FnMut(usize) -> io::Result<u64>,
+) -> Result<(), WriteError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -81,28 +134,43 @@ pub fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), W
         path: path.to_path_buf(),
         error: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
-    // A leading dot keeps the temporary file out of profile listings.
-    let temp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_temp(&temp, bytes).and_then(|()| publish(&temp, path, overwrite));
-    // After a successful publish by rename the temporary name is already gone.
+    let (temp, file) = create_temp(dir, file_name, mode, &mut suffix)?;
+    let result = fill(file, &temp, bytes).and_then(|()| publish(&temp, path, overwrite));
+    // The temporary name is ours (it was created exclusively); after a rename it is gone.
     let _ = std::fs::remove_file(&temp);
     result?;
     Native::sync_dir(dir).map_err(io_err("sync directory", dir))
 }
 
-fn write_temp(temp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let mut file = Native::create_private(temp).map_err(io_err("create", temp))?;
+/// Creates the temporary file, trying fresh names while something else holds them.
+fn create_temp(
+    dir: &Path,
+    file_name: &OsStr,
+    mode: u32,
+    suffix: &mut impl FnMut(usize) -> io::Result<u64>,
+) -> Result<(PathBuf, File), WriteError> {
+    let mut attempt = 0;
+    loop {
+        let n = suffix(attempt).map_err(io_err("create temporary file in", dir))?;
+        // A leading dot keeps the temporary file out of profile listings.
+        let temp = dir.join(format!(".{}.{n:016x}.tmp", file_name.to_string_lossy()));
+        match Native::create_exclusive(&temp, mode) {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(e) => return Err(io_err("create", &temp)(e)),
+        }
+    }
+}
+
+fn fill(mut file: File, temp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     file.write_all(bytes).map_err(io_err("write", temp))?;
     file.sync_all().map_err(io_err("sync", temp))
 }
 
-fn publish(temp: &Path, path: &Path, overwrite: bool) -> Result<(), WriteError> {
-    if overwrite {
+fn publish(temp: &Path, path: &Path, overwrite: Overwrite) -> Result<(), WriteError> {
+    if overwrite == Overwrite::Replace {
         return std::fs::rename(temp, path).map_err(io_err("rename into", path));
     }
     // A hard link fails if the destination exists, so refusing to overwrite is atomic.
@@ -112,7 +180,7 @@ fn publish(temp: &Path, path: &Path, overwrite: bool) -> Result<(), WriteError> 
             Err(WriteError::Exists(path.to_path_buf()))
         }
         // Some file systems have no hard links; fall back to check-then-rename.
-        Err(_) if path.exists() => Err(WriteError::Exists(path.to_path_buf())),
+        Err(_) if path.symlink_metadata().is_ok() => Err(WriteError::Exists(path.to_path_buf())),
         Err(_) => std::fs::rename(temp, path).map_err(io_err("rename into", path)),
     }
 }
@@ -150,6 +218,20 @@ mod tests {
     }
 
     #[test]
+    fn refusing_keeps_whatever_holds_the_name() {
+        let dir = Scratch::new("refuse");
+        let path = dir.join("state");
+        std::fs::create_dir(&path).unwrap();
+        let err = write_atomic(&path, b"x", 0o644, Overwrite::Refuse).unwrap_err();
+        assert!(
+            matches!(err, WriteError::Exists(ref p) if *p == path),
+            "{err}"
+        );
+        assert!(path.is_dir());
+        assert_eq!(entries(dir.path()), ["state"]);
+    }
+
+    #[test]
     fn missing_directory_names_the_step_and_path() {
         let dir = Scratch::new("missing");
         let path = dir.join("nope").join("a.toml");
@@ -157,7 +239,43 @@ mod tests {
         // The message holds the OS error; a `{:#}` chain must not repeat it.
         assert!(std::error::Error::source(&err).is_none());
         let msg = err.to_string();
-        let want = format!("create {}", dir.join("nope").display());
+        let want = format!("create {}", dir.join("nope").join(".a.toml.").display());
         assert!(msg.starts_with(&want), "{msg}");
+        let chain = format!("{:#}", anyhow::Error::new(err));
+        assert_eq!(chain.matches("(os error").count(), 1, "{chain}");
+    }
+
+    #[test]
+    fn a_name_taken_by_someone_else_is_skipped_and_left_alone() {
+        let dir = Scratch::new("taken");
+        let path = dir.join("counters");
+        // Something already holds the first temporary name.
+        let taken = dir.join(&format!(".counters.{:016x}.tmp", 7));
+        std::fs::write(&taken, b"not ours").unwrap();
+        let mut tried = Vec::new();
+        write_atomic_with(&path, b"new", 0o600, Overwrite::Replace, |n| {
+            tried.push(n);
+            Ok(7 + n as u64)
+        })
+        .unwrap();
+        assert_eq!(tried, [0, 1]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read(&taken).unwrap(), b"not ours");
+        assert_eq!(
+            entries(dir.path()),
+            [".counters.0000000000000007.tmp", "counters"]
+        );
+    }
+
+    #[test]
+    fn gives_up_when_every_name_is_taken() {
+        let dir = Scratch::new("all-taken");
+        let path = dir.join("f");
+        std::fs::write(dir.join(&format!(".f.{:016x}.tmp", 1)), b"x").unwrap();
+        let err =
+            write_atomic_with(&path, b"new", 0o600, Overwrite::Replace, |_| Ok(1)).unwrap_err();
+        let want = format!("create {}: ", dir.join(".f.0000000000000001.tmp").display());
+        assert!(err.to_string().starts_with(&want), "{err}");
+        assert!(!path.exists());
     }
 }

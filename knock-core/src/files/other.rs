@@ -8,7 +8,8 @@ use std::path::Path;
 pub(super) struct Native;
 
 impl super::Platform for Native {
-    fn create_private(path: &Path) -> io::Result<File> {
+    fn create_exclusive(path: &Path, _mode: u32) -> io::Result<File> {
+        // CREATE_NEW fails on any existing name, a symlink included.
         OpenOptions::new().write(true).create_new(true).open(path)
     }
 
