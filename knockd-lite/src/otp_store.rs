@@ -1,15 +1,11 @@
-//! Durable state for one-time and HMAC doors: consuming a line of a one-time sequence file
-//! in place, and the used HMAC counters in a small state file replaced atomically.
-//!
-//! Consuming writes `#` over the line's first byte with one `pwrite` and then fsyncs the
-//! file, before the door's command runs. A one-byte write cannot be torn, so after a crash
-//! the line is either still unused (the command never ran) or used; never half-written.
-//! This is knockd's format, so the same file keeps working with knockd and `knock`.
+//! Durable state for HMAC doors: the used counters in a small state file replaced
+//! atomically. (One-time lines are marked used by `knock_core::otp::file::mark_used`, the
+//! routine `knock` calls too.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A failed read or write of a state file.
@@ -45,53 +41,6 @@ fn format_err(path: &Path, line: usize, message: impl Into<String>) -> StoreErro
         line,
         message: message.into(),
     }
-}
-
-/// Marks the one-time line starting at byte `offset` of `path` as used (`#` over its first
-/// byte) and makes that durable.
-///
-/// The offset comes from the text read earlier ([`knock_core::otp::OtpLine::offset`]). If
-/// the file changed since, so that `offset` is no longer the start of an unused line, the
-/// file is left alone and an error returned.
-pub fn consume_line(path: &Path, offset: u64) -> Result<(), StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err("open", path))?;
-    let mut here = [0u8; 2];
-    let (start, want) = if offset == 0 { (0, 1) } else { (offset - 1, 2) };
-    file.read_exact_at(&mut here[..want], start)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => format_err(
-                path,
-                0,
-                format!("offset {offset} is past the end of the file"),
-            ),
-            _ => io_err("read", path)(e),
-        })?;
-    let (before, first) = if offset == 0 {
-        (b'\n', here[0])
-    } else {
-        (here[0], here[1])
-    };
-    if before != b'\n' {
-        return Err(format_err(
-            path,
-            0,
-            format!("offset {offset} is not the start of a line (the file changed?)"),
-        ));
-    }
-    if first == b'#' || first == b'\n' || !first.is_ascii() {
-        return Err(format_err(
-            path,
-            0,
-            format!("the line at offset {offset} is not an unused sequence (the file changed?)"),
-        ));
-    }
-    file.write_all_at(b"#", offset)
-        .map_err(io_err("write", path))?;
-    file.sync_all().map_err(io_err("fsync", path))
 }
 
 /// Replaces `path` with `contents` so that readers, and the file after a crash, see either
@@ -185,85 +134,6 @@ pub fn save_counters(path: &Path, used: &UsedCounters) -> Result<(), StoreError>
 mod tests {
     use super::*;
     use crate::testutil::Scratch;
-    use knock_core::otp::first_unused;
-
-    const LIST: &str = "# one-time sequences for door ssh\n \
-                        7000,8000,9000\n \
-                        7001,8001:udp,9001\n\n \
-                        7002,8002,9002\n";
-
-    #[test]
-    fn consuming_walks_the_list_in_knockds_format() {
-        let scratch = Scratch::new("store-consume");
-        let dir = scratch.path();
-        let path = dir.join("ssh.otp");
-        fs::write(&path, LIST).unwrap();
-        let mut text = LIST.to_string();
-        let mut used = Vec::new();
-        while let Some(line) = first_unused(&text).unwrap() {
-            used.push(line.line_no);
-            consume_line(&path, line.offset).unwrap();
-            text = fs::read_to_string(&path).unwrap();
-            assert_eq!(text.len(), LIST.len(), "same size, one byte changed");
-        }
-        assert_eq!(used, vec![2, 3, 5]);
-        assert_eq!(
-            text,
-            "# one-time sequences for door ssh\n#7000,8000,9000\n#7001,8001:udp,9001\n\n#7002,8002,9002\n"
-        );
-    }
-
-    #[test]
-    fn a_file_that_changed_since_it_was_read_is_left_alone() {
-        let scratch = Scratch::new("store-changed");
-        let dir = scratch.path();
-        let path = dir.join("ssh.otp");
-        fs::write(&path, LIST).unwrap();
-        let line = first_unused(LIST).unwrap().unwrap();
-        consume_line(&path, line.offset).unwrap();
-        // The same offset again: already used.
-        let err = consume_line(&path, line.offset).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "{}:0: the line at offset {} is not an unused sequence (the file changed?)",
-                path.display(),
-                line.offset
-            )
-        );
-        // Mid-line, and past the end.
-        let err = consume_line(&path, line.offset + 2).unwrap_err();
-        assert!(
-            err.to_string().contains("is not the start of a line"),
-            "{err}"
-        );
-        let err = consume_line(&path, 10_000).unwrap_err();
-        assert!(
-            err.to_string().contains("past the end of the file"),
-            "{err}"
-        );
-        let after: Vec<u8> = fs::read(&path).unwrap();
-        assert_eq!(after.iter().filter(|&&b| b == b'#').count(), 2);
-        let missing = consume_line(&dir.join("nope"), 0).unwrap_err();
-        assert!(
-            missing
-                .to_string()
-                .starts_with(&format!("open {}: ", dir.join("nope").display())),
-            "{missing}"
-        );
-    }
-
-    #[test]
-    fn the_first_line_of_a_file_can_be_consumed() {
-        let scratch = Scratch::new("store-first");
-        let dir = scratch.path();
-        let path = dir.join("list");
-        fs::write(&path, " 1,2,3\n 4,5,6").unwrap();
-        consume_line(&path, 0).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "#1,2,3\n 4,5,6");
-        consume_line(&path, 7).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "#1,2,3\n#4,5,6");
-    }
 
     #[test]
     fn counters_round_trip_atomically_with_mode_0600() {

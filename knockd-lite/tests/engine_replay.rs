@@ -110,9 +110,7 @@ fn case_one_time() {
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::ConsumeOneTime {
-                line_no, offset, ..
-            } => Some((*line_no, *offset)),
+            Action::ConsumeOneTime { line, .. } => Some((line.line_no, line.offset)),
             _ => None,
         })
         .collect();

@@ -1,7 +1,8 @@
-//! One-time list files on disk: consuming the first unused line under a file lock, and
-//! writing fresh lists from the OS's random generator.
+//! One-time list files on disk: marking a line used (the one routine both `knock` and
+//! knockd-lite call), consuming the first unused line under a file lock, and writing fresh
+//! lists from the OS's random generator.
 //!
-//! Consuming follows knockd: the line's first byte becomes `#`, so a list shared by client
+//! Marking follows knockd: the line's first byte becomes `#`, so a list shared by client
 //! and server advances the same way on both ends.
 
 use std::fs::{File, OpenOptions};
@@ -52,7 +53,7 @@ pub enum OtpFileError {
     Mark {
         path: PathBuf,
         line_no: usize,
-        error: io::Error,
+        error: MarkError,
     },
     #[error("one-time list {} already exists (use --force to replace it)", path.display())]
     Exists { path: PathBuf },
@@ -60,6 +61,23 @@ pub enum OtpFileError {
     Params(String),
     #[error("read random bytes from the OS: {0}")]
     Random(getrandom::Error),
+}
+
+/// Why [`mark_used`] left a line alone: the reason alone, because each caller names the file
+/// and the line and says what the failure means for it (`knock`: the sequence went out
+/// unmarked, [`OtpFileError::Mark`]; knockd-lite: the door's command is not run). The
+/// message holds the OS error, so it is not also the `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkError {
+    #[error("{op}: {error}")]
+    Io { op: &'static str, error: io::Error },
+    /// The bytes at the line's offset are no longer that unused line: it was used, or the
+    /// file was edited or replaced since it was read.
+    #[error("the line is no longer there unused (the file changed since it was read)")]
+    Changed,
+    /// Writing `#` over the first byte would cut a multi-byte character in half.
+    #[error("the line starts with a non-ASCII character; start it with a space")]
+    NotAsciiStart,
 }
 
 /// Why [`consume`] used nothing.
@@ -104,29 +122,94 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OtpFileErr
     move |error| OtpFileError::Io { op, path, error }
 }
 
-/// Sends the first unused line of the list at `path` with `send`, then marks it used.
+/// Marks `line`, read earlier from the list at `path`, as used: `#` over its first byte,
+/// synced to disk before this returns. Both ends of a shared list call this, `knock` after
+/// it sent the line (through [`consume`]) and knockd-lite before it runs the door's command.
 ///
-/// The list file is locked exclusively from before it is read until after the mark is on
-/// disk, so concurrent runs (threads or processes) each get a different line. The line is
-/// marked, by overwriting its first byte with `#` and syncing, only when `send` succeeds;
-/// a failed send consumes nothing.
-pub fn consume<T, E>(
+/// The file is locked exclusively (the lock [`consume`] takes) for the check and the
+/// write. The check: the bytes at `line.offset` must still be the start of line
+/// `line.line_no`, unused, with the same hits; otherwise the file changed since it was read
+/// and is left alone. One byte written at a known offset cannot be torn, so after a crash
+/// the line is either still unused or used, never half-written.
+///
+/// A failure leaves the file as it was.
+pub fn mark_used(path: &Path, line: &OtpLine) -> Result<(), MarkError> {
+    with_locked(
+        path,
+        |op, error| MarkError::Io { op, error },
+        |file| mark_locked(file, line),
+    )
+}
+
+/// Opens the list at `path` for reading and writing, runs `f` on it under an exclusive lock,
+/// and unlocks it. `io` makes the error of a failed open or lock.
+fn with_locked<T, E>(
     path: &Path,
-    send: impl FnOnce(&OtpLine) -> Result<T, E>,
-) -> Result<Used<T>, ConsumeError<E>> {
+    io: impl Fn(&'static str, io::Error) -> E,
+    f: impl FnOnce(&mut File) -> Result<T, E>,
+) -> Result<T, E> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .map_err(io_err("open", path))
-        .map_err(ConsumeError::List)?;
-    file.lock()
-        .map_err(io_err("lock", path))
-        .map_err(ConsumeError::List)?;
-    let result = consume_locked(&mut file, path, send);
+        .map_err(|e| io("open", e))?;
+    file.lock().map_err(|e| io("lock", e))?;
+    let result = f(&mut file);
     // Closing the file releases the lock too; unlocking first just makes it prompt.
     let _ = file.unlock();
     result
+}
+
+/// The check and the write of [`mark_used`], on a file already open and locked.
+fn mark_locked(file: &mut File, line: &OtpLine) -> Result<(), MarkError> {
+    let io = |op| move |error| MarkError::Io { op, error };
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).map_err(io("read"))?;
+    file.read_to_end(&mut bytes).map_err(io("read"))?;
+    let at = usize::try_from(line.offset).map_err(|_| MarkError::Changed)?;
+    let (before, rest) = bytes.split_at_checked(at).ok_or(MarkError::Changed)?;
+    let first_byte = *rest.first().ok_or(MarkError::Changed)?;
+    let starts_line = before.last().is_none_or(|&b| b == b'\n');
+    let line_no = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    if !starts_line || line_no != line.line_no {
+        return Err(MarkError::Changed);
+    }
+    if !first_byte.is_ascii() {
+        return Err(MarkError::NotAsciiStart);
+    }
+    // The line alone, read as a one-line list: unused and with the same hits, or changed.
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(rest.len(), |i| i + 1);
+    let now = std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(|text| first_unused(text).ok().flatten());
+    if now.is_none_or(|now| now.hits != line.hits) {
+        return Err(MarkError::Changed);
+    }
+    // One byte at a known offset: a write that small is never torn.
+    file.seek(SeekFrom::Start(line.offset))
+        .map_err(io("write"))?;
+    file.write_all(b"#").map_err(io("write"))?;
+    file.sync_all().map_err(io("sync"))
+}
+
+/// Sends the first unused line of the list at `path` with `send`, then marks it used.
+///
+/// The list file is locked exclusively from before it is read until after the mark is on
+/// disk, so concurrent runs (threads or processes) each get a different line. The line is
+/// marked, by [`mark_used`]'s check and write, only when `send` succeeds; a failed send
+/// consumes nothing.
+pub fn consume<T, E>(
+    path: &Path,
+    send: impl FnOnce(&OtpLine) -> Result<T, E>,
+) -> Result<Used<T>, ConsumeError<E>> {
+    with_locked(
+        path,
+        |op, error| ConsumeError::List(io_err(op, path)(error)),
+        |file| consume_locked(file, path, send),
+    )
 }
 
 fn consume_locked<T, E>(
@@ -139,6 +222,7 @@ fn consume_locked<T, E>(
     let first_byte = usize::try_from(line.offset)
         .ok()
         .and_then(|i| text.as_bytes().get(i));
+    // Refused before sending, so a line that can never be marked is never sent.
     if !first_byte.is_some_and(u8::is_ascii) {
         return Err(ConsumeError::List(OtpFileError::NotAsciiStart {
             path: path.to_path_buf(),
@@ -146,7 +230,7 @@ fn consume_locked<T, E>(
         }));
     }
     let value = send(&line).map_err(ConsumeError::Send)?;
-    mark_used(file, line.offset)
+    mark_locked(file, &line)
         .map_err(|error| OtpFileError::Mark {
             path: path.to_path_buf(),
             line_no: line.line_no,
@@ -192,13 +276,6 @@ fn first_line(text: &str, path: &Path) -> Result<OtpLine, OtpFileError> {
             error: e.source,
         }),
     }
-}
-
-fn mark_used(file: &mut File, offset: u64) -> io::Result<()> {
-    // One byte at a known offset: a write that small is never torn.
-    file.seek(SeekFrom::Start(offset))?;
-    file.write_all(b"#")?;
-    file.sync_all()
 }
 
 /// What `knock otp generate` writes.
@@ -446,6 +523,133 @@ mod tests {
         let want = format!("open one-time list {}: ", path.display());
         assert!(err.starts_with(&want), "{err}");
         assert_eq!(err.matches("(os error").count(), 1, "{err}");
+    }
+
+    const SHARED: &str = "# one-time sequences for door ssh\n \
+                          7000,8000,9000\n \
+                          7001,8001:udp,9001\n\n \
+                          7002,8002,9002\n";
+
+    #[test]
+    fn marking_walks_the_list_in_knockds_format() {
+        let dir = Scratch::new("otp-mark-walk");
+        let path = write(&dir, "ssh.otp", SHARED);
+        let mut text = SHARED.to_string();
+        let mut used = Vec::new();
+        while let Some(line) = first_unused(&text).unwrap() {
+            used.push(line.line_no);
+            mark_used(&path, &line).unwrap();
+            text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.len(), SHARED.len(), "same size, one byte changed");
+        }
+        assert_eq!(used, vec![2, 3, 5]);
+        assert_eq!(
+            text,
+            "# one-time sequences for door ssh\n#7000,8000,9000\n#7001,8001:udp,9001\n\n#7002,8002,9002\n"
+        );
+        // The first line of a file, and a last line without a newline.
+        let path = write(&dir, "short", " 1,2,3\n 4,5,6");
+        for line in unused_lines(" 1,2,3\n 4,5,6").collect::<Vec<_>>() {
+            mark_used(&path, &line.unwrap()).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "#1,2,3\n#4,5,6");
+    }
+
+    #[test]
+    fn a_line_that_changed_since_it_was_read_is_left_alone() {
+        let dir = Scratch::new("otp-mark-changed");
+        let path = write(&dir, "ssh.otp", SHARED);
+        let line = first_unused(SHARED).unwrap().unwrap();
+        let changed = |line: &OtpLine| {
+            let err = mark_used(&path, line).unwrap_err();
+            assert!(matches!(err, MarkError::Changed), "{err}");
+            err
+        };
+        mark_used(&path, &line).unwrap();
+        // The same line again: used now.
+        let err = changed(&line);
+        assert_eq!(
+            err.to_string(),
+            "the line is no longer there unused (the file changed since it was read)"
+        );
+        let next = first_unused(&std::fs::read_to_string(&path).unwrap())
+            .unwrap()
+            .unwrap();
+        // Mid-line, past the end, another line number, other hits: all refused.
+        changed(&OtpLine {
+            offset: next.offset + 2,
+            ..next.clone()
+        });
+        changed(&OtpLine {
+            offset: 10_000,
+            ..next.clone()
+        });
+        changed(&OtpLine {
+            line_no: 4,
+            ..next.clone()
+        });
+        changed(&OtpLine {
+            hits: vec![Hit::tcp(7001), Hit::tcp(8001), Hit::tcp(9001)],
+            ..next.clone()
+        });
+        // A list regenerated in place with the same layout is a different list.
+        let regenerated = SHARED.replace("7001,8001:udp", "7101,8101:udp");
+        std::fs::write(&path, &regenerated).unwrap();
+        changed(&next);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), regenerated);
+        // Nothing was written by any refusal.
+        std::fs::write(&path, SHARED).unwrap();
+        mark_used(&path, &next).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(after.matches('#').count(), 2);
+    }
+
+    #[test]
+    fn a_non_ascii_first_byte_is_never_overwritten() {
+        let dir = Scratch::new("otp-mark-nbsp");
+        let text = "#1\n\u{a0}7000,8000\n";
+        let path = write(&dir, "list", text);
+        let line = first_unused(text).unwrap().unwrap();
+        let err = mark_used(&path, &line).unwrap_err();
+        assert!(matches!(err, MarkError::NotAsciiStart), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn a_missing_list_names_the_step_and_the_os_error_once() {
+        let dir = Scratch::new("otp-mark-missing");
+        let line = first_unused(" 1\n").unwrap().unwrap();
+        let err = mark_used(&dir.join("nope"), &line).unwrap_err();
+        assert!(matches!(err, MarkError::Io { op: "open", .. }), "{err}");
+        assert!(std::error::Error::source(&err).is_none());
+        let chain = format!("{:#}", anyhow::Error::new(err));
+        assert!(chain.starts_with("open: "), "{chain}");
+        assert_eq!(chain.matches("(os error").count(), 1, "{chain}");
+    }
+
+    #[test]
+    fn marking_waits_for_the_lock_a_consuming_client_holds() {
+        let dir = Scratch::new("otp-mark-lock");
+        let path = write(&dir, "list", " 1\n 2\n");
+        let line = first_unused(" 1\n 2\n").unwrap().unwrap();
+        let holder = File::open(&path).unwrap();
+        holder.lock().unwrap();
+        let (done, marked) = std::sync::mpsc::channel();
+        let worker = {
+            let path = path.clone();
+            std::thread::spawn(move || done.send(mark_used(&path, &line)).unwrap())
+        };
+        // Without the lock the mark takes microseconds; with it, it must still be waiting.
+        assert!(
+            marked
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .is_err()
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), " 1\n 2\n");
+        holder.unlock().unwrap();
+        marked.recv().unwrap().unwrap();
+        worker.join().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "#1\n 2\n");
     }
 
     /// A list of `n` lines of one distinct port each (line k holds port 1000 + k).

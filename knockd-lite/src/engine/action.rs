@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use knock_core::otp::OtpLine;
+
 /// Identifies one command the engine asked for, so the runtime can report its completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CommandId(pub u64);
@@ -40,13 +42,12 @@ pub enum Action {
         template: String,
         kind: CommandKind,
     },
-    /// Mark a one-time line used: write `#` at byte `offset` of `path`, flushed and synced.
+    /// Mark the one-time `line` of `path` used ([`knock_core::otp::file::mark_used`]).
     /// Always comes before the start command of the knock that used the line.
     ConsumeOneTime {
         door: Arc<str>,
         path: PathBuf,
-        line_no: usize,
-        offset: u64,
+        line: OtpLine,
     },
     /// Persist that the HMAC counter `counter` of `door` has been used. Comes before the
     /// start command.

@@ -491,8 +491,7 @@ impl Engine {
                     out.push(Action::ConsumeOneTime {
                         door: name.clone(),
                         path: ot.path.clone(),
-                        line_no: line.line_no,
-                        offset: line.offset,
+                        line,
                     });
                     consumed = true;
                 }

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use knock_core::otp;
+
 use super::commands::{Deferred, Running};
 use super::{Server, wall_ms};
 use crate::engine::{Action, CommandKind, Timestamp};
 use crate::exec::{self, Completion};
 use crate::log::Kind;
-use crate::otp_store;
 
 impl Server {
     /// Carries out `actions`, which the engine produced at `ms`.
@@ -20,15 +21,11 @@ impl Server {
         for action in actions {
             match action {
                 Action::Log(event) => self.journal.event(ms, &event),
-                Action::ConsumeOneTime {
-                    door,
-                    path,
-                    line_no,
-                    offset,
-                } => {
-                    if let Err(e) = otp_store::consume_line(&path, offset) {
+                Action::ConsumeOneTime { door, path, line } => {
+                    if let Err(e) = otp::file::mark_used(&path, &line) {
                         let line = format!(
-                            "{door}: cannot mark line {line_no} of {} used, command not run: {e}",
+                            "{door}: cannot mark line {} of {} used, command not run: {e}",
+                            line.line_no,
                             path.display()
                         );
                         self.journal.line(ms, &line, Kind::Error);
