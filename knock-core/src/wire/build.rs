@@ -31,23 +31,20 @@ use pnet_packet::ipv6::MutableIpv6Packet;
 use pnet_packet::tcp::{self, MutableTcpPacket};
 use pnet_packet::udp::{self, MutableUdpPacket};
 
-use crate::hit::{Proto, TcpFlags};
+use super::field;
+use super::{Proto, TcpFlags};
 
 /// Length of the IPv4 header we write (no options).
-pub const IPV4_HEADER_LEN: usize = 20;
-/// Length of the fixed IPv6 header.
-pub const IPV6_HEADER_LEN: usize = 40;
+const IPV4_HEADER_LEN: usize = field::ipv4::MIN_HEADER_LEN;
 /// Length of the TCP header we write (no options).
-pub const TCP_HEADER_LEN: usize = 20;
-/// Length of the UDP header.
-pub const UDP_HEADER_LEN: usize = 8;
+const TCP_HEADER_LEN: usize = field::tcp::MIN_HEADER_LEN;
 /// The TTL / hop limit the constructors use, the usual Linux and macOS default.
 pub const DEFAULT_TTL: u8 = 64;
 /// The window the [`TcpSegment::new`] constructor uses, the size of a typical Linux SYN.
 pub const DEFAULT_WINDOW: u16 = 64240;
 
-/// IPv4 "don't fragment" flag, in the 3-bit flags field.
-const IPV4_DF: u8 = 0b010;
+/// IPv4 "don't fragment" flag, in the 3-bit flags field pnet sets.
+const IPV4_DF: u8 = (field::ipv4::DONT_FRAGMENT >> 13) as u8;
 /// Largest value of the 16-bit IPv4 total length and IPv6 payload length fields.
 const MAX_LEN_FIELD: usize = u16::MAX as usize;
 
@@ -111,7 +108,7 @@ impl Transport<'_> {
     pub fn len(&self) -> usize {
         match self {
             Transport::Tcp(_) => TCP_HEADER_LEN,
-            Transport::Udp(u) => UDP_HEADER_LEN + u.payload.len(),
+            Transport::Udp(u) => field::udp::HEADER_LEN + u.payload.len(),
         }
     }
 
@@ -234,8 +231,8 @@ pub fn ipv6_packet(ip: &Ipv6Header, l4: &Transport<'_>) -> Result<Vec<u8>, Build
             max: MAX_LEN_FIELD,
         });
     }
-    let mut buf = vec![0u8; IPV6_HEADER_LEN + payload];
-    let (head, rest) = buf.split_at_mut(IPV6_HEADER_LEN);
+    let mut buf = vec![0u8; field::ipv6::HEADER_LEN + payload];
+    let (head, rest) = buf.split_at_mut(field::ipv6::HEADER_LEN);
     emit_transport(rest, l4, PseudoHeader::V6(ip.src, ip.dst));
 
     let mut pkt = MutableIpv6Packet::new(head).expect("buffer holds an IPv6 header");
@@ -296,12 +293,13 @@ pub fn ipv4_to_bsd_hdrincl(packet: &mut [u8]) -> Result<(), BuildError> {
     let Some(head) = packet.first_chunk_mut::<IPV4_HEADER_LEN>() else {
         return Err(BuildError::NotIpv4);
     };
-    if head[0] >> 4 != 4 {
+    if head[field::ipv4::VER_IHL] >> 4 != field::ipv4::VERSION {
         return Err(BuildError::NotIpv4);
     }
-    for at in [2, 6] {
-        let field = u16::from_be_bytes([head[at], head[at + 1]]);
-        [head[at], head[at + 1]] = field.to_ne_bytes();
+    for field in [field::ipv4::TOTAL_LEN, field::ipv4::FLAGS_FRAG] {
+        let at = field.start;
+        let value = u16::from_be_bytes([head[at], head[at + 1]]);
+        [head[at], head[at + 1]] = value.to_ne_bytes();
     }
     Ok(())
 }

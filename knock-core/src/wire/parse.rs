@@ -7,8 +7,9 @@
 //!
 //! What is accepted:
 //!
-//! * links: Ethernet II with up to [`MAX_VLAN_TAGS`] stacked 802.1Q / 802.1ad tags, BSD
-//!   loopback (`DLT_NULL`), raw IP and Linux cooked capture (`DLT_LINUX_SLL`);
+//! * links: Ethernet II with up to [`vlan::MAX_TAGS`] stacked VLAN tags of the TPIDs in
+//!   [`ethertype::VLAN_TPIDS`] (802.1Q and 802.1ad), BSD loopback (`DLT_NULL`), raw IP and
+//!   Linux cooked capture (`DLT_LINUX_SLL`);
 //! * IPv4 with options; a non-first fragment (offset != 0) is refused with
 //!   [`ParseError::Fragment`] as it carries no ports, a first fragment is read;
 //! * IPv6 with up to [`MAX_IPV6_EXTENSIONS`] hop-by-hop, routing, destination-options and
@@ -18,36 +19,14 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::KnockPacket;
-use crate::hit::{Proto, TcpFlags};
+use super::field::{
+    Field, arphrd, ethernet, ethertype, ip_proto, ipv4, ipv6, ipv6_ext, ipv6_fragment, loopback,
+    sll, tcp, udp, vlan,
+};
+use super::{KnockPacket, Proto, TcpFlags};
 
-/// How many VLAN tags may stand between the Ethernet header and IP. Real networks use one
-/// (802.1Q) or two (802.1ad "Q-in-Q"); the bound keeps hostile frames cheap.
-pub const MAX_VLAN_TAGS: usize = 4;
 /// How many IPv6 extension headers the parser walks before giving up.
 pub const MAX_IPV6_EXTENSIONS: usize = 8;
-
-const ETHERNET_HEADER_LEN: usize = 14;
-const SLL_HEADER_LEN: usize = 16;
-const LOOPBACK_HEADER_LEN: usize = 4;
-const VLAN_TAG_LEN: usize = 4;
-const IPV4_MIN_HEADER_LEN: usize = 20;
-const TCP_MIN_HEADER_LEN: usize = 20;
-const UDP_HEADER_LEN: usize = 8;
-const IPV6_FRAGMENT_HEADER_LEN: usize = 8;
-
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100; // 802.1Q customer tag
-const ETHERTYPE_QINQ: u16 = 0x88a8; // 802.1ad service tag
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100; // pre-standard service tag, still seen on switches
-
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const IPV6_HOP_BY_HOP: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_FRAGMENT: u8 = 44;
-const IPV6_DEST_OPTIONS: u8 = 60;
 
 /// The layer-2 framing in front of the IP header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,13 +47,33 @@ pub enum LinkType {
 
 impl LinkType {
     /// The link type of a Linux interface from its `ARPHRD_*` hardware type (the
-    /// `sll_hatype` of an `AF_PACKET` socket), for the types a knock can arrive on.
+    /// `sll_hatype` of an `AF_PACKET` socket): what the kernel puts in front of the IP header
+    /// on a `SOCK_RAW` packet socket bound to it, for the types a knock can arrive on.
+    ///
+    /// A device shows a link header there only if it has header operations that build one
+    /// (`dev_has_header`); the tunnels and PPP have none, so their frames start with IP, in
+    /// both directions, and the version nibble tells IPv4 from IPv6. Devices whose header is
+    /// not fixed by their type (GRE, which shows its outer IP and GRE header only in some
+    /// modes; IP over InfiniBand; 802.11 monitor mode) are `None`: the caller declines them.
     pub fn from_arphrd(hatype: u16) -> Option<LinkType> {
         match hatype {
-            // ARPHRD_ETHER, ARPHRD_LOOPBACK (the kernel gives lo a zero Ethernet header)
-            1 | 772 => Some(LinkType::Ethernet),
-            // ARPHRD_RAWIP, ARPHRD_NONE (tun devices in IFF_TUN mode, WireGuard)
-            519 | 0xfffe => Some(LinkType::RawIp),
+            // Ethernet, veth, bridges, VLAN devices, macvlan, tap, Wi-Fi in station mode;
+            // and lo, to which the kernel gives an all-zero Ethernet header.
+            arphrd::ETHER | arphrd::LOOPBACK => Some(LinkType::Ethernet),
+            // ppp_generic (pppd, PPPoE, L2TP) takes the 2-byte PPP protocol off before a
+            // received packet is delivered and adds it only after the tap on send.
+            // (Synchronous HDLC cards running PPP show a 4-byte HDLC header instead; their
+            // frames start 0xff, fail the version check and are refused, never misread.)
+            arphrd::PPP
+            // Raw-IP modems (qmi_wwan, rmnet).
+            | arphrd::RAWIP
+            // ipip and vti, ip6tnl and vti6, sit: the outer header is gone on receive and
+            // not yet there when a sent packet passes the tap.
+            | arphrd::TUNNEL
+            | arphrd::TUNNEL6
+            | arphrd::SIT
+            // tun devices in IFF_TUN mode, WireGuard.
+            | arphrd::NONE => Some(LinkType::RawIp),
             _ => None,
         }
     }
@@ -101,7 +100,7 @@ impl LinkType {
 pub enum ParseError {
     /// The frame is shorter than its link-layer header (VLAN tags included).
     LinkTruncated,
-    /// More than [`MAX_VLAN_TAGS`] VLAN tags are stacked.
+    /// More than [`vlan::MAX_TAGS`] VLAN tags are stacked.
     TooManyVlanTags,
     /// The link layer carries something other than IPv4 or IPv6 (ARP, LLDP...).
     NotIp,
@@ -199,19 +198,19 @@ impl std::error::Error for ParseError {}
 pub fn parse_frame(link: LinkType, frame: &[u8]) -> Result<KnockPacket, ParseError> {
     match link {
         LinkType::Ethernet => {
-            let Some((head, rest)) = frame.split_first_chunk::<ETHERNET_HEADER_LEN>() else {
+            let Some((head, rest)) = frame.split_first_chunk::<{ ethernet::HEADER_LEN }>() else {
                 return Err(ParseError::LinkTruncated);
             };
-            parse_ethertype(be16(head[12], head[13]), rest)
+            parse_ethertype(be16(head, ethernet::ETHERTYPE), rest)
         }
         LinkType::LinuxSll => {
-            let Some((head, rest)) = frame.split_first_chunk::<SLL_HEADER_LEN>() else {
+            let Some((head, rest)) = frame.split_first_chunk::<{ sll::HEADER_LEN }>() else {
                 return Err(ParseError::LinkTruncated);
             };
-            parse_ethertype(be16(head[14], head[15]), rest)
+            parse_ethertype(be16(head, sll::PROTOCOL), rest)
         }
         LinkType::Loopback => {
-            let Some((head, rest)) = frame.split_first_chunk::<LOOPBACK_HEADER_LEN>() else {
+            let Some((head, rest)) = frame.split_first_chunk::<{ loopback::HEADER_LEN }>() else {
                 return Err(ParseError::LinkTruncated);
             };
             // Families are small numbers, so a value with high bits set was written in the
@@ -222,11 +221,12 @@ pub fn parse_frame(link: LinkType, frame: &[u8]) -> Result<KnockPacket, ParseErr
             } else {
                 family
             };
-            match family {
-                2 => parse_ipv4(rest),
-                // AF_INET6 on Linux, Windows (Npcap loopback), Net/OpenBSD, FreeBSD, macOS
-                10 | 23 | 24 | 28 | 30 => parse_ipv6(rest),
-                _ => Err(ParseError::NotIp),
+            if family == loopback::AF_INET {
+                parse_ipv4(rest)
+            } else if loopback::AF_INET6.contains(&family) {
+                parse_ipv6(rest)
+            } else {
+                Err(ParseError::NotIp)
             }
         }
         LinkType::RawIp => parse_ip(frame),
@@ -246,127 +246,120 @@ pub fn parse_ip(packet: &[u8]) -> Result<KnockPacket, ParseError> {
 /// Skips VLAN tags, then hands the rest to the IP parser the EtherType names.
 fn parse_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<KnockPacket, ParseError> {
     let mut tags = 0;
-    while matches!(
-        ethertype,
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-    ) {
-        if tags == MAX_VLAN_TAGS {
+    while ethertype::VLAN_TPIDS.contains(&ethertype) {
+        if tags == vlan::MAX_TAGS {
             return Err(ParseError::TooManyVlanTags);
         }
         // A tag is the 16-bit TCI followed by the EtherType of what comes next.
-        let Some((tag, inner)) = rest.split_first_chunk::<VLAN_TAG_LEN>() else {
+        let Some((tag, inner)) = rest.split_first_chunk::<{ vlan::TAG_LEN }>() else {
             return Err(ParseError::LinkTruncated);
         };
-        ethertype = be16(tag[2], tag[3]);
+        ethertype = be16(tag, vlan::ETHERTYPE);
         rest = inner;
         tags += 1;
     }
     match ethertype {
-        ETHERTYPE_IPV4 => parse_ipv4(rest),
-        ETHERTYPE_IPV6 => parse_ipv6(rest),
+        ethertype::IPV4 => parse_ipv4(rest),
+        ethertype::IPV6 => parse_ipv6(rest),
         _ => Err(ParseError::NotIp),
     }
 }
 
 fn parse_ipv4(packet: &[u8]) -> Result<KnockPacket, ParseError> {
-    let Some(h) = packet.first_chunk::<IPV4_MIN_HEADER_LEN>() else {
+    let Some(h) = packet.first_chunk::<{ ipv4::MIN_HEADER_LEN }>() else {
         return Err(if packet.is_empty() {
             ParseError::Empty
         } else {
             ParseError::Ipv4Truncated
         });
     };
-    if h[0] >> 4 != 4 {
+    if h[ipv4::VER_IHL] >> 4 != ipv4::VERSION {
         return Err(ParseError::BadIpVersion);
     }
-    let header_len = usize::from(h[0] & 0x0f) * 4;
-    if header_len < IPV4_MIN_HEADER_LEN {
+    let header_len = usize::from(h[ipv4::VER_IHL] & 0x0f) * 4;
+    if header_len < ipv4::MIN_HEADER_LEN {
         return Err(ParseError::Ipv4BadHeaderLength);
     }
     if header_len > packet.len() {
         return Err(ParseError::Ipv4Truncated);
     }
     // Ethernet pads short frames, so the total length, not the frame, bounds the payload.
-    let total_len = usize::from(be16(h[2], h[3]));
+    let total_len = usize::from(be16(h, ipv4::TOTAL_LEN));
     if total_len < header_len || total_len > packet.len() {
         return Err(ParseError::Ipv4BadTotalLength);
     }
-    let flags_offset = be16(h[6], h[7]);
-    if flags_offset & 0x1fff != 0 {
+    let flags_offset = be16(h, ipv4::FLAGS_FRAG);
+    if flags_offset & ipv4::FRAG_OFFSET_MASK != 0 {
         return Err(ParseError::Fragment);
     }
-    let more_fragments = flags_offset & 0x2000 != 0;
+    let more_fragments = flags_offset & ipv4::MORE_FRAGMENTS != 0;
     let Some(payload) = packet.get(header_len..total_len) else {
         return Err(ParseError::Ipv4BadTotalLength);
     };
-    let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-    let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-    parse_transport(h[9], payload, src.into(), dst.into(), more_fragments)
+    let src = Ipv4Addr::from(bytes::<4>(h, ipv4::SRC));
+    let dst = Ipv4Addr::from(bytes::<4>(h, ipv4::DST));
+    parse_transport(
+        h[ipv4::PROTOCOL],
+        payload,
+        src.into(),
+        dst.into(),
+        more_fragments,
+    )
 }
 
 fn parse_ipv6(packet: &[u8]) -> Result<KnockPacket, ParseError> {
-    // Fixed header: version/class/label (4), payload length (2), next header, hop limit,
-    // then the two addresses.
     if packet.is_empty() {
         return Err(ParseError::Empty);
     }
-    let Some((h, addrs)) = packet.split_first_chunk::<8>() else {
+    let Some((h, rest)) = packet.split_first_chunk::<{ ipv6::HEADER_LEN }>() else {
         return Err(ParseError::Ipv6Truncated);
     };
-    let Some((src, addrs)) = addrs.split_first_chunk::<16>() else {
-        return Err(ParseError::Ipv6Truncated);
-    };
-    let Some((dst, rest)) = addrs.split_first_chunk::<16>() else {
-        return Err(ParseError::Ipv6Truncated);
-    };
-    if h[0] >> 4 != 6 {
+    if h[ipv6::VER_TC_FLOW.start] >> 4 != ipv6::VERSION {
         return Err(ParseError::BadIpVersion);
     }
-    let payload_len = usize::from(be16(h[4], h[5]));
+    let payload_len = usize::from(be16(h, ipv6::PAYLOAD_LEN));
     let Some(mut payload) = rest.get(..payload_len) else {
         return Err(ParseError::Ipv6Truncated);
     };
-    let src = Ipv6Addr::from(*src);
-    let dst = Ipv6Addr::from(*dst);
+    let src = Ipv6Addr::from(bytes::<16>(h, ipv6::SRC));
+    let dst = Ipv6Addr::from(bytes::<16>(h, ipv6::DST));
 
-    let mut next = h[6];
+    let mut next = h[ipv6::NEXT_HEADER];
     let mut fragmented = false;
     let mut walked = 0;
     loop {
         match next {
-            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTIONS => {
-                if next == IPV6_HOP_BY_HOP && walked > 0 {
+            ip_proto::HOP_BY_HOP | ip_proto::IPV6_ROUTING | ip_proto::IPV6_DEST_OPTIONS => {
+                if next == ip_proto::HOP_BY_HOP && walked > 0 {
                     return Err(ParseError::Ipv6MisplacedHopByHop);
                 }
                 if walked == MAX_IPV6_EXTENSIONS {
                     return Err(ParseError::Ipv6TooManyExtensions);
                 }
-                // Next header, then the length in 8-byte units not counting the first 8.
-                let Some(&[nh, units]) = payload.first_chunk::<2>() else {
+                let Some(e) = payload.first_chunk::<{ ipv6_ext::MIN_LEN }>() else {
                     return Err(ParseError::Ipv6ExtensionTruncated);
                 };
-                let len = (usize::from(units) + 1) * 8;
+                let len = (usize::from(e[ipv6_ext::LENGTH]) + 1) * ipv6_ext::UNIT;
                 let Some(rest) = payload.get(len..) else {
                     return Err(ParseError::Ipv6ExtensionTruncated);
                 };
-                next = nh;
+                next = e[ipv6_ext::NEXT_HEADER];
                 payload = rest;
             }
-            IPV6_FRAGMENT => {
+            ip_proto::IPV6_FRAGMENT => {
                 if walked == MAX_IPV6_EXTENSIONS {
                     return Err(ParseError::Ipv6TooManyExtensions);
                 }
-                let Some((f, rest)) = payload.split_first_chunk::<IPV6_FRAGMENT_HEADER_LEN>()
+                let Some((f, rest)) = payload.split_first_chunk::<{ ipv6_fragment::HEADER_LEN }>()
                 else {
                     return Err(ParseError::Ipv6ExtensionTruncated);
                 };
-                // Bytes 2-3: 13-bit offset, 2 reserved bits, M flag.
-                let offset_flags = be16(f[2], f[3]);
-                if offset_flags >> 3 != 0 {
+                let offset_flags = be16(f, ipv6_fragment::OFFSET_FLAGS);
+                if offset_flags & ipv6_fragment::OFFSET_MASK != 0 {
                     return Err(ParseError::Fragment);
                 }
-                fragmented |= offset_flags & 1 != 0;
-                next = f[0];
+                fragmented |= offset_flags & ipv6_fragment::MORE_FRAGMENTS != 0;
+                next = f[ipv6_fragment::NEXT_HEADER];
                 payload = rest;
             }
             _ => return parse_transport(next, payload, src.into(), dst.into(), fragmented),
@@ -384,13 +377,13 @@ fn parse_transport(
     dst: IpAddr,
     fragmented: bool,
 ) -> Result<KnockPacket, ParseError> {
-    match proto {
-        PROTO_TCP => {
-            let Some(h) = segment.first_chunk::<TCP_MIN_HEADER_LEN>() else {
+    match Proto::from_number(proto) {
+        Some(Proto::Tcp) => {
+            let Some(h) = segment.first_chunk::<{ tcp::MIN_HEADER_LEN }>() else {
                 return Err(ParseError::TcpTruncated);
             };
-            let data_offset = usize::from(h[12] >> 4) * 4;
-            if data_offset < TCP_MIN_HEADER_LEN {
+            let data_offset = usize::from(h[tcp::DATA_OFFSET] >> 4) * 4;
+            if data_offset < tcp::MIN_HEADER_LEN {
                 return Err(ParseError::TcpBadDataOffset);
             }
             if data_offset > segment.len() {
@@ -400,32 +393,42 @@ fn parse_transport(
                 src,
                 dst,
                 proto: Proto::Tcp,
-                dst_port: be16(h[2], h[3]),
-                tcp_flags: TcpFlags::from_bits(h[13]),
+                dst_port: be16(h, tcp::DST_PORT),
+                tcp_flags: TcpFlags::from_bits(h[tcp::FLAGS]),
             })
         }
-        PROTO_UDP => {
-            let Some(h) = segment.first_chunk::<UDP_HEADER_LEN>() else {
+        Some(Proto::Udp) => {
+            let Some(h) = segment.first_chunk::<{ udp::HEADER_LEN }>() else {
                 return Err(ParseError::UdpTruncated);
             };
-            let len = usize::from(be16(h[4], h[5]));
-            if len < UDP_HEADER_LEN || (!fragmented && len > segment.len()) {
+            let len = usize::from(be16(h, udp::LENGTH));
+            if len < udp::HEADER_LEN || (!fragmented && len > segment.len()) {
                 return Err(ParseError::UdpBadLength);
             }
             Ok(KnockPacket {
                 src,
                 dst,
                 proto: Proto::Udp,
-                dst_port: be16(h[2], h[3]),
+                dst_port: be16(h, udp::DST_PORT),
                 tcp_flags: TcpFlags::NONE,
             })
         }
-        _ => Err(ParseError::NotTcpOrUdp),
+        None => Err(ParseError::NotTcpOrUdp),
     }
 }
 
-fn be16(hi: u8, lo: u8) -> u16 {
-    u16::from_be_bytes([hi, lo])
+/// The big-endian u16 in `field` of a header whose whole length was checked (`N` bytes),
+/// so the index is in bounds for every field of that header.
+fn be16<const N: usize>(header: &[u8; N], field: Field) -> u16 {
+    u16::from_be_bytes(bytes::<2>(header, field))
+}
+
+/// The `M` bytes of `field` in a header whose whole length was checked.
+fn bytes<const M: usize>(header: &[u8], field: Field) -> [u8; M] {
+    debug_assert_eq!(field.len(), M);
+    let mut out = [0; M];
+    out.copy_from_slice(&header[field]);
+    out
 }
 
 #[cfg(test)]
@@ -554,7 +557,7 @@ mod tests {
         fn kind(self) -> u8 {
             match self {
                 Ext::Opts(kind, _) => kind,
-                Ext::Frag { .. } => IPV6_FRAGMENT,
+                Ext::Frag { .. } => ip_proto::IPV6_FRAGMENT,
             }
         }
     }
@@ -656,8 +659,21 @@ mod tests {
             case(
                 "four tags, the limit",
                 Ethernet,
-                eth_tagged(&[ad, old, q, q], 0x0800, &p4),
+                eth_tagged(&[ad, q, ad, q], 0x0800, &p4),
                 k4_tcp(FIN_PSH),
+            ),
+            // Only the tags the kernel itself takes off (field::ethertype::VLAN_TPIDS).
+            case(
+                "pre-standard Q-in-Q tag",
+                Ethernet,
+                eth_tagged(&[old], 0x0800, &p4),
+                Err(NotIp),
+            ),
+            case(
+                "pre-standard tag under an 802.1ad tag",
+                Ethernet,
+                eth_tagged(&[ad, old], 0x0800, &p4),
+                Err(NotIp),
             ),
             case(
                 "five tags",
@@ -1048,7 +1064,11 @@ mod tests {
     #[test]
     fn ipv6() {
         use Ext::{Frag, Opts};
-        let (hbh, rt, dst) = (IPV6_HOP_BY_HOP, IPV6_ROUTING, IPV6_DEST_OPTIONS);
+        let (hbh, rt, dst) = (
+            ip_proto::HOP_BY_HOP,
+            ip_proto::IPV6_ROUTING,
+            ip_proto::IPV6_DEST_OPTIONS,
+        );
         let t = tcp_seg();
         let u = udp_seg();
         let p = v6(tcp(FIN_PSH));
@@ -1187,7 +1207,7 @@ mod tests {
             case(
                 "fragment header cut short",
                 RawIp,
-                v6_chain(&[], IPV6_FRAGMENT, &[6, 0, 0, 0, 0, 0, 0]),
+                v6_chain(&[], ip_proto::IPV6_FRAGMENT, &[6, 0, 0, 0, 0, 0, 0]),
                 Err(Ipv6ExtensionTruncated),
             ),
             case(
@@ -1361,7 +1381,7 @@ mod tests {
         let u4 = v4(udp(b"knock"));
         let p6 = v6_chain(
             &[
-                Opts(IPV6_HOP_BY_HOP, 0),
+                Opts(ip_proto::HOP_BY_HOP, 0),
                 Frag {
                     offset: 0,
                     more: false,
@@ -1457,7 +1477,14 @@ mod tests {
         assert_eq!(LinkType::from_arphrd(772), Some(Ethernet));
         assert_eq!(LinkType::from_arphrd(0xfffe), Some(RawIp));
         assert_eq!(LinkType::from_arphrd(519), Some(RawIp));
-        assert_eq!(LinkType::from_arphrd(24), None); // ARPHRD_IEEE1394
+        // PPP, ipip, ip6tnl, sit: no link header in front of IP.
+        for hatype in [512, 768, 769, 776] {
+            assert_eq!(LinkType::from_arphrd(hatype), Some(RawIp), "{hatype}");
+        }
+        // No fixed framing: declined.
+        for hatype in [24, 32, 778, 803, 823] {
+            assert_eq!(LinkType::from_arphrd(hatype), None, "{hatype}");
+        }
         assert_eq!(LinkType::from_pcap(0), Some(Loopback));
         assert_eq!(LinkType::from_pcap(1), Some(Ethernet));
         assert_eq!(LinkType::from_pcap(101), Some(RawIp));
