@@ -152,13 +152,14 @@ fuzz_target!(|input: Input| {
 });
 
 fn wrap(link: &Link, v6: bool, packet: &[u8]) -> (LinkType, Vec<u8>) {
-    let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
+    let ether: u16 = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
     match link {
         Link::Raw => (LinkType::RawIp, packet.to_vec()),
         Link::Ethernet { macs, tags } => {
             let mut f = macs.to_vec();
             for &(kind, tci) in tags.iter().take(4) {
-                let tpid: u16 = [0x8100, 0x88a8, 0x9100][usize::from(kind % 3)];
+                let tpids = ethertype::VLAN_TPIDS;
+                let tpid = tpids[usize::from(kind) % tpids.len()];
                 f.extend(tpid.to_be_bytes());
                 f.extend(tci.to_be_bytes());
             }

@@ -252,7 +252,7 @@ pub(crate) mod testing {
                 return Err(SendError::Io {
                     op: Op::SendTo,
                     addr: SocketAddr::new(dst, hit.port),
-                    source: io::ErrorKind::PermissionDenied.into(),
+                    error: io::ErrorKind::PermissionDenied.into(),
                 });
             }
             let event = match self.raw {

@@ -21,13 +21,13 @@ pub struct OtpLine {
     pub hits: Vec<Hit>,
 }
 
-/// An unused line that does not parse.
+/// An unused line that does not parse. The message holds the hit's error, so it is not also
+/// the `source()`: a context chain (`{:#}`) would print it twice.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line_no}: {source}")]
+#[error("line {line_no}: {error}")]
 pub struct OtpError {
     pub line_no: usize,
-    #[source]
-    pub source: HitError,
+    pub error: HitError,
 }
 
 /// Every unused line in file order, each parsed or with its error.
@@ -49,9 +49,9 @@ pub fn unused_lines(text: &str) -> impl Iterator<Item = Result<OtpLine, OtpError
                         offset: start,
                         hits,
                     })
-                    .map_err(|source| OtpError {
+                    .map_err(|error| OtpError {
                         line_no: i + 1,
-                        source,
+                        error,
                     }),
             )
         })

@@ -273,7 +273,7 @@ fn first_line(text: &str, path: &Path) -> Result<OtpLine, OtpFileError> {
         Err(e) => Err(OtpFileError::BadLine {
             path: path.to_path_buf(),
             line_no: e.line_no,
-            error: e.source,
+            error: e.error,
         }),
     }
 }

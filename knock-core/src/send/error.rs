@@ -69,26 +69,25 @@ impl fmt::Display for RawNeed {
     }
 }
 
-/// A failed send. `Display` names the operation and the address
-/// (`connect 192.0.2.2:7000`); the OS error is the [`source`](std::error::Error::source),
-/// so a context chain prints `connect 192.0.2.2:7000: Network is unreachable (os error 101)`.
+/// A failed send. `Display` names the operation, the address and the OS error
+/// (`connect 192.0.2.2:7000: Network is unreachable (os error 101)`); the OS error is not
+/// also the `source()`, so a context chain (`{:#}`) prints it once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    #[error("{op} {addr}")]
+    #[error("{op} {addr}: {error}")]
     Io {
         op: Op,
         addr: SocketAddr,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
 
 impl SendError {
-    pub(crate) fn io(op: Op, addr: SocketAddr, source: io::Error) -> SendError {
-        SendError::Io { op, addr, source }
+    pub(crate) fn io(op: Op, addr: SocketAddr, error: io::Error) -> SendError {
+        SendError::Io { op, addr, error }
     }
 }
 
@@ -96,16 +95,9 @@ impl SendError {
 mod tests {
     use super::*;
 
-    /// Every cause, joined the way `{:#}` of anyhow joins them.
-    fn chain(e: &dyn std::error::Error) -> String {
-        let mut text = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        text
+    /// The error and every cause, the way the binaries print it.
+    fn chain(e: SendError) -> String {
+        format!("{:#}", anyhow::Error::new(e))
     }
 
     #[test]
@@ -115,13 +107,23 @@ mod tests {
             "192.0.2.2:7000".parse().unwrap(),
             io::Error::other("boom"),
         );
-        assert_eq!(chain(&e), "connect 192.0.2.2:7000: boom");
+        assert_eq!(chain(e), "connect 192.0.2.2:7000: boom");
         let e = SendError::io(
             Op::SendTo,
             "[2001:db8::2]:8000".parse().unwrap(),
             io::Error::other("boom"),
         );
-        assert_eq!(chain(&e), "sendto [2001:db8::2]:8000: boom");
+        assert_eq!(chain(e), "sendto [2001:db8::2]:8000: boom");
+        // An OS error, in the message and not also the source: printed once.
+        let e = SendError::io(
+            Op::SendTo,
+            "192.0.2.2:7000".parse().unwrap(),
+            io::Error::from_raw_os_error(libc::EPERM),
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        let text = chain(e);
+        assert!(text.starts_with("sendto 192.0.2.2:7000: "), "{text}");
+        assert_eq!(text.matches("(os error").count(), 1, "{text}");
         let ops = [
             Op::Socket,
             Op::Bind,
@@ -141,7 +143,7 @@ mod tests {
     fn refusal_reads_alone() {
         let e = SendError::from(Refusal::NeedsRaw);
         assert_eq!(
-            chain(&e),
+            chain(e),
             "exact TCP flags need a raw socket, which the plain sender does not use"
         );
         let e = SendError::from(Refusal::NoPrivilege {
@@ -149,7 +151,7 @@ mod tests {
             grant: Grant::RootOrCapNetRaw,
         });
         assert_eq!(
-            chain(&e),
+            chain(e),
             "exact TCP flags need a raw socket, which needs root or CAP_NET_RAW"
         );
     }

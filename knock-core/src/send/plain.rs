@@ -203,10 +203,14 @@ mod tests {
         let err = PlainSender::with_source_port(Some(port))
             .send(&Hit::udp(9), LOOPBACK)
             .unwrap_err();
-        assert_eq!(err.to_string(), format!("bind 0.0.0.0:{port}"));
-        let SendError::Io { source, .. } = err else {
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("bind 0.0.0.0:{port}: ")),
+            "{text}"
+        );
+        let SendError::Io { error, .. } = err else {
             panic!("not an I/O error: {err:?}");
         };
-        assert_eq!(source.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 }
