@@ -9,6 +9,7 @@ use knock_core::wire::{
     Ipv4Header, Ipv6Header, KnockPacket, LinkType, TcpSegment, Transport, UdpDatagram, ipv4_packet,
     ipv4_to_bsd_hdrincl, ipv6_packet, parse_frame, transport_segment,
 };
+use knock_core::wire::field::ethertype;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -163,13 +164,13 @@ fn wrap(link: &Link, v6: bool, packet: &[u8]) -> (LinkType, Vec<u8>) {
                 f.extend(tpid.to_be_bytes());
                 f.extend(tci.to_be_bytes());
             }
-            f.extend(ethertype.to_be_bytes());
+            f.extend(ether.to_be_bytes());
             f.extend(packet);
             (LinkType::Ethernet, f)
         }
         Link::Sll { head } => {
             let mut f = head.to_vec();
-            f.extend(ethertype.to_be_bytes());
+            f.extend(ether.to_be_bytes());
             f.extend(packet);
             (LinkType::LinuxSll, f)
         }

@@ -1,7 +1,8 @@
 //! The command line's syntax (clap derive): what the user wrote, before anything is
 //! looked up. [`crate::plan`] turns it into what to do.
 
-use clap::Parser;
+use clap::{Args, Parser};
+use knock_core::profile::{DEFAULT_DELAY_MS, Family};
 
 /// First words that are subcommands (`knock profile ...`). None of them can be a HOST, so
 /// a subcommand never changes what a working command line does.
@@ -33,21 +34,11 @@ Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error, bad
 hit that needs privileges this run does not have (nothing is sent then)."
 )]
 pub(crate) struct KnockArgs {
-    /// Send bare PORT hits as UDP (an explicit PORT:tcp stays TCP)
-    #[arg(short = 'u', long)]
-    pub udp: bool,
+    #[command(flatten)]
+    pub send: SendFlags,
 
-    /// Wait MS milliseconds between hits (not after the last one)
-    #[arg(short = 'd', long, value_name = "MS", default_value_t = 0)]
-    pub delay: u64,
-
-    /// Use HOST's IPv4 address
-    #[arg(short = '4', long, conflicts_with = "ipv6")]
-    pub ipv4: bool,
-
-    /// Use HOST's IPv6 address
-    #[arg(short = '6', long)]
-    pub ipv6: bool,
+    #[command(flatten)]
+    pub source: SourcePort,
 
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
@@ -56,16 +47,6 @@ pub(crate) struct KnockArgs {
     /// Draw no progress bar (one is drawn only when stderr is a terminal)
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
-
-    /// Send TCP hits without flags through a raw socket too, as bare SYNs (needs
-    /// privileges, see below)
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send every hit from this source port (default: a random port per raw hit, an
-    /// ephemeral one per plain hit)
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub source_port: Option<u16>,
 
     /// Print the hits that would be sent, and send nothing (HOST is still resolved; a hit
     /// a real run would refuse gets a note on stderr)
@@ -83,6 +64,74 @@ pub(crate) struct KnockArgs {
     /// Hits to send, in order
     #[arg(value_name = "HIT", required = true, allow_negative_numbers = true)]
     pub hits: Vec<String>,
+}
+
+/// How the hits go out: the options `knock`, `knock profile NAME` and `knock profile save`
+/// share, defined once so that their meaning and help cannot drift apart. For a profile,
+/// each one given wins over the profile's value; `save` stores the ones given.
+#[derive(Debug, Default, Args)]
+pub(crate) struct SendFlags {
+    /// Send bare PORT hits as UDP (an explicit PORT:tcp stays TCP)
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    // The help names the default from its constant.
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "MS",
+        help = format!(
+            "Wait MS milliseconds between hits, not after the last one \
+             [default: a profile's delay_ms, else {DEFAULT_DELAY_MS}]"
+        )
+    )]
+    pub delay: Option<u64>,
+
+    /// Use the host's IPv4 address
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use the host's IPv6 address
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+
+    /// Send TCP hits without flags through a raw socket too, as bare SYNs (needs
+    /// privileges; `knock --help` says which)
+    #[arg(long)]
+    pub raw: bool,
+}
+
+impl SendFlags {
+    /// The family `-4` or `-6` asks for, `None` when neither is given (clap refuses both).
+    pub(crate) fn family(&self) -> Option<Family> {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::Ipv4),
+            (_, true) => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+
+    /// Whether none of these options was given.
+    pub(crate) fn is_empty(&self) -> bool {
+        let SendFlags {
+            udp,
+            delay,
+            ipv4,
+            ipv6,
+            raw,
+        } = self;
+        delay.is_none() && ![udp, ipv4, ipv6, raw].iter().any(|&&b| b)
+    }
+}
+
+/// `--source-port`, for the commands that send now (`knock`, `knock profile NAME`); a
+/// profile does not keep one, so `save` does not take it.
+#[derive(Debug, Default, Args)]
+pub(crate) struct SourcePort {
+    /// Send every hit from this source port (default: a random port per raw hit, an
+    /// ephemeral one per plain hit)
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
 }
 
 /// Refuses a reserved word as HOST, wherever on the line it stands.
@@ -121,37 +170,40 @@ mod tests {
         let a = parse(&["host", "7000"]).unwrap();
         assert_eq!(a.host, "host");
         assert_eq!(a.hits, ["7000"]);
-        assert!(!a.udp && !a.ipv4 && !a.ipv6 && !a.verbose && !a.dry_run && !a.json);
-        assert!(!a.raw);
-        assert_eq!(a.delay, 0);
-        assert_eq!(a.source_port, None);
+        assert!(a.send.is_empty() && a.send.family().is_none());
+        assert!(!a.verbose && !a.dry_run && !a.json);
+        assert_eq!(a.send.delay, None);
+        assert_eq!(a.source.source_port, None);
 
         let a = parse(&["-u", "-d", "250", "-4", "-v", "h", "1,2", "3:tcp"]).unwrap();
-        assert!(a.udp && a.ipv4 && a.verbose);
-        assert_eq!(a.delay, 250);
+        assert!(a.send.udp && a.send.ipv4 && a.verbose);
+        assert_eq!(a.send.family(), Some(Family::Ipv4));
+        assert_eq!(a.send.delay, Some(250));
         assert_eq!(a.hits, ["1,2", "3:tcp"]);
 
         let a = parse(&["--udp", "--delay=5", "--ipv6", "--verbose", "h", "1"]).unwrap();
-        assert!(a.udp && a.ipv6 && a.verbose);
-        assert_eq!(a.delay, 5);
+        assert!(a.send.udp && a.send.ipv6 && a.verbose);
+        assert_eq!(a.send.family(), Some(Family::Ipv6));
+        assert_eq!(a.send.delay, Some(5));
 
         // knock(1) uses getopt, which also takes options after the operands.
         let a = parse(&["h", "1", "-v", "-d100"]).unwrap();
         assert!(a.verbose);
-        assert_eq!(a.delay, 100);
+        assert_eq!(a.send.delay, Some(100));
 
         let a = parse(&["--dry-run", "--json", "h", "1"]).unwrap();
         assert!(a.dry_run && a.json);
 
         let a = parse(&["--raw", "--source-port", "40000", "h", "1"]).unwrap();
-        assert!(a.raw);
-        assert_eq!(a.source_port, Some(40000));
+        assert!(a.send.raw && !a.send.is_empty());
+        assert_eq!(a.source.source_port, Some(40000));
         let a = parse(&["h", "1", "--source-port=1", "--raw"]).unwrap();
-        assert!(a.raw);
-        assert_eq!(a.source_port, Some(1));
+        assert!(a.send.raw);
+        assert_eq!(a.source.source_port, Some(1));
         assert_eq!(
             parse(&["--source-port", "65535", "h", "1"])
                 .unwrap()
+                .source
                 .source_port,
             Some(65535)
         );
@@ -165,6 +217,21 @@ mod tests {
             err.to_string().contains(&reserved_message("profile")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn dash_4_and_dash_6_choose_the_family() {
+        let family = |ipv4, ipv6| {
+            SendFlags {
+                ipv4,
+                ipv6,
+                ..SendFlags::default()
+            }
+            .family()
+        };
+        assert_eq!(family(false, false), None);
+        assert_eq!(family(true, false), Some(Family::Ipv4));
+        assert_eq!(family(false, true), Some(Family::Ipv6));
     }
 
     #[test]

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
+use knock_core::conf::{DEFAULT_HMAC_SKEW, MAX_HMAC_SKEW};
 use knock_core::files::{self, WriteError};
 use knock_core::hit::{Hit, HitFlags, Proto, TcpFlags};
-use knock_core::hmac::{DEFAULT_PORTS, HmacParams, PortRange, Protocols};
+use knock_core::hmac::{
+    DEFAULT_LENGTH, DEFAULT_PORTS, DEFAULT_STEP, HmacParams, MAX_LENGTH, PortRange, Protocols,
+};
 use knock_core::keygen::{self, KeygenOptions};
 use knock_core::profile::SecretRef;
 use knock_core::secret::Secret;
@@ -42,11 +45,17 @@ pub(crate) struct KeygenArgs {
     pub door: String,
 
     /// The host the profile knocks on
-    #[arg(long, value_name = "HOST", default_value = "server.example.net")]
+    #[arg(long, value_name = "HOST", default_value = keygen::DEFAULT_HOST)]
     pub host: String,
 
-    /// Hits per sequence, 1 to 32
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    // Help, default and bounds from the constants of knock-hmac-v1.
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!("Hits per sequence, 1 to {MAX_LENGTH}"),
+        default_value_t = DEFAULT_LENGTH as u32,
+        value_parser = clap::value_parser!(u32).range(1..=MAX_LENGTH as i64)
+    )]
     pub length: u32,
 
     /// Port pool of the sequences
@@ -58,15 +67,21 @@ pub(crate) struct KeygenArgs {
     pub protocols: Protocols,
 
     /// Seconds each sequence is valid for
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STEP, value_parser = clap::value_parser!(u64).range(1..))]
     pub step: u64,
 
     /// Exact TCP flags for TCP hits (fin+psh, or none); without it they are plain SYNs
     #[arg(long, value_name = "FLAGS", value_parser = flags)]
     pub flags: Option<TcpFlags>,
 
-    /// Steps either side of now that the door accepts (HMAC_Skew), 0 to 10
-    #[arg(long, value_name = "STEPS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=10))]
+    // Help, default and bounds from knockd.conf's HMAC_Skew.
+    #[arg(
+        long,
+        value_name = "STEPS",
+        help = format!("Steps either side of now that the door accepts (HMAC_Skew), 0 to {MAX_HMAC_SKEW}"),
+        default_value_t = DEFAULT_HMAC_SKEW,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_HMAC_SKEW)
+    )]
     pub skew: u64,
 
     /// Where the server keeps the secret [default: /etc/knockd-lite/DOOR.secret]

@@ -5,12 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
-use knock_core::profile::Family;
+use knock_core::profile::{DEFAULT_DELAY_MS, Family};
 use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
-use crate::resolve::{chosen, resolve};
+use crate::resolve::resolve;
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,18 +53,18 @@ impl Plan {
     /// Parses the hits (a bad one is a usage error), then resolves HOST once (a failure
     /// there is a runtime error). Hits come first so a typo never waits on a lookup.
     pub(crate) fn new(args: KnockArgs) -> Result<Plan, Failure> {
-        let hits = parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
-        let family = chosen(args.ipv4, args.ipv6).unwrap_or_default();
+        let hits = parse_hits(&args.hits, args.send.udp).map_err(Failure::usage)?;
+        let family = args.send.family().unwrap_or_default();
         Plan::resolve(
             args.host,
             family,
             hits,
-            Duration::from_millis(args.delay),
+            Duration::from_millis(args.send.delay.unwrap_or(DEFAULT_DELAY_MS)),
             args.verbose,
             Mode::new(args.dry_run, args.json),
             SendOptions {
-                raw_tcp: args.raw,
-                source_port: args.source_port,
+                raw_tcp: args.send.raw,
+                source_port: args.source.source_port,
             },
         )
     }

@@ -5,15 +5,6 @@ use std::net::{IpAddr, ToSocketAddrs};
 
 use knock_core::profile::Family;
 
-/// The family `-4` and `-6` ask for, `None` when neither is given (clap refuses both).
-pub(crate) fn chosen(ipv4: bool, ipv6: bool) -> Option<Family> {
-    match (ipv4, ipv6) {
-        (true, _) => Some(Family::Ipv4),
-        (_, true) => Some(Family::Ipv6),
-        _ => None,
-    }
-}
-
 fn admits(family: Family, addr: &IpAddr) -> bool {
     match family {
         Family::Any => true,
@@ -74,13 +65,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn dash_4_and_dash_6_choose_the_family() {
-        assert_eq!(chosen(false, false), None);
-        assert_eq!(chosen(true, false), Some(Family::Ipv4));
-        assert_eq!(chosen(false, true), Some(Family::Ipv6));
     }
 
     #[test]

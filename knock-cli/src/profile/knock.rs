@@ -32,7 +32,7 @@ pub(crate) fn knock(
     let name = args.name.clone().unwrap_or_default();
     let profile = store.load(&name).map_err(store_failure)?;
     let kind = profile.kind();
-    if args.udp && kind != Kind::Sequence {
+    if args.send.udp && kind != Kind::Sequence {
         return Err(Failure::usage(anyhow!(
             "-u applies only to sequence profiles; {name:?} is a {kind} profile, whose \
              hits carry their own protocols"
@@ -55,7 +55,7 @@ pub(crate) fn knock(
         Mode::new(args.dry_run, args.json),
         SendOptions {
             raw_tcp: settings.raw,
-            source_port: args.source_port,
+            source_port: args.source.source_port,
         },
     )?;
     match &profile.knock {

@@ -48,7 +48,7 @@ pub(crate) fn save(args: SaveArgs, store: &Store, ctx: &mut Ctx<'_>) -> Result<(
 /// as the command line was.
 fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
     // Checked item by item first, so an error names the argument as knock would.
-    crate::plan::parse_hits(&args.hits, args.udp).map_err(Failure::usage)?;
+    crate::plan::parse_hits(&args.hits, args.send.udp).map_err(Failure::usage)?;
     let text = args.hits.join(",");
     let sequence = Sequence::parse(&text).map_err(Failure::usage)?;
     if args.host.trim().is_empty() {
@@ -57,10 +57,10 @@ fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
     let mut p = Profile::new(Knock::Sequence(sequence));
     p.host = Some(args.host.clone());
     p.description = args.description.clone();
-    p.delay_ms = args.delay;
-    p.udp = args.udp.then_some(true);
-    p.family = crate::resolve::chosen(args.ipv4, args.ipv6);
-    p.raw = args.raw.then_some(true);
+    p.delay_ms = args.send.delay;
+    p.udp = args.send.udp.then_some(true);
+    p.family = args.send.family();
+    p.raw = args.send.raw.then_some(true);
     Ok(p)
 }
 

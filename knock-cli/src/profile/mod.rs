@@ -17,6 +17,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use knock_core::profile::Overrides;
 use knock_core::profile::store::{self, Store, StoreError};
 
+use crate::args::{SendFlags, SourcePort};
 use crate::{Ctx, Failure};
 
 /// Knock from a saved profile, or manage profiles.
@@ -73,30 +74,11 @@ pub(crate) struct KnockFromProfile {
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 
-    /// Bare ports of a sequence profile are UDP
-    #[arg(short = 'u', long)]
-    pub udp: bool,
+    #[command(flatten)]
+    pub send: SendFlags,
 
-    /// Wait MS milliseconds between hits instead of the profile's delay_ms
-    #[arg(short = 'd', long, value_name = "MS")]
-    pub delay: Option<u64>,
-
-    /// Use the host's IPv4 address
-    #[arg(short = '4', long, conflicts_with = "ipv6")]
-    pub ipv4: bool,
-
-    /// Use the host's IPv6 address
-    #[arg(short = '6', long)]
-    pub ipv6: bool,
-
-    /// Send plain TCP hits through a raw socket too, as bare SYNs (needs privileges)
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send every hit from this source port (default: a random port per raw hit, an
-    /// ephemeral one per plain hit)
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub source_port: Option<u16>,
+    #[command(flatten)]
+    pub source: SourcePort,
 
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
@@ -126,12 +108,8 @@ impl KnockFromProfile {
         let KnockFromProfile {
             name,
             host,
-            udp,
-            delay,
-            ipv4,
-            ipv6,
-            raw,
-            source_port,
+            send,
+            source: SourcePort { source_port },
             verbose,
             quiet,
             dry_run,
@@ -140,22 +118,20 @@ impl KnockFromProfile {
         } = self;
         name.is_none()
             && host.is_none()
-            && delay.is_none()
+            && send.is_empty()
             && source_port.is_none()
             && at.is_none()
-            && ![udp, ipv4, ipv6, raw, verbose, quiet, dry_run, json]
-                .iter()
-                .any(|&&b| b)
+            && ![verbose, quiet, dry_run, json].iter().any(|&&b| b)
     }
 
     /// The options given, to apply over the profile's values.
     pub(crate) fn overrides(&self) -> Overrides {
         Overrides {
             host: self.host.clone(),
-            delay_ms: self.delay,
-            udp: self.udp.then_some(true),
-            family: crate::resolve::chosen(self.ipv4, self.ipv6),
-            raw: self.raw.then_some(true),
+            delay_ms: self.send.delay,
+            udp: self.send.udp.then_some(true),
+            family: self.send.family(),
+            raw: self.send.raw.then_some(true),
         }
     }
 }
@@ -205,25 +181,8 @@ pub(crate) struct SaveArgs {
     #[arg(value_name = "HIT", required = true)]
     pub hits: Vec<String>,
 
-    /// Bare ports are UDP
-    #[arg(short = 'u', long)]
-    pub udp: bool,
-
-    /// Wait MS milliseconds between hits
-    #[arg(short = 'd', long, value_name = "MS")]
-    pub delay: Option<u64>,
-
-    /// Always use the host's IPv4 address
-    #[arg(short = '4', long, conflicts_with = "ipv6")]
-    pub ipv4: bool,
-
-    /// Always use the host's IPv6 address
-    #[arg(short = '6', long)]
-    pub ipv6: bool,
-
-    /// Send plain TCP hits over a raw socket too
-    #[arg(long)]
-    pub raw: bool,
+    #[command(flatten)]
+    pub send: SendFlags,
 
     /// A line shown by `knock profile list`
     #[arg(long, value_name = "TEXT")]
@@ -359,10 +318,10 @@ mod tests {
             }
         );
         assert!(a.knock.verbose);
-        assert_eq!(a.knock.source_port, None);
+        assert_eq!(a.knock.source.source_port, None);
         assert_eq!(a.knock.overrides().family, Some(Family::Ipv6));
         let a = parse(&["ssh", "--source-port", "40000"]).unwrap();
-        assert_eq!(a.knock.source_port, Some(40000));
+        assert_eq!(a.knock.source.source_port, Some(40000));
         let a = parse(&["-4", "ssh", "-q"]).unwrap();
         assert_eq!(a.knock.overrides().family, Some(Family::Ipv4));
         assert!(a.knock.quiet);
@@ -421,13 +380,13 @@ mod tests {
         };
         assert_eq!((s.name.as_str(), s.host.as_str()), ("ssh", "192.0.2.2"));
         assert_eq!(s.hits, ["7000,8000:udp", "9000"]);
-        assert!(s.udp && s.ipv4 && !s.ipv6 && s.raw && s.force);
-        assert_eq!(s.delay, Some(100));
+        assert!(s.send.udp && s.send.ipv4 && !s.send.ipv6 && s.send.raw && s.force);
+        assert_eq!(s.send.delay, Some(100));
         assert_eq!(s.description.as_deref(), Some("home SSH"));
         let Some(ProfileCommand::Save(s)) = parse(&["save", "n", "h", "1"]).unwrap().command else {
             panic!("not save")
         };
-        assert!(!s.udp && !s.raw && !s.force && s.delay.is_none() && s.description.is_none());
+        assert!(s.send.is_empty() && !s.force && s.description.is_none());
         let Some(ProfileCommand::Import(i)) =
             parse(&["import", "/etc/knockd.conf"]).unwrap().command
         else {
@@ -523,6 +482,39 @@ mod tests {
             ),
         ];
         crate::tests::assert_rejected(table, parse);
+    }
+
+    /// `knock`, `knock profile NAME` and `knock profile save` take the sending options from
+    /// one definition: same flags, same values, same help.
+    #[test]
+    fn the_sending_options_are_the_same_in_every_command() {
+        let knock = crate::args::KnockArgs::command();
+        let profile = ProfileArgs::command();
+        let save = profile.find_subcommand("save").unwrap().clone();
+        let describe = |cmd: &clap::Command, id: &str| {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{} has no {id}", cmd.get_name()));
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                arg.get_short(),
+                arg.get_long(),
+                arg.get_value_names(),
+                arg.get_help().map(ToString::to_string)
+            )
+        };
+        for id in ["udp", "delay", "ipv4", "ipv6", "raw"] {
+            let want = describe(&knock, id);
+            assert_eq!(describe(&profile, id), want);
+            assert_eq!(describe(&save, id), want);
+        }
+        assert_eq!(
+            describe(&profile, "source_port"),
+            describe(&knock, "source_port")
+        );
+        // A profile keeps no source port.
+        assert!(save.get_arguments().all(|a| a.get_id() != "source_port"));
     }
 
     #[test]

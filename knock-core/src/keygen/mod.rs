@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::conf::DEFAULT_HMAC_SKEW;
 use crate::hit::TcpFlags;
 use crate::hmac::HmacParams;
 use crate::profile::{HmacKnock, Knock, Profile, SecretRef, ToTomlError};
@@ -30,6 +31,10 @@ pub fn secret_from_bytes(bytes: &[u8]) -> Secret {
     Secret::new(base64::encode(bytes).into_bytes())
 }
 
+/// The host a generated profile knocks on until it is edited: a placeholder, never a
+/// real address.
+pub const DEFAULT_HOST: &str = "server.example.net";
+
 /// What the snippets say besides the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeygenOptions {
@@ -48,14 +53,15 @@ pub struct KeygenOptions {
 }
 
 impl KeygenOptions {
-    /// Defaults for door `door`: knock-hmac-v1's default parameters, skew 1, the secret in
+    /// Defaults for door `door`: knock-hmac-v1's default parameters, the default skew,
+    /// [`DEFAULT_HOST`], the secret in
     /// `/etc/knockd-lite/DOOR.secret` on the server and `DOOR.secret` beside the profile,
     /// and a command that lets the knocking address reach SSH.
     pub fn new(door: &str) -> KeygenOptions {
         KeygenOptions {
             params: HmacParams::new(door),
-            skew: 1,
-            host: "server.example.net".into(),
+            skew: DEFAULT_HMAC_SKEW,
+            host: DEFAULT_HOST.into(),
             server_secret_file: PathBuf::from(format!("/etc/knockd-lite/{door}.secret")),
             client_secret: SecretRef::File {
                 path: PathBuf::from(format!("{door}.secret")),

@@ -34,7 +34,7 @@ mod show;
 pub mod store;
 mod write;
 
-pub use overrides::{NoHost, Overrides, Settings};
+pub use overrides::{DEFAULT_DELAY_MS, NoHost, Overrides, Settings};
 pub use parse::{ProfileError, parse, parse_file};
 pub use write::ToTomlError;
 

@@ -4,6 +4,10 @@
 use super::{Family, Profile};
 use crate::hit::Proto;
 
+/// The wait between hits when neither the command line nor the profile gives one (knock(1)'s
+/// `-d` default too): none.
+pub const DEFAULT_DELAY_MS: u64 = 0;
+
 /// Values given on the command line; `None` for an option that was not given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -18,7 +22,7 @@ pub struct Overrides {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub host: String,
-    /// Milliseconds between hits (knock's `-d`); 0 by default.
+    /// Milliseconds between hits (knock's `-d`); [`DEFAULT_DELAY_MS`] by default.
     pub delay_ms: u64,
     pub udp: bool,
     pub family: Family,
@@ -46,7 +50,7 @@ impl Profile {
                 .clone()
                 .or_else(|| self.host.clone())
                 .ok_or(NoHost)?,
-            delay_ms: cli.delay_ms.or(self.delay_ms).unwrap_or(0),
+            delay_ms: cli.delay_ms.or(self.delay_ms).unwrap_or(DEFAULT_DELAY_MS),
             udp: cli.udp.or(self.udp).unwrap_or(false),
             family: cli.family.or(self.family).unwrap_or_default(),
             raw: cli.raw.or(self.raw).unwrap_or(false),
