@@ -1,7 +1,7 @@
 //! The `knock` client: command-line parsing, name resolution and sending hits.
 //!
 //! A run goes through the modules in order: [`args`] is the syntax (clap), [`plan`] parses
-//! the hits and resolves HOST once, [`knock`] checks then sends the hits (with a
+//! the hits and resolves HOST once, [`execute`] checks then sends the hits (with a
 //! [`progress`] bar when someone is watching), [`output`] and [`json`] print. [`run`] picks
 //! the command by the first word, before any clap parsing, so each subcommand brings its
 //! own definition while `knock HOST HIT...` keeps the shape of knock(1):
@@ -21,9 +21,9 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 mod args;
+mod execute;
 mod json;
 mod keygen;
-mod knock;
 mod otp;
 mod output;
 mod plan;
@@ -194,7 +194,7 @@ fn knock_command(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> 
     };
     let quiet = args.quiet;
     let plan = Plan::new(args)?;
-    knock::execute(&plan, ctx, quiet)
+    execute::execute(&plan, ctx, quiet)
 }
 
 /// Why a run did not succeed, and how to say so.

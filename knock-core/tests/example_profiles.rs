@@ -33,9 +33,9 @@ fn every_example_is_listed_and_parses() {
     assert_eq!(
         listed,
         [
-            ("flags-demo", Kind::Sequence),
+            ("flags-demo", Kind::Fixed),
             ("office-hmac", Kind::Hmac),
-            ("ssh-home", Kind::Sequence),
+            ("ssh-home", Kind::Fixed),
             ("vpn-once", Kind::OneTime),
         ]
     );
@@ -49,7 +49,7 @@ fn ssh_home_is_a_plain_sequence() {
         (s.host.as_str(), s.delay_ms, s.family, s.raw),
         ("home.example.net", 100, Family::Any, false)
     );
-    let Knock::Sequence(seq) = &p.knock else {
+    let Knock::Fixed(seq) = &p.knock else {
         panic!("{p:?}")
     };
     let hits = seq.hits(s.default_proto());
@@ -62,7 +62,7 @@ fn flags_demo_knocks_with_exact_flags_over_raw_sockets() {
     let p = example("flags-demo");
     let s = p.settings(&Overrides::default()).unwrap();
     assert_eq!((s.host.as_str(), s.raw), ("192.0.2.20", true));
-    let Knock::Sequence(seq) = &p.knock else {
+    let Knock::Fixed(seq) = &p.knock else {
         panic!("{p:?}")
     };
     assert_eq!(

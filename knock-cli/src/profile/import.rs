@@ -17,7 +17,7 @@ use clap::Args;
 use knock_core::conf::{self, Door, SequenceSource};
 use knock_core::hit::{FlagRule, Hit, HitFlags, Proto, TcpFlags, format_sequence};
 use knock_core::profile::store::{Store, StoreError};
-use knock_core::profile::{HmacKnock, Knock, OneTime, Profile, SecretRef, Sequence};
+use knock_core::profile::{FixedSequence, HmacKnock, Knock, OneTime, Profile, SecretRef};
 
 use super::store_failure;
 use crate::{Ctx, Failure};
@@ -125,8 +125,8 @@ pub(crate) fn door_profile(
     let (knock, list) = match &door.sequence {
         SequenceSource::Fixed(hits) => {
             let hits = fit_hits(hits, rule, &mut notes).map_err(|e| Failure::usage(anyhow!(e)))?;
-            let sequence = Sequence::parse(&format_sequence(&hits)).map_err(Failure::usage)?;
-            (Knock::Sequence(sequence), None)
+            let sequence = FixedSequence::parse(&format_sequence(&hits)).map_err(Failure::usage)?;
+            (Knock::Fixed(sequence), None)
         }
         SequenceSource::OneTime(path) => {
             let source = from_conf(path, conf_dir);

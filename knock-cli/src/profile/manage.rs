@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 use knock_core::profile::store::{self, Store};
-use knock_core::profile::{Knock, Profile, Sequence};
+use knock_core::profile::{FixedSequence, Knock, Profile};
 
 use super::{SaveArgs, store_failure};
 use crate::{Ctx, Failure};
@@ -50,11 +50,11 @@ fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
     // Checked item by item first, so an error names the argument as knock would.
     crate::plan::parse_hits(&args.hits, args.send.udp).map_err(Failure::usage)?;
     let text = args.hits.join(",");
-    let sequence = Sequence::parse(&text).map_err(Failure::usage)?;
+    let sequence = FixedSequence::parse(&text).map_err(Failure::usage)?;
     if args.host.trim().is_empty() {
         return Err(Failure::usage(anyhow!("HOST is empty")));
     }
-    let mut p = Profile::new(Knock::Sequence(sequence));
+    let mut p = Profile::new(Knock::Fixed(sequence));
     p.host = Some(args.host.clone());
     p.description = args.description.clone();
     p.delay_ms = args.send.delay;

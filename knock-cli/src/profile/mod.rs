@@ -1,12 +1,12 @@
 //! `knock profile`: knocking from a saved profile, and the subcommands that manage them
 //! (`list`, `show`, `save`, `remove`, `import`).
 //!
-//! The syntax is here; [`knock`] knocks from a profile of any kind, [`manage`] does the
+//! The syntax is here; [`knock_from`] knocks from a profile of any kind, [`manage`] does the
 //! rest. Profiles live in the directory `--profiles DIR` or `KNOCK_PROFILES` names, else
 //! in `<config dir>/knock/profiles` (see `docs/profiles.md`).
 
 mod import;
-mod knock;
+mod knock_from;
 mod manage;
 
 use std::ffi::OsString;
@@ -241,7 +241,7 @@ pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
     .map_err(store_failure)?;
     let store = Store::new(dir);
     match args.command {
-        None => knock::knock(args.knock, &store, ctx),
+        None => knock_from::knock(args.knock, &store, ctx),
         Some(ProfileCommand::List) => manage::list(&store, ctx),
         Some(ProfileCommand::Show { name }) => manage::show(&store, &name, ctx),
         Some(ProfileCommand::Save(save)) => manage::save(save, &store, ctx),

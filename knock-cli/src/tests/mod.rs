@@ -19,7 +19,7 @@ use knock_core::hit::Hit;
 use knock_core::secret::source::Prompt;
 use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
 
-use crate::knock::testing::{Event, Recorder};
+use crate::execute::testing::{Event, Recorder};
 use crate::output::Out;
 use crate::{Ctx, run_with};
 

@@ -8,7 +8,7 @@ use knock_core::hit::{Hit, Proto, format_sequence, parse_sequence};
 use knock_core::send::{Privilege, SendOptions};
 
 use super::{Outcome, Scratch, World, ip, sent};
-use crate::knock::testing::{Event, Recorder};
+use crate::execute::testing::{Event, Recorder};
 
 /// The knock-hmac-v1 test vectors' secret (docs/knock-hmac-v1.md).
 const K: &str = "correct horse battery staple";

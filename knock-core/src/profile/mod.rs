@@ -14,9 +14,9 @@
 //! use knock_core::hit::Proto;
 //! use knock_core::profile::{parse, Kind, Knock, Overrides};
 //! let p = parse("ssh.toml".as_ref(), "host = \"192.0.2.2\"\nsequence = \"7000,8000:udp\"\n").unwrap();
-//! assert_eq!(p.kind(), Kind::Sequence);
+//! assert_eq!(p.kind(), Kind::Fixed);
 //! let settings = p.settings(&Overrides { udp: Some(true), ..Overrides::default() }).unwrap();
-//! let Knock::Sequence(seq) = &p.knock else { unreachable!() };
+//! let Knock::Fixed(seq) = &p.knock else { unreachable!() };
 //! assert_eq!(seq.hits(settings.default_proto())[0].proto, Proto::Udp);
 //! ```
 
@@ -69,7 +69,7 @@ impl Profile {
 
     pub fn kind(&self) -> Kind {
         match self.knock {
-            Knock::Sequence(_) => Kind::Sequence,
+            Knock::Fixed(_) => Kind::Fixed,
             Knock::OneTime(_) => Kind::OneTime,
             Knock::Hmac(_) => Kind::Hmac,
         }
@@ -79,8 +79,8 @@ impl Profile {
 /// How a profile knocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Knock {
-    /// The same hits every time.
-    Sequence(Sequence),
+    /// The same hits every time (the `sequence` key).
+    Fixed(FixedSequence),
     /// The first unused line of a one-time list, which is then marked used.
     OneTime(OneTime),
     /// Hits derived from a shared secret and the clock (knock-hmac-v1).
@@ -90,7 +90,8 @@ pub enum Knock {
 /// The three kinds of profile, as `knock profile list` shows them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    Sequence,
+    /// Shown as `sequence`, the key that makes one.
+    Fixed,
     OneTime,
     Hmac,
 }
@@ -98,7 +99,7 @@ pub enum Kind {
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Sequence => "sequence",
+            Kind::Fixed => "sequence",
             Kind::OneTime => "one-time",
             Kind::Hmac => "hmac",
         }
@@ -114,17 +115,17 @@ impl fmt::Display for Kind {
 /// A fixed sequence, kept as written. Bare ports take the protocol chosen when knocking
 /// (udp under `udp = true` or `-u`), so both readings are parsed up front.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sequence {
+pub struct FixedSequence {
     text: String,
     tcp: Vec<Hit>,
     udp: Vec<Hit>,
 }
 
-impl Sequence {
+impl FixedSequence {
     /// Parses a sequence in the hit grammar (`7000,8000:udp,9000:tcp:syn`).
-    pub fn parse(text: &str) -> Result<Sequence, HitError> {
+    pub fn parse(text: &str) -> Result<FixedSequence, HitError> {
         let text = text.trim();
-        Ok(Sequence {
+        Ok(FixedSequence {
             text: text.to_string(),
             tcp: parse_sequence(text, Proto::Tcp)?,
             udp: parse_sequence(text, Proto::Udp)?,
@@ -145,7 +146,7 @@ impl Sequence {
     }
 }
 
-impl fmt::Display for Sequence {
+impl fmt::Display for FixedSequence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
@@ -268,7 +269,7 @@ mod tests {
 
     #[test]
     fn sequence_bare_ports_follow_the_default() {
-        let s = Sequence::parse(" 7000,8000:udp,9000:tcp ").unwrap();
+        let s = FixedSequence::parse(" 7000,8000:udp,9000:tcp ").unwrap();
         assert_eq!(s.as_str(), "7000,8000:udp,9000:tcp");
         assert_eq!(
             s.hits(Proto::Tcp),

@@ -61,10 +61,10 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Knock, Sequence};
+    use crate::profile::{FixedSequence, Knock};
 
     fn profile() -> Profile {
-        let mut p = Profile::new(Knock::Sequence(Sequence::parse("7000").unwrap()));
+        let mut p = Profile::new(Knock::Fixed(FixedSequence::parse("7000").unwrap()));
         p.host = Some("home.example.net".into());
         p.delay_ms = Some(250);
         p.udp = Some(true);
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn defaults_when_neither_says() {
-        let mut p = Profile::new(Knock::Sequence(Sequence::parse("7000").unwrap()));
+        let mut p = Profile::new(Knock::Fixed(FixedSequence::parse("7000").unwrap()));
         assert_eq!(p.settings(&Overrides::default()), Err(NoHost));
         assert_eq!(
             NoHost.to_string(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{HmacKnock, Knock, OneTime, Profile, SecretRef, Sequence, base_dir};
+use super::{FixedSequence, HmacKnock, Knock, OneTime, Profile, SecretRef, base_dir};
 use crate::hit::{Hit, HitFlags, Proto, TcpFlags};
 use crate::hmac::{HmacParams, ParamsError, PortRange, Protocols};
 
@@ -140,9 +140,9 @@ impl At<'_> {
             }
         }
         let knock = if let Some(seq) = raw.sequence {
-            let parsed = Sequence::parse(seq.get_ref())
+            let parsed = FixedSequence::parse(seq.get_ref())
                 .map_err(|e| self.err(seq.span(), format!("sequence: {e}")))?;
-            Knock::Sequence(parsed)
+            Knock::Fixed(parsed)
         } else if let Some(list) = raw.one_time_sequences {
             if list.get_ref().trim().is_empty() {
                 return Err(self.err(list.span(), "one_time_sequences is empty (expected a path)"));
@@ -155,7 +155,7 @@ impl At<'_> {
             unreachable!("exactly one way to knock was checked above")
         };
         if let Some(udp) = &raw.udp
-            && !matches!(knock, Knock::Sequence(_))
+            && !matches!(knock, Knock::Fixed(_))
         {
             return Err(self.err(
                 udp.span(),
@@ -323,8 +323,8 @@ raw = true
         assert_eq!(p.udp, Some(true));
         assert_eq!(p.family, Some(Family::Ipv6));
         assert_eq!(p.raw, Some(true));
-        assert_eq!(p.kind(), Kind::Sequence);
-        let Knock::Sequence(seq) = &p.knock else {
+        assert_eq!(p.kind(), Kind::Fixed);
+        let Knock::Fixed(seq) = &p.knock else {
             panic!("{p:?}")
         };
         assert_eq!(seq.as_str(), "7000, 8000:udp ,9000:tcp:syn");

@@ -24,7 +24,7 @@ impl Profile {
         opt("family", self.family.map(|v| v.to_string()));
         opt("raw", self.raw.map(|v| v.to_string()));
         match &self.knock {
-            Knock::Sequence(seq) => out.push(("sequence", seq.to_string())),
+            Knock::Fixed(seq) => out.push(("sequence", seq.to_string())),
             Knock::OneTime(list) => {
                 out.push(("one_time_sequences", path_shown(&list.path, &list.resolved)));
             }

@@ -289,7 +289,7 @@ pub fn list_table(entries: &[Entry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Kind, Knock, OneTime, Sequence};
+    use crate::profile::{FixedSequence, Kind, Knock, OneTime};
     use crate::testutil::Scratch;
 
     #[test]
@@ -378,7 +378,7 @@ mod tests {
     }
 
     fn seq(text: &str, host: &str) -> Profile {
-        let mut p = Profile::new(Knock::Sequence(Sequence::parse(text).unwrap()));
+        let mut p = Profile::new(Knock::Fixed(FixedSequence::parse(text).unwrap()));
         p.host = Some(host.into());
         p
     }
@@ -426,10 +426,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [
-                ("ssh".into(), Kind::Sequence),
-                ("vpn".into(), Kind::OneTime)
-            ]
+            [("ssh".into(), Kind::Fixed), ("vpn".into(), Kind::OneTime)]
         );
 
         assert_eq!(store.remove("ssh").unwrap(), path);

@@ -86,7 +86,7 @@ impl Profile {
             hmac: None,
         };
         match &self.knock {
-            Knock::Sequence(seq) => out.sequence = Some(seq.as_str()),
+            Knock::Fixed(seq) => out.sequence = Some(seq.as_str()),
             Knock::OneTime(list) => {
                 out.one_time_sequences = Some(utf8("one_time_sequences", &list.path)?);
             }
@@ -118,7 +118,7 @@ mod tests {
     use super::*;
     use crate::hit::TcpFlags;
     use crate::hmac::{HmacParams, PortRange, Protocols};
-    use crate::profile::{Family, HmacKnock, OneTime, Sequence, parse};
+    use crate::profile::{Family, FixedSequence, HmacKnock, OneTime, parse};
 
     const PATH: &str = "/p/x.toml";
 
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn sequence_profile_with_every_value() {
-        let mut p = Profile::new(Knock::Sequence(Sequence::parse("7000,8000:udp").unwrap()));
+        let mut p = Profile::new(Knock::Fixed(FixedSequence::parse("7000,8000:udp").unwrap()));
         p.description = Some("quote \" and\nnewline".into());
         p.host = Some("home.example.net".into());
         p.delay_ms = Some(100);
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn minimal_and_one_time_profiles() {
-        let p = Profile::new(Knock::Sequence(Sequence::parse("1").unwrap()));
+        let p = Profile::new(Knock::Fixed(FixedSequence::parse("1").unwrap()));
         assert_eq!(round_trip(&p), "sequence = \"1\"\n");
         let mut p = Profile::new(Knock::OneTime(OneTime::new("vpn.otp", Path::new("/p"))));
         p.host = Some("192.0.2.2".into());

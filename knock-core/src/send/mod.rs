@@ -30,19 +30,19 @@
 //! OS differences live in `platform`, one module per OS, so no `cfg` reaches this logic.
 
 mod error;
-mod knock;
 mod plain;
 mod platform;
 mod privilege;
 mod raw;
+mod route;
 
 use std::net::IpAddr;
 
 pub use error::{Op, RawNeed, Refusal, SendError};
-pub use knock::{KnockSender, Route, SendOptions};
 pub use plain::PlainSender;
 pub use privilege::{Grant, Privilege};
 pub use raw::RawSender;
+pub use route::{KnockSender, Route, SendOptions};
 
 use crate::hit::Hit;
 

@@ -16,7 +16,7 @@ use knock_core::secret::source::{SecretError, load_with};
 use knock_core::send::SendOptions;
 
 use super::{KnockFromProfile, store_failure};
-use crate::knock::execute;
+use crate::execute::execute;
 use crate::otp::otp_failure;
 use crate::plan::{Mode, Plan};
 use crate::{Ctx, Failure};
@@ -32,7 +32,7 @@ pub(crate) fn knock(
     let name = args.name.clone().unwrap_or_default();
     let profile = store.load(&name).map_err(store_failure)?;
     let kind = profile.kind();
-    if args.send.udp && kind != Kind::Sequence {
+    if args.send.udp && kind != Kind::Fixed {
         return Err(Failure::usage(anyhow!(
             "-u applies only to sequence profiles; {name:?} is a {kind} profile, whose \
              hits carry their own protocols"
@@ -59,7 +59,7 @@ pub(crate) fn knock(
         },
     )?;
     match &profile.knock {
-        Knock::Sequence(seq) => {
+        Knock::Fixed(seq) => {
             plan.hits = seq.hits(settings.default_proto()).to_vec();
             execute(&plan, ctx, args.quiet)
         }
