@@ -78,6 +78,7 @@ fn one_time_line_error() {
     assert_eq!(text.matches(&hit).count(), 1, "{text}");
 }
 
+#[cfg(feature = "client")]
 #[test]
 fn send_error() {
     use knock_core::send::{Op, SendError};
@@ -89,6 +90,7 @@ fn send_error() {
     prints_os_error_once(e, "sendto 192.0.2.2:7000");
 }
 
+#[cfg(feature = "client")]
 #[test]
 fn profile_errors() {
     use knock_core::profile::ProfileError;

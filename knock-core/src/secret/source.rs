@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use super::{Secret, wipe};
@@ -42,12 +42,14 @@ pub trait Prompt {
 }
 
 /// The real terminal, through rpassword (which reads the controlling terminal directly).
+#[cfg(feature = "client")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TerminalPrompt;
 
+#[cfg(feature = "client")]
 impl Prompt for TerminalPrompt {
     fn available(&self) -> bool {
-        io::stdin().is_terminal()
+        io::IsTerminal::is_terminal(&io::stdin())
     }
 
     fn read_hidden(&mut self, message: &str) -> io::Result<String> {
