@@ -13,7 +13,7 @@ use crate::hit::{Hit, HitFlags, Proto, TcpFlags};
 use crate::secret::Secret;
 
 /// The domain-separation label at the start of every HMAC message.
-pub const LABEL: &[u8] = b"knock-hmac-v1";
+pub(crate) const LABEL: &[u8] = b"knock-hmac-v1";
 pub const DEFAULT_STEP: u64 = 30;
 pub const DEFAULT_LENGTH: usize = 4;
 pub const MAX_LENGTH: usize = 32;

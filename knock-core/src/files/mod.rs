@@ -44,7 +44,7 @@ trait Platform {
 
 /// The permission bits of a file that group or others can access, if any (always `None`
 /// where the OS has no unix permission bits).
-pub fn shared_mode(meta: &Metadata) -> Option<u32> {
+pub(crate) fn shared_mode(meta: &Metadata) -> Option<u32> {
     Native::shared_mode(meta)
 }
 

@@ -27,7 +27,7 @@ pub fn new_secret() -> Result<Secret, getrandom::Error> {
 }
 
 /// The secret whose text is the base64 form of `bytes`.
-pub fn secret_from_bytes(bytes: &[u8]) -> Secret {
+pub(crate) fn secret_from_bytes(bytes: &[u8]) -> Secret {
     Secret::new(base64::encode(bytes).into_bytes())
 }
 

@@ -303,7 +303,7 @@ impl GenerateOptions {
 
 /// The text of a fresh list drawn from the OS's CSPRNG: one sequence per line, each line
 /// starting with a space so that marking it used keeps every port intact.
-pub fn generate_text(opts: &GenerateOptions) -> Result<String, OtpFileError> {
+pub(crate) fn generate_text(opts: &GenerateOptions) -> Result<String, OtpFileError> {
     if opts.count == 0 {
         return Err(OtpFileError::Params("count must be at least 1".into()));
     }
@@ -318,8 +318,9 @@ pub fn generate_text(opts: &GenerateOptions) -> Result<String, OtpFileError> {
     }
 }
 
-/// Writes a fresh list (see [`generate_text`]) to `path` with mode 0600, atomically.
-/// An existing file is replaced only with `overwrite`.
+/// Writes a fresh list drawn from the OS's CSPRNG to `path` with mode 0600, atomically:
+/// one sequence per line, each line starting with a space so that marking it used keeps
+/// every port intact. An existing file is replaced only with `overwrite`.
 pub fn generate_file(
     path: &Path,
     opts: &GenerateOptions,

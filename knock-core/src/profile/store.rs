@@ -80,7 +80,7 @@ pub fn profile_dir(flag: Option<&Path>) -> Result<PathBuf, StoreError> {
 /// Checks that `name` can name a profile: not empty, no path separators or control
 /// characters, none of the characters Windows refuses in file names, no leading dot, and not
 /// a reserved word. One rule on every system, so a profile directory can be copied to any.
-pub fn check_name(name: &str) -> Result<(), StoreError> {
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
     let reason = if name.is_empty() {
         Some("is empty")
     } else if name.contains(['/', '\\']) {

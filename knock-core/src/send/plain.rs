@@ -30,7 +30,7 @@ impl PlainSender {
 
     /// A sender whose hits all leave from `port` (`--source-port`); `None` for ephemeral
     /// ports. Binding a port below 1024 needs privileges of its own.
-    pub fn with_source_port(port: Option<u16>) -> PlainSender {
+    pub(crate) fn with_source_port(port: Option<u16>) -> PlainSender {
         PlainSender { source_port: port }
     }
 }
