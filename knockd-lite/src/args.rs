@@ -4,58 +4,70 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use knock_core::conf::DEFAULT_INTERFACE;
+use knockd_engine::DEFAULT_MAX_ATTEMPTS;
 
-use crate::engine::DEFAULT_MAX_ATTEMPTS;
+use crate::exec;
+
+/// knockd's config file.
+const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
+/// Where state that must survive restarts is kept.
+const DEFAULT_STATE_DIR: &str = "/var/lib/knockd-lite";
 
 /// A knockd-compatible port-knock server: reads knockd.conf, captures at the link layer,
 /// matches knocks with knockd's semantics (and without its bugs) and runs the door's commands.
 #[derive(Clone, Debug, PartialEq, Eq, Parser)]
 #[command(name = "knockd-lite", version)]
-pub struct Args {
-    /// Interface to listen on (default: the config's Interface, else eth0).
-    #[arg(short, long, value_name = "IF")]
-    pub interface: Option<String>,
+pub(crate) struct Args {
+    // The help names the config's default interface.
+    #[arg(
+        short,
+        long,
+        value_name = "IF",
+        help = format!("Interface to listen on (default: the config's Interface, else {DEFAULT_INTERFACE})")
+    )]
+    pub(crate) interface: Option<String>,
 
     /// Become a daemon: detach and write the pidfile.
     #[arg(short, long)]
-    pub daemon: bool,
+    pub(crate) daemon: bool,
 
     /// Configuration file.
-    #[arg(short, long, value_name = "FILE", default_value = "/etc/knockd.conf")]
-    pub config: PathBuf,
+    #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub(crate) config: PathBuf,
 
     /// Output debugging messages (a line per packet).
     #[arg(short = 'D', long)]
-    pub debug: bool,
+    pub(crate) debug: bool,
 
     /// Look up DNS names for log lines (never for commands; may be a security risk).
     #[arg(short, long)]
-    pub lookup: bool,
+    pub(crate) lookup: bool,
 
     /// Pidfile to use in daemon mode (default: the config's PidFile).
     #[arg(short, long, value_name = "FILE")]
-    pub pidfile: Option<PathBuf>,
+    pub(crate) pidfile: Option<PathBuf>,
 
     /// Log file (default: the config's LogFile).
     #[arg(short = 'g', long, value_name = "FILE")]
-    pub logfile: Option<PathBuf>,
+    pub(crate) logfile: Option<PathBuf>,
 
     /// Output verbose status messages.
     #[arg(short, long)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 
     /// Ignore IPv6 packets and handle only IPv4.
     #[arg(short = '4', long = "only-ip-v4")]
-    pub only_ipv4: bool,
+    pub(crate) only_ipv4: bool,
 
     /// Validate the configuration, print every door and the capture filter, and exit
     /// (`-C` as in tportknockd).
     #[arg(short = 'C', long)]
-    pub check: bool,
+    pub(crate) check: bool,
 
     /// List the interfaces that can be captured on, and exit.
     #[arg(long)]
-    pub list_interfaces: bool,
+    pub(crate) list_interfaces: bool,
 
     /// Cap on knock attempts in progress; at the cap, attempts still at their first step are
     /// evicted first.
@@ -65,23 +77,23 @@ pub struct Args {
         default_value_t = DEFAULT_MAX_ATTEMPTS,
         value_parser = parse_max_attempts
     )]
-    pub max_attempts: usize,
+    pub(crate) max_attempts: usize,
 
     /// Kill a door command (and its process group) still running after this many seconds.
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 300,
+        default_value_t = exec::DEFAULT_LIMIT.as_secs(),
         value_parser = clap::value_parser!(u64).range(1..)
     )]
-    pub command_limit: u64,
+    pub(crate) command_limit: u64,
 
     /// Folder for state that must survive restarts: the used HMAC counters, in
     /// DIR/<config file name>.hmac-used (only written when the config has HMAC doors).
     // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
     #[allow(rustdoc::invalid_html_tags)]
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/knockd-lite")]
-    pub state_dir: PathBuf,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub(crate) state_dir: PathBuf,
 }
 
 fn parse_max_attempts(s: &str) -> Result<usize, String> {
@@ -168,6 +180,21 @@ mod tests {
         );
         assert_eq!(a.command_limit, 20);
         assert_eq!(a.state_dir, PathBuf::from("/tmp/st"));
+    }
+
+    #[test]
+    fn help_shows_the_defaults_the_code_uses() {
+        use clap::CommandFactory;
+        let help = Args::command().render_help().to_string();
+        for want in [
+            "the config's Interface, else eth0)",
+            "[default: /etc/knockd.conf]",
+            "[default: 100000]",
+            "[default: 300]",
+            "[default: /var/lib/knockd-lite]",
+        ] {
+            assert!(help.contains(want), "{want:?} in\n{help}");
+        }
     }
 
     #[test]

@@ -11,16 +11,18 @@ use knock_core::conf::{Config, Door, SequenceSource};
 use knock_core::hit::{FlagRule, TcpFlags, format_sequence};
 use knock_core::otp;
 
-use crate::engine::{Engine, EngineError, Inputs, Options, Timestamp};
+use knockd_engine::{Engine, EngineError, Inputs, Options, Timestamp};
+
+use crate::door_files::{self, DoorFileError};
 
 /// Reads what the doors need from disk: one-time list texts and HMAC secrets (refusing
 /// secret files others can read, as the server does).
-pub fn load_inputs(config: &Config) -> Result<Inputs, String> {
-    crate::inputs::load(config, &Default::default())
+pub(crate) fn load_inputs(config: &Config) -> Result<Inputs, DoorFileError> {
+    door_files::load(config, &Default::default())
 }
 
 /// The `--check` report. `interface` is `-i`, which wins over the config.
-pub fn report(
+pub(crate) fn report(
     path: &Path,
     config: &Config,
     interface: Option<&str>,
@@ -207,10 +209,10 @@ fn flag_rule(rule: FlagRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::HmacInput;
     use knock_core::conf::parse;
     use knock_core::hmac::HmacParams;
     use knock_core::secret::Secret;
+    use knockd_engine::HmacInput;
 
     const T: Timestamp = Timestamp::from_secs(1_700_000_000);
 
@@ -317,7 +319,7 @@ capture filter (each packet's destination is then checked against the door's tar
         )
         .unwrap();
         assert_eq!(
-            load_inputs(&config).unwrap_err(),
+            load_inputs(&config).unwrap_err().to_string(),
             "/nonexistent/otp: cannot read the one-time list of door [otp]: \
              No such file or directory (os error 2)"
         );

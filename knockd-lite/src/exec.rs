@@ -6,11 +6,13 @@
 //! process group with stdin from /dev/null; when it outlives the time limit the whole group
 //! is killed. The main loop polls [`Executor::wake_fd`] (an eventfd) with the capture
 //! socket and collects completions with [`Executor::completions`].
-#![allow(unsafe_code)]
+//!
+//! The main loop sees an executor only as a [`Runner`], so its ordering rules are tested
+//! with a runner that runs nothing.
 
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -18,22 +20,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-/// How long a command may run before its process group is killed.
-pub const DEFAULT_LIMIT: Duration = Duration::from_secs(5 * 60);
+use knockd_engine::CommandId;
+
+use crate::sys::{self, EventFd, Pidfd, PollFd};
+
+/// How long a command may run before its process group is killed (`--command-limit`).
+pub(crate) const DEFAULT_LIMIT: Duration = Duration::from_secs(5 * 60);
 
 /// Replaces every `%IP%` in `template` with the numeric address `ip` (IPv6 in its
 /// compressed form). Nothing else in the template changes: no other `%` sequence is
 /// special, and the inserted text is only digits, hex letters, `.` and `:`.
-pub fn expand(template: &str, ip: IpAddr) -> String {
+pub(crate) fn expand(template: &str, ip: IpAddr) -> String {
     template.replace("%IP%", &ip.to_string())
 }
 
-/// Which command a completion belongs to.
-pub type CommandId = u64;
-
 /// How a command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Exited(i32),
     Signaled(i32),
     /// Still running at the time limit; its process group was killed.
@@ -44,21 +47,23 @@ pub enum Outcome {
 
 /// A finished command.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    pub id: CommandId,
-    pub outcome: Outcome,
+pub(crate) struct Completion {
+    /// The engine's id for the command.
+    pub(crate) id: CommandId,
+    pub(crate) outcome: Outcome,
     /// From spawn to exit (or to the kill).
-    pub duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 impl Completion {
-    pub fn success(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn success(&self) -> bool {
         self.outcome == Outcome::Exited(0)
     }
 
     /// The log line body for a command that failed, `None` if it succeeded. A non-zero exit
     /// reads as knockd's: `door: command returned non-zero status code (3)`.
-    pub fn failure_body(&self, door: &str) -> Option<String> {
+    pub(crate) fn failure_body(&self, door: &str) -> Option<String> {
         Some(match &self.outcome {
             Outcome::Exited(0) => return None,
             Outcome::Exited(code) => {
@@ -78,61 +83,58 @@ impl Completion {
     }
 }
 
-/// Runs commands and collects their completions.
+/// What the main loop needs from whatever runs door commands.
+pub(crate) trait Runner {
+    /// Starts `command` (already expanded) as the engine's command `id` and returns at
+    /// once. Every id is later reported exactly once, even one that could not start.
+    fn spawn(&mut self, id: CommandId, command: &str);
+
+    /// Completions that have arrived, without waiting.
+    fn completions(&mut self) -> Vec<Completion>;
+
+    /// Waits up to `timeout` for every running command to finish (at shutdown) and returns
+    /// the completions collected meanwhile.
+    fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion>;
+}
+
+/// Runs commands on threads and collects their completions.
 #[derive(Debug)]
-pub struct Executor {
+pub(crate) struct Executor {
     limit: Duration,
     tx: Sender<Completion>,
     rx: Receiver<Completion>,
-    /// An eventfd the command threads bump after each completion.
-    wake: Arc<OwnedFd>,
+    /// Bumped by the command threads after each completion.
+    wake: Arc<EventFd>,
     running: Arc<AtomicUsize>,
-    next_id: CommandId,
-}
-
-fn bump(fd: &OwnedFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64 to an eventfd, as eventfd(2) requires.
-    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
 impl Executor {
     /// An executor that kills commands still running after `limit`.
-    pub fn new(limit: Duration) -> io::Result<Executor> {
-        // SAFETY: plain eventfd(2) call; the result is checked and wrapped at once.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("eventfd: {e}")));
-        }
-        // SAFETY: raw is a fresh descriptor that nothing else owns.
-        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+    pub(crate) fn new(limit: Duration) -> io::Result<Executor> {
+        let wake = EventFd::new().map_err(|e| io::Error::new(e.kind(), format!("eventfd: {e}")))?;
         let (tx, rx) = channel();
         Ok(Executor {
             limit,
             tx,
             rx,
-            wake,
+            wake: Arc::new(wake),
             running: Arc::new(AtomicUsize::new(0)),
-            next_id: 1,
         })
     }
 
     /// Readable while completions wait to be collected.
-    pub fn wake_fd(&self) -> RawFd {
+    pub(crate) fn wake_fd(&self) -> RawFd {
         self.wake.as_raw_fd()
     }
 
     /// Commands started and not yet reported.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
     }
+}
 
-    /// Starts `command` (already expanded) with `/bin/sh -c` and returns at once. Even a
-    /// failure to start is reported as a completion, so every id completes exactly once.
-    pub fn spawn(&mut self, command: &str) -> CommandId {
-        let id = self.next_id;
-        self.next_id += 1;
+impl Runner for Executor {
+    fn spawn(&mut self, id: CommandId, command: &str) {
         let (tx, wake, running) = (
             self.tx.clone(),
             Arc::clone(&self.wake),
@@ -147,10 +149,10 @@ impl Executor {
                 outcome,
                 duration,
             });
-            bump(&wake);
+            wake.notify();
         };
         let spawned = std::thread::Builder::new()
-            .name(format!("cmd-{id}"))
+            .name(format!("cmd-{}", id.0))
             .spawn({
                 let report = report.clone();
                 move || {
@@ -165,20 +167,14 @@ impl Executor {
                 Duration::ZERO,
             );
         }
-        id
     }
 
-    /// Completions that have arrived, without waiting.
-    pub fn completions(&mut self) -> Vec<Completion> {
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer; resets the eventfd counter.
-        unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    fn completions(&mut self) -> Vec<Completion> {
+        self.wake.clear();
         self.rx.try_iter().collect()
     }
 
-    /// Waits up to `timeout` for every running command to finish (at shutdown) and returns
-    /// the completions collected meanwhile.
-    pub fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion> {
+    fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion> {
         let deadline = Instant::now() + timeout;
         let mut out = self.completions();
         while self.running() > 0 {
@@ -231,40 +227,26 @@ fn outcome_of(status: ExitStatus) -> Outcome {
 }
 
 fn kill_group(child: &Child) {
-    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: the child leads its own process group (process_group(0)) and has not
-        // been reaped yet, so the group id cannot have been reused.
-        unsafe { libc::killpg(pgid, libc::SIGKILL) };
-    }
+    // The child leads its own process group (process_group(0)) and has not been reaped
+    // yet, so the group id cannot have been reused.
+    let _ = sys::kill_group(child.id(), libc::SIGKILL);
 }
 
 /// Waits for the child for at most `limit`: `Ok(None)` if it is still running then.
 fn wait_with_limit(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + limit;
-    let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw >= 0 {
-        // SAFETY: raw is a fresh descriptor that nothing else owns.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    if let Ok(pidfd) = Pidfd::open(child.id()) {
+        let mut fds = [PollFd::readable(pidfd.as_raw_fd())];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return child.try_wait();
             }
-            let mut p = libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
-            // SAFETY: one live pollfd.
-            let rc = unsafe { libc::poll(&mut p, 1, ms) };
-            if rc > 0 {
-                return child.wait().map(Some);
-            }
-            if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return Err(io::Error::last_os_error());
+            match sys::poll(&mut fds, left) {
+                Ok(n) if n > 0 => return child.wait().map(Some),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -340,7 +322,8 @@ mod tests {
     }
 
     fn one(exec: &mut Executor, cmd: &str) -> Completion {
-        let id = exec.spawn(cmd);
+        let id = CommandId(7);
+        exec.spawn(id, cmd);
         let mut got = exec.wait_idle(Duration::from_secs(20));
         assert_eq!(got.len(), 1, "{got:?}");
         let c = got.remove(0);
@@ -368,7 +351,7 @@ mod tests {
         );
         assert_eq!(exec.running(), 0);
         let limit = Completion {
-            id: 9,
+            id: CommandId(9),
             outcome: Outcome::TimedOut(DEFAULT_LIMIT),
             duration: DEFAULT_LIMIT,
         };
@@ -388,16 +371,9 @@ mod tests {
              for i in 1 2; do echo $i; done | wc -l >> {o}",
             o = out.display()
         );
-        // Block what the daemon blocks for its signalfd; the command thread inherits it.
-        // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only
-        // changes this test thread's mask.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGHUP);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        }
+        // Block what the daemon blocks for its signalfd (in this test's thread only); the
+        // command thread inherits it.
+        let _signals = crate::sys::SignalFd::new(&[libc::SIGHUP, libc::SIGTERM]).unwrap();
         assert!(one(&mut Executor::new(DEFAULT_LIMIT).unwrap(), &cmd).success());
         let text = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -452,8 +428,9 @@ mod tests {
     fn slow_commands_do_not_block_the_caller_and_wake_the_loop() {
         let mut exec = Executor::new(DEFAULT_LIMIT).unwrap();
         let start = Instant::now();
-        let slow = exec.spawn("sleep 1");
-        let fast = exec.spawn("exit 0");
+        let (slow, fast) = (CommandId(1), CommandId(2));
+        exec.spawn(slow, "sleep 1");
+        exec.spawn(fast, "exit 0");
         assert!(
             start.elapsed() < Duration::from_millis(500),
             "spawn returned at once"
@@ -461,20 +438,12 @@ mod tests {
         assert_eq!(exec.running(), 2);
 
         // The eventfd becomes readable when the fast one is done.
-        let mut p = libc::pollfd {
-            fd: exec.wake_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd.
-        let rc = unsafe { libc::poll(&mut p, 1, 5000) };
-        assert_eq!(rc, 1);
+        let mut fds = [PollFd::readable(exec.wake_fd())];
+        assert_eq!(sys::poll(&mut fds, Duration::from_secs(5)).unwrap(), 1);
         let first = exec.completions();
         assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![fast]);
         // Collected: the eventfd is quiet again.
-        // SAFETY: one live pollfd.
-        let rc = unsafe { libc::poll(&mut p, 1, 0) };
-        assert_eq!(rc, 0);
+        assert_eq!(sys::poll(&mut fds, Duration::ZERO).unwrap(), 0);
 
         let rest = exec.wait_idle(Duration::from_secs(10));
         assert_eq!(rest.len(), 1);

@@ -1,30 +1,33 @@
-//! knockd-lite: a knockd-compatible server built on a pure matching engine.
+//! knockd-lite: a knockd-compatible server around the pure matching engine of
+//! `knockd-engine`. The binary calls [`run`]; [`capture`] and [`netif`] are public for the
+//! end-to-end tests, which capture on real interfaces with them.
 //!
-//! * [`args`]: knockd's command-line flags plus knockd-lite's additions;
-//! * [`engine`]: the matcher (knockd's semantics, knockd's bugs fixed), pure and clock-free;
-//! * [`filter`]: capture rules shared by the engine and the capture layer;
-//! * [`check`](mod@check): `--check`, a validated description of a configuration;
-//! * [`capture`]: AF_PACKET capture with an in-kernel BPF filter, and a replay source;
+//! * `args`: knockd's command-line flags plus knockd-lite's additions;
+//! * `config`, `door_files`: knockd.conf, and the one-time lists and secrets its doors name;
+//! * `check`: `--check`, a validated description of a configuration;
+//! * [`capture`]: AF_PACKET capture with an in-kernel BPF filter, following the interface,
+//!   and a replay source;
 //! * [`netif`]: interfaces, their addresses and address changes;
-//! * [`exec`]: running door commands off the capture path;
-//! * [`log`]: knockd's log format, syslog and flood folding;
-//! * [`daemon`]: detaching, the pidfile and signals;
-//! * [`otp_store`]: durable one-time list consumption and HMAC counter state;
-//! * [`inputs`]: reading one-time lists and HMAC secrets for the engine;
+//! * `exec`: running door commands off the capture path;
+//! * `log`: knockd's log format, syslog and flood folding;
+//! * `pidfile`, `signals`: the pidfile of `-d`, and signals as input to the main loop;
+//! * `otp_store`: durable one-time list consumption and HMAC counter state;
+//! * `sys`: every libc call outside the capture ring, behind safe functions;
 //! * `serve`: the daemon itself, which wires all of the above together.
 
-pub mod args;
+mod args;
 pub mod capture;
-pub mod check;
-pub mod daemon;
-pub mod engine;
-pub mod exec;
-pub mod filter;
-pub mod inputs;
-pub mod log;
+mod check;
+mod config;
+mod door_files;
+mod exec;
+mod log;
 pub mod netif;
-pub mod otp_store;
+mod otp_store;
+mod pidfile;
 mod serve;
+mod signals;
+mod sys;
 #[cfg(test)]
 mod testutil;
 
@@ -33,9 +36,9 @@ use std::time::SystemTime;
 
 use clap::Parser;
 use clap::error::ErrorKind;
+use knockd_engine::Timestamp;
 
 use args::Args;
-use engine::Timestamp;
 
 /// Runs `knockd-lite` with these arguments and returns the process exit code
 /// (0 ok, 1 runtime failure, 2 usage or configuration error).
@@ -60,60 +63,38 @@ where
                 print!("{}", netif::list_text(&list));
                 0
             }
-            Err(e) => {
-                eprintln!("knockd-lite: {e}");
-                1
-            }
+            Err(e) => report(&e.into(), 1),
         };
     }
     if args.check {
-        return check(&args);
+        return match check(&args) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => report(&e, 2),
+        };
     }
     serve::run(args)
 }
 
-fn check(args: &Args) -> i32 {
-    let config = match load_config(args) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("knockd-lite: {message}");
-            return 2;
-        }
-    };
-    let report = check::load_inputs(&config).and_then(|inputs| {
-        let now = Timestamp::from_system_time(SystemTime::now());
-        check::report(
-            &args.config,
-            &config,
-            args.interface.as_deref(),
-            inputs,
-            now,
-        )
-        .map_err(|e| e.to_string())
-    });
-    match report {
-        Ok(text) => {
-            print!("{text}");
-            0
-        }
-        Err(message) => {
-            eprintln!("knockd-lite: {message}");
-            2
-        }
-    }
+/// `--check`: the report, or why the configuration does not load (exit 2 either way).
+fn check(args: &Args) -> anyhow::Result<String> {
+    let config = config::read(&args.config, &args.config)?;
+    let inputs = check::load_inputs(&config)?;
+    let now = Timestamp::from_system_time(SystemTime::now());
+    let text = check::report(
+        &args.config,
+        &config,
+        args.interface.as_deref(),
+        inputs,
+        now,
+    )?;
+    Ok(text)
 }
 
-fn load_config(args: &Args) -> Result<knock_core::conf::Config, String> {
-    read_config(&args.config, &args.config)
-}
-
-/// Reads and parses the config at `path`; messages (`path:line: message`) name it `shown`,
-/// the path as it was given on the command line.
-pub(crate) fn read_config(
-    path: &std::path::Path,
-    shown: &std::path::Path,
-) -> Result<knock_core::conf::Config, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", shown.display()))?;
-    knock_core::conf::parse(&text, shown).map_err(|e| e.to_string())
+/// Prints `knockd-lite: ` and the error with its whole context chain; returns `code`.
+fn report(e: &anyhow::Error, code: i32) -> i32 {
+    eprintln!("knockd-lite: {e:#}");
+    code
 }

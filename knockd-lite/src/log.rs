@@ -18,23 +18,24 @@
 //! ```
 //!
 //! knockd follows `running command` and `sequence timeout` with a blank line; we don't.
-#![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, LineWriter, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
+use crate::sys::{self, BrokenDown};
+
 /// Where syslog messages go on Linux.
-pub const DEV_LOG: &str = "/dev/log";
+pub(crate) const DEV_LOG: &str = "/dev/log";
 /// The syslog tag.
-pub const IDENT: &str = "knockd-lite";
+pub(crate) const IDENT: &str = "knockd-lite";
 /// First-stage lines written per second before the rest are folded.
-pub const DEFAULT_FIRST_STAGE_BUDGET: u32 = 10;
+pub(crate) const DEFAULT_FIRST_STAGE_BUDGET: u32 = 10;
 
 /// What a line is about: decides folding and syslog severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `Stage 1`: what a spoofed flood produces, so it is folded.
     FirstStage,
     /// `sequence timeout (stage 1)`: the other half of a flood, folded with `FirstStage`.
@@ -47,7 +48,7 @@ pub enum Kind {
 
 /// Local wall-clock time, to the second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalTime {
+pub(crate) struct LocalTime {
     pub year: i32,
     /// 1-12.
     pub month: u32,
@@ -57,33 +58,31 @@ pub struct LocalTime {
     pub second: u32,
 }
 
-// SAFETY: POSIX declares `void tzset(void)`, which this matches; the libc crate does not
-// export it.
-unsafe extern "C" {
-    fn tzset();
-}
-
 impl LocalTime {
-    /// `ms` (since the Unix epoch) in the local time zone, via localtime_r.
-    pub fn from_unix_ms(ms: u64) -> LocalTime {
-        let secs = libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX);
-        // SAFETY: tm is plain old data, for which all-zero is valid.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are to live locals; localtime_r writes only into tm. On
-        // failure (a year out of range) tm stays zeroed, which we accept.
-        unsafe { libc::localtime_r(&secs, &mut tm) };
+    /// `ms` (since the Unix epoch) in the local time zone. A year out of range (which
+    /// localtime_r refuses) reads as the epoch's fields, all zero.
+    pub(crate) fn from_unix_ms(ms: u64) -> LocalTime {
+        let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+        let tm = sys::local_time(secs).unwrap_or(BrokenDown {
+            year: 1900,
+            month: 1,
+            day: 0,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        });
         LocalTime {
-            year: tm.tm_year + 1900,
-            month: u32::try_from(tm.tm_mon + 1).unwrap_or(1),
-            day: u32::try_from(tm.tm_mday).unwrap_or(1),
-            hour: u32::try_from(tm.tm_hour).unwrap_or(0),
-            minute: u32::try_from(tm.tm_min).unwrap_or(0),
-            second: u32::try_from(tm.tm_sec).unwrap_or(0),
+            year: tm.year,
+            month: u32::try_from(tm.month).unwrap_or(1),
+            day: u32::try_from(tm.day).unwrap_or(1),
+            hour: u32::try_from(tm.hour).unwrap_or(0),
+            minute: u32::try_from(tm.minute).unwrap_or(0),
+            second: u32::try_from(tm.second).unwrap_or(0),
         }
     }
 
     /// `2026-11-22 05:00`, knockd's LogFile stamp.
-    pub fn minute_stamp(&self) -> String {
+    pub(crate) fn minute_stamp(&self) -> String {
         format!(
             "{:04}-{:02}-{:02} {:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute
@@ -92,12 +91,12 @@ impl LocalTime {
 
     /// `2026-11-22 05:00:07`, the stamp of `-D` lines. (knockd prints the month off by
     /// one there; we print the real one.)
-    pub fn second_stamp(&self) -> String {
+    pub(crate) fn second_stamp(&self) -> String {
         format!("{}:{:02}", self.minute_stamp(), self.second)
     }
 
     /// `Nov 22 05:00:07` (day padded with a space), RFC 3164's TIMESTAMP.
-    pub fn rfc3164_stamp(&self) -> String {
+    pub(crate) fn rfc3164_stamp(&self) -> String {
         const MONTHS: [&str; 12] = [
             "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
         ];
@@ -111,7 +110,7 @@ impl LocalTime {
 
 /// A body on one line: line breaks and other control characters become spaces and
 /// trailing white space goes, so no entry ever spans or adds lines.
-pub fn one_line(body: &str) -> String {
+pub(crate) fn one_line(body: &str) -> String {
     body.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -120,13 +119,13 @@ pub fn one_line(body: &str) -> String {
 }
 
 /// A LogFile line, with its newline: `[2026-11-22 05:00] 192.0.2.10: door: Stage 1\n`.
-pub fn file_line(t: &LocalTime, body: &str) -> String {
+pub(crate) fn file_line(t: &LocalTime, body: &str) -> String {
     format!("[{}] {}\n", t.minute_stamp(), one_line(body))
 }
 
 /// An RFC 3164 datagram for the local syslog socket, facility daemon:
 /// `<29>Nov 22 05:00:07 knockd-lite[812]: 192.0.2.10: door: Stage 1`.
-pub fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> String {
+pub(crate) fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> String {
     const DAEMON: u8 = 3 << 3;
     let severity = match kind {
         Kind::Error => 3,                                              // err
@@ -148,7 +147,7 @@ pub fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> Strin
 /// A spoofed flood makes two lines per source (`Stage 1`, then `sequence timeout (stage
 /// 1)` when the attempt expires), so both go through the same bucket and are counted apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Folder {
+pub(crate) struct Folder {
     /// Bucket size in milli-lines; it refills at [`REFILL_PER_SECOND`] lines a second.
     capacity: u64,
     tokens: u64,
@@ -159,11 +158,11 @@ pub struct Folder {
 }
 
 /// Lines the bucket refills with each second, once a burst has used it up.
-pub const REFILL_PER_SECOND: u64 = 1;
+pub(crate) const REFILL_PER_SECOND: u64 = 1;
 
 /// Lines held back in one second, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Held {
+pub(crate) struct Held {
     pub knocks: u64,
     pub timeouts: u64,
 }
@@ -176,7 +175,7 @@ impl Held {
 
 /// What to do with a first-stage line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fold {
+pub(crate) struct Fold {
     /// Lines held back in an earlier second, to report in a summary line first.
     pub summary: Option<Held>,
     /// Whether to write this line.
@@ -184,7 +183,7 @@ pub struct Fold {
 }
 
 impl Folder {
-    pub fn new(burst: u32) -> Folder {
+    pub(crate) fn new(burst: u32) -> Folder {
         let capacity = u64::from(burst.max(1)) * 1000;
         Folder {
             capacity,
@@ -217,7 +216,7 @@ impl Folder {
 
     /// Decides about one first-stage line at `now_ms`; `timeout` marks a
     /// `sequence timeout (stage 1)` line.
-    pub fn admit(&mut self, now_ms: u64, timeout: bool) -> Fold {
+    pub(crate) fn admit(&mut self, now_ms: u64, timeout: bool) -> Fold {
         let summary = self.roll(now_ms);
         self.refill(now_ms);
         let write = self.tokens >= 1000;
@@ -233,7 +232,7 @@ impl Folder {
 
     /// The summary for a second that has ended by `now_ms`, if lines were held back in it.
     /// Call it from the loop's tick, so a flood that stops still gets its summary.
-    pub fn flush(&mut self, now_ms: u64) -> Option<Held> {
+    pub(crate) fn flush(&mut self, now_ms: u64) -> Option<Held> {
         if self.held.is_empty() {
             return None;
         }
@@ -241,13 +240,14 @@ impl Folder {
     }
 
     /// Lines held back in the current second so far.
-    pub fn pending(&self) -> Held {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> Held {
         self.held
     }
 }
 
 /// The summary line's body.
-pub fn summary_body(held: Held) -> String {
+pub(crate) fn summary_body(held: Held) -> String {
     match (held.knocks, held.timeouts) {
         (n, 0) => format!("{n} more first-stage knocks suppressed"),
         (0, m) => format!("{m} more first-stage timeouts suppressed"),
@@ -257,7 +257,7 @@ pub fn summary_body(held: Held) -> String {
 
 /// Where log lines go.
 #[derive(Clone, Debug, Default)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// `LogFile` / `-g`: appended to, one line per entry.
     pub file: Option<PathBuf>,
     /// `UseSyslog`: the syslog socket, normally [`DEV_LOG`].
@@ -271,18 +271,18 @@ pub struct LogConfig {
     pub first_stage_budget: u32,
 }
 
-/// An error opening a log destination.
+/// An error opening a log destination. The message holds the OS error, so it is not also
+/// the `source()`.
 #[derive(Debug, thiserror::Error)]
-#[error("open log file {path}: {source}")]
-pub struct LogError {
+#[error("open log file {}: {error}", path.display())]
+pub(crate) struct LogError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 /// The log: every destination the configuration asks for.
 #[derive(Debug)]
-pub struct Logger {
+pub(crate) struct Logger {
     cfg: LogConfig,
     file: Option<LineWriter<File>>,
     syslog: Option<UnixDatagram>,
@@ -298,18 +298,18 @@ fn open_append(path: &Path) -> Result<LineWriter<File>, LogError> {
         .append(true)
         .open(path)
         .map(LineWriter::new)
-        .map_err(|source| LogError {
+        .map_err(|error| LogError {
             path: path.to_path_buf(),
-            source,
+            error,
         })
 }
 
 impl Logger {
     /// Opens the destinations. A missing syslog socket is not an error: messages to it are
     /// dropped until it appears (syslog daemons restart).
-    pub fn open(cfg: LogConfig) -> Result<Logger, LogError> {
-        // SAFETY: tzset only reads TZ and the zone files; localtime_r needs it called once.
-        unsafe { tzset() };
+    pub(crate) fn open(cfg: LogConfig) -> Result<Logger, LogError> {
+        // localtime_r does not read the zone itself.
+        sys::reload_time_zone();
         let file = cfg.file.as_deref().map(open_append).transpose()?;
         let budget = if cfg.first_stage_budget == 0 {
             DEFAULT_FIRST_STAGE_BUDGET
@@ -330,9 +330,8 @@ impl Logger {
     }
 
     /// Reopens the log file (after rotation, on SIGHUP) and re-reads the time zone.
-    pub fn reopen(&mut self) -> Result<(), LogError> {
-        // SAFETY: as in `open`.
-        unsafe { tzset() };
+    pub(crate) fn reopen(&mut self) -> Result<(), LogError> {
+        sys::reload_time_zone();
         if let Some(path) = &self.cfg.file {
             self.file = Some(open_append(path)?);
         }
@@ -340,12 +339,12 @@ impl Logger {
         Ok(())
     }
 
-    pub fn debug_enabled(&self) -> bool {
+    pub(crate) fn debug_enabled(&self) -> bool {
         self.cfg.debug
     }
 
     /// Logs one entry at `now_ms` (ms since the Unix epoch).
-    pub fn event(&mut self, now_ms: u64, body: &str, kind: Kind) {
+    pub(crate) fn event(&mut self, now_ms: u64, body: &str, kind: Kind) {
         if self.fold(now_ms, kind) {
             self.write(now_ms, body, kind);
         }
@@ -353,7 +352,7 @@ impl Logger {
 
     /// Like [`Logger::event`], but the body is only formatted when the entry is written: a
     /// spoofed flood's folded first-stage lines cost no formatting.
-    pub fn event_with(&mut self, now_ms: u64, kind: Kind, body: impl FnOnce() -> String) {
+    pub(crate) fn event_with(&mut self, now_ms: u64, kind: Kind, body: impl FnOnce() -> String) {
         if self.fold(now_ms, kind) {
             self.write(now_ms, &body(), kind);
         }
@@ -378,14 +377,14 @@ impl Logger {
 
     /// Writes the summary of a finished second of folding, if any. Call it from the loop's
     /// tick (say once a second).
-    pub fn tick(&mut self, now_ms: u64) {
+    pub(crate) fn tick(&mut self, now_ms: u64) {
         if let Some(n) = self.folder.flush(now_ms) {
             self.write(now_ms, &summary_body(n), Kind::Event);
         }
     }
 
     /// A `-D` line on stdout, `2026-11-22 05:00:07: body`; nothing without `-D`.
-    pub fn debug(&mut self, now_ms: u64, body: &str) {
+    pub(crate) fn debug(&mut self, now_ms: u64, body: &str) {
         if self.cfg.debug {
             let t = LocalTime::from_unix_ms(now_ms);
             let mut out = io::stdout().lock();
@@ -683,5 +682,7 @@ mod tests {
             )),
             "{err}"
         );
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("(os error 2)").count(), 1, "{chain}");
     }
 }

@@ -3,15 +3,13 @@
 //!
 //! Polling `getifaddrs` once a second from the main loop costs a few tens of microseconds
 //! and needs no extra socket or thread, so it was chosen over an rtnetlink subscription.
-#![allow(unsafe_code)]
 
-use std::ffi::CStr;
 use std::fmt::Write as _;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::net::IpAddr;
 
 use crate::capture::LinkKind;
+use crate::sys::{self, IfAddr};
 
 /// One interface as the kernel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,71 +56,25 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
     let mut addrs: Vec<(String, IpAddr)> = Vec::new();
     // Links without a hardware address (tun, WireGuard) come without an AF_PACKET entry.
     let mut bare: Vec<(String, u32)> = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head to the pointer we pass; on success we free the
-    // list with freeifaddrs below, and on failure there is nothing to free.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(io::Error::other(format!(
-            "getifaddrs: {}",
-            io::Error::last_os_error()
-        )));
-    }
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: cur is a non-null node of the list getifaddrs returned, valid until
-        // freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
-        if ifa.ifa_addr.is_null() {
-            bare.push((name, ifa.ifa_flags));
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null and points at a sockaddr whose family says which
-        // larger sockaddr it is; we read each as that type only.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        match family {
-            libc::AF_PACKET => {
-                // SAFETY: AF_PACKET entries carry a sockaddr_ll.
-                let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
-                out.push(Interface {
-                    name,
-                    index: u32::try_from(ll.sll_ifindex).unwrap_or(0),
-                    hatype: ll.sll_hatype,
-                    flags: ifa.ifa_flags,
-                    addrs: Vec::new(),
-                });
-            }
-            libc::AF_INET => {
-                // SAFETY: AF_INET entries carry a sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                addrs.push((name, IpAddr::V4(ip)));
-            }
-            libc::AF_INET6 => {
-                // SAFETY: AF_INET6 entries carry a sockaddr_in6.
-                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                addrs.push((name, IpAddr::V6(ip)));
-            }
-            _ => {}
+    for entry in sys::if_entries()? {
+        match entry.addr {
+            IfAddr::Link { index, hatype } => out.push(Interface {
+                name: entry.name,
+                index,
+                hatype,
+                flags: entry.flags,
+                addrs: Vec::new(),
+            }),
+            IfAddr::Ip(ip) => addrs.push((entry.name, ip)),
+            IfAddr::None => bare.push((entry.name, entry.flags)),
+            IfAddr::Other => {}
         }
     }
-    // SAFETY: head came from a successful getifaddrs and is freed exactly once; no
-    // reference into the list outlives this call (names and addresses were copied).
-    unsafe { libc::freeifaddrs(head) };
-
     for (name, flags) in bare {
         if out.iter().any(|i| i.name == name) {
             continue;
         }
-        if let Some((index, hatype)) = index_and_hatype(&name) {
+        if let Some((index, hatype)) = sys::index_and_hatype(&name) {
             out.push(Interface {
                 name,
                 index,
@@ -143,38 +95,6 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
     }
     out.sort_by_key(|i| i.index);
     Ok(out)
-}
-
-/// Index and hardware type by name, for links that getifaddrs lists without an AF_PACKET
-/// entry.
-fn index_and_hatype(name: &str) -> Option<(u32, u16)> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    // SAFETY: cname is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if index == 0 || name.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: plain socket(2) call; the result is checked and wrapped at once.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return None;
-    }
-    // SAFETY: raw is a fresh descriptor that nothing else owns.
-    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-    // SAFETY: ifreq is plain old data, for which all-zero is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, &b) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = b as libc::c_char;
-    }
-    // SAFETY: req is a live ifreq with a NUL-terminated name (the name is shorter than
-    // IFNAMSIZ and the rest is zero); SIOCGIFHWADDR writes only into it.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: a successful SIOCGIFHWADDR fills the ifru_hwaddr member of the union.
-    let hatype = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
-    Some((index, hatype))
 }
 
 /// The interface with this name, if it exists.

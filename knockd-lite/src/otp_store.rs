@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 /// A failed read or write of a state file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{op} {path}: {source}")]
+    /// The message holds the OS error, so it is not also the `source()`.
+    #[error("{op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is not what we expected, `path:line: message` (line 0: the whole file).
     #[error("{}:{line}: {message}", path.display())]
@@ -28,10 +28,10 @@ pub enum StoreError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
+    move |error| StoreError::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -1,9 +1,11 @@
 //! Packet capture: the [`PacketSource`] seam, the Linux AF_PACKET source, a source that
 //! follows an interface through loss and return, and an in-memory replay source for tests.
 //!
+//! Public for the end-to-end tests, which capture on real interfaces with it.
+//!
 //! A source hands up raw frames with their link type and kernel timestamp; parsing them is
 //! the wire module's job. Sources filter with the same BPF program whether the kernel runs
-//! it (AF_PACKET) or we do (replay), so tests through [`ReplaySource`] see what the kernel
+//! it (AF_PACKET) or we do (replay), so tests through the replay source see what the kernel
 //! would let through.
 //!
 //! VLANs: capture on the interface the configuration names. On a VLAN interface (`eth0.10`)
@@ -12,25 +14,25 @@
 //! like an untagged one and [`Frame::vlan`] carries its VLAN id; a second, inner tag
 //! (802.1ad stacking) stays in the frame, and the filter skips it, as the parser must.
 
-pub mod bpf;
-#[cfg(target_os = "linux")]
+mod follow;
 mod linux;
-#[cfg(target_os = "linux")]
 mod pace;
+#[cfg(test)]
 mod replay;
-#[cfg(target_os = "linux")]
 mod ring;
 
 use std::io;
 use std::time::Duration;
 
-#[cfg(target_os = "linux")]
-pub use linux::{AfPacket, CaptureOptions, InterfaceCapture, LinkEvent};
-pub use replay::{ReplayFrame, ReplaySource};
-#[cfg(target_os = "linux")]
-pub use ring::RingOptions;
+use knock_core::wire::LinkType;
+use knockd_engine::bpf::FilterError;
+use knockd_engine::filter::CaptureRule;
 
-use crate::filter::CaptureRule;
+pub use follow::{InterfaceCapture, LinkEvent};
+pub use linux::{AfPacket, CaptureOptions};
+#[cfg(test)]
+pub(crate) use replay::{ReplayFrame, ReplaySource};
+pub use ring::RingOptions;
 
 /// How a frame starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,6 +53,14 @@ impl LinkKind {
             // ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_NONE.
             512 | 519 | 768 | 769 | 776 | 0xfffe => Some(LinkKind::RawIp),
             _ => None,
+        }
+    }
+
+    /// The parser's name for this kind of frame.
+    pub fn link_type(self) -> LinkType {
+        match self {
+            LinkKind::Ethernet => LinkType::Ethernet,
+            LinkKind::RawIp => LinkType::RawIp,
         }
     }
 }
@@ -104,15 +114,15 @@ pub enum CaptureError {
     /// The interface went down (it may come back up on the same socket) or was deleted.
     #[error("{ifname}: interface went down or away")]
     InterfaceDown { ifname: String },
-    #[error("{op} on {ifname}: {source}")]
+    /// The message holds the OS error, so it is not also the `source()`.
+    #[error("{op} on {ifname}: {error}")]
     Io {
         op: &'static str,
         ifname: String,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(transparent)]
-    Filter(#[from] bpf::FilterTooLarge),
+    Filter(#[from] FilterError),
 }
 
 /// A source of captured frames.
@@ -131,4 +141,28 @@ pub trait PacketSource {
     fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError>;
 
     fn stats(&mut self) -> CaptureStats;
+
+    /// Changes in the captured interface's state since the last call, oldest first (for
+    /// the log). A source that follows no interface has none.
+    fn take_events(&mut self) -> Vec<LinkEvent> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_prints_its_os_error_once() {
+        let err = CaptureError::Io {
+            op: "bind(AF_PACKET)",
+            ifname: "eth0".into(),
+            error: io::Error::from_raw_os_error(libc::ENODEV),
+        };
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            "bind(AF_PACKET) on eth0: No such device (os error 19)"
+        );
+    }
 }

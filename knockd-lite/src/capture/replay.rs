@@ -1,16 +1,17 @@
-//! An in-memory packet source: frames given up front, filtered by the same BPF program the
-//! kernel would run, and delivered in order.
+//! An in-memory packet source for tests: frames given up front, filtered by the same BPF
+//! program the kernel would run, and delivered in order.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::bpf::{self, Families, Program};
+use knockd_engine::bpf::{self, Families, Program};
+use knockd_engine::filter::CaptureRule;
+
 use super::{CaptureError, CaptureStats, Frame, LinkKind, PacketSource};
-use crate::filter::CaptureRule;
 
 /// One frame to replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplayFrame {
+pub(crate) struct ReplayFrame {
     pub ts_ns: u64,
     pub vlan: Option<u16>,
     pub data: Vec<u8>,
@@ -19,7 +20,7 @@ pub struct ReplayFrame {
 /// Replays frames of one link type. Each `next_batch` hands over at most `batch` frames and
 /// never waits: an empty queue returns 0 at once.
 #[derive(Debug)]
-pub struct ReplaySource {
+pub(crate) struct ReplaySource {
     link: LinkKind,
     families: Families,
     program: Program,
@@ -30,7 +31,7 @@ pub struct ReplaySource {
 
 impl ReplaySource {
     /// A source with no rules yet, which therefore delivers nothing until `set_rules`.
-    pub fn new(link: LinkKind, families: Families) -> ReplaySource {
+    pub(crate) fn new(link: LinkKind, families: Families) -> ReplaySource {
         ReplaySource {
             link,
             families,
@@ -42,18 +43,18 @@ impl ReplaySource {
     }
 
     /// How many frames one `next_batch` hands over at most (at least 1).
-    pub fn with_batch(mut self, batch: usize) -> ReplaySource {
+    pub(crate) fn with_batch(mut self, batch: usize) -> ReplaySource {
         self.batch = batch.max(1);
         self
     }
 
     /// Queues a frame for replay.
-    pub fn push(&mut self, frame: ReplayFrame) {
+    pub(crate) fn push(&mut self, frame: ReplayFrame) {
         self.queue.push_back(frame);
     }
 
     /// Frames still queued.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.queue.len()
     }
 }
@@ -88,7 +89,7 @@ impl PacketSource for ReplaySource {
     }
 
     fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        self.program = bpf::compile(rules, self.link, self.families)?;
+        self.program = bpf::compile(rules, self.link.link_type(), self.families)?;
         Ok(())
     }
 

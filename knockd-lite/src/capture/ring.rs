@@ -14,13 +14,14 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
-use super::bpf::Program;
-use super::linux::setsockopt;
+use knockd_engine::bpf::Program;
+
 use super::{CaptureStats, Frame, LinkKind};
+use crate::sys::PacketSocket;
 
 /// Ring geometry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,15 +99,15 @@ impl Ring {
     /// Switches the socket to TPACKET_V2 and maps its ring; copies of frames too long for
     /// a slot are kept to `copy_len` bytes. Errors name the step.
     pub(super) fn setup(
-        fd: RawFd,
+        sock: &PacketSocket,
         opts: &RingOptions,
         copy_len: usize,
     ) -> Result<Ring, (&'static str, io::Error)> {
         let version = libc::tpacket_versions::TPACKET_V2 as i32;
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
+        sock.set_int(libc::SOL_PACKET, libc::PACKET_VERSION, version)
             .map_err(|e| ("setsockopt(PACKET_VERSION)", e))?;
         // Any non-zero value turns the copies on; the kernel bounds them by SO_RCVBUF.
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, &1i32)
+        sock.set_int(libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)
             .map_err(|e| ("setsockopt(PACKET_COPY_THRESH)", e))?;
         let too_big = || {
             (
@@ -136,7 +137,7 @@ impl Ring {
             tp_frame_size: frame_size,
             tp_frame_nr: frames,
         };
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+        sock.set_rx_ring(&req)
             .map_err(|e| ("setsockopt(PACKET_RX_RING)", e))?;
         // SAFETY: maps the ring the kernel just allocated for fd, shared and writable as
         // PACKET_MMAP requires; the result is checked against MAP_FAILED.
@@ -146,7 +147,7 @@ impl Ring {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                fd,
+                sock.as_raw_fd(),
                 0,
             )
         };
@@ -213,7 +214,7 @@ impl Ring {
     /// no slot is ready. `None` if no slot was ready at all.
     pub(super) fn read(
         &mut self,
-        fd: RawFd,
+        sock: &PacketSocket,
         link: LinkKind,
         program: &Program,
         stats: &mut CaptureStats,
@@ -227,7 +228,7 @@ impl Ring {
             // The kernel sets the status after writing the slot; read nothing before it.
             fence(Ordering::Acquire);
             let refilter = self.refilter_frames > 0;
-            if self.read_slot(fd, link, program, refilter, stats, sink) {
+            if self.read_slot(sock, link, program, refilter, stats, sink) {
                 delivered += 1;
             }
             fence(Ordering::Release);
@@ -247,7 +248,7 @@ impl Ring {
     /// `sink`.
     fn read_slot(
         &mut self,
-        fd: RawFd,
+        sock: &PacketSocket,
         link: LinkKind,
         program: &Program,
         refilter: bool,
@@ -264,7 +265,7 @@ impl Ring {
         // A copy was queued for this slot whatever becomes of the frame, so it is read
         // now to keep the queue in step with the ring.
         let copied = if h.status & libc::TP_STATUS_COPY != 0 {
-            self.take_copy(fd)
+            self.take_copy(sock)
         } else {
             None
         };
@@ -297,27 +298,15 @@ impl Ring {
     /// Reads the copy queued for a too-long frame; its length, or None if there was none
     /// (the queue is bounded by SO_RCVBUF, and a slot is cut short without a copy when it
     /// is full).
-    fn take_copy(&mut self, fd: RawFd) -> Option<usize> {
+    fn take_copy(&mut self, sock: &PacketSocket) -> Option<usize> {
         // A pending socket error comes out of recv before the copy does, and reading it
         // clears it: keep it for the caller and try again.
         for _ in 0..4 {
-            // SAFETY: copy is a live buffer of copy.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    fd,
-                    self.copy.as_mut_ptr().cast(),
-                    self.copy.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                return Some((n as usize).min(self.copy.len()));
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => return None,
-                Some(libc::EINTR) => {}
-                _ => {
+            match sock.recv(&mut self.copy) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
                     self.error.get_or_insert(e);
                 }
             }

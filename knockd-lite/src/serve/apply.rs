@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use knock_core::otp;
+use knockd_engine::{Action, CommandKind, Timestamp};
 
+use super::Server;
 use super::commands::{Deferred, Running};
-use super::{Server, wall_ms};
-use crate::engine::{Action, CommandKind, Timestamp};
-use crate::exec::{self, Completion};
+use crate::capture::PacketSource;
+use crate::exec::{self, Completion, Runner};
 use crate::log::Kind;
 
-impl Server {
+impl<S: PacketSource, R: Runner> Server<S, R> {
     /// Carries out `actions`, which the engine produced at `ms`.
     pub(super) fn apply(&mut self, ms: u64, actions: Vec<Action>) {
         // Doors whose knock could not be recorded: their start command must not run, or a
@@ -101,7 +102,7 @@ impl Server {
     /// A command finished: log a failure as knockd does; a start's stop is now scheduled
     /// `Cmd_Timeout` later (or, at shutdown, released at once).
     pub(super) fn finished(&mut self, c: &Completion, r: &Running) {
-        let now = wall_ms();
+        let now = self.now_ms();
         if let Some(body) = c.failure_body(&r.door) {
             self.journal.line(now, &body, Kind::Error);
         }

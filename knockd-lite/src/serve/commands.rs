@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{CommandId, CommandKind};
-use crate::exec::{self, Completion, Executor};
+use knockd_engine::{CommandId, CommandKind};
+
+use crate::exec::{Completion, Runner};
 
 /// A running command, as the engine knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,36 +28,37 @@ pub(crate) struct Deferred {
     pub(crate) kind: CommandKind,
 }
 
+/// The commands the runner `R` runs for the engine.
 #[derive(Debug)]
-pub(crate) struct Commands {
-    exec: Executor,
-    running: HashMap<exec::CommandId, Running>,
+pub(crate) struct Commands<R> {
+    runner: R,
+    running: HashMap<CommandId, Running>,
     /// Stops waiting for their start, by the start's id.
     deferred: Vec<(CommandId, Deferred)>,
 }
 
-impl Commands {
-    pub(crate) fn new(exec: Executor) -> Commands {
+impl<R: Runner> Commands<R> {
+    pub(crate) fn new(runner: R) -> Commands<R> {
         Commands {
-            exec,
+            runner,
             running: HashMap::new(),
             deferred: Vec::new(),
         }
     }
 
-    pub(crate) fn wake_fd(&self) -> RawFd {
-        self.exec.wake_fd()
+    pub(crate) fn runner(&self) -> &R {
+        &self.runner
     }
 
     /// Starts `command` (already expanded) for the engine's command `r`.
     pub(crate) fn spawn(&mut self, command: &str, r: Running) {
-        let xid = self.exec.spawn(command);
-        self.running.insert(xid, r);
+        self.runner.spawn(r.id, command);
+        self.running.insert(r.id, r);
     }
 
     /// Whether the engine's command `id` is still running.
     pub(crate) fn is_running(&self, id: CommandId) -> bool {
-        self.running.values().any(|r| r.id == id)
+        self.running.contains_key(&id)
     }
 
     /// Holds `stop` until `start` has finished.
@@ -90,13 +91,13 @@ impl Commands {
 
     /// Completions that have arrived, each with what it was; without waiting.
     pub(crate) fn completions(&mut self) -> Vec<(Completion, Running)> {
-        let done = self.exec.completions();
+        let done = self.runner.completions();
         self.match_up(done)
     }
 
     /// Like [`Commands::completions`], waiting up to `timeout` while any command runs.
     pub(crate) fn wait(&mut self, timeout: Duration) -> Vec<(Completion, Running)> {
-        let done = self.exec.wait_idle(timeout);
+        let done = self.runner.wait_idle(timeout);
         self.match_up(done)
     }
 
@@ -110,11 +111,12 @@ impl Commands {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::{DEFAULT_LIMIT, Executor};
     use std::time::Instant;
 
     #[test]
     fn completions_name_their_engine_command_and_stops_wait_for_starts() {
-        let mut c = Commands::new(Executor::new(exec::DEFAULT_LIMIT).unwrap());
+        let mut c = Commands::new(Executor::new(DEFAULT_LIMIT).unwrap());
         let door: Arc<str> = Arc::from("d");
         let start = Running {
             id: CommandId(1),

@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use knockd_engine::Event;
+
 use super::lookup::{Name, Resolver};
-use crate::engine::Event;
 use crate::log::{Kind, Logger};
 
 /// How long a line waits for its source's name before it is written with the number.

@@ -1,12 +1,12 @@
 //! Reverse DNS for `-l`: host names for log lines, looked up on a thread of their own so a
 //! slow resolver never holds up capture or matching. Commands always get the numeric
 //! address; names never leave the log.
-#![allow(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CStr;
 use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
+
+use crate::sys;
 
 /// Lookups waiting for the resolver thread; beyond this, lines keep their number.
 const QUEUE: usize = 64;
@@ -16,52 +16,7 @@ const CACHE: usize = 4096;
 /// The reverse name of `ip`, if it has one that is safe to print: a PTR record is chosen by
 /// whoever controls the address, so anything but a plain host name is refused.
 pub(crate) fn reverse(ip: IpAddr) -> Option<String> {
-    let mut host = [0 as libc::c_char; 1025];
-    let rc = match ip {
-        IpAddr::V4(a) => {
-            // SAFETY: sockaddr_in is plain old data, for which all-zero is valid.
-            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_addr.s_addr = u32::from(a).to_be();
-            // SAFETY: sin is a live sockaddr_in of the size we pass; host is a live buffer
-            // of the length we pass, which getnameinfo NUL-terminates on success.
-            unsafe {
-                libc::getnameinfo(
-                    (&sin as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                    host.as_mut_ptr(),
-                    host.len() as libc::socklen_t,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::NI_NAMEREQD,
-                )
-            }
-        }
-        IpAddr::V6(a) => {
-            // SAFETY: sockaddr_in6 is plain old data, for which all-zero is valid.
-            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_addr.s6_addr = a.octets();
-            // SAFETY: as above, with a live sockaddr_in6.
-            unsafe {
-                libc::getnameinfo(
-                    (&sin6 as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                    host.as_mut_ptr(),
-                    host.len() as libc::socklen_t,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::NI_NAMEREQD,
-                )
-            }
-        }
-    };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: on success getnameinfo wrote a NUL-terminated string into host.
-    let name = unsafe { CStr::from_ptr(host.as_ptr()) }.to_str().ok()?;
-    plain_host_name(name).then(|| name.to_string())
+    sys::reverse_name(ip).filter(|name| plain_host_name(name))
 }
 
 /// Letters, digits, `-`, `_` and `.`, up to 253 bytes: nothing that could forge a log line

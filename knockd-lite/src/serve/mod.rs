@@ -19,20 +19,25 @@ mod settings;
 mod shutdown;
 mod start;
 mod state;
+#[cfg(test)]
+mod tests;
 
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use knock_core::conf::Config;
-use knock_core::wire::{KnockPacket, LinkType, ParseError, parse_frame};
+use knock_core::wire::{KnockPacket, ParseError, parse_frame};
+use knockd_engine::{Action, Engine, Timestamp};
 
 use crate::args::Args;
-use crate::capture::{InterfaceCapture, LinkEvent, LinkKind, PacketSource};
-use crate::daemon::{Pidfile, Signal, Signals};
-use crate::engine::{Action, Engine, Timestamp};
+use crate::capture::{InterfaceCapture, LinkEvent, PacketSource};
+use crate::exec::{Executor, Runner};
 use crate::log::Kind;
-use crate::netif::{Change, Watch};
+use crate::netif::{Change, Interface, Watch};
+use crate::pidfile::Pidfile;
+use crate::signals::{Signal, Signals};
 use commands::Commands;
 use journal::Journal;
 use settings::Settings;
@@ -47,23 +52,28 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often the loop wakes while log lines wait for host names.
 const NAME_POLL: Duration = Duration::from_millis(10);
 
-/// Why start-up failed: the message for stderr and the exit code (1 runtime, 2 config).
+/// Why start-up failed: the error for stderr and the exit code (1 runtime, 2 config).
+#[derive(Debug)]
 struct Failure {
     code: i32,
-    message: String,
+    error: anyhow::Error,
 }
 
-fn config_error(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        message: message.into(),
+impl Failure {
+    /// A configuration error: exit 2.
+    fn config(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
     }
-}
 
-fn runtime_error(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 1,
-        message: message.into(),
+    /// A failure while starting: exit 1.
+    fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
     }
 }
 
@@ -75,21 +85,21 @@ fn wall_ms() -> u64 {
 /// Runs the server until SIGTERM or SIGINT; returns the exit code.
 pub(crate) fn run(args: Args) -> i32 {
     // First: threads started later inherit the blocked signals.
-    let signals = match Signals::new() {
+    let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("knockd-lite: {e}");
             return 1;
         }
     };
-    let mut server = match Server::start(args, signals) {
+    let mut server = match Server::start(args, &signals) {
         Ok(server) => server,
         Err(f) => {
-            eprintln!("knockd-lite: {}", f.message);
+            eprintln!("knockd-lite: {:#}", f.error);
             return f.code;
         }
     };
-    server.serve();
+    server.serve(&mut signals);
     server.shutdown();
     0
 }
@@ -101,20 +111,27 @@ enum Item {
     Debug(String),
 }
 
-/// Everything the running server holds.
-struct Server {
+/// Looks an interface up by name (`netif::find`; a fixed answer in tests).
+type Lookup = fn(&str) -> io::Result<Option<Interface>>;
+
+/// Everything the running server holds: generic over where packets come from and what runs
+/// the commands, so the main loop's rules are tested with a replay source and a runner that
+/// runs nothing.
+struct Server<S, R> {
     args: Args,
     /// The start-up directory, for relative paths on reload.
     base: PathBuf,
     settings: Settings,
     config: Config,
     engine: Engine,
-    capture: InterfaceCapture,
+    capture: S,
     watch: Watch,
+    lookup: Lookup,
     journal: Journal,
-    commands: Commands,
+    commands: Commands<R>,
     counters: HmacCounters,
-    signals: Signals,
+    /// The wall clock, ms since the epoch (a virtual one in tests).
+    clock: Box<dyn Fn() -> u64>,
     /// Kept for its `Drop`, which removes the file.
     _pidfile: Option<Pidfile>,
     /// The capture filter must be rebuilt from the engine's rules.
@@ -123,54 +140,122 @@ struct Server {
     refused: [u64; ParseError::ALL.len()],
     /// The last capture error logged, so a persistent one is logged once.
     last_capture_error: Option<String>,
+    /// When the once-a-second duties are next due.
+    next_tick: Instant,
 }
 
-impl Server {
+/// What a server is made of, once everything that can fail has been opened.
+struct Parts<S, R> {
+    args: Args,
+    base: PathBuf,
+    settings: Settings,
+    config: Config,
+    engine: Engine,
+    /// What the engine asked for as it was built.
+    first_actions: Vec<Action>,
+    capture: S,
+    watch: Watch,
+    lookup: Lookup,
+    journal: Journal,
+    commands: Commands<R>,
+    counters: HmacCounters,
+    clock: Box<dyn Fn() -> u64>,
+    pidfile: Option<Pidfile>,
+}
+
+impl Server<InterfaceCapture, Executor> {
     /// The main loop; returns when asked to shut down.
-    fn serve(&mut self) {
-        let mut next_tick = Instant::now() + TICK;
-        let mut batch: Vec<(u64, Item)> = Vec::new();
+    fn serve(&mut self, signals: &mut Signals) {
         loop {
-            let now = wall_ms();
-            let mut timeout = next_tick.saturating_duration_since(Instant::now());
-            if let Some(d) = self.engine.next_deadline() {
-                timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
-            }
-            if self.journal.waiting() {
-                timeout = timeout.min(NAME_POLL);
-            }
-            self.capture_batch(timeout, &mut batch);
-            for (ms, item) in batch.drain(..) {
-                match item {
-                    Item::Actions(actions) => self.apply(ms, actions),
-                    Item::Debug(line) => self.journal.debug(ms, &line),
-                }
-            }
-            for signal in self.signals.pending() {
+            self.receive();
+            for signal in signals.pending() {
                 match signal {
-                    Signal::Reload => self.reload(),
+                    Signal::Reload => self.reload(signals),
                     Signal::Shutdown(_) => return,
                 }
             }
-            self.collect_completions();
-            let now = wall_ms();
-            if self
-                .engine
-                .next_deadline()
-                .is_some_and(|d| d.as_millis() <= now)
-            {
-                let actions = self.engine.on_tick(Timestamp::from_millis(now));
-                self.apply(now, actions);
-            }
-            self.link_events(now);
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + TICK;
-                self.poll_addresses(now);
-                self.journal.tick(now);
-            }
-            self.journal.poll();
-            self.sync_rules();
+            self.housekeep();
         }
+    }
+}
+
+impl<S: PacketSource, R: Runner> Server<S, R> {
+    /// Puts the parts together, logs `starting up` and carries out the engine's first
+    /// actions.
+    fn assemble(p: Parts<S, R>) -> Server<S, R> {
+        let mut server = Server {
+            args: p.args,
+            base: p.base,
+            settings: p.settings,
+            config: p.config,
+            engine: p.engine,
+            capture: p.capture,
+            watch: p.watch,
+            lookup: p.lookup,
+            journal: p.journal,
+            commands: p.commands,
+            counters: p.counters,
+            clock: p.clock,
+            _pidfile: p.pidfile,
+            rules_dirty: false,
+            refused: [0; ParseError::ALL.len()],
+            last_capture_error: None,
+            next_tick: Instant::now() + TICK,
+        };
+        let now = server.now_ms();
+        let line = format!("starting up, listening on {}", server.settings.interface);
+        server.journal.line(now, &line, Kind::Event);
+        server.apply(now, p.first_actions);
+        server.sync_rules();
+        server
+    }
+
+    fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Waits for frames (at most until the next timer or tick), feeds them to the engine
+    /// and carries out what they asked for, in capture order.
+    fn receive(&mut self) {
+        let now = self.now_ms();
+        let mut timeout = self.next_tick.saturating_duration_since(Instant::now());
+        if let Some(d) = self.engine.next_deadline() {
+            timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
+        }
+        if self.journal.waiting() {
+            timeout = timeout.min(NAME_POLL);
+        }
+        let mut batch: Vec<(u64, Item)> = Vec::new();
+        self.capture_batch(timeout, &mut batch);
+        for (ms, item) in batch {
+            match item {
+                Item::Actions(actions) => self.apply(ms, actions),
+                Item::Debug(line) => self.journal.debug(ms, &line),
+            }
+        }
+    }
+
+    /// Everything else a loop turn does: finished commands, due timers, the interface's
+    /// comings and goings, the once-a-second duties, held log lines, the capture filter.
+    fn housekeep(&mut self) {
+        self.collect_completions();
+        let now = self.now_ms();
+        if self
+            .engine
+            .next_deadline()
+            .is_some_and(|d| d.as_millis() <= now)
+        {
+            let actions = self.engine.on_tick(Timestamp::from_millis(now));
+            self.apply(now, actions);
+        }
+        self.link_events(now);
+        if Instant::now() >= self.next_tick {
+            self.next_tick = Instant::now() + TICK;
+            self.poll_addresses(now);
+            self.journal.tick(now);
+        }
+        self.journal.poll();
+        self.sync_rules();
     }
 
     /// Waits up to `timeout` for frames and feeds each to the engine; the actions each
@@ -187,11 +272,7 @@ impl Server {
         let only_ipv4 = args.only_ipv4;
         let result = capture.next_batch(timeout, &mut |frame| {
             let ms = frame.ts_ms();
-            let link = match frame.link {
-                LinkKind::Ethernet => LinkType::Ethernet,
-                LinkKind::RawIp => LinkType::RawIp,
-            };
-            match parse_frame(link, frame.data) {
+            match parse_frame(frame.link.link_type(), frame.data) {
                 Ok(p) if only_ipv4 && p.src.is_ipv6() => {}
                 Ok(p) => {
                     if debug {
@@ -215,7 +296,7 @@ impl Server {
             Err(e) => {
                 let message = format!("capture: {e}");
                 if self.last_capture_error.as_ref() != Some(&message) {
-                    self.journal.line(wall_ms(), &message, Kind::Error);
+                    self.journal.line(self.now_ms(), &message, Kind::Error);
                     self.last_capture_error = Some(message);
                 }
                 // Do not spin on an error that persists.
@@ -230,8 +311,8 @@ impl Server {
             return;
         }
         if let Err(e) = self.capture.set_rules(&self.engine.capture_rules()) {
-            self.journal
-                .line(wall_ms(), &format!("capture filter: {e}"), Kind::Error);
+            let line = format!("capture filter: {e}");
+            self.journal.line(self.now_ms(), &line, Kind::Error);
         }
     }
 
@@ -255,9 +336,10 @@ impl Server {
 
     /// Picks up address changes (a DHCP renewal, an address added by hand).
     fn poll_addresses(&mut self, now: u64) {
-        let Ok(changes) = self.watch.poll() else {
+        let Ok(current) = (self.lookup)(self.watch.name()) else {
             return;
         };
+        let changes = self.watch.update(current);
         if changes.is_empty() {
             return;
         }
@@ -284,36 +366,4 @@ fn describe(p: &KnockPacket, vlan: Option<u16>) -> String {
         s.push_str(&format!(" vlan {v}"));
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use knock_core::hit::{Proto, TcpFlags};
-
-    #[test]
-    fn debug_lines_for_packets() {
-        let p = KnockPacket {
-            src: "192.0.2.1".parse().unwrap(),
-            dst: "192.0.2.2".parse().unwrap(),
-            proto: Proto::Tcp,
-            dst_port: 7000,
-            tcp_flags: TcpFlags::SYN | TcpFlags::ACK,
-        };
-        assert_eq!(
-            describe(&p, None),
-            "tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn+ack"
-        );
-        let u = KnockPacket {
-            src: "2001:db8::1".parse().unwrap(),
-            dst: "2001:db8::2".parse().unwrap(),
-            proto: Proto::Udp,
-            dst_port: 53,
-            tcp_flags: TcpFlags::NONE,
-        };
-        assert_eq!(
-            describe(&u, Some(10)),
-            "udp 2001:db8::1 -> [2001:db8::2]:53 vlan 10"
-        );
-    }
 }

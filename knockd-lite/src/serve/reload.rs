@@ -2,19 +2,24 @@
 //! addresses. A config that does not load leaves the running one in place (knockd exits);
 //! attempts at doors that did not change carry over.
 
+use anyhow::{Context, anyhow};
+use knockd_engine::Timestamp;
+
+use super::Server;
 use super::settings;
-use super::{Server, wall_ms};
 use crate::capture::{CaptureOptions, InterfaceCapture};
-use crate::engine::Timestamp;
+use crate::door_files;
+use crate::exec::Executor;
 use crate::log::{Kind, Logger};
 use crate::netif::{self, Watch};
+use crate::signals::Signals;
 
-impl Server {
-    pub(super) fn reload(&mut self) {
-        let now = wall_ms();
+impl Server<InterfaceCapture, Executor> {
+    pub(super) fn reload(&mut self, signals: &Signals) {
+        let now = self.now_ms();
         // Log rotation is the other reason for a SIGHUP.
         self.reopen_log(now);
-        match self.try_reload(now) {
+        match self.try_reload(now, signals) {
             Ok(doors) => {
                 let line = format!(
                     "re-read {}: {doors} door{}",
@@ -24,27 +29,26 @@ impl Server {
                 self.journal.line(now, &line, Kind::Event);
             }
             Err(e) => {
-                let line = format!("config not reloaded, the running one stays: {e}");
+                let line = format!("config not reloaded, the running one stays: {e:#}");
                 self.journal.line(now, &line, Kind::Error);
             }
         }
     }
 
     /// Loads everything first and commits only when all of it succeeded.
-    fn try_reload(&mut self, now: u64) -> Result<usize, String> {
+    fn try_reload(&mut self, now: u64, signals: &Signals) -> anyhow::Result<usize> {
         let (config, settings) = settings::load(&self.args, &self.base)?;
-        let mut inputs = crate::inputs::load(&config, self.counters.used())?;
+        let mut inputs = door_files::load(&config, self.counters.used())?;
         let moved = settings.interface != self.settings.interface;
         let new_link = if moved {
             let iface = netif::find(&settings.interface)
-                .map_err(|e| format!("{}: {e}", settings.interface))?
-                .ok_or_else(|| format!("{}: no such interface", settings.interface))?;
+                .with_context(|| settings.interface.clone())?
+                .ok_or_else(|| anyhow!("{}: no such interface", settings.interface))?;
             let opts = CaptureOptions {
                 families: settings.families,
                 ..CaptureOptions::default()
             };
-            let capture = InterfaceCapture::open(&settings.interface, &[], &opts)
-                .map_err(|e| e.to_string())?;
+            let capture = InterfaceCapture::open(&settings.interface, &[], &opts)?;
             inputs.local_addrs = iface.addrs.clone();
             Some((capture, Watch::new(&settings.interface, Some(iface))))
         } else {
@@ -54,11 +58,10 @@ impl Server {
         };
         let actions = self
             .engine
-            .reload(&config, inputs, Timestamp::from_millis(now))
-            .map_err(|e| e.to_string())?;
+            .reload(&config, inputs, Timestamp::from_millis(now))?;
         if let Some((mut capture, watch)) = new_link {
-            capture.add_wake_fd(self.signals.fd());
-            capture.add_wake_fd(self.commands.wake_fd());
+            capture.add_wake_fd(signals.fd());
+            capture.add_wake_fd(self.commands.runner().wake_fd());
             self.capture = capture;
             self.watch = watch;
             let line = format!("listening on {} now", settings.interface);

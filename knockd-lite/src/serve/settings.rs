@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use knock_core::conf::{Config, SequenceSource};
+use knockd_engine::bpf::Families;
 
 use crate::args::Args;
-use crate::capture::bpf::Families;
+use crate::config::{self, ConfigError};
 use crate::log::{DEV_LOG, LogConfig};
 
 /// The resolved settings, besides the doors themselves.
@@ -46,10 +47,10 @@ impl Settings {
 
 /// Reads and parses the config named by `args` (`path:line: message` on error) and applies
 /// the command line. `base` is the start-up directory.
-pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), String> {
+pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), ConfigError> {
     let config_path = base.join(&args.config);
     // Messages name the file as it was given.
-    let mut config = crate::read_config(&config_path, &args.config)?;
+    let mut config = config::read(&config_path, &args.config)?;
     anchor(&mut config, base);
     let name = config_path.file_name().map_or_else(
         || "knockd.conf".into(),
@@ -166,10 +167,12 @@ mod tests {
         std::fs::write(dir.join("bad.conf"), "[d]\nsequence = 7000,\n").unwrap();
         let err = load(&args(&["-c", "bad.conf"]), dir).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "bad.conf:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)"
         );
-        let err = load(&args(&["-c", "missing.conf"]), dir).unwrap_err();
+        let err = load(&args(&["-c", "missing.conf"]), dir)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot read missing.conf: "), "{err}");
     }
 }

@@ -5,17 +5,18 @@
 use std::time::{Duration, Instant};
 
 use knock_core::wire::ParseError;
+use knockd_engine::Timestamp;
 
-use super::{LAST_STOPS_WAIT, SHUTDOWN_WAIT, Server, wall_ms};
+use super::{LAST_STOPS_WAIT, SHUTDOWN_WAIT, Server};
 use crate::capture::PacketSource;
-use crate::engine::Timestamp;
+use crate::exec::Runner;
 use crate::log::Kind;
 
-impl Server {
+impl<S: PacketSource, R: Runner> Server<S, R> {
     /// SIGTERM/SIGINT: run every pending stop now, wait for them (bounded), log
     /// `shutting down`.
     pub(super) fn shutdown(&mut self) {
-        let now = wall_ms();
+        let now = self.now_ms();
         let actions = self.engine.shutdown(Timestamp::from_millis(now));
         self.apply(now, actions);
         let mut deadline = Instant::now() + SHUTDOWN_WAIT;
@@ -35,8 +36,8 @@ impl Server {
                         d.door,
                         SHUTDOWN_WAIT.as_secs()
                     );
-                    self.journal.line(wall_ms(), &line, Kind::Error);
-                    self.run_command(wall_ms(), d);
+                    self.journal.line(self.now_ms(), &line, Kind::Error);
+                    self.run_command(self.now_ms(), d);
                 }
                 continue;
             }
@@ -44,7 +45,7 @@ impl Server {
                 self.finished(&c, &r);
             }
         }
-        let now = wall_ms();
+        let now = self.now_ms();
         if self.commands.running() > 0 {
             let line = format!(
                 "{} command(s) still running at exit, left to finish on their own",

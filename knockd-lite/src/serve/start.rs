@@ -3,63 +3,69 @@
 
 use std::time::Duration;
 
-use knock_core::wire::ParseError;
+use anyhow::{Context, anyhow};
+use knockd_engine::{Engine, Options, Timestamp};
 
 use super::commands::Commands;
 use super::journal::Journal;
 use super::lookup::{self, Resolver};
 use super::state::HmacCounters;
-use super::{Failure, Server, config_error, runtime_error, settings, wall_ms};
+use super::{Failure, Parts, Server, settings, wall_ms};
 use crate::args::Args;
 use crate::capture::{CaptureOptions, InterfaceCapture};
-use crate::daemon::{self, Pidfile, Signals};
-use crate::engine::{Engine, Options, Timestamp};
+use crate::door_files;
 use crate::exec::Executor;
 use crate::log::{Kind, Logger};
 use crate::netif::{self, Watch};
+use crate::pidfile::Pidfile;
+use crate::signals::Signals;
+use crate::sys;
 
-impl Server {
-    pub(super) fn start(args: Args, signals: Signals) -> Result<Server, Failure> {
+impl Server<InterfaceCapture, Executor> {
+    pub(super) fn start(args: Args, signals: &Signals) -> Result<Self, Failure> {
         let base = std::env::current_dir()
-            .map_err(|e| runtime_error(format!("cannot read the current directory: {e}")))?;
-        let (config, settings) = settings::load(&args, &base).map_err(config_error)?;
+            .context("cannot read the current directory")
+            .map_err(Failure::runtime)?;
+        let (config, settings) = settings::load(&args, &base).map_err(Failure::config)?;
         let counters = HmacCounters::load(&settings.state_file)
-            .map_err(|e| runtime_error(format!("HMAC state: {e}")))?;
-        let mut inputs = crate::inputs::load(&config, counters.used()).map_err(config_error)?;
+            .context("HMAC state")
+            .map_err(Failure::runtime)?;
+        let mut inputs = door_files::load(&config, counters.used()).map_err(Failure::config)?;
         let iface = netif::find(&settings.interface)
-            .map_err(|e| runtime_error(format!("{}: {e}", settings.interface)))?
-            .ok_or_else(|| runtime_error(format!("{}: no such interface", settings.interface)))?;
+            .with_context(|| settings.interface.clone())
+            .map_err(Failure::runtime)?
+            .ok_or_else(|| anyhow!("{}: no such interface", settings.interface))
+            .map_err(Failure::runtime)?;
         inputs.local_addrs = iface.addrs.clone();
         let options = Options {
             max_attempts: args.max_attempts,
         };
         let now = Timestamp::from_millis(wall_ms());
         let (engine, first_actions) =
-            Engine::new(&config, inputs, options, now).map_err(|e| config_error(e.to_string()))?;
+            Engine::new(&config, inputs, options, now).map_err(Failure::config)?;
         let capture_opts = CaptureOptions {
             families: settings.families,
             ..CaptureOptions::default()
         };
         let mut capture =
             InterfaceCapture::open(&settings.interface, &engine.capture_rules(), &capture_opts)
-                .map_err(|e| runtime_error(e.to_string()))?;
-        let mut logger =
-            Logger::open(settings.log_config(&args)).map_err(|e| runtime_error(e.to_string()))?;
+                .map_err(Failure::runtime)?;
+        let mut logger = Logger::open(settings.log_config(&args)).map_err(Failure::runtime)?;
         // An eventfd, no thread yet.
-        let exec = Executor::new(Duration::from_secs(args.command_limit))
-            .map_err(|e| runtime_error(e.to_string()))?;
+        let exec =
+            Executor::new(Duration::from_secs(args.command_limit)).map_err(Failure::runtime)?;
 
         let mut pidfile = None;
         if args.daemon {
-            Pidfile::check(&settings.pid_file).map_err(|e| runtime_error(e.to_string()))?;
-            daemon::detach().map_err(|e| runtime_error(e.to_string()))?;
+            Pidfile::check(&settings.pid_file).map_err(Failure::runtime)?;
+            sys::detach().map_err(Failure::runtime)?;
             // From here stderr is /dev/null: failures go to the log as well.
             let _ = logger.reopen();
             match Pidfile::create(&settings.pid_file) {
                 Ok(p) => pidfile = Some(p),
                 Err(e) => {
                     logger.event(wall_ms(), &e.to_string(), Kind::Error);
-                    return Err(runtime_error(e.to_string()));
+                    return Err(Failure::runtime(e));
                 }
             }
         }
@@ -76,32 +82,24 @@ impl Server {
         } else {
             None
         };
-        let commands = Commands::new(exec);
         capture.add_wake_fd(signals.fd());
-        capture.add_wake_fd(commands.wake_fd());
+        capture.add_wake_fd(exec.wake_fd());
         let watch = Watch::new(&settings.interface, Some(iface));
-        let mut server = Server {
+        Ok(Server::assemble(Parts {
+            args,
             base,
-            journal: Journal::new(logger, resolver),
             settings,
             config,
             engine,
+            first_actions,
             capture,
             watch,
-            commands,
+            lookup: netif::find,
+            journal: Journal::new(logger, resolver),
+            commands: Commands::new(exec),
             counters,
-            signals,
-            _pidfile: pidfile,
-            rules_dirty: false,
-            refused: [0; ParseError::ALL.len()],
-            last_capture_error: None,
-            args,
-        };
-        let now = wall_ms();
-        let line = format!("starting up, listening on {}", server.settings.interface);
-        server.journal.line(now, &line, Kind::Event);
-        server.apply(now, first_actions);
-        server.sync_rules();
-        Ok(server)
+            clock: Box::new(wall_ms),
+            pidfile,
+        }))
     }
 }

@@ -47,10 +47,10 @@ impl HmacCounters {
             .insert(counter);
         self.prune(config, now_ms);
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            knock_core::files::create_private_dir(dir).map_err(|source| StoreError::Io {
+            knock_core::files::create_private_dir(dir).map_err(|error| StoreError::Io {
                 op: "create folder",
                 path: dir.to_path_buf(),
-                source,
+                error,
             })?;
         }
         otp_store::save_counters(&self.path, &self.used)

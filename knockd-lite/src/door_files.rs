@@ -1,14 +1,30 @@
-//! Reading what the doors need from disk: one-time list texts, HMAC secrets (refusing files
-//! others can read, as `knock` does) and the HMAC counters already used.
+//! The files doors name, read into the engine's inputs: one-time list texts and HMAC
+//! secrets (refusing files others can read, as `knock` does), with the HMAC counters
+//! already used.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use knock_core::conf::{Config, Door, SequenceSource};
-use knock_core::secret::source::{self, Prompt, SecretSource};
+use knock_core::secret::source::{self, Prompt, SecretError, SecretSource};
+use knockd_engine::{HmacInput, Inputs};
 
-use crate::engine::{HmacInput, Inputs};
 use crate::otp_store::UsedCounters;
+
+/// A door file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DoorFileError {
+    /// The message holds the OS error, so it is not also the `source()`.
+    #[error("{}: cannot read the one-time list of door [{door}]: {error}", path.display())]
+    OneTimeList {
+        path: PathBuf,
+        door: String,
+        error: io::Error,
+    },
+    /// The message holds the secret's error, so it is not also the `source()`.
+    #[error("door [{door}]: {error}")]
+    Secret { door: String, error: SecretError },
+}
 
 /// Secrets come from files only: there is never anyone to ask.
 struct NoPrompt;
@@ -25,19 +41,18 @@ impl Prompt for NoPrompt {
 
 /// The engine's inputs for `config`, without local addresses: one-time texts and HMAC
 /// secrets, each HMAC door with the counters `used` lists for it.
-pub fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, String> {
+pub(crate) fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, DoorFileError> {
     let mut inputs = Inputs::default();
     for door in &config.doors {
         match &door.sequence {
             SequenceSource::Fixed(_) => {}
             SequenceSource::OneTime(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "{}: cannot read the one-time list of door [{}]: {e}",
-                        path.display(),
-                        door.name
-                    )
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|error| DoorFileError::OneTimeList {
+                        path: path.clone(),
+                        door: door.name.clone(),
+                        error,
+                    })?;
                 inputs.one_time.insert(door.name.clone(), text);
             }
             SequenceSource::Hmac(h) => {
@@ -52,14 +67,17 @@ pub fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, String> {
     Ok(inputs)
 }
 
-fn read_secret(path: &Path, door: &Door) -> Result<knock_core::secret::Secret, String> {
+fn read_secret(path: &Path, door: &Door) -> Result<knock_core::secret::Secret, DoorFileError> {
     source::load_with(
         &SecretSource::File(path.to_path_buf()),
         |_| None,
         &mut NoPrompt,
         "",
     )
-    .map_err(|e| format!("door [{}]: {e}", door.name))
+    .map_err(|error| DoorFileError::Secret {
+        door: door.name.clone(),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -106,7 +124,7 @@ mod tests {
         std::fs::write(&key, "s3cret\n").unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
         let c = config(&format!("[h]\nhmac_secret_file = {}\n", key.display()));
-        let err = load(&c, &UsedCounters::new()).unwrap_err();
+        let err = load(&c, &UsedCounters::new()).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -119,11 +137,13 @@ mod tests {
         let c = config(&format!("[o]\none_time_sequences = {}\n", list.display()));
         let err = load(&c, &UsedCounters::new()).unwrap_err();
         assert!(
-            err.starts_with(&format!(
+            err.to_string().starts_with(&format!(
                 "{}: cannot read the one-time list of door [o]: ",
                 list.display()
             )),
             "{err}"
         );
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("(os error 2)").count(), 1, "{chain}");
     }
 }

@@ -1,13 +1,11 @@
 //! Reloading a config (SIGHUP): what carries over and what does not.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 
+use crate::support::{Harness, T0, config, knock_trace, local_addrs};
 use knock_core::hmac::HmacParams;
 use knock_core::secret::Secret;
-use knockd_lite::engine::{Action, HmacInput, Inputs, Options, Timestamp};
-use support::{Harness, T0, config, knock_trace, local_addrs};
+use knockd_engine::{Action, HmacInput, Inputs, Options, Timestamp};
 
 const A: &str = "[a]\nsequence = 7000,8000,9000\ncommand = a\n";
 const B: &str = "[b]\nsequence = 1001,1002,1003\ncommand = b\n";

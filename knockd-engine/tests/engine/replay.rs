@@ -1,9 +1,7 @@
 //! Replay tests: one trace per matching rule, per fixed knockd bug and per conformance case.
 
-mod support;
-
-use knockd_lite::engine::{Action, Inputs, Options};
-use support::Harness;
+use crate::support::Harness;
+use knockd_engine::{Action, Inputs, Options};
 
 const OPEN: &str = "[open]\nsequence = 7000,8000,9000\nseq_timeout = 5\ncommand = open %IP%\n";
 
@@ -351,7 +349,7 @@ fn rule5_a_cancelled_start_gets_no_stop() {
     assert_eq!(h.engine.next_deadline(), None);
     assert!(
         h.engine
-            .shutdown(knockd_lite::engine::Timestamp::from_millis(h.now))
+            .shutdown(knockd_engine::Timestamp::from_millis(h.now))
             .is_empty()
     );
 }
@@ -398,7 +396,7 @@ fn rule5_stop_needs_a_start() {
     assert_eq!(h.engine.next_deadline(), None);
     assert!(
         h.engine
-            .shutdown(knockd_lite::engine::Timestamp::from_millis(h.now))
+            .shutdown(knockd_engine::Timestamp::from_millis(h.now))
             .is_empty()
     );
 }
@@ -414,7 +412,7 @@ fn shutdown_runs_every_pending_stop_at_once() {
     // 192.0.2.11's start is still running: its stop comes too, marked with its start.
     let actions = h
         .engine
-        .shutdown(knockd_lite::engine::Timestamp::from_millis(h.now));
+        .shutdown(knockd_engine::Timestamp::from_millis(h.now));
     let stops: Vec<String> = actions
         .iter()
         .filter_map(|a| match a {
@@ -431,7 +429,7 @@ fn shutdown_runs_every_pending_stop_at_once() {
     );
     assert!(
         h.engine
-            .shutdown(knockd_lite::engine::Timestamp::from_millis(h.now))
+            .shutdown(knockd_engine::Timestamp::from_millis(h.now))
             .is_empty()
     );
 }
@@ -551,7 +549,7 @@ fn bug_b_expired_attempts_drop_on_a_timer() {
     h.play("0 192.0.2.10 tcp 7000\n");
     assert_eq!(
         h.engine.next_deadline().map(|t| t.as_millis()),
-        Some(support::T0 + 5000)
+        Some(crate::support::T0 + 5000)
     );
     h.wait(4999);
     assert_eq!(h.engine.stats().live_attempts, 1);
@@ -634,14 +632,14 @@ fn bug_d_flood_keeps_the_genuine_knock() {
             let a = 0xC612_0000u32 | (i % (1 << 17)); // 198.18.0.0/15
             let p = knock_core::wire::KnockPacket {
                 src: std::net::IpAddr::V4(a.into()),
-                dst: support::SERVER_V4.parse().unwrap(),
+                dst: crate::support::SERVER_V4.parse().unwrap(),
                 proto: knock_core::hit::Proto::Tcp,
                 dst_port: 7000,
                 tcp_flags: knock_core::hit::TcpFlags::SYN,
             };
             let actions = h
                 .engine
-                .on_packet(knockd_lite::engine::Timestamp::from_millis(h.now), &p);
+                .on_packet(knockd_engine::Timestamp::from_millis(h.now), &p);
             assert!(
                 actions
                     .iter()

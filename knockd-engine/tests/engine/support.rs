@@ -4,8 +4,6 @@
 //! from SRC to PORT. FLAGS is a comma list (`syn,ack`, `none`); TCP defaults to `syn`. DST
 //! defaults to the server's own address of SRC's family. Blank and `#` lines are skipped.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -13,7 +11,7 @@ use std::path::Path;
 use knock_core::conf;
 use knock_core::hit::{Proto, TcpFlags};
 use knock_core::wire::KnockPacket;
-use knockd_lite::engine::{Action, CommandId, CommandKind, Engine, Inputs, Options, Timestamp};
+use knockd_engine::{Action, CommandId, CommandKind, Engine, Inputs, Options, Timestamp};
 
 /// The virtual clock starts here (ms since the epoch), on a whole second.
 pub const T0: u64 = 1_700_000_000_000;

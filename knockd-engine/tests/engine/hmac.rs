@@ -1,14 +1,12 @@
 //! HMAC doors through the engine: live windows, skew, replays and the moving window.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 
+use crate::support::{Harness, T0, knock_trace};
 use knock_core::hit::Hit;
 use knock_core::hmac::HmacParams;
 use knock_core::secret::Secret;
-use knockd_lite::engine::{Action, HmacInput, Inputs, Options, Timestamp};
-use support::{Harness, T0, knock_trace};
+use knockd_engine::{Action, HmacInput, Inputs, Options, Timestamp};
 
 const DOOR: &str =
     "[ssh]\nhmac_secret_file = /etc/knockd/ssh.key\nseq_timeout = 10\nstart_command = open %IP%\n";
@@ -212,8 +210,8 @@ fn hmac_mixed_protocols_with_door_flags() {
 
 #[test]
 fn hmac_door_needs_its_secret() {
-    let err = knockd_lite::engine::Engine::new(
-        &support::config(DOOR),
+    let err = knockd_engine::Engine::new(
+        &crate::support::config(DOOR),
         Inputs::default(),
         Options::default(),
         Timestamp::from_millis(T0),
@@ -226,8 +224,8 @@ fn hmac_door_needs_its_secret() {
     );
     let mut empty = inputs(&[]);
     empty.hmac.get_mut("ssh").unwrap().secret = Secret::from_text("\n");
-    let err = knockd_lite::engine::Engine::new(
-        &support::config(DOOR),
+    let err = knockd_engine::Engine::new(
+        &crate::support::config(DOOR),
         empty,
         Options::default(),
         Timestamp::from_millis(T0),

@@ -14,8 +14,8 @@
 use std::fmt;
 
 use knock_core::hit::Proto;
+use knock_core::wire::LinkType;
 
-use super::LinkKind;
 use crate::filter::CaptureRule;
 
 /// How many bytes of an accepted frame the kernel hands up: all of it, since knock packets
@@ -93,14 +93,17 @@ pub enum Families {
     V4Only,
 }
 
-/// The rules need more instructions than the kernel accepts.
+/// Why no filter could be compiled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "capture filter for {rules} rules needs {insns} BPF instructions, more than the kernel's {MAX_INSNS}"
-)]
-pub struct FilterTooLarge {
-    pub rules: usize,
-    pub insns: usize,
+pub enum FilterError {
+    /// The rules need more instructions than the kernel accepts.
+    #[error(
+        "capture filter for {rules} rules needs {insns} BPF instructions, more than the kernel's {MAX_INSNS}"
+    )]
+    TooLarge { rules: usize, insns: usize },
+    /// Frames of this link type never come from a capture socket (they are pcap formats).
+    #[error("no capture filter for {0:?} frames")]
+    Link(LinkType),
 }
 
 /// A classic BPF program.
@@ -147,9 +150,9 @@ impl fmt::Display for Program {
 /// drops everything.
 pub fn compile(
     rules: &[CaptureRule],
-    link: LinkKind,
+    link: LinkType,
     families: Families,
-) -> Result<Program, FilterTooLarge> {
+) -> Result<Program, FilterError> {
     if rules.is_empty() {
         return Ok(Program::reject_all());
     }
@@ -158,7 +161,7 @@ pub fn compile(
 
     // Link layer: leave the ethertype (or IP version) in A and the IP header offset in X.
     match link {
-        LinkKind::Ethernet => {
+        LinkType::Ethernet => {
             let (tag1, tag2, l3) = (a.label(), a.label(), a.label());
             a.emit(ldx_imm(14));
             a.emit(ld_abs(op::H, 12));
@@ -176,13 +179,14 @@ pub fn compile(
             a.jeq(0x0800, Some(v4), None);
             a.jeq(0x86dd, Some(v6), Some(drop));
         }
-        LinkKind::RawIp => {
+        LinkType::RawIp => {
             a.emit(ldx_imm(0));
             a.emit(ld_abs(op::B, 0));
             a.emit(alu_k(op::RSH, 4));
             a.jeq(4, Some(v4), None);
             a.jeq(6, Some(v6), Some(drop));
         }
+        LinkType::Loopback | LinkType::LinuxSll => return Err(FilterError::Link(link)),
     }
 
     // IPv4: drop later fragments (no ports in them), keep the protocol in M[0], and move X
@@ -274,7 +278,7 @@ pub fn compile(
 
     let insns = a.finish();
     if insns.len() > MAX_INSNS {
-        return Err(FilterTooLarge {
+        return Err(FilterError::TooLarge {
             rules: rules.len(),
             insns: insns.len(),
         });
@@ -739,7 +743,7 @@ mod tests {
         ]
     }
 
-    fn prog(link: LinkKind) -> Program {
+    fn prog(link: LinkType) -> Program {
         compile(&door_rules(), link, Families::Both).unwrap()
     }
 
@@ -762,7 +766,7 @@ mod tests {
 
     #[test]
     fn ethernet_ipv4_and_ipv6() {
-        let p = prog(LinkKind::Ethernet);
+        let p = prog(LinkType::Ethernet);
         for (name, proto, l4, want) in transport_cases() {
             assert_eq!(
                 p.accepts(&eth(0x0800, &ipv4(proto, &l4))),
@@ -780,7 +784,7 @@ mod tests {
 
     #[test]
     fn raw_ip_link() {
-        let p = prog(LinkKind::RawIp);
+        let p = prog(LinkType::RawIp);
         for (name, proto, l4, want) in transport_cases() {
             assert_eq!(p.accepts(&ipv4(proto, &l4)), want, "v4 {name}");
             let proto6 = if proto == 1 { 58 } else { proto };
@@ -792,7 +796,7 @@ mod tests {
 
     #[test]
     fn ipv4_options_move_the_transport_header() {
-        let p = prog(LinkKind::Ethernet);
+        let p = prog(LinkType::Ethernet);
         for words in [1, 3, 10] {
             let ok = eth(0x0800, &ipv4_opts(6, words, 0, &tcp(7000, SYN)));
             let bad = eth(0x0800, &ipv4_opts(6, words, 0, &tcp(7001, SYN)));
@@ -803,7 +807,7 @@ mod tests {
 
     #[test]
     fn later_fragments_are_dropped_first_fragments_pass() {
-        let p = prog(LinkKind::Ethernet);
+        let p = prog(LinkType::Ethernet);
         let more_fragments = 0x2000;
         assert!(p.accepts(&eth(
             0x0800,
@@ -815,7 +819,7 @@ mod tests {
 
     #[test]
     fn vlan_tags_in_band_are_skipped() {
-        let p = prog(LinkKind::Ethernet);
+        let p = prog(LinkType::Ethernet);
         let v4 = ipv4(6, &tcp(7000, SYN));
         let v6 = ipv6(17, &udp(8000));
         for tags in [
@@ -849,7 +853,7 @@ mod tests {
 
     #[test]
     fn ipv6_extension_headers_are_walked() {
-        let p = prog(LinkKind::Ethernet);
+        let p = prog(LinkType::Ethernet);
         let v6 = |first: u8, chain: Vec<Vec<u8>>| eth(0x86dd, &ipv6(first, &chain.concat()));
         // hop-by-hop -> TCP
         assert!(p.accepts(&v6(0, vec![ext(6, 0), tcp(7000, SYN)])));
@@ -873,7 +877,7 @@ mod tests {
 
     #[test]
     fn only_v4_drops_ipv6() {
-        let p = compile(&door_rules(), LinkKind::Ethernet, Families::V4Only).unwrap();
+        let p = compile(&door_rules(), LinkType::Ethernet, Families::V4Only).unwrap();
         assert!(p.accepts(&eth(0x0800, &ipv4(6, &tcp(7000, SYN)))));
         assert!(!p.accepts(&eth(0x86dd, &ipv6(6, &tcp(7000, SYN)))));
         assert!(!p.accepts(&eth(0x86dd, &ipv6(0, &[6, 0, 0, 0, 0, 0, 0, 0]))));
@@ -881,7 +885,7 @@ mod tests {
 
     #[test]
     fn other_ethertypes_and_truncated_frames_are_dropped() {
-        let p = prog(LinkKind::Ethernet);
+        let p = prog(LinkType::Ethernet);
         let arp = eth(0x0806, &[0u8; 28]);
         assert!(!p.accepts(&arp));
         let full = eth(0x0800, &ipv4(6, &tcp(7000, SYN)));
@@ -895,7 +899,7 @@ mod tests {
 
     #[test]
     fn no_rules_accepts_nothing() {
-        let p = compile(&[], LinkKind::Ethernet, Families::Both).unwrap();
+        let p = compile(&[], LinkType::Ethernet, Families::Both).unwrap();
         assert_eq!(p, Program::reject_all());
         assert!(!p.accepts(&eth(0x0800, &ipv4(6, &tcp(7000, SYN)))));
     }
@@ -906,7 +910,7 @@ mod tests {
             syn_not_ack(7000),
             rule(Proto::Tcp, 7000, FlagRule::exact(TcpFlags::FIN)),
         ];
-        let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
+        let p = compile(&rules, LinkType::Ethernet, Families::Both).unwrap();
         let f = |flags| eth(0x0800, &ipv4(6, &tcp(7000, flags)));
         assert!(p.accepts(&f(SYN)));
         assert!(p.accepts(&f(FIN)));
@@ -915,7 +919,7 @@ mod tests {
 
         let mut with_any = rules.clone();
         with_any.push(rule(Proto::Tcp, 7000, FlagRule::ANY));
-        let p = compile(&with_any, LinkKind::Ethernet, Families::Both).unwrap();
+        let p = compile(&with_any, LinkType::Ethernet, Families::Both).unwrap();
         assert!(p.accepts(&f(ACK)));
     }
 
@@ -941,10 +945,10 @@ mod tests {
                 },
             ]
         );
-        let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
+        let p = compile(&rules, LinkType::Ethernet, Families::Both).unwrap();
         // As small as the program for two single ports, plus one instruction for the range.
         let two = [syn_not_ack(80), rule(Proto::Tcp, 1024, FlagRule::ANY)];
-        let two = compile(&two, LinkKind::Ethernet, Families::Both).unwrap();
+        let two = compile(&two, LinkType::Ethernet, Families::Both).unwrap();
         assert_eq!(p.insns().len(), two.insns().len() + 1);
         let f = |port, flags| eth(0x0800, &ipv4(6, &tcp(port, flags)));
         assert!(p.accepts(&f(1024, ACK)));
@@ -959,7 +963,7 @@ mod tests {
     fn many_scattered_ports_use_long_jumps() {
         // Every third port: no ranges, a dispatch table far longer than 255 instructions.
         let rules: Vec<CaptureRule> = (0..400u16).map(|i| syn_not_ack(10_000 + 3 * i)).collect();
-        let p = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap();
+        let p = compile(&rules, LinkType::Ethernet, Families::Both).unwrap();
         assert!(p.insns().len() > 1000);
         for i in [0u16, 1, 299, 399] {
             let port = 10_000 + 3 * i;
@@ -972,9 +976,12 @@ mod tests {
     #[test]
     fn too_many_rules_is_an_error() {
         let rules: Vec<CaptureRule> = (0..3000u16).map(|i| syn_not_ack(2 * i + 1)).collect();
-        let err = compile(&rules, LinkKind::Ethernet, Families::Both).unwrap_err();
-        assert_eq!(err.rules, 3000);
-        assert!(err.insns > MAX_INSNS);
+        let err = compile(&rules, LinkType::Ethernet, Families::Both).unwrap_err();
+        let FilterError::TooLarge { rules: n, insns } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(n, 3000);
+        assert!(insns > MAX_INSNS);
         assert!(
             err.to_string()
                 .starts_with("capture filter for 3000 rules needs")
@@ -983,7 +990,7 @@ mod tests {
 
     #[test]
     fn every_jump_lands_inside_and_the_program_ends_in_ret() {
-        for link in [LinkKind::Ethernet, LinkKind::RawIp] {
+        for link in [LinkType::Ethernet, LinkType::RawIp] {
             let p = prog(link);
             let n = p.insns().len();
             for (pc, i) in p.insns().iter().enumerate() {
@@ -1002,7 +1009,7 @@ mod tests {
 
     #[test]
     fn disassembly_reads_like_tcpdump() {
-        let p = compile(&[syn_not_ack(7000)], LinkKind::RawIp, Families::V4Only).unwrap();
+        let p = compile(&[syn_not_ack(7000)], LinkType::RawIp, Families::V4Only).unwrap();
         let text = p.to_string();
         assert!(text.starts_with("(000) ldx #0\n(001) ldb [0]\n(002) rsh #0x4\n"));
         assert!(text.contains("ldh [x + 2]"));

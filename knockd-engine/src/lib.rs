@@ -1,8 +1,15 @@
-//! The matching engine: knockd's semantics with knockd's bugs fixed, as a pure state machine.
+//! knockd-lite's matching engine: knockd's semantics with knockd's bugs fixed, as a pure
+//! state machine, and the capture filter it derives from the doors.
+//!
+//! * [`Engine`]: packets and time in, [`Action`]s out;
+//! * [`filter`]: [`CaptureRule`](filter::CaptureRule), which packets can matter at all;
+//! * [`bpf`]: capture rules compiled to a classic BPF program for the kernel, and an
+//!   interpreter that runs such a program the way the kernel does.
 //!
 //! No syscalls, no clock reads, no file I/O: the runtime passes time and packets in and
-//! carries out the returned [`Action`]s. Per-packet cost is O(1) in the number of live
-//! attempts, and live attempts are capped (oldest first-step attempts are evicted first).
+//! carries out the returned [`Action`]s, so traces replay on a virtual clock. Per-packet cost
+//! is O(1) in the number of live attempts, and live attempts are capped (oldest first-step
+//! attempts are evicted first).
 //!
 //! Matching, per packet:
 //! 1. A packet counts only if some door's step has its protocol and port, its TCP flags
@@ -13,6 +20,9 @@
 //! 3. If the source had no attempt, or the packet cancelled one, every door whose first
 //!    step it is starts a fresh attempt (so a retransmitted first knock starts over).
 //! 4. `Seq_Timeout` bounds the whole sequence from the first knock, in milliseconds.
+
+pub mod bpf;
+pub mod filter;
 
 mod action;
 mod attempt;
@@ -79,12 +89,13 @@ impl Default for Options {
 pub enum EngineError {
     #[error("door [{door}]: no one-time list was given to the engine")]
     MissingOneTimeList { door: String },
-    #[error("{}:{line}: {source} (one-time list of door [{door}])", path.display())]
+    /// The message holds the grammar error, so it is not also the `source()`.
+    #[error("{}:{line}: {error} (one-time list of door [{door}])", path.display())]
     OneTimeLine {
         door: String,
         path: PathBuf,
         line: usize,
-        source: HitError,
+        error: HitError,
     },
     #[error("door [{door}]: no HMAC secret was given to the engine")]
     MissingHmacSecret { door: String },

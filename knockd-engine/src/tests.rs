@@ -1,5 +1,5 @@
 //! Engine internals: capture rules, queue memory under churn. Behaviour is tested by replay
-//! in `tests/engine_*.rs`.
+//! in `tests/engine/`.
 
 use super::*;
 use knock_core::conf;

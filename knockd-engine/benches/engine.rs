@@ -1,6 +1,6 @@
 //! Per-packet cost of the engine at 0, 20k and 100k live attempts (ns/packet).
 //!
-//! `cargo bench -p knockd-lite --bench engine`. Spoofed sources come from 198.18.0.0/15.
+//! `cargo bench -p knockd-engine --bench engine`. Spoofed sources come from 198.18.0.0/15.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use knock_core::hit::{Proto, TcpFlags};
 use knock_core::wire::KnockPacket;
-use knockd_lite::engine::{Engine, Inputs, Options, Timestamp};
+use knockd_engine::{Engine, Inputs, Options, Timestamp};
 
 const CONF: &str = "[open]\nsequence = 7000,8000,9000\nseq_timeout = 25\ntcpflags = syn\n\
                     command = open %IP%\n[close]\nsequence = 9000,8000,7000\ntcpflags = syn\n\

@@ -114,7 +114,7 @@ impl Door {
                             door: c.name.clone(),
                             path: path.clone(),
                             line: e.line_no,
-                            source: e.error,
+                            error: e.error,
                         })?;
                     let one_time = OneTime {
                         path: path.clone(),

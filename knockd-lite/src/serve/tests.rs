@@ -1,0 +1,481 @@
+//! The main loop's ordering rules, run without root: frames come from the replay source
+//! (through the compiled filter), commands go to a runner that only records them, and the
+//! wall clock is virtual.
+//!
+//! The rules: a one-time line is marked used (and an HMAC counter recorded) before the
+//! start command runs; when that fails the start does not run and neither does its stop;
+//! a stop runs `Cmd_Timeout` after its start finished; at shutdown a stop waits behind its
+//! start while that still runs.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use clap::Parser;
+use knock_core::conf::SequenceSource;
+use knock_core::hit::{Hit, Proto, TcpFlags};
+use knock_core::secret::Secret;
+use knock_core::wire::{Ipv4Header, TcpSegment, Transport, UdpDatagram, ipv4_packet};
+use knockd_engine::bpf::Families;
+use knockd_engine::{CommandId, Options};
+
+use super::*;
+use crate::capture::{LinkKind, ReplayFrame, ReplaySource};
+use crate::door_files;
+use crate::exec::{Completion, Outcome};
+use crate::log::Logger;
+use crate::testutil::Scratch;
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The virtual clock starts here (ms since the epoch).
+const T0: u64 = 1_700_000_000_000;
+
+/// What the runner was asked to do and did, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    /// A command started; with the watched file's text at that moment.
+    Spawned(String, Option<String>),
+    /// A command's completion was handed to the loop.
+    Finished(String),
+}
+
+#[derive(Debug, Default)]
+struct Shell {
+    seen: Vec<Seen>,
+    running: Vec<(CommandId, String)>,
+    /// Every command by its id.
+    names: HashMap<CommandId, String>,
+    /// A file to read at each spawn, as the command would find it.
+    watch: Option<PathBuf>,
+    /// Whether a wait (shutdown's) lets every running command finish.
+    finish_on_wait: bool,
+    done: Vec<Completion>,
+}
+
+impl Shell {
+    /// Lets the running `command` finish with exit status 0.
+    fn finish(&mut self, command: &str) {
+        let i = self
+            .running
+            .iter()
+            .position(|(_, c)| c == command)
+            .unwrap_or_else(|| panic!("{command:?} is not running: {:?}", self.running));
+        let (id, _) = self.running.remove(i);
+        self.done.push(Completion {
+            id,
+            outcome: Outcome::Exited(0),
+            duration: Duration::ZERO,
+        });
+    }
+
+    fn hand_over(&mut self) -> Vec<Completion> {
+        let done = std::mem::take(&mut self.done);
+        for c in &done {
+            let command = self.command_of(c.id);
+            self.seen.push(Seen::Finished(command));
+        }
+        done
+    }
+
+    fn command_of(&self, id: CommandId) -> String {
+        self.names.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn spawned(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Spawned(c, _) => Some(c.clone()),
+                Seen::Finished(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// A runner that runs nothing: it records what it is asked and completes commands when the
+/// test says so.
+#[derive(Debug)]
+struct FakeRunner(Rc<RefCell<Shell>>);
+
+impl Runner for FakeRunner {
+    fn spawn(&mut self, id: CommandId, command: &str) {
+        let mut sh = self.0.borrow_mut();
+        let text = sh
+            .watch
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default());
+        sh.seen.push(Seen::Spawned(command.to_string(), text));
+        sh.running.push((id, command.to_string()));
+        sh.names.insert(id, command.to_string());
+    }
+
+    fn completions(&mut self) -> Vec<Completion> {
+        self.0.borrow_mut().hand_over()
+    }
+
+    fn wait_idle(&mut self, _timeout: Duration) -> Vec<Completion> {
+        let mut sh = self.0.borrow_mut();
+        if sh.finish_on_wait {
+            // One at a time, oldest first: a stop released by its start's completion
+            // finishes on a later wait.
+            if let Some((_, command)) = sh.running.first().cloned() {
+                sh.finish(&command);
+            }
+        }
+        sh.hand_over()
+    }
+}
+
+/// A server on a replay source and a fake runner, with its folder, log and clock.
+struct Harness {
+    dir: Scratch,
+    server: Server<ReplaySource, FakeRunner>,
+    shell: Rc<RefCell<Shell>>,
+    clock: Rc<Cell<u64>>,
+}
+
+/// The interface every lookup finds: up, with the server's address.
+fn test_iface(name: &str) -> io::Result<Option<Interface>> {
+    Ok(Some(Interface {
+        name: name.to_string(),
+        index: 7,
+        hatype: 0xfffe,
+        flags: libc::IFF_UP as u32,
+        addrs: vec![IpAddr::V4(SERVER)],
+    }))
+}
+
+impl Harness {
+    /// A server for `conf`, after writing `files` (name, text, mode) next to it.
+    fn new(conf: &str, files: &[(&str, &str, u32)]) -> Harness {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Scratch::new("serve");
+        for (name, text, mode) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        std::fs::write(dir.path().join("k.conf"), conf).unwrap();
+        let args = Args::try_parse_from([
+            "knockd-lite",
+            "-c",
+            "k.conf",
+            "-i",
+            "test0",
+            "-g",
+            "k.log",
+            "--state-dir",
+            "state",
+        ])
+        .unwrap();
+        let base = dir.path().to_path_buf();
+        let (config, settings) = settings::load(&args, &base).unwrap();
+        let counters = HmacCounters::load(&settings.state_file).unwrap();
+        let mut inputs = door_files::load(&config, counters.used()).unwrap();
+        inputs.local_addrs = vec![IpAddr::V4(SERVER)];
+        let clock = Rc::new(Cell::new(T0));
+        let (engine, first_actions) = Engine::new(
+            &config,
+            inputs,
+            Options::default(),
+            Timestamp::from_millis(T0),
+        )
+        .unwrap();
+        let logger = Logger::open(settings.log_config(&args)).unwrap();
+        let shell = Rc::new(RefCell::new(Shell::default()));
+        let watch = Watch::new("test0", test_iface("test0").unwrap());
+        let server = Server::assemble(Parts {
+            args,
+            base,
+            settings,
+            config,
+            engine,
+            first_actions,
+            capture: ReplaySource::new(LinkKind::RawIp, Families::Both),
+            watch,
+            lookup: test_iface,
+            journal: Journal::new(logger, None),
+            commands: Commands::new(FakeRunner(Rc::clone(&shell))),
+            counters,
+            clock: Box::new({
+                let clock = Rc::clone(&clock);
+                move || clock.get()
+            }),
+            pidfile: None,
+        });
+        Harness {
+            dir,
+            server,
+            shell,
+            clock,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Moves the virtual clock on.
+    fn wait(&self, ms: u64) {
+        self.clock.set(self.clock.get() + ms);
+    }
+
+    /// One packet per hit from CLIENT, 100 ms apart, through the loop's receive step.
+    fn knock(&mut self, hits: &[(Proto, u16)]) {
+        for &(proto, port) in hits {
+            self.wait(100);
+            let l4 = match proto {
+                Proto::Tcp => Transport::Tcp(TcpSegment::new(40000, port, TcpFlags::SYN)),
+                Proto::Udp => Transport::Udp(UdpDatagram {
+                    src_port: 40000,
+                    dst_port: port,
+                    payload: b"k",
+                }),
+            };
+            let data = ipv4_packet(&Ipv4Header::new(CLIENT, SERVER), &l4).unwrap();
+            self.server.capture.push(ReplayFrame {
+                ts_ns: self.clock.get() * 1_000_000,
+                vlan: None,
+                data,
+            });
+            self.server.receive();
+        }
+        self.server.housekeep();
+    }
+
+    /// One loop turn after moving the clock on by `ms`.
+    fn turn_after(&mut self, ms: u64) {
+        self.wait(ms);
+        self.server.receive();
+        self.server.housekeep();
+    }
+
+    fn spawned(&self) -> Vec<String> {
+        self.shell.borrow().spawned()
+    }
+
+    fn finish(&mut self, command: &str) {
+        self.shell.borrow_mut().finish(command);
+        self.server.housekeep();
+    }
+
+    /// The log's bodies, without their stamps.
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("k.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_once("] ").map_or(l, |(_, b)| b).to_string())
+            .collect()
+    }
+}
+
+const TCP: Proto = Proto::Tcp;
+const UDP: Proto = Proto::Udp;
+
+#[test]
+fn a_one_time_line_is_marked_used_before_its_start_command_runs() {
+    let list = " 7000,8000:udp\n 7001,8001:udp\n";
+    let mut h = Harness::new(
+        "[otp]\none_time_sequences = otp.list\nstart_command = open %IP%\n",
+        &[("otp.list", list, 0o600)],
+    );
+    h.shell.borrow_mut().watch = Some(h.path("otp.list"));
+    // The filter passes only the first line's knocks: the second line's do nothing.
+    h.knock(&[(TCP, 7001), (UDP, 8001)]);
+    assert!(h.spawned().is_empty());
+    h.knock(&[(TCP, 7000), (UDP, 8000)]);
+    let seen = h.shell.borrow().seen.clone();
+    assert_eq!(
+        seen,
+        [Seen::Spawned(
+            "open 192.0.2.1".into(),
+            Some("#7000,8000:udp\n 7001,8001:udp\n".into())
+        )],
+        "the command found its line already used"
+    );
+    let log = h.log();
+    let opened = log.iter().position(|l| l == "192.0.2.1: otp: OPEN SESAME");
+    let ran = log
+        .iter()
+        .position(|l| l == "otp: running command: open 192.0.2.1");
+    assert!(opened.is_some() && opened < ran, "{log:#?}");
+    // The next line is live now, through a filter rebuilt for it.
+    h.knock(&[(TCP, 7001), (UDP, 8001)]);
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "open 192.0.2.1"]);
+}
+
+#[test]
+fn a_line_that_cannot_be_marked_runs_neither_the_start_nor_its_stop() {
+    let mut h = Harness::new(
+        "[otp]\none_time_sequences = otp.list\nstart_command = open %IP%\n\
+         stop_command = close %IP%\ncmd_timeout = 5\n",
+        &[("otp.list", "7000,8000:udp\n", 0o600)],
+    );
+    // Someone else edits the list after it was read: the line is no longer where it was.
+    std::fs::write(h.path("otp.list"), "#used\n").unwrap();
+    h.knock(&[(TCP, 7000), (UDP, 8000)]);
+    assert!(h.spawned().is_empty());
+    let log = h.log();
+    let want = format!(
+        "otp: cannot mark line 1 of {} used, command not run: ",
+        h.path("otp.list").display()
+    );
+    assert!(log.iter().any(|l| l.starts_with(&want)), "{log:#?}");
+    assert!(
+        !log.iter().any(|l| l.contains("running command")),
+        "{log:#?}"
+    );
+    // Neither Cmd_Timeout nor shutdown brings the stop.
+    h.turn_after(10_000);
+    h.server.shutdown();
+    assert!(h.spawned().is_empty(), "{:?}", h.spawned());
+    assert_eq!(h.log().last().map(String::as_str), Some("shutting down"));
+}
+
+#[test]
+fn an_hmac_counter_that_cannot_be_recorded_runs_no_command() {
+    let conf = "[h]\nhmac_secret_file = h.key\nhmac_length = 2\nhmac_skew = 0\n\
+                start_command = open %IP%\n";
+    let mut h = Harness::new(conf, &[("h.key", "s3cret\n", 0o600)]);
+    // The state folder cannot be made: a file has its name.
+    std::fs::write(h.path("state"), "").unwrap();
+    let hits = hmac_hits(&h, "h", "s3cret");
+    h.knock(&hits);
+    assert!(h.spawned().is_empty());
+    let log = h.log();
+    let want = format!(
+        "h: cannot record HMAC counter {} in {}, command not run: ",
+        h.clock.get() / 1000 / 30,
+        h.path("state/k.conf.hmac-used").display()
+    );
+    assert!(log.iter().any(|l| l.starts_with(&want)), "{log:#?}");
+
+    // Once the state can be written, the next window's sequence opens the door, and the
+    // counter is on disk before the command runs.
+    std::fs::remove_file(h.path("state")).unwrap();
+    h.shell.borrow_mut().watch = Some(h.path("state/k.conf.hmac-used"));
+    // The window moves on a timer, which also rebuilds the filter for the new sequence.
+    h.turn_after(30_000);
+    let hits = hmac_hits(&h, "h", "s3cret");
+    h.knock(&hits);
+    let seen = h.shell.borrow().seen.clone();
+    let [Seen::Spawned(command, Some(state))] = &seen[..] else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(command, "open 192.0.2.1");
+    let counter = h.clock.get() / 1000 / 30;
+    assert!(state.contains(&format!("{counter}\th\n")), "{state:?}");
+}
+
+/// The hits of HMAC door `door` at the virtual clock's time.
+fn hmac_hits(h: &Harness, door: &str, secret: &str) -> Vec<(Proto, u16)> {
+    let d = h
+        .server
+        .config
+        .doors
+        .iter()
+        .find(|d| d.name == door)
+        .unwrap();
+    let SequenceSource::Hmac(params) = &d.sequence else {
+        panic!("{door} is not an HMAC door")
+    };
+    let hits: Vec<Hit> = params
+        .params(door)
+        .derive_at(&Secret::from_text(secret), h.clock.get() / 1000)
+        .unwrap();
+    hits.iter().map(|hit| (hit.proto, hit.port)).collect()
+}
+
+#[test]
+fn a_stop_runs_cmd_timeout_after_its_start_finished() {
+    let mut h = Harness::new(
+        "[d]\nsequence = 7000,8000\nstart_command = open %IP%\nstop_command = close %IP%\n\
+         cmd_timeout = 10\n",
+        &[],
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    // The start takes 30 s: Cmd_Timeout counts from its end.
+    h.turn_after(30_000);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    h.finish("open 192.0.2.1");
+    h.turn_after(9_999);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    h.turn_after(1);
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
+    assert!(
+        h.log()
+            .contains(&"192.0.2.1: d: command timeout".to_string())
+    );
+}
+
+#[test]
+fn at_shutdown_a_stop_waits_behind_its_running_start() {
+    let mut h = Harness::new(
+        "[d]\nsequence = 7000,8000\nstart_command = open %IP%\nstop_command = close %IP%\n",
+        &[],
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    h.shell.borrow_mut().finish_on_wait = true;
+    h.server.shutdown();
+    let seen = h.shell.borrow().seen.clone();
+    let (open, close) = ("open 192.0.2.1".to_string(), "close 192.0.2.1".to_string());
+    assert_eq!(
+        seen,
+        [
+            Seen::Spawned(open.clone(), None),
+            Seen::Finished(open),
+            Seen::Spawned(close.clone(), None),
+            Seen::Finished(close),
+        ]
+    );
+    let log = h.log();
+    assert!(
+        log.contains(&"192.0.2.1: d: shutting down, running the stop command now".to_string()),
+        "{log:#?}"
+    );
+    assert_eq!(log.last().map(String::as_str), Some("shutting down"));
+}
+
+#[test]
+fn a_stop_whose_start_finished_runs_at_once_at_shutdown() {
+    let mut h = Harness::new(
+        "[d]\nsequence = 7000,8000\nstart_command = open %IP%\nstop_command = close %IP%\n\
+         cmd_timeout = 3600\n",
+        &[],
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    h.finish("open 192.0.2.1");
+    h.shell.borrow_mut().finish_on_wait = true;
+    h.server.shutdown();
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
+}
+
+#[test]
+fn debug_lines_for_packets() {
+    let p = KnockPacket {
+        src: "192.0.2.1".parse().unwrap(),
+        dst: "192.0.2.2".parse().unwrap(),
+        proto: Proto::Tcp,
+        dst_port: 7000,
+        tcp_flags: TcpFlags::SYN | TcpFlags::ACK,
+    };
+    assert_eq!(
+        describe(&p, None),
+        "tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn+ack"
+    );
+    let u = KnockPacket {
+        src: "2001:db8::1".parse().unwrap(),
+        dst: "2001:db8::2".parse().unwrap(),
+        proto: Proto::Udp,
+        dst_port: 53,
+        tcp_flags: TcpFlags::NONE,
+    };
+    assert_eq!(
+        describe(&u, Some(10)),
+        "udp 2001:db8::1 -> [2001:db8::2]:53 vlan 10"
+    );
+}

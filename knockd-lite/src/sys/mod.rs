@@ -1,0 +1,40 @@
+//! The operating system, behind safe functions: every libc call knockd-lite makes outside
+//! the capture ring's shared memory (`capture/ring.rs`) is in this module, one file per
+//! concern, so the rest of the crate is safe code.
+//!
+//! Each wrapper owns what it creates (`OwnedFd`, a `File`) and checks every return value;
+//! errors are `io::Error`s the caller names the operation for. Every `unsafe` block says why
+//! it is sound in a `// SAFETY:` comment; review them here as a set.
+#![allow(unsafe_code)]
+
+mod dns;
+mod eventfd;
+mod ifaddrs;
+mod packet;
+mod poll;
+mod process;
+mod signal;
+mod time;
+
+pub(crate) use dns::reverse_name;
+pub(crate) use eventfd::EventFd;
+pub(crate) use ifaddrs::{IfAddr, if_entries, index_and_hatype};
+pub(crate) use packet::{PacketSocket, RecvBatch};
+pub(crate) use poll::{PollFd, poll};
+pub(crate) use process::{Pidfd, detach, kill_group};
+pub(crate) use signal::SignalFd;
+#[cfg(test)]
+pub(crate) use signal::raise;
+pub(crate) use time::{BrokenDown, local_time, reload_time_zone};
+
+use std::io;
+
+/// `Err(last OS error)` when a call returned -1 (or any negative value).
+fn check(rc: impl Into<i64>) -> io::Result<i64> {
+    let rc = rc.into();
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}

@@ -1,0 +1,55 @@
+//! The local time zone: `localtime_r(3)` and `tzset(3)`.
+
+/// A moment in local time, as `struct tm` breaks it down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BrokenDown {
+    pub(crate) year: i32,
+    /// 1-12.
+    pub(crate) month: i32,
+    pub(crate) day: i32,
+    pub(crate) hour: i32,
+    pub(crate) minute: i32,
+    pub(crate) second: i32,
+}
+
+// SAFETY: POSIX declares `void tzset(void)`, which this matches; the libc crate does not
+// export it.
+unsafe extern "C" {
+    fn tzset();
+}
+
+/// Re-reads `TZ` and the zone files, so later [`local_time`] calls follow a changed zone.
+pub(crate) fn reload_time_zone() {
+    // SAFETY: tzset only reads TZ and the zone files into libc's own state.
+    unsafe { tzset() };
+}
+
+/// `secs` since the Unix epoch in the local time zone; `None` for a year out of range.
+pub(crate) fn local_time(secs: i64) -> Option<BrokenDown> {
+    let secs = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: tm is plain old data, for which all-zero is valid.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals; localtime_r writes only into tm and returns
+    // null on failure.
+    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    ok.then_some(BrokenDown {
+        year: tm.tm_year + 1900,
+        month: tm.tm_mon + 1,
+        day: tm.tm_mday,
+        hour: tm.tm_hour,
+        minute: tm.tm_min,
+        second: tm.tm_sec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_year_out_of_range_is_none() {
+        reload_time_zone();
+        assert!(local_time(0).is_some());
+        assert_eq!(local_time(i64::MAX), None);
+    }
+}
