@@ -9,7 +9,7 @@ use knock_core::conf::{Config, Door, SequenceSource};
 use knock_core::secret::source::{self, Prompt, SecretError, SecretSource};
 use knockd_engine::{HmacInput, Inputs};
 
-use crate::otp_store::UsedCounters;
+use crate::hmac_state::UsedCounters;
 
 /// A door file that could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@
 //! * `exec`: running door commands off the capture path;
 //! * `log`: knockd's log format, syslog and flood folding;
 //! * `pidfile`, `signals`: the pidfile of `-d`, and signals as input to the main loop;
-//! * `otp_store`: durable one-time list consumption and HMAC counter state;
+//! * `hmac_state`: the used HMAC counters that survive a restart;
 //! * `sys`: every libc call outside the capture ring, behind safe functions;
 //! * `serve`: the daemon itself, which wires all of the above together.
 
@@ -21,9 +21,9 @@ mod check;
 mod config;
 mod door_files;
 mod exec;
+mod hmac_state;
 mod log;
 pub mod netif;
-mod otp_store;
 mod pidfile;
 mod serve;
 mod signals;

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
 
-use crate::capture::LinkKind;
+use knock_core::wire::LinkType;
+use knock_core::wire::field::arphrd;
+
 use crate::sys::{self, IfAddr};
 
 /// One interface as the kernel reports it.
@@ -26,21 +28,21 @@ pub struct Interface {
 
 impl Interface {
     /// How frames on this interface start, if we can capture on it.
-    pub fn link(&self) -> Option<LinkKind> {
-        LinkKind::from_arphrd(self.hatype)
+    pub fn link(&self) -> Option<LinkType> {
+        LinkType::from_arphrd(self.hatype)
     }
 
     /// A word for the hardware type, for listings and log lines.
     pub fn link_name(&self) -> String {
         match self.hatype {
-            1 => "ethernet".into(),
-            772 => "loopback".into(),
-            512 => "ppp".into(),
-            519 => "raw-ip".into(),
-            768 => "ipip".into(),
-            769 => "ip6tnl".into(),
-            776 => "sit".into(),
-            0xfffe => "none (raw ip)".into(),
+            arphrd::ETHER => "ethernet".into(),
+            arphrd::LOOPBACK => "loopback".into(),
+            arphrd::PPP => "ppp".into(),
+            arphrd::RAWIP => "raw-ip".into(),
+            arphrd::TUNNEL => "ipip".into(),
+            arphrd::TUNNEL6 => "ip6tnl".into(),
+            arphrd::SIT => "sit".into(),
+            arphrd::NONE => "none (raw ip)".into(),
             other => format!("unsupported ({other})"),
         }
     }
@@ -278,7 +280,7 @@ mod tests {
         let all = interfaces().unwrap();
         let lo = all.iter().find(|i| i.name == "lo").expect("lo exists");
         assert_eq!(lo.hatype, 772);
-        assert_eq!(lo.link(), Some(LinkKind::Ethernet));
+        assert_eq!(lo.link(), Some(LinkType::Ethernet));
         assert!(lo.index >= 1);
         let text = list_text(std::slice::from_ref(lo));
         assert!(

@@ -3,10 +3,10 @@
 //! With `-d`, [`Pidfile::check`] runs before detaching (so a refusal reaches the terminal)
 //! and [`Pidfile::create`] after it, since the pid changes.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use knock_core::files::{self, Overwrite, WriteError};
 
 /// The name a live knockd-lite has in `/proc/PID/comm`.
 const PROGRAM: &str = "knockd-lite";
@@ -16,22 +16,12 @@ const PROGRAM: &str = "knockd-lite";
 pub(crate) enum PidfileError {
     #[error("{}: knockd-lite is already running as pid {pid}", path.display())]
     AlreadyRunning { path: PathBuf, pid: u32 },
-    /// The message holds the OS error, so it is not also the `source()`.
-    #[error("{op} {}: {error}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        error: io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PidfileError + 'a {
-    move |error| PidfileError::Io {
-        op,
-        path: path.to_path_buf(),
-        error,
-    }
-}
+/// A pidfile is for everyone to read.
+const MODE: u32 = 0o644;
 
 /// Who holds a pidfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,46 +93,22 @@ impl Pidfile {
     }
 
     /// Writes our pid to `path` (mode 0644) unless a live knockd-lite holds it; a stale file
-    /// is replaced. The file appears whole or not at all: it is written to a temporary file
-    /// in the same directory, synced, then linked into place (rename for a stale one).
+    /// is replaced. The file appears whole or not at all, and a symlink planted at its name
+    /// (or at a temporary one) is replaced, never written through: it goes through
+    /// `knock_core::files::write_atomic`.
     pub(crate) fn create(path: &Path) -> Result<Pidfile, PidfileError> {
         Pidfile::check(path)?;
         let pid = std::process::id();
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("pid");
-        let tmp = dir.join(format!(".{name}.{pid}.tmp"));
-        let write = || -> Result<(), PidfileError> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&tmp)
-                .map_err(io_err("create", &tmp))?;
-            // The umask may have narrowed the mode; a pidfile is world-readable.
-            f.set_permissions(fs::Permissions::from_mode(0o644))
-                .map_err(io_err("chmod", &tmp))?;
-            f.write_all(format!("{pid}\n").as_bytes())
-                .map_err(io_err("write", &tmp))?;
-            f.sync_all().map_err(io_err("fsync", &tmp))
-        };
-        let placed = write().and_then(|()| {
-            // link() refuses to replace, so two daemons starting together cannot both win.
-            match fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    Pidfile::check(path)?;
-                    fs::rename(&tmp, path).map_err(io_err("rename", path))
-                }
-                Err(e) => Err(io_err("link", path)(e)),
+        let text = format!("{pid}\n");
+        // Refuse is one atomic step, so two daemons starting together cannot both win.
+        match files::write_atomic(path, text.as_bytes(), MODE, Overwrite::Refuse) {
+            Ok(()) => {}
+            Err(WriteError::Exists(_)) => {
+                Pidfile::check(path)?;
+                files::write_atomic(path, text.as_bytes(), MODE, Overwrite::Replace)?;
             }
-        });
-        let _ = fs::remove_file(&tmp);
-        placed?;
-        sync_dir(dir);
+            Err(e) => return Err(e.into()),
+        }
         Ok(Pidfile {
             path: path.to_path_buf(),
             pid,
@@ -166,17 +132,11 @@ impl Drop for Pidfile {
     }
 }
 
-/// fsyncs a directory so a rename or link in it is durable; best effort.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::Scratch;
+    use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -283,6 +243,26 @@ mod tests {
         }
         let _ = not_us.kill();
         let _ = not_us.wait();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_not_followed() {
+        let scratch = Scratch::new("pidfile-symlink");
+        let dir = scratch.path();
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let path = dir.join("knockd.pid");
+        // At the pidfile itself, and at the name the old code used for its temporary file.
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let old_temp = dir.join(format!(".knockd.pid.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_temp).unwrap();
+        let pf = Pidfile::create(&path).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        drop(pf);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 
     #[test]

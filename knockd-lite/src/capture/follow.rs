@@ -11,11 +11,12 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use knock_core::wire::LinkType;
 use knockd_engine::bpf;
 use knockd_engine::filter::CaptureRule;
 
 use super::linux::{AfPacket, CaptureOptions};
-use super::{CaptureError, CaptureStats, Frame, LinkKind, PacketSource};
+use super::{CaptureError, CaptureStats, Frame, PacketSource};
 use crate::netif;
 use crate::sys::{self, PollFd};
 
@@ -287,8 +288,8 @@ impl Binder for Kernel {
     }
 
     fn check(&self, socket: Option<&AfPacket>, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        let link = socket.map_or(LinkKind::Ethernet, AfPacket::link);
-        bpf::compile(rules, link.link_type(), self.opts.families)?;
+        let link = socket.map_or(LinkType::Ethernet, AfPacket::link);
+        bpf::compile(rules, link, self.opts.families)?;
         Ok(())
     }
 

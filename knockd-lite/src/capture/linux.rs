@@ -12,12 +12,13 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use knock_core::wire::LinkType;
 use knockd_engine::bpf::{self, Families, Program};
 use knockd_engine::filter::CaptureRule;
 
 use super::pace::{Pace, Wait};
 use super::ring::{Ring, RingOptions};
-use super::{CaptureError, CaptureStats, Frame, LinkKind, PacketSource};
+use super::{CaptureError, CaptureStats, Frame, PacketSource};
 use crate::netif;
 use crate::sys::{self, PacketSocket, PollFd, RecvBatch};
 
@@ -63,7 +64,7 @@ pub struct AfPacket {
     sock: PacketSocket,
     ifname: String,
     ifindex: u32,
-    link: LinkKind,
+    link: LinkType,
     families: Families,
     program: Program,
     /// Set when the filter changed: frames read until the queue is next empty may have been
@@ -107,7 +108,7 @@ impl AfPacket {
             ifname: ifname.to_string(),
             hatype: iface.hatype,
         })?;
-        let program = bpf::compile(rules, link.link_type(), opts.families)?;
+        let program = bpf::compile(rules, link, opts.families)?;
 
         let sock = PacketSocket::open().map_err(|e| io_err("socket(AF_PACKET)", e))?;
         let rcvbuf = i32::try_from(opts.rcvbuf).unwrap_or(i32::MAX);
@@ -166,7 +167,7 @@ impl AfPacket {
         self.ifindex
     }
 
-    pub fn link(&self) -> LinkKind {
+    pub fn link(&self) -> LinkType {
         self.link
     }
 
@@ -334,7 +335,7 @@ impl PacketSource for AfPacket {
     }
 
     fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        let program = bpf::compile(rules, self.link.link_type(), self.families)?;
+        let program = bpf::compile(rules, self.link, self.families)?;
         self.sock
             .attach_filter(program.insns())
             .map_err(|error| CaptureError::Io {

@@ -34,41 +34,11 @@ pub use linux::{AfPacket, CaptureOptions};
 pub(crate) use replay::{ReplayFrame, ReplaySource};
 pub use ring::RingOptions;
 
-/// How a frame starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LinkKind {
-    /// An Ethernet header (destination MAC, source MAC, ethertype), possibly followed by
-    /// in-band VLAN tags. Loopback frames on Linux have this form too, with zero MACs.
-    Ethernet,
-    /// No link header: the frame starts at the IP header (tun, WireGuard, PPP, IP tunnels).
-    RawIp,
-}
-
-impl LinkKind {
-    /// The link kind for a Linux `ARPHRD_*` hardware type, if we can capture on it.
-    pub fn from_arphrd(hatype: u16) -> Option<LinkKind> {
-        match hatype {
-            // ARPHRD_ETHER, ARPHRD_LOOPBACK.
-            1 | 772 => Some(LinkKind::Ethernet),
-            // ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_NONE.
-            512 | 519 | 768 | 769 | 776 | 0xfffe => Some(LinkKind::RawIp),
-            _ => None,
-        }
-    }
-
-    /// The parser's name for this kind of frame.
-    pub fn link_type(self) -> LinkType {
-        match self {
-            LinkKind::Ethernet => LinkType::Ethernet,
-            LinkKind::RawIp => LinkType::RawIp,
-        }
-    }
-}
-
 /// One captured frame, borrowed from the source's buffer for the duration of the callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame<'a> {
-    pub link: LinkKind,
+    /// How the frame starts, as the parser names it.
+    pub link: LinkType,
     /// Kernel receive time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
     /// The VLAN id of a tag the kernel took off the frame before we saw it (PACKET_AUXDATA),

@@ -18,9 +18,10 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
+use knock_core::wire::LinkType;
 use knockd_engine::bpf::Program;
 
-use super::{CaptureStats, Frame, LinkKind};
+use super::{CaptureStats, Frame};
 use crate::sys::PacketSocket;
 
 /// Ring geometry.
@@ -215,7 +216,7 @@ impl Ring {
     pub(super) fn read(
         &mut self,
         sock: &PacketSocket,
-        link: LinkKind,
+        link: LinkType,
         program: &Program,
         stats: &mut CaptureStats,
         max: usize,
@@ -249,7 +250,7 @@ impl Ring {
     fn read_slot(
         &mut self,
         sock: &PacketSocket,
-        link: LinkKind,
+        link: LinkType,
         program: &Program,
         refilter: bool,
         stats: &mut CaptureStats,

@@ -18,7 +18,6 @@ mod reload;
 mod settings;
 mod shutdown;
 mod start;
-mod state;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +33,7 @@ use knockd_engine::{Action, Engine, Timestamp};
 use crate::args::Args;
 use crate::capture::{InterfaceCapture, LinkEvent, PacketSource};
 use crate::exec::{Executor, Runner};
+use crate::hmac_state::HmacCounters;
 use crate::log::Kind;
 use crate::netif::{Change, Interface, Watch};
 use crate::pidfile::Pidfile;
@@ -41,7 +41,6 @@ use crate::signals::{Signal, Signals};
 use commands::Commands;
 use journal::Journal;
 use settings::Settings;
-use state::HmacCounters;
 
 /// How long shutdown waits for pending stop commands (and the start commands they follow).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
@@ -272,7 +271,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         let only_ipv4 = args.only_ipv4;
         let result = capture.next_batch(timeout, &mut |frame| {
             let ms = frame.ts_ms();
-            match parse_frame(frame.link.link_type(), frame.data) {
+            match parse_frame(frame.link, frame.data) {
                 Ok(p) if only_ipv4 && p.src.is_ipv6() => {}
                 Ok(p) => {
                     if debug {

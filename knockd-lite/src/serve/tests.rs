@@ -17,12 +17,12 @@ use clap::Parser;
 use knock_core::conf::SequenceSource;
 use knock_core::hit::{Hit, Proto, TcpFlags};
 use knock_core::secret::Secret;
-use knock_core::wire::{Ipv4Header, TcpSegment, Transport, UdpDatagram, ipv4_packet};
+use knock_core::wire::{Ipv4Header, LinkType, TcpSegment, Transport, UdpDatagram, ipv4_packet};
 use knockd_engine::bpf::Families;
 use knockd_engine::{CommandId, Options};
 
 use super::*;
-use crate::capture::{LinkKind, ReplayFrame, ReplaySource};
+use crate::capture::{ReplayFrame, ReplaySource};
 use crate::door_files;
 use crate::exec::{Completion, Outcome};
 use crate::log::Logger;
@@ -194,7 +194,7 @@ impl Harness {
             config,
             engine,
             first_actions,
-            capture: ReplaySource::new(LinkKind::RawIp, Families::Both),
+            capture: ReplaySource::new(LinkType::RawIp, Families::Both),
             watch,
             lookup: test_iface,
             journal: Journal::new(logger, None),

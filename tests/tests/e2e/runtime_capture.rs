@@ -11,12 +11,13 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use knock_core::hit::{FlagRule, Proto, TcpFlags};
+use knock_core::wire::LinkType;
 use knock_e2e::raw::{self, FIN, PSH, SYN, mac_of};
 use knock_e2e::{Pair, SERVER_V4, SERVER_V6, WAIT, bin, check, ip, netns_test};
-use knockd_lite::capture::{
-    AfPacket, CaptureOptions, Frame, InterfaceCapture, LinkEvent, LinkKind, PacketSource,
-};
 use knockd_engine::filter::CaptureRule;
+use knockd_lite::capture::{
+    AfPacket, CaptureOptions, Frame, InterfaceCapture, LinkEvent, PacketSource,
+};
 use knockd_lite::netif;
 
 /// Runs `f` on a thread that has joined the network namespace `ns`. Sockets it opens stay
@@ -63,7 +64,7 @@ struct Seen {
 /// Reads IP, protocol, destination port and TCP flags; the wire parser is not ours to test.
 fn summarize(f: &Frame<'_>) -> Seen {
     let ip = match f.link {
-        LinkKind::Ethernet => {
+        LinkType::Ethernet => {
             let mut at = 12;
             while matches!(
                 u16::from_be_bytes([f.data[at], f.data[at + 1]]),
@@ -75,7 +76,8 @@ fn summarize(f: &Frame<'_>) -> Seen {
             assert!(ethertype == 0x0800 || ethertype == 0x86dd, "{ethertype:#x}");
             &f.data[at + 2..]
         }
-        LinkKind::RawIp => f.data,
+        LinkType::RawIp => f.data,
+        other => panic!("a capture socket never gives {other:?} frames"),
     };
     let (dst, proto, l4): (IpAddr, u8, &[u8]) = if ip[0] >> 4 == 4 {
         let ihl = usize::from(ip[0] & 0x0f) * 4;
@@ -187,7 +189,7 @@ fn matching_frames_arrive_with_kernel_timestamps_others_are_filtered_in_kernel_w
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open(&pair.server_if, &door_rules(), opts).unwrap()
     });
-    assert_eq!(cap.link(), LinkKind::Ethernet);
+    assert_eq!(cap.link(), LinkType::Ethernet);
     let before = now_ns();
     pair.knock(&[
         SERVER_V4,
@@ -477,7 +479,7 @@ fn loopback_delivers_each_packet_once_with_a_zero_mac_header_with(
     let mut cap = in_netns(&pair.server, || {
         AfPacket::open("lo", &[udp_rule(8000)], opts).unwrap()
     });
-    assert_eq!(cap.link(), LinkKind::Ethernet);
+    assert_eq!(cap.link(), LinkType::Ethernet);
     check(
         pair.server_cmd(bin("knock"))
             .args(["127.0.0.1", "8000:udp,8001:udp"]),
@@ -551,7 +553,7 @@ fn tun_interfaces_deliver_raw_ip_frames_with(pair: &Pair, opts: &CaptureOptions)
         assert_eq!(info.hatype, 0xfffe, "ARPHRD_NONE");
         AfPacket::open(&tun, &[udp_rule(8000)], opts).unwrap()
     });
-    assert_eq!(cap.link(), LinkKind::RawIp);
+    assert_eq!(cap.link(), LinkType::RawIp);
     for port in ["8001", "8000"] {
         check(
             pair.server_cmd("python3")

@@ -1,0 +1,295 @@
+//! The used HMAC counters that must survive a restart, so a sequence seen once cannot open
+//! its door again while its window is still live: a small state file, replaced atomically
+//! through `knock_core::files::write_atomic` (one-time lines are marked used by
+//! `knock_core::otp::file::mark_used`, the routine `knock` calls too).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use knock_core::conf::{Config, SequenceSource};
+use knock_core::files::{self, Overwrite, WriteError};
+
+/// A failed read or write of the state file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StateError {
+    /// The message holds the OS error, so it is not also the `source()`.
+    #[error("{op} {}: {error}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The file is not what we expected, `path:line: message` (line 0: the whole file).
+    #[error("{}:{line}: {message}", path.display())]
+    Format {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |error| StateError::Io {
+        op,
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn format_err(path: &Path, line: usize, message: impl Into<String>) -> StateError {
+    StateError::Format {
+        path: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// The counters file and what it holds.
+#[derive(Debug)]
+pub(crate) struct HmacCounters {
+    path: PathBuf,
+    used: UsedCounters,
+}
+
+impl HmacCounters {
+    /// Reads `path`; a file that does not exist yet means no counter was used.
+    pub(crate) fn load(path: &Path) -> Result<HmacCounters, StateError> {
+        Ok(HmacCounters {
+            path: path.to_path_buf(),
+            used: load_counters(path)?,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn used(&self) -> &UsedCounters {
+        &self.used
+    }
+
+    /// Records that `door` used `counter` and writes the file (atomically, mode 0600, its
+    /// folder created 0700 if missing). Counters that can never be live again at `now_ms`
+    /// are dropped first, so the file stays small.
+    pub(crate) fn record(
+        &mut self,
+        config: &Config,
+        door: &str,
+        counter: u64,
+        now_ms: u64,
+    ) -> Result<(), StateError> {
+        self.used
+            .entry(door.to_string())
+            .or_default()
+            .insert(counter);
+        self.prune(config, now_ms);
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            files::create_private_dir(dir).map_err(|error| StateError::Io {
+                op: "create folder",
+                path: dir.to_path_buf(),
+                error,
+            })?;
+        }
+        save_counters(&self.path, &self.used)
+    }
+
+    /// Drops counters below each door's live window (the window only moves forward).
+    fn prune(&mut self, config: &Config, now_ms: u64) {
+        for door in &config.doors {
+            if let SequenceSource::Hmac(h) = &door.sequence
+                && let Some(set) = self.used.get_mut(&door.name)
+            {
+                let lowest = h
+                    .params(&door.name)
+                    .counter(now_ms / 1000)
+                    .saturating_sub(h.skew);
+                set.retain(|&c| c >= lowest);
+            }
+        }
+    }
+}
+
+/// Used HMAC counters per door.
+pub(crate) type UsedCounters = BTreeMap<String, BTreeSet<u64>>;
+
+const HEADER: &str = "# knockd-lite used HMAC counters, v1: COUNTERS<TAB>DOOR";
+
+/// Reads the used-counter file; a file that does not exist yet means nothing was used.
+///
+/// The format is one line per door, `counter,counter,...<TAB>door name`, after a header
+/// line; the door name is the rest of the line, so it may contain anything but a newline.
+fn load_counters(path: &Path) -> Result<UsedCounters, StateError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(UsedCounters::new()),
+        Err(e) => return Err(io_err("read", path)(e)),
+    };
+    let mut out = UsedCounters::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (counters, door) = line
+            .split_once('\t')
+            .ok_or_else(|| format_err(path, line_no, "expected COUNTERS<TAB>DOOR"))?;
+        let set = out.entry(door.to_string()).or_default();
+        for c in counters.split(',').filter(|c| !c.is_empty()) {
+            let n = c
+                .parse::<u64>()
+                .map_err(|_| format_err(path, line_no, format!("bad counter {c:?}")))?;
+            set.insert(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the used-counter file atomically, mode 0600 (it tells when a door was opened).
+fn save_counters(path: &Path, used: &UsedCounters) -> Result<(), StateError> {
+    let mut text = format!("{HEADER}\n");
+    for (door, counters) in used {
+        if door.contains('\n') {
+            return Err(format_err(
+                path,
+                0,
+                format!("door name {door:?} has a newline"),
+            ));
+        }
+        let list: Vec<String> = counters.iter().map(u64::to_string).collect();
+        text.push_str(&format!("{}\t{door}\n", list.join(",")));
+    }
+    Ok(files::write_atomic(
+        path,
+        text.as_bytes(),
+        files::PRIVATE_MODE,
+        Overwrite::Replace,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Scratch;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn counters_round_trip_atomically_with_mode_0600() {
+        let scratch = Scratch::new("store-counters");
+        let dir = scratch.path();
+        let path = dir.join("hmac.state");
+        assert!(load_counters(&path).unwrap().is_empty());
+        let mut used = UsedCounters::new();
+        used.entry("ssh".into())
+            .or_default()
+            .extend([58_000_001, 58_000_000]);
+        used.entry("web door\twith tab".into())
+            .or_default()
+            .insert(7);
+        save_counters(&path, &used).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\n58000000,58000001\tssh\n7\tweb door\twith tab\n")
+        );
+        assert_eq!(load_counters(&path).unwrap(), used);
+        // Replacing leaves no temporary file behind.
+        used.get_mut("ssh").unwrap().insert(58_000_002);
+        save_counters(&path, &used).unwrap();
+        assert_eq!(load_counters(&path).unwrap(), used);
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_broken_counter_file_is_an_error_with_its_line() {
+        let scratch = Scratch::new("store-broken");
+        let dir = scratch.path();
+        let path = dir.join("hmac.state");
+        for (text, want) in [
+            ("ssh 1,2\n", "1: expected COUNTERS<TAB>DOOR"),
+            ("# header\n1,x\tssh\n", "2: bad counter \"x\""),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = load_counters(&path).unwrap_err();
+            assert_eq!(err.to_string(), format!("{}:{want}", path.display()));
+        }
+        let mut bad = UsedCounters::new();
+        bad.insert("a\nb".into(), BTreeSet::from([1]));
+        assert!(save_counters(&path, &bad).is_err());
+    }
+
+    #[test]
+    fn records_prunes_and_reloads() {
+        let scratch = Scratch::new("state");
+        let dir = scratch.path();
+        let path = dir.join("sub/k.conf.hmac-used");
+        let config = knock_core::conf::parse(
+            "[ssh]\nhmac_secret_file = /k\nhmac_step = 30\nhmac_skew = 1\n[f]\nsequence = 1\n",
+            Path::new("k.conf"),
+        )
+        .unwrap();
+        let mut c = HmacCounters::load(&path).unwrap();
+        assert!(c.used().is_empty());
+        // At t = 3000 s the counter is 100: 99..=101 are live.
+        let now = 3_000_000;
+        c.record(&config, "ssh", 98, now).unwrap();
+        c.record(&config, "ssh", 99, now).unwrap();
+        c.record(&config, "ssh", 101, now).unwrap();
+        c.record(&config, "gone", 5, now).unwrap();
+        let again = HmacCounters::load(&path).unwrap();
+        assert_eq!(
+            again.used()["ssh"].iter().copied().collect::<Vec<_>>(),
+            [99, 101]
+        );
+        assert_eq!(
+            again.used()["gone"].iter().copied().collect::<Vec<_>>(),
+            [5]
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_not_followed() {
+        let scratch = Scratch::new("state-symlink");
+        let dir = scratch.path();
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let path = dir.join("k.conf.hmac-used");
+        // At the file itself, and at the name the old code used for its temporary file.
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let old_temp = dir.join(format!(".k.conf.hmac-used.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_temp).unwrap();
+        let config = knock_core::conf::parse("[f]\nsequence = 1\n", Path::new("k.conf")).unwrap();
+        let mut c = HmacCounters::load(&dir.join("absent")).unwrap();
+        c.path = path.clone();
+        c.record(&config, "ssh", 7, 0).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(load_counters(&path).unwrap()["ssh"], BTreeSet::from([7]));
+    }
+
+    #[test]
+    fn errors_print_their_os_error_once() {
+        let scratch = Scratch::new("state-errors");
+        let dir = scratch.path().join("not-a-dir");
+        fs::write(&dir, "").unwrap();
+        let err = load_counters(&dir.join("state")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("(os error 20)").count(), 1, "{chain}");
+        let err = save_counters(&dir.join("state"), &UsedCounters::new()).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("(os error 20)").count(), 1, "{chain}");
+        assert!(
+            chain.starts_with(&format!("create {}/.state.", dir.display())),
+            "{chain}"
+        );
+    }
+}
