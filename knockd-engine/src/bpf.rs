@@ -1,29 +1,35 @@
 //! Classic BPF for the capture socket: compiles capture rules into the in-kernel filter, and
-//! runs such a program in user space (for the replay source, and to refilter frames that were
-//! queued under the previous filter when the rules change).
+//! runs such a program in user space (for the replay source, to refilter frames that were
+//! queued under the previous filter when the rules change, and to test the filter).
 //!
-//! The program accepts a frame when it carries IPv4 or IPv6 with TCP or UDP directly after
-//! the IP header (first IPv4 fragment only), whose destination port and TCP flags satisfy some
-//! rule. IPv6 extension headers (hop-by-hop, routing, fragment, destination options) are
-//! walked up to [`EXT_WALK`] deep; a packet with more is passed up whole, for the user-space
-//! parser to walk. On Ethernet, up to two
-//! in-band VLAN tags (802.1Q or 802.1ad) are skipped. The outer tag of a received frame is
-//! usually already stripped by the kernel into metadata before the filter runs, so the filter
-//! sees such a frame as untagged and tagged knocks match like plain ones.
+//! The program keeps a frame exactly when `knock_core::wire::parse_frame` accepts it and
+//! some rule matches the packet (and, with [`Families::V4Only`], it is IPv4):
+//! [`crate::filter::wanted`] says the same in Rust, and a property test and a fuzz target
+//! hold the two against each other. So it checks what the parser checks, in the parser's
+//! terms: up to [`vlan::MAX_TAGS`] in-band VLAN tags of the [`ethertype::VLAN_TPIDS`], the
+//! IP version, IPv4 header and total lengths against the bytes captured, fragments, up to
+//! [`MAX_IPV6_EXTENSIONS`] IPv6 extension headers within the payload length (hop-by-hop
+//! only first), and the TCP data offset and UDP length. Every offset, type and number
+//! comes from `knock_core::wire::field`.
+//!
+//! The outer tag of a received frame is usually already stripped by the kernel into
+//! metadata before the filter runs, so the filter sees such a frame as untagged and tagged
+//! knocks match like plain ones.
 
 use std::fmt;
 
 use knock_core::hit::Proto;
 use knock_core::wire::LinkType;
+use knock_core::wire::field::{
+    ethernet, ethertype, ip_proto, ipv4, ipv6, ipv6_ext, ipv6_fragment, tcp, udp, vlan,
+};
+use knock_core::wire::parse::MAX_IPV6_EXTENSIONS;
 
 use crate::filter::CaptureRule;
 
 /// How many bytes of an accepted frame the kernel hands up: all of it, since knock packets
 /// are small and the parser checks IP lengths against what it got.
 pub const SNAP_LEN: u32 = 0xffff;
-
-/// How many IPv6 extension headers the filter walks before it hands the packet up.
-pub const EXT_WALK: usize = 3;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
@@ -146,6 +152,24 @@ impl fmt::Display for Program {
     }
 }
 
+/// The scratch memory cells the program uses.
+mod cell {
+    /// The transport protocol (IPv4 protocol, or the IPv6 next header being walked).
+    pub(super) const PROTO: u32 = 0;
+    /// Where the header being read starts (the IP header, an extension, the segment).
+    pub(super) const OFF: u32 = 1;
+    /// Bytes of IP payload from `OFF` on: what the transport header must fit in.
+    pub(super) const LEFT: u32 = 2;
+    /// Non-zero when more fragments follow (a UDP length may then reach past the packet).
+    pub(super) const FRAG: u32 = 3;
+    pub(super) const TMP: u32 = 4;
+}
+
+/// A 16-bit field's offset, as the BPF `k` of a load.
+fn at(field: std::ops::Range<usize>) -> u32 {
+    field.start as u32
+}
+
 /// Compiles `rules` into a filter for frames of this link type. No rules: a program that
 /// drops everything.
 pub fn compile(
@@ -157,124 +181,69 @@ pub fn compile(
         return Ok(Program::reject_all());
     }
     let mut a = Asm::default();
-    let (v4, v6, drop) = (a.label(), a.label(), a.label());
+    let (v4, v6) = (a.label(), a.label());
 
-    // Link layer: leave the ethertype (or IP version) in A and the IP header offset in X.
+    // Link layer: the IP header offset in X, and which IP the link layer says it is.
     match link {
         LinkType::Ethernet => {
-            let (tag1, tag2, l3) = (a.label(), a.label(), a.label());
-            a.emit(ldx_imm(14));
-            a.emit(ld_abs(op::H, 12));
-            a.jeq(0x8100, Some(tag1), None);
-            a.jeq(0x88a8, Some(tag1), Some(l3));
-            a.bind(tag1);
-            a.emit(ldx_imm(18));
-            a.emit(ld_abs(op::H, 16));
-            a.jeq(0x8100, Some(tag2), None);
-            a.jeq(0x88a8, Some(tag2), Some(l3));
-            a.bind(tag2);
-            a.emit(ldx_imm(22));
-            a.emit(ld_abs(op::H, 20));
+            let l3 = a.label();
+            a.emit(ldx_imm(ethernet::HEADER_LEN as u32));
+            a.emit(ld_abs(op::H, at(ethernet::ETHERTYPE)));
+            for t in 0..vlan::MAX_TAGS {
+                let tag = a.label();
+                for tpid in ethertype::VLAN_TPIDS {
+                    a.jeq(u32::from(tpid), Some(tag), None);
+                }
+                a.ja(l3);
+                a.bind(tag);
+                // A tag is the TCI, then the EtherType of what follows it.
+                let tag_start = (ethernet::HEADER_LEN + t * vlan::TAG_LEN) as u32;
+                a.emit(ldx_imm(tag_start + vlan::TAG_LEN as u32));
+                a.emit(ld_abs(op::H, tag_start + at(vlan::ETHERTYPE)));
+            }
+            // Past the last tag a TPID is one tag too many, and not IP.
             a.bind(l3);
-            a.jeq(0x0800, Some(v4), None);
-            a.jeq(0x86dd, Some(v6), Some(drop));
+            a.dispatch(&[
+                (u32::from(ethertype::IPV4), v4),
+                (u32::from(ethertype::IPV6), v6),
+            ]);
         }
         LinkType::RawIp => {
             a.emit(ldx_imm(0));
-            a.emit(ld_abs(op::B, 0));
+            a.emit(ld_abs(op::B, ipv4::VER_IHL as u32));
             a.emit(alu_k(op::RSH, 4));
-            a.jeq(4, Some(v4), None);
-            a.jeq(6, Some(v6), Some(drop));
+            a.dispatch(&[
+                (u32::from(ipv4::VERSION), v4),
+                (u32::from(ipv6::VERSION), v6),
+            ]);
         }
         LinkType::Loopback | LinkType::LinuxSll => return Err(FilterError::Link(link)),
     }
 
-    // IPv4: drop later fragments (no ports in them), keep the protocol in M[0], and move X
-    // past the header, whose length is in the low nibble of its first byte.
     let l4 = a.label();
     a.bind(v4);
-    a.emit(ld_ind(op::H, 6));
-    a.jset(0x1fff, Some(drop), None);
-    a.emit(ld_ind(op::B, 9));
-    a.emit(st(0));
-    a.emit(ld_ind(op::B, 0));
-    a.emit(alu_k(op::AND, 0x0f));
-    a.emit(alu_k(op::LSH, 2));
-    a.emit(alu_x(op::ADD));
-    a.emit(misc(op::TAX));
-    a.ja(l4);
-
-    // IPv6: a fixed 40-byte header, then up to EXT_WALK extension headers (hop-by-hop,
-    // routing, destination options, fragment) are walked; a packet with more goes up to
-    // user space whole. Later fragments carry no ports and are dropped.
+    ipv4_header(&mut a, l4);
     a.bind(v6);
     if families == Families::V4Only {
-        a.ja(drop);
+        a.emit(ret(0));
     } else {
-        a.emit(ld_ind(op::B, 6));
-        a.emit(st(0));
-        a.emit(misc(op::TXA));
-        a.emit(alu_k(op::ADD, 40));
-        a.emit(misc(op::TAX));
-        for _ in 0..EXT_WALK {
-            let (generic, fragment, next) = (a.label(), a.label(), a.label());
-            a.emit(ld_mem(0));
-            a.jeq(6, Some(l4), None);
-            a.jeq(17, Some(l4), None);
-            for ext in [0, 43, 60] {
-                a.jeq(ext, Some(generic), None);
-            }
-            a.jeq(44, Some(fragment), Some(drop));
-            // Length in 8-octet units, not counting the first 8.
-            a.bind(generic);
-            a.emit(ld_ind(op::B, 0));
-            a.emit(st(0));
-            a.emit(ld_ind(op::B, 1));
-            a.emit(alu_k(op::ADD, 1));
-            a.emit(alu_k(op::LSH, 3));
-            a.emit(alu_x(op::ADD));
-            a.emit(misc(op::TAX));
-            a.ja(next);
-            a.bind(fragment);
-            a.emit(ld_ind(op::H, 2));
-            a.jset(0xfff8, Some(drop), None);
-            a.emit(ld_ind(op::B, 0));
-            a.emit(st(0));
-            a.emit(misc(op::TXA));
-            a.emit(alu_k(op::ADD, 8));
-            a.emit(misc(op::TAX));
-            a.bind(next);
-        }
-        let pass = a.label();
-        a.emit(ld_mem(0));
-        a.jeq(6, Some(l4), None);
-        a.jeq(17, Some(l4), None);
-        for ext in [0, 43, 44, 60] {
-            a.jeq(ext, Some(pass), None);
-        }
-        a.ja(drop);
-        a.bind(pass);
-        a.emit(ret(SNAP_LEN));
+        ipv6_header(&mut a, l4);
     }
 
-    // Transport: X is the TCP/UDP header offset, M[0] the protocol.
-    let (tcp, udp) = (a.label(), a.label());
+    // Transport: X and OFF are the TCP/UDP header offset.
+    let (tcp_entry, udp_entry) = (a.label(), a.label());
     a.bind(l4);
-    a.emit(ld_mem(0));
-    // The port tables can be long, so the protocol dispatch uses `ja` to reach them.
-    let not_tcp = a.label();
-    a.jeq(u32::from(Proto::Tcp.number()), None, Some(not_tcp));
-    a.ja(tcp);
-    a.bind(not_tcp);
-    a.jeq(u32::from(Proto::Udp.number()), None, Some(drop));
-    a.ja(udp);
-    a.bind(drop);
-    a.emit(ret(0));
-
-    for (proto, entry) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
-        a.bind(entry);
-        port_table(&mut a, &groups(rules, proto));
-    }
+    a.emit(ld_mem(cell::PROTO));
+    a.dispatch(&[
+        (u32::from(ip_proto::TCP), tcp_entry),
+        (u32::from(ip_proto::UDP), udp_entry),
+    ]);
+    a.bind(tcp_entry);
+    tcp_header(&mut a);
+    port_table(&mut a, &groups(rules, Proto::Tcp));
+    a.bind(udp_entry);
+    udp_header(&mut a);
+    port_table(&mut a, &groups(rules, Proto::Udp));
 
     let insns = a.finish();
     if insns.len() > MAX_INSNS {
@@ -284,6 +253,191 @@ pub fn compile(
         });
     }
     Ok(Program { insns })
+}
+
+/// IPv4 at X: the version, a header length of at least 20 bytes, a total length from the
+/// header length to the bytes captured, the first fragment only. Leaves the protocol,
+/// the segment's offset (also in X) and length, and the more-fragments flag in the cells,
+/// and goes to `l4`.
+fn ipv4_header(a: &mut Asm, l4: Label) {
+    let drop = a.label();
+    a.emit(stx(cell::OFF));
+    // The fixed header is there: its last byte loads.
+    a.emit(ld_ind(op::B, ipv4::MIN_HEADER_LEN as u32 - 1));
+    a.emit(ld_ind(op::B, ipv4::VER_IHL as u32));
+    a.emit(alu_k(op::RSH, 4));
+    a.jeq(u32::from(ipv4::VERSION), None, Some(drop));
+    a.emit(ld_ind(op::B, ipv4::VER_IHL as u32));
+    a.emit(alu_k(op::AND, 0x0f));
+    a.emit(alu_k(op::LSH, 2));
+    a.jge(ipv4::MIN_HEADER_LEN as u32, None, Some(drop));
+    a.emit(st(cell::TMP)); // header length
+    a.emit(ld_len());
+    a.emit(alu_x(op::SUB));
+    a.emit(st(cell::LEFT)); // bytes from the IP header on
+    a.emit(ld_ind(op::H, at(ipv4::TOTAL_LEN)));
+    a.emit(ldx_mem(cell::TMP));
+    a.jge_x(None, Some(drop));
+    a.emit(ldx_mem(cell::LEFT));
+    a.jgt_x(Some(drop), None);
+    a.emit(ldx_mem(cell::TMP));
+    a.emit(alu_x(op::SUB));
+    a.emit(st(cell::LEFT)); // the payload: total length less the header
+    a.emit(ldx_mem(cell::OFF));
+    a.emit(ld_ind(op::H, at(ipv4::FLAGS_FRAG)));
+    a.jset(u32::from(ipv4::FRAG_OFFSET_MASK), Some(drop), None);
+    a.emit(alu_k(op::AND, u32::from(ipv4::MORE_FRAGMENTS)));
+    a.emit(st(cell::FRAG));
+    a.emit(ld_ind(op::B, ipv4::PROTOCOL as u32));
+    a.emit(st(cell::PROTO));
+    a.emit(ld_mem(cell::OFF));
+    a.emit(ldx_mem(cell::TMP));
+    a.emit(alu_x(op::ADD));
+    a.emit(st(cell::OFF));
+    a.emit(misc(op::TAX));
+    a.ja(l4);
+    a.bind(drop);
+    a.emit(ret(0));
+}
+
+/// IPv6 at X: the version, a payload length within the bytes captured, then up to
+/// MAX_IPV6_EXTENSIONS extension headers within the payload (hop-by-hop only first, the
+/// first fragment only), to TCP or UDP at `l4`, with the cells as [`ipv4_header`] leaves
+/// them.
+fn ipv6_header(a: &mut Asm, l4: Label) {
+    let drop = a.label();
+    a.emit(stx(cell::OFF));
+    a.emit(ld_ind(op::B, ipv6::HEADER_LEN as u32 - 1));
+    a.emit(ld_ind(op::B, at(ipv6::VER_TC_FLOW)));
+    a.emit(alu_k(op::RSH, 4));
+    a.jeq(u32::from(ipv6::VERSION), None, Some(drop));
+    a.emit(ld_len());
+    a.emit(alu_x(op::SUB));
+    a.emit(alu_k(op::SUB, ipv6::HEADER_LEN as u32));
+    a.emit(st(cell::TMP)); // bytes after the fixed header
+    a.emit(ld_ind(op::H, at(ipv6::PAYLOAD_LEN)));
+    a.emit(ldx_mem(cell::TMP));
+    a.jgt_x(Some(drop), None);
+    a.emit(st(cell::LEFT));
+    a.emit(ldx_mem(cell::OFF));
+    a.emit(ld_ind(op::B, ipv6::NEXT_HEADER as u32));
+    a.emit(st(cell::PROTO));
+    a.emit(ld_imm(0));
+    a.emit(st(cell::FRAG));
+    a.advance(ipv6::HEADER_LEN as u32);
+    let first = a.label();
+    a.ja(first);
+    a.bind(drop);
+    a.emit(ret(0));
+    a.bind(first);
+    for step in 0..=MAX_IPV6_EXTENSIONS {
+        let (generic, fragment, next, drop) = (a.label(), a.label(), a.label(), a.label());
+        a.emit(ld_mem(cell::PROTO));
+        let transport = a.label();
+        a.jeq(u32::from(ip_proto::TCP), Some(transport), None);
+        a.jeq(u32::from(ip_proto::UDP), Some(transport), None);
+        if step == MAX_IPV6_EXTENSIONS {
+            // One extension too many, or no transport the parser reads.
+            a.emit(ret(0));
+            a.bind(transport);
+            a.ja(l4);
+            break;
+        }
+        // Hop-by-hop options come only right after the fixed header.
+        let hop_by_hop = if step == 0 { generic } else { drop };
+        a.jeq(u32::from(ip_proto::HOP_BY_HOP), Some(hop_by_hop), None);
+        a.jeq(u32::from(ip_proto::IPV6_ROUTING), Some(generic), None);
+        a.jeq(u32::from(ip_proto::IPV6_DEST_OPTIONS), Some(generic), None);
+        a.jeq(
+            u32::from(ip_proto::IPV6_FRAGMENT),
+            Some(fragment),
+            Some(drop),
+        );
+        a.bind(transport);
+        a.ja(l4);
+
+        // Next header and length, then (length + 1) units, all within the payload.
+        a.bind(generic);
+        a.emit(ld_mem(cell::LEFT));
+        a.jge(ipv6_ext::MIN_LEN as u32, None, Some(drop));
+        a.emit(ld_ind(op::B, ipv6_ext::LENGTH as u32));
+        a.emit(alu_k(op::ADD, 1));
+        a.emit(alu_k(op::MUL, ipv6_ext::UNIT as u32));
+        a.emit(st(cell::TMP));
+        a.emit(ldx_mem(cell::TMP));
+        a.emit(ld_mem(cell::LEFT));
+        a.jge_x(None, Some(drop));
+        a.emit(alu_x(op::SUB));
+        a.emit(st(cell::LEFT));
+        a.emit(ldx_mem(cell::OFF));
+        a.emit(ld_ind(op::B, ipv6_ext::NEXT_HEADER as u32));
+        a.emit(st(cell::PROTO));
+        a.emit(ld_mem(cell::OFF));
+        a.emit(ldx_mem(cell::TMP));
+        a.emit(alu_x(op::ADD));
+        a.emit(st(cell::OFF));
+        a.emit(misc(op::TAX));
+        a.ja(next);
+
+        // A fragment header: the first fragment only; remember whether more follow.
+        a.bind(fragment);
+        a.emit(ld_mem(cell::LEFT));
+        a.jge(ipv6_fragment::HEADER_LEN as u32, None, Some(drop));
+        a.emit(alu_k(op::SUB, ipv6_fragment::HEADER_LEN as u32));
+        a.emit(st(cell::LEFT));
+        a.emit(ld_ind(op::H, at(ipv6_fragment::OFFSET_FLAGS)));
+        a.jset(u32::from(ipv6_fragment::OFFSET_MASK), Some(drop), None);
+        a.emit(alu_k(op::AND, u32::from(ipv6_fragment::MORE_FRAGMENTS)));
+        a.emit(ldx_mem(cell::FRAG));
+        a.emit(alu_x(op::OR));
+        a.emit(st(cell::FRAG));
+        a.emit(ldx_mem(cell::OFF));
+        a.emit(ld_ind(op::B, ipv6_fragment::NEXT_HEADER as u32));
+        a.emit(st(cell::PROTO));
+        a.advance(ipv6_fragment::HEADER_LEN as u32);
+        a.ja(next);
+
+        a.bind(drop);
+        a.emit(ret(0));
+        a.bind(next);
+    }
+}
+
+/// TCP at X: a header of at least 20 bytes whose data offset fits the segment.
+fn tcp_header(a: &mut Asm) {
+    let (drop, ok) = (a.label(), a.label());
+    a.emit(ld_mem(cell::LEFT));
+    a.jge(tcp::MIN_HEADER_LEN as u32, None, Some(drop));
+    a.emit(ld_ind(op::B, tcp::DATA_OFFSET as u32));
+    a.emit(alu_k(op::RSH, 4));
+    a.emit(alu_k(op::LSH, 2));
+    a.jge(tcp::MIN_HEADER_LEN as u32, None, Some(drop));
+    a.emit(ldx_mem(cell::LEFT));
+    a.jgt_x(Some(drop), Some(ok));
+    a.bind(drop);
+    a.emit(ret(0));
+    a.bind(ok);
+    a.emit(ldx_mem(cell::OFF));
+}
+
+/// UDP at X: 8 bytes of header and a length of at least 8 that, unless more fragments
+/// follow, fits the segment.
+fn udp_header(a: &mut Asm) {
+    let (drop, ok) = (a.label(), a.label());
+    a.emit(ld_mem(cell::LEFT));
+    a.jge(udp::HEADER_LEN as u32, None, Some(drop));
+    a.emit(ld_ind(op::H, at(udp::LENGTH)));
+    a.jge(udp::HEADER_LEN as u32, None, Some(drop));
+    a.emit(st(cell::TMP));
+    a.emit(ld_mem(cell::FRAG));
+    a.jeq(0, None, Some(ok));
+    a.emit(ld_mem(cell::TMP));
+    a.emit(ldx_mem(cell::LEFT));
+    a.jgt_x(Some(drop), Some(ok));
+    a.bind(drop);
+    a.emit(ret(0));
+    a.bind(ok);
+    a.emit(ldx_mem(cell::OFF));
 }
 
 /// Ports `lo..=hi` that share the same list of flag tests; `flags` empty means any flags.
@@ -345,7 +499,7 @@ fn port_table(a: &mut Asm, groups: &[PortGroup]) {
         a.emit(ret(0));
         return;
     }
-    a.emit(ld_ind(op::H, 2));
+    a.emit(ld_ind(op::H, at(tcp::DST_PORT)));
     let blocks: Vec<Label> = groups.iter().map(|_| a.label()).collect();
     for (g, &block) in groups.iter().zip(&blocks) {
         let next = a.label();
@@ -367,7 +521,7 @@ fn port_table(a: &mut Asm, groups: &[PortGroup]) {
         }
         for &(mask, value) in &g.flags {
             let next = a.label();
-            a.emit(ld_ind(op::B, 13));
+            a.emit(ld_ind(op::B, tcp::FLAGS as u32));
             a.emit(alu_k(op::AND, u32::from(mask)));
             a.jeq(u32::from(value), None, Some(next));
             a.emit(ret(SNAP_LEN));
@@ -396,6 +550,18 @@ const fn ld_ind(size: u16, k: u32) -> Insn {
 }
 const fn ld_mem(slot: u32) -> Insn {
     insn(op::LD | op::MEM, slot)
+}
+const fn ld_imm(k: u32) -> Insn {
+    insn(op::LD | op::W | op::IMM, k)
+}
+const fn ld_len() -> Insn {
+    insn(op::LD | op::W | op::LEN, 0)
+}
+const fn ldx_mem(slot: u32) -> Insn {
+    insn(op::LDX | op::W | op::MEM, slot)
+}
+const fn stx(slot: u32) -> Insn {
+    insn(op::STX, slot)
 }
 const fn st(slot: u32) -> Insn {
     insn(op::ST, slot)
@@ -452,6 +618,35 @@ impl Asm {
     }
     fn jset(&mut self, k: u32, jt: Option<Label>, jf: Option<Label>) {
         self.cond(op::JSET, k, jt, jf);
+    }
+    /// A conditional jump comparing A with X.
+    fn cond_x(&mut self, jmp: u16, jt: Option<Label>, jf: Option<Label>) {
+        self.jumps.push((self.insns.len(), jt, jf));
+        self.emit(insn(op::JMP | jmp | op::X, 0));
+    }
+    fn jgt_x(&mut self, jt: Option<Label>, jf: Option<Label>) {
+        self.cond_x(op::JGT, jt, jf);
+    }
+    fn jge_x(&mut self, jt: Option<Label>, jf: Option<Label>) {
+        self.cond_x(op::JGE, jt, jf);
+    }
+    /// Goes to the target whose value A equals, through `ja`s (targets may be far); drops
+    /// the frame if none does.
+    fn dispatch(&mut self, cases: &[(u32, Label)]) {
+        for &(value, target) in cases {
+            let next = self.label();
+            self.jeq(value, None, Some(next));
+            self.ja(target);
+            self.bind(next);
+        }
+        self.emit(ret(0));
+    }
+    /// Moves X and the OFF cell `n` bytes on (X holds OFF).
+    fn advance(&mut self, n: u32) {
+        self.emit(misc(op::TXA));
+        self.emit(alu_k(op::ADD, n));
+        self.emit(st(cell::OFF));
+        self.emit(misc(op::TAX));
     }
     fn ja(&mut self, to: Label) {
         self.jumps.push((self.insns.len(), Some(to), None));
@@ -832,9 +1027,13 @@ mod tests {
             let wrong = ipv4(6, &tcp(7000, SYN | ACK));
             assert!(!p.accepts(&eth_tagged(&tags, 0x0800, &wrong)), "{tags:?}");
         }
-        // Three tags are beyond what the filter unwraps.
-        let three = [(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
-        assert!(!p.accepts(&eth_tagged(&three, 0x0800, &v4)));
+        // As many tags as the parser unwraps, and not one more.
+        let mut tags: Vec<(u16, u16)> = (0..vlan::MAX_TAGS as u16).map(|i| (0x8100, i)).collect();
+        assert!(p.accepts(&eth_tagged(&tags, 0x0800, &v4)));
+        tags.push((0x8100, 99));
+        assert!(!p.accepts(&eth_tagged(&tags, 0x0800, &v4)));
+        // The pre-standard 0x9100 is not a VLAN tag to the parser, so not to the filter.
+        assert!(!p.accepts(&eth_tagged(&[(0x9100, 10)], 0x0800, &v4)));
     }
 
     /// An extension header of 8 bytes (length field 0) or, for `units`, 8 * (units + 1).
@@ -867,9 +1066,24 @@ mod tests {
         // First fragment -> UDP passes; a later fragment carries no UDP header.
         assert!(p.accepts(&v6(44, vec![frag_header(17, 0), udp(8000)])));
         assert!(!p.accepts(&v6(44, vec![frag_header(17, 1), udp(8000)])));
-        // Deeper chains than the filter walks go up whole, whatever follows.
-        let deep = vec![ext(0, 0), ext(60, 0), ext(60, 0), ext(6, 0), tcp(1234, ACK)];
-        assert!(p.accepts(&v6(0, deep)));
+        // As many extension headers as the parser walks, and not one more.
+        let chain = |n: usize, l4: Vec<u8>| {
+            let mut c: Vec<Vec<u8>> = (1..n).map(|_| ext(60, 0)).collect();
+            c.push(ext(17, 0));
+            c.push(l4);
+            v6(0, c)
+        };
+        assert!(p.accepts(&chain(MAX_IPV6_EXTENSIONS, udp(8000))));
+        assert!(!p.accepts(&chain(MAX_IPV6_EXTENSIONS + 1, udp(8000))));
+        assert!(!p.accepts(&chain(MAX_IPV6_EXTENSIONS, udp(8001))));
+        // Hop-by-hop options anywhere but first.
+        assert!(!p.accepts(&v6(60, vec![ext(0, 0), ext(17, 0), udp(8000)])));
+        // An extension header that reaches past the payload length.
+        let mut cut = eth(0x86dd, &ipv6(60, &[ext(17, 0), udp(8000)].concat()));
+        let at = 14 + 4;
+        cut[at..at + 2].copy_from_slice(&8u16.to_be_bytes());
+        cut[14 + 40 + 1] = 1;
+        assert!(!p.accepts(&cut));
         // No-next-header and ICMPv6 are not passed.
         assert!(!p.accepts(&eth(0x86dd, &ipv6(59, &[]))));
         assert!(!p.accepts(&eth(0x86dd, &ipv6(58, &[128, 0, 0, 0]))));

@@ -4,6 +4,9 @@
 use std::fmt;
 
 use knock_core::hit::{FlagRule, Proto};
+use knock_core::wire::{LinkType, parse_frame};
+
+use crate::bpf::Families;
 
 /// One kind of candidate packet: this protocol, this destination port, and for TCP these
 /// flags. A packet that matches no rule cannot touch any attempt.
@@ -22,6 +25,19 @@ impl CaptureRule {
             && self.port == port
             && (proto == Proto::Udp || self.flags.matches(flags))
     }
+}
+
+/// Whether the capture filter for `rules` is to keep `frame`: the parser accepts it, some
+/// rule matches the packet, and `families` lets its IP version through. The programs
+/// [`crate::bpf::compile`] makes keep exactly these frames; this is the statement their
+/// tests and the fuzz target check them against.
+pub fn wanted(rules: &[CaptureRule], link: LinkType, families: Families, frame: &[u8]) -> bool {
+    parse_frame(link, frame).is_ok_and(|p| {
+        (families == Families::Both || p.src.is_ipv4())
+            && rules
+                .iter()
+                .any(|r| r.matches(p.proto, p.dst_port, p.tcp_flags))
+    })
 }
 
 /// tcpdump-style text, e.g. `tcp dst port 7000 and tcp[13] & 0x12 == 0x02`.

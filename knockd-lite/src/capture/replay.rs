@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use knock_core::wire::LinkType;
 use knockd_engine::bpf::{self, Families, Program};
 use knockd_engine::filter::CaptureRule;
 
-use super::{CaptureError, CaptureStats, Frame, LinkKind, PacketSource};
+use super::{CaptureError, CaptureStats, Frame, PacketSource};
 
 /// One frame to replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub(crate) struct ReplayFrame {
 /// never waits: an empty queue returns 0 at once.
 #[derive(Debug)]
 pub(crate) struct ReplaySource {
-    link: LinkKind,
+    link: LinkType,
     families: Families,
     program: Program,
     queue: VecDeque<ReplayFrame>,
@@ -31,7 +32,7 @@ pub(crate) struct ReplaySource {
 
 impl ReplaySource {
     /// A source with no rules yet, which therefore delivers nothing until `set_rules`.
-    pub(crate) fn new(link: LinkKind, families: Families) -> ReplaySource {
+    pub(crate) fn new(link: LinkType, families: Families) -> ReplaySource {
         ReplaySource {
             link,
             families,
@@ -89,7 +90,7 @@ impl PacketSource for ReplaySource {
     }
 
     fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        self.program = bpf::compile(rules, self.link.link_type(), self.families)?;
+        self.program = bpf::compile(rules, self.link, self.families)?;
         Ok(())
     }
 
@@ -102,18 +103,21 @@ impl PacketSource for ReplaySource {
 mod tests {
     use super::*;
     use knock_core::hit::{FlagRule, Proto};
+    use knock_core::wire::{Ipv4Header, Transport, UdpDatagram, ipv4_packet};
 
     fn raw_udp(dport: u16) -> Vec<u8> {
-        let mut f = vec![0u8; 28];
-        f[0] = 0x45;
-        f[9] = 17;
-        f[22..24].copy_from_slice(&dport.to_be_bytes());
-        f
+        let udp = Transport::Udp(UdpDatagram {
+            src_port: 40000,
+            dst_port: dport,
+            payload: &[],
+        });
+        let ip = Ipv4Header::new([192, 0, 2, 1].into(), [192, 0, 2, 2].into());
+        ipv4_packet(&ip, &udp).unwrap()
     }
 
     #[test]
     fn replays_in_order_through_the_filter_in_batches() {
-        let mut src = ReplaySource::new(LinkKind::RawIp, Families::Both).with_batch(2);
+        let mut src = ReplaySource::new(LinkType::RawIp, Families::Both).with_batch(2);
         for (i, port) in [7000u16, 1, 7000, 7000].into_iter().enumerate() {
             src.push(ReplayFrame {
                 ts_ns: 1_000_000 * i as u64,
@@ -135,9 +139,9 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                (0, LinkKind::RawIp, 28),
-                (2, LinkKind::RawIp, 28),
-                (3, LinkKind::RawIp, 28)
+                (0, LinkType::RawIp, 28),
+                (2, LinkType::RawIp, 28),
+                (3, LinkType::RawIp, 28)
             ]
         );
         let stats = src.stats();
@@ -146,7 +150,7 @@ mod tests {
 
     #[test]
     fn without_rules_nothing_is_delivered() {
-        let mut src = ReplaySource::new(LinkKind::RawIp, Families::Both);
+        let mut src = ReplaySource::new(LinkType::RawIp, Families::Both);
         src.push(ReplayFrame {
             ts_ns: 0,
             vlan: None,
