@@ -288,13 +288,8 @@ fn ipv4_header(a: &mut Asm, l4: Label) {
     a.jset(u32::from(ipv4::FRAG_OFFSET_MASK), Some(drop), None);
     a.emit(alu_k(op::AND, u32::from(ipv4::MORE_FRAGMENTS)));
     a.emit(st(cell::FRAG));
-    a.emit(ld_ind(op::B, ipv4::PROTOCOL as u32));
-    a.emit(st(cell::PROTO));
-    a.emit(ld_mem(cell::OFF));
-    a.emit(ldx_mem(cell::TMP));
-    a.emit(alu_x(op::ADD));
-    a.emit(st(cell::OFF));
-    a.emit(misc(op::TAX));
+    a.take_proto(ipv4::PROTOCOL as u32);
+    a.advance_by_tmp();
     a.ja(l4);
     a.bind(drop);
     a.emit(ret(0));
@@ -320,8 +315,7 @@ fn ipv6_header(a: &mut Asm, l4: Label) {
     a.jgt_x(Some(drop), None);
     a.emit(st(cell::LEFT));
     a.emit(ldx_mem(cell::OFF));
-    a.emit(ld_ind(op::B, ipv6::NEXT_HEADER as u32));
-    a.emit(st(cell::PROTO));
+    a.take_proto(ipv6::NEXT_HEADER as u32);
     a.emit(ld_imm(0));
     a.emit(st(cell::FRAG));
     a.advance(ipv6::HEADER_LEN as u32);
@@ -370,13 +364,8 @@ fn ipv6_header(a: &mut Asm, l4: Label) {
         a.emit(alu_x(op::SUB));
         a.emit(st(cell::LEFT));
         a.emit(ldx_mem(cell::OFF));
-        a.emit(ld_ind(op::B, ipv6_ext::NEXT_HEADER as u32));
-        a.emit(st(cell::PROTO));
-        a.emit(ld_mem(cell::OFF));
-        a.emit(ldx_mem(cell::TMP));
-        a.emit(alu_x(op::ADD));
-        a.emit(st(cell::OFF));
-        a.emit(misc(op::TAX));
+        a.take_proto(ipv6_ext::NEXT_HEADER as u32);
+        a.advance_by_tmp();
         a.ja(next);
 
         // A fragment header: the first fragment only; remember whether more follow.
@@ -392,8 +381,7 @@ fn ipv6_header(a: &mut Asm, l4: Label) {
         a.emit(alu_x(op::OR));
         a.emit(st(cell::FRAG));
         a.emit(ldx_mem(cell::OFF));
-        a.emit(ld_ind(op::B, ipv6_fragment::NEXT_HEADER as u32));
-        a.emit(st(cell::PROTO));
+        a.take_proto(ipv6_fragment::NEXT_HEADER as u32);
         a.advance(ipv6_fragment::HEADER_LEN as u32);
         a.ja(next);
 
@@ -640,6 +628,19 @@ impl Asm {
             self.bind(next);
         }
         self.emit(ret(0));
+    }
+    /// The byte at X + `k` is the next protocol.
+    fn take_proto(&mut self, k: u32) {
+        self.emit(ld_ind(op::B, k));
+        self.emit(st(cell::PROTO));
+    }
+    /// Moves X and the OFF cell on by the header length in TMP.
+    fn advance_by_tmp(&mut self) {
+        self.emit(ld_mem(cell::OFF));
+        self.emit(ldx_mem(cell::TMP));
+        self.emit(alu_x(op::ADD));
+        self.emit(st(cell::OFF));
+        self.emit(misc(op::TAX));
     }
     /// Moves X and the OFF cell `n` bytes on (X holds OFF).
     fn advance(&mut self, n: u32) {

@@ -173,7 +173,7 @@ fn save_counters(path: &Path, used: &UsedCounters) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Scratch;
+    use crate::testutil::{Scratch, assert_not_followed, plant_symlinks};
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -257,22 +257,13 @@ mod tests {
     #[test]
     fn a_planted_symlink_is_replaced_not_followed() {
         let scratch = Scratch::new("state-symlink");
-        let dir = scratch.path();
-        let victim = dir.join("victim");
-        fs::write(&victim, "precious\n").unwrap();
-        let path = dir.join("k.conf.hmac-used");
-        // At the file itself, and at the name the old code used for its temporary file.
-        std::os::unix::fs::symlink(&victim, &path).unwrap();
-        let old_temp = dir.join(format!(".k.conf.hmac-used.{}.tmp", std::process::id()));
-        std::os::unix::fs::symlink(&victim, &old_temp).unwrap();
+        let path = scratch.path().join("k.conf.hmac-used");
+        let victim = plant_symlinks(&path);
         let config = knock_core::conf::parse("[f]\nsequence = 1\n", Path::new("k.conf")).unwrap();
-        let mut c = HmacCounters::load(&dir.join("absent")).unwrap();
+        let mut c = HmacCounters::load(&scratch.path().join("absent")).unwrap();
         c.path = path.clone();
         c.record(&config, "ssh", 7, 0).unwrap();
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-        let meta = fs::symlink_metadata(&path).unwrap();
-        assert!(meta.file_type().is_file(), "{meta:?}");
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_not_followed(&path, &victim, 0o600);
         assert_eq!(load_counters(&path).unwrap()["ssh"], BTreeSet::from([7]));
     }
 

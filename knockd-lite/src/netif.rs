@@ -33,7 +33,7 @@ impl Interface {
     }
 
     /// A word for the hardware type, for listings and log lines.
-    pub fn link_name(&self) -> String {
+    fn link_name(&self) -> String {
         match self.hatype {
             arphrd::ETHER => "ethernet".into(),
             arphrd::LOOPBACK => "loopback".into(),
@@ -141,7 +141,7 @@ pub enum Change {
 
 impl Change {
     /// A log line body for the change, e.g. `eth0: address 192.0.2.7 added`.
-    pub fn describe(&self, ifname: &str) -> String {
+    pub(crate) fn describe(&self, ifname: &str) -> String {
         let list = |v: &[IpAddr]| {
             v.iter()
                 .map(|a| a.to_string())
@@ -186,12 +186,13 @@ impl Watch {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The interface as last seen.
-    pub fn current(&self) -> Option<&Interface> {
+    #[cfg(test)]
+    fn current(&self) -> Option<&Interface> {
         self.last.as_ref()
     }
 
@@ -207,7 +208,7 @@ impl Watch {
     }
 
     /// Records a new observation and reports what changed since the last one.
-    pub fn update(&mut self, now: Option<Interface>) -> Vec<Change> {
+    pub(crate) fn update(&mut self, now: Option<Interface>) -> Vec<Change> {
         let changes = diff(self.last.as_ref(), now.as_ref());
         self.last = now;
         changes
@@ -215,7 +216,7 @@ impl Watch {
 }
 
 /// What changed between two observations of one interface.
-pub fn diff(old: Option<&Interface>, new: Option<&Interface>) -> Vec<Change> {
+fn diff(old: Option<&Interface>, new: Option<&Interface>) -> Vec<Change> {
     let mut out = Vec::new();
     match (old, new) {
         (None, None) => {}

@@ -135,7 +135,7 @@ impl Drop for Pidfile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Scratch;
+    use crate::testutil::{Scratch, assert_not_followed, plant_symlinks};
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -248,20 +248,12 @@ mod tests {
     #[test]
     fn a_planted_symlink_is_replaced_not_followed() {
         let scratch = Scratch::new("pidfile-symlink");
-        let dir = scratch.path();
-        let victim = dir.join("victim");
-        fs::write(&victim, "precious\n").unwrap();
-        let path = dir.join("knockd.pid");
-        // At the pidfile itself, and at the name the old code used for its temporary file.
-        std::os::unix::fs::symlink(&victim, &path).unwrap();
-        let old_temp = dir.join(format!(".knockd.pid.{}.tmp", std::process::id()));
-        std::os::unix::fs::symlink(&victim, &old_temp).unwrap();
+        let path = scratch.path().join("knockd.pid");
+        let victim = plant_symlinks(&path);
         let pf = Pidfile::create(&path).unwrap();
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-        let meta = fs::symlink_metadata(&path).unwrap();
-        assert!(meta.file_type().is_file(), "{meta:?}");
-        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_not_followed(&path, &victim, 0o644);
         drop(pf);
+        assert!(fs::symlink_metadata(&path).is_err(), "removed at exit");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 

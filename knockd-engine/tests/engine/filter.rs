@@ -109,22 +109,20 @@ fn l4_bytes(l4: &Transport<'_>) -> Vec<u8> {
     ipv4_packet(&v4, l4).unwrap()[ipv4::MIN_HEADER_LEN..].to_vec()
 }
 
+/// What the IP headers below are built around before their own protocol and payload go in.
+const EMPTY: Transport<'static> = Transport::Udp(UdpDatagram {
+    src_port: 1,
+    dst_port: 1,
+    payload: &[],
+});
+
 /// An IPv4 packet around `l4`, maybe with options and a fragment field.
 fn ipv4_around(rng: &mut Rng, proto: u8, l4: &[u8]) -> Vec<u8> {
     // 198.18.27.88: read as ports (a header length of 4 words puts TCP over the addresses),
     // its last two bytes are 7000.
     let dst = rng.pick(&[Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(198, 18, 27, 88)]);
     let v4 = Ipv4Header::new(Ipv4Addr::new(192, 0, 2, 1), dst);
-    // Built as UDP to get a header, then given this protocol and payload.
-    let mut pkt = ipv4_packet(
-        &v4,
-        &Transport::Udp(UdpDatagram {
-            src_port: 1,
-            dst_port: 1,
-            payload: &[],
-        }),
-    )
-    .unwrap();
+    let mut pkt = ipv4_packet(&v4, &EMPTY).unwrap();
     pkt.truncate(ipv4::MIN_HEADER_LEN);
     let words = if rng.chance(30) { 1 + rng.below(10) } else { 0 };
     pkt.extend(std::iter::repeat_n(1u8, words * 4)); // NOP options
@@ -155,15 +153,7 @@ fn ipv6_around(rng: &mut Rng, proto: u8, l4: &[u8]) -> Vec<u8> {
         "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
         "2001:db8::2".parse().unwrap(),
     );
-    let mut pkt = ipv6_packet(
-        &v6,
-        &Transport::Udp(UdpDatagram {
-            src_port: 1,
-            dst_port: 1,
-            payload: &[],
-        }),
-    )
-    .unwrap();
+    let mut pkt = ipv6_packet(&v6, &EMPTY).unwrap();
     pkt.truncate(ipv6::HEADER_LEN);
     // Chains around the parser's limit of eight, as well as short ones.
     let count = if rng.chance(40) {

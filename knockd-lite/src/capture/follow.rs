@@ -39,7 +39,7 @@ pub enum LinkEvent {
 
 impl LinkEvent {
     /// A log line body, e.g. `eth0: interface gone, waiting for it to return`.
-    pub fn describe(&self, ifname: &str) -> String {
+    pub(crate) fn describe(&self, ifname: &str) -> String {
         match self {
             LinkEvent::Down => format!("{ifname}: interface down, capture paused"),
             LinkEvent::Up => format!("{ifname}: interface up, capture resumed"),

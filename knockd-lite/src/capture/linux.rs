@@ -159,21 +159,12 @@ impl AfPacket {
         })
     }
 
-    pub fn ifname(&self) -> &str {
-        &self.ifname
-    }
-
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
 
     pub fn link(&self) -> LinkType {
         self.link
-    }
-
-    /// The filter in force.
-    pub fn program(&self) -> &Program {
-        &self.program
     }
 
     /// Makes `next_batch` return early when `fd` becomes readable (a signalfd, an eventfd

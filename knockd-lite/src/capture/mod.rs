@@ -51,13 +51,8 @@ pub struct Frame<'a> {
 
 impl Frame<'_> {
     /// The receive time in milliseconds since the Unix epoch.
-    pub fn ts_ms(&self) -> u64 {
+    pub(crate) fn ts_ms(&self) -> u64 {
         self.ts_ns / 1_000_000
-    }
-
-    /// The receive time in microseconds since the Unix epoch.
-    pub fn ts_us(&self) -> u64 {
-        self.ts_ns / 1_000
     }
 }
 

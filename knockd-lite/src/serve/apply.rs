@@ -72,7 +72,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                         _ => self.run_command(ms, d),
                     }
                 }
-                Action::CaptureRulesChanged => self.rules_dirty = true,
+                Action::CaptureRulesChanged => self.turn.rules_dirty = true,
             }
         }
     }

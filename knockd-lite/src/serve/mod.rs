@@ -133,6 +133,13 @@ struct Server<S, R> {
     clock: Box<dyn Fn() -> u64>,
     /// Kept for its `Drop`, which removes the file.
     _pidfile: Option<Pidfile>,
+    /// What the loop keeps between turns.
+    turn: Turn,
+}
+
+/// What the main loop keeps between turns.
+#[derive(Debug)]
+struct Turn {
     /// The capture filter must be rebuilt from the engine's rules.
     rules_dirty: bool,
     /// Frames the parser refused, by reason (for `-D`).
@@ -143,23 +150,15 @@ struct Server<S, R> {
     next_tick: Instant,
 }
 
-/// What a server is made of, once everything that can fail has been opened.
-struct Parts<S, R> {
-    args: Args,
-    base: PathBuf,
-    settings: Settings,
-    config: Config,
-    engine: Engine,
-    /// What the engine asked for as it was built.
-    first_actions: Vec<Action>,
-    capture: S,
-    watch: Watch,
-    lookup: Lookup,
-    journal: Journal,
-    commands: Commands<R>,
-    counters: HmacCounters,
-    clock: Box<dyn Fn() -> u64>,
-    pidfile: Option<Pidfile>,
+impl Default for Turn {
+    fn default() -> Self {
+        Turn {
+            rules_dirty: false,
+            refused: [0; ParseError::ALL.len()],
+            last_capture_error: None,
+            next_tick: Instant::now() + TICK,
+        }
+    }
 }
 
 impl Server<InterfaceCapture, Executor> {
@@ -179,34 +178,13 @@ impl Server<InterfaceCapture, Executor> {
 }
 
 impl<S: PacketSource, R: Runner> Server<S, R> {
-    /// Puts the parts together, logs `starting up` and carries out the engine's first
-    /// actions.
-    fn assemble(p: Parts<S, R>) -> Server<S, R> {
-        let mut server = Server {
-            args: p.args,
-            base: p.base,
-            settings: p.settings,
-            config: p.config,
-            engine: p.engine,
-            capture: p.capture,
-            watch: p.watch,
-            lookup: p.lookup,
-            journal: p.journal,
-            commands: p.commands,
-            counters: p.counters,
-            clock: p.clock,
-            _pidfile: p.pidfile,
-            rules_dirty: false,
-            refused: [0; ParseError::ALL.len()],
-            last_capture_error: None,
-            next_tick: Instant::now() + TICK,
-        };
-        let now = server.now_ms();
-        let line = format!("starting up, listening on {}", server.settings.interface);
-        server.journal.line(now, &line, Kind::Event);
-        server.apply(now, p.first_actions);
-        server.sync_rules();
-        server
+    /// Logs `starting up` and carries out what the engine asked for as it was built.
+    fn begin(&mut self, first_actions: Vec<Action>) {
+        let now = self.now_ms();
+        let line = format!("starting up, listening on {}", self.settings.interface);
+        self.journal.line(now, &line, Kind::Event);
+        self.apply(now, first_actions);
+        self.sync_rules();
     }
 
     fn now_ms(&self) -> u64 {
@@ -217,7 +195,10 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// and carries out what they asked for, in capture order.
     fn receive(&mut self) {
         let now = self.now_ms();
-        let mut timeout = self.next_tick.saturating_duration_since(Instant::now());
+        let mut timeout = self
+            .turn
+            .next_tick
+            .saturating_duration_since(Instant::now());
         if let Some(d) = self.engine.next_deadline() {
             timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
         }
@@ -248,8 +229,8 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             self.apply(now, actions);
         }
         self.link_events(now);
-        if Instant::now() >= self.next_tick {
-            self.next_tick = Instant::now() + TICK;
+        if Instant::now() >= self.turn.next_tick {
+            self.turn.next_tick = Instant::now() + TICK;
             self.poll_addresses(now);
             self.journal.tick(now);
         }
@@ -264,7 +245,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         let Server {
             capture,
             engine,
-            refused,
+            turn,
             args,
             ..
         } = self;
@@ -283,7 +264,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                     }
                 }
                 Err(e) => {
-                    refused[e as usize] += 1;
+                    turn.refused[e as usize] += 1;
                     if debug {
                         out.push((ms, Item::Debug(format!("frame not used: {e}"))));
                     }
@@ -291,12 +272,12 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             }
         });
         match result {
-            Ok(_) => self.last_capture_error = None,
+            Ok(_) => self.turn.last_capture_error = None,
             Err(e) => {
                 let message = format!("capture: {e}");
-                if self.last_capture_error.as_ref() != Some(&message) {
+                if self.turn.last_capture_error.as_ref() != Some(&message) {
                     self.journal.line(self.now_ms(), &message, Kind::Error);
-                    self.last_capture_error = Some(message);
+                    self.turn.last_capture_error = Some(message);
                 }
                 // Do not spin on an error that persists.
                 std::thread::sleep(Duration::from_millis(100));
@@ -306,7 +287,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
 
     /// Rebuilds the capture filter if the engine's rules changed.
     fn sync_rules(&mut self) {
-        if !std::mem::take(&mut self.rules_dirty) {
+        if !std::mem::take(&mut self.turn.rules_dirty) {
             return;
         }
         if let Err(e) = self.capture.set_rules(&self.engine.capture_rules()) {

@@ -85,7 +85,7 @@ impl Server<InterfaceCapture, Executor> {
         }
         self.apply(now, actions);
         // A new capture starts with no rules: always rebuild.
-        self.rules_dirty = true;
+        self.turn.rules_dirty = true;
         self.sync_rules();
         Ok(doors)
     }

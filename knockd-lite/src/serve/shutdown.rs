@@ -70,7 +70,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 c.delivered, c.kernel_drops, e.packets, e.ignored, e.live_attempts
             ),
         );
-        for (reason, n) in ParseError::ALL.iter().zip(self.refused) {
+        for (reason, n) in ParseError::ALL.iter().zip(self.turn.refused) {
             if n > 0 {
                 self.journal
                     .debug(now, &format!("frames not used ({reason}): {n}"));

@@ -9,7 +9,7 @@ use knockd_engine::{Engine, Options, Timestamp};
 use super::commands::Commands;
 use super::journal::Journal;
 use super::lookup::{self, Resolver};
-use super::{Failure, Parts, Server, settings, wall_ms};
+use super::{Failure, Server, Turn, settings, wall_ms};
 use crate::args::Args;
 use crate::capture::{CaptureOptions, InterfaceCapture};
 use crate::door_files;
@@ -85,13 +85,12 @@ impl Server<InterfaceCapture, Executor> {
         capture.add_wake_fd(signals.fd());
         capture.add_wake_fd(exec.wake_fd());
         let watch = Watch::new(&settings.interface, Some(iface));
-        Ok(Server::assemble(Parts {
+        let mut server = Server {
             args,
             base,
             settings,
             config,
             engine,
-            first_actions,
             capture,
             watch,
             lookup: netif::find,
@@ -99,7 +98,10 @@ impl Server<InterfaceCapture, Executor> {
             commands: Commands::new(exec),
             counters,
             clock: Box::new(wall_ms),
-            pidfile,
-        }))
+            _pidfile: pidfile,
+            turn: Turn::default(),
+        };
+        server.begin(first_actions);
+        Ok(server)
     }
 }

@@ -187,13 +187,12 @@ impl Harness {
         let logger = Logger::open(settings.log_config(&args)).unwrap();
         let shell = Rc::new(RefCell::new(Shell::default()));
         let watch = Watch::new("test0", test_iface("test0").unwrap());
-        let server = Server::assemble(Parts {
+        let mut server = Server {
             args,
             base,
             settings,
             config,
             engine,
-            first_actions,
             capture: ReplaySource::new(LinkType::RawIp, Families::Both),
             watch,
             lookup: test_iface,
@@ -204,8 +203,10 @@ impl Harness {
                 let clock = Rc::clone(&clock);
                 move || clock.get()
             }),
-            pidfile: None,
-        });
+            _pidfile: None,
+            turn: Turn::default(),
+        };
+        server.begin(first_actions);
         Harness {
             dir,
             server,
