@@ -163,6 +163,7 @@ mod cell {
     /// Non-zero when more fragments follow (a UDP length may then reach past the packet).
     pub(super) const FRAG: u32 = 3;
     pub(super) const TMP: u32 = 4;
+    pub(super) const ALL: [u32; 5] = [PROTO, OFF, LEFT, FRAG, TMP];
 }
 
 /// A 16-bit field's offset, as the BPF `k` of a load.
@@ -182,6 +183,13 @@ pub fn compile(
     }
     let mut a = Asm::default();
     let (v4, v6) = (a.label(), a.label());
+    // The kernel's checker wants every cell stored before anything reads it, and its
+    // analysis runs on through a return into the code after it; cells that start at zero
+    // satisfy it whatever the layout.
+    a.emit(ld_imm(0));
+    for c in cell::ALL {
+        a.emit(st(c));
+    }
 
     // Link layer: the IP header offset in X, and which IP the link layer says it is.
     match link {
@@ -1203,6 +1211,120 @@ mod tests {
         );
     }
 
+    /// What the kernel's classic BPF checker (`bpf_check_classic`) refuses, restated: an
+    /// opcode outside the socket-filter set, a memory cell out of range or read before every
+    /// path has stored it, a shift by 32 or more, a division by a zero constant, a jump out
+    /// of the program, a last instruction that is not a return.
+    fn kernel_check(prog: &[Insn]) -> Result<(), String> {
+        let n = prog.len();
+        if n == 0 || n > MAX_INSNS {
+            return Err(format!("{n} instructions"));
+        }
+        let x_or_k = |base: u16| [base | op::K, base | op::X];
+        let mut allowed: Vec<u16> = Vec::new();
+        for alu in [
+            op::ADD,
+            op::SUB,
+            op::MUL,
+            op::DIV,
+            op::MOD,
+            op::AND,
+            op::OR,
+            op::XOR,
+            op::LSH,
+            op::RSH,
+        ] {
+            allowed.extend(x_or_k(op::ALU | alu));
+        }
+        allowed.push(op::ALU | op::NEG);
+        for size in [op::W, op::H, op::B] {
+            allowed.extend([op::LD | size | op::ABS, op::LD | size | op::IND]);
+        }
+        allowed.extend([
+            op::LD | op::W | op::LEN,
+            op::LD | op::IMM,
+            op::LD | op::MEM,
+            op::LDX | op::W | op::LEN,
+            op::LDX | op::B | op::MSH,
+            op::LDX | op::IMM,
+            op::LDX | op::MEM,
+            op::ST,
+            op::STX,
+            op::MISC | op::TAX,
+            op::MISC | op::TXA,
+            op::RET | op::K,
+            op::RET | op::A,
+            op::JMP | op::JA,
+        ]);
+        for j in [op::JEQ, op::JGE, op::JGT, op::JSET] {
+            allowed.extend(x_or_k(op::JMP | j));
+        }
+        let mut masks = vec![u16::MAX; n];
+        let mut valid: u16 = 0;
+        for (pc, i) in prog.iter().enumerate() {
+            if !allowed.contains(&i.code) {
+                return Err(format!("pc {pc}: opcode {:#06x}", i.code));
+            }
+            let far = n - pc - 1;
+            valid &= masks[pc];
+            let c = i.code;
+            let divide = c == op::ALU | op::DIV | op::K || c == op::ALU | op::MOD | op::K;
+            let shift = c == op::ALU | op::LSH | op::K || c == op::ALU | op::RSH | op::K;
+            let read = c == op::LD | op::MEM || c == op::LDX | op::MEM;
+            if divide && i.k == 0 {
+                return Err(format!("pc {pc}: division by zero"));
+            } else if shift && i.k >= 32 {
+                return Err(format!("pc {pc}: shift by {}", i.k));
+            } else if read && (i.k >= 16 || valid & (1 << i.k) == 0) {
+                return Err(format!("pc {pc}: M[{}] read before it is stored", i.k));
+            } else if c == op::ST || c == op::STX {
+                if i.k >= 16 {
+                    return Err(format!("pc {pc}: M[{}]", i.k));
+                }
+                valid |= 1 << i.k;
+            } else if c == op::JMP | op::JA {
+                if i.k as usize >= far {
+                    return Err(format!("pc {pc}: ja out of the program"));
+                }
+                masks[pc + 1 + i.k as usize] &= valid;
+                valid = u16::MAX;
+            } else if c & 0x07 == op::JMP {
+                let (jt, jf) = (usize::from(i.jt), usize::from(i.jf));
+                if jt >= far || jf >= far {
+                    return Err(format!("pc {pc}: jump out of the program"));
+                }
+                masks[pc + 1 + jt] &= valid;
+                masks[pc + 1 + jf] &= valid;
+                valid = u16::MAX;
+            }
+        }
+        if prog[n - 1].code & 0x07 != op::RET {
+            return Err("the last instruction is not a return".into());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_kernel_checker_would_take_every_program() {
+        let big: Vec<CaptureRule> = (0..400u16).map(|i| syn_not_ack(10_000 + 3 * i)).collect();
+        for rules in [door_rules(), big, vec![rule(Proto::Udp, 53, FlagRule::ANY)]] {
+            for link in [LinkType::Ethernet, LinkType::RawIp] {
+                for families in [Families::Both, Families::V4Only] {
+                    let p = compile(&rules, link, families).unwrap();
+                    if let Err(e) = kernel_check(p.insns()) {
+                        panic!("{link:?} {families:?}: {e}\n{p}");
+                    }
+                }
+            }
+        }
+        assert!(kernel_check(Program::reject_all().insns()).is_ok());
+        // The checker itself refuses what the kernel does.
+        assert!(kernel_check(&[ld_mem(0), ret(0)]).is_err());
+        assert!(kernel_check(&[ld_imm(1), st(0), ld_mem(0), insn(op::RET | op::A, 0)]).is_ok());
+        assert!(kernel_check(&[alu_k(op::LSH, 32), ret(0)]).is_err());
+        assert!(kernel_check(&[ld_imm(1)]).is_err());
+    }
+
     #[test]
     fn every_jump_lands_inside_and_the_program_ends_in_ret() {
         for link in [LinkType::Ethernet, LinkType::RawIp] {
@@ -1226,7 +1348,13 @@ mod tests {
     fn disassembly_reads_like_tcpdump() {
         let p = compile(&[syn_not_ack(7000)], LinkType::RawIp, Families::V4Only).unwrap();
         let text = p.to_string();
-        assert!(text.starts_with("(000) ldx #0\n(001) ldb [0]\n(002) rsh #0x4\n"));
+        assert!(
+            text.starts_with(
+                "(000) ld #0\n(001) st M[0]\n(002) st M[1]\n(003) st M[2]\n(004) st M[3]\n\
+                 (005) st M[4]\n(006) ldx #0\n(007) ldb [0]\n(008) rsh #0x4\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("ldh [x + 2]"));
         assert!(text.contains("and #0x12"));
         assert!(text.contains("ret #65535"));
