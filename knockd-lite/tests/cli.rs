@@ -83,7 +83,7 @@ fn config_error_exits_2_with_path_and_line() {
     assert_eq!(
         stderr(&out),
         format!(
-            "knockd-lite: {}:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)\n",
+            "knockd-lite: {}:2: sequence: empty port (a stray or trailing comma?)\n",
             conf.path().display()
         )
     );

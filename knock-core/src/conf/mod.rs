@@ -1,19 +1,29 @@
-//! knockd.conf: the configuration file knockd 0.8 reads, parsed into plain values (no I/O).
+//! Server configuration files, parsed into plain values (no I/O): knockd.conf, and
+//! tportknockd's event blocks (see [`tportknockd`]). [`parse`] tells them apart.
 //!
-//! The syntax is knockd's: lines are trimmed; blank lines and lines starting with `#` are
-//! skipped; `[name]` starts a section, `[options]` (any case) being the global one; keys are
-//! case-insensitive and split from their value at the first `=`. Where knockd silently
-//! coerces a bad value (`atoi("abc")` is port 0), this parser reports `path:line: message`.
+//! The knockd.conf syntax is knockd's: lines are trimmed; blank lines and lines starting
+//! with `#` are skipped; `[name]` starts a section, `[options]` (any case) being the global
+//! one; keys are case-insensitive and split from their value at the first `=`. Where knockd
+//! silently coerces a bad value (`atoi("abc")` is port 0), this parser reports
+//! `path:line: message`.
 //!
-//! Decisions where knockd is loose:
-//! * timeouts accept millisecond fractions (`0.5`), where knockd truncates to whole seconds;
-//! * a repeated directive replaces the earlier one (as in knockd), but a door may name only
-//!   one sequence source: `Sequence`, `One_Time_Sequences` or `HMAC_Secret_File`;
-//! * two doors with the same name are an error: names identify doors in logs, one-time
-//!   files, HMAC labels and reloads;
-//! * `UseSyslog` (bare, or `= yes|no`) is accepted in any section, as knockd accepts the bare
-//!   form anywhere.
+//! Decisions where knockd is loose (docs/knockd-lite-matching.md has the reasons):
+//! * timeouts accept millisecond fractions (`0.5`) and a unit `s` (`5s`);
+//! * a ` # comment` after a value is ignored where the value cannot hold one (ports,
+//!   numbers, flags, addresses, yes/no, the interface); paths and commands are kept as
+//!   written, as knockd keeps them;
+//! * a repeated directive replaces the earlier one, as in knockd, except `TCPFlags`, whose
+//!   lines combine as in knockd; a door may name only one sequence source: `Sequence`,
+//!   `One_Time_Sequences` or `HMAC_Secret_File`;
+//! * two doors with the same name are kept (with a warning) when both have a `Sequence`;
+//!   where the name is a key (one-time and HMAC doors) they are an error;
+//! * `UseSyslog` (bare, or `= yes|no`) is accepted in any section, as knockd accepts the
+//!   bare form anywhere;
+//! * bytes that are not UTF-8 are accepted in comments; anywhere else they are an error
+//!   that names the line and column.
 
+mod lines;
+pub mod tportknockd;
 mod value;
 
 use std::fmt;
@@ -21,8 +31,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::hit::{FlagRule, Hit, Proto, parse_sequence};
+use crate::hit::{FlagRule, Hit, HitError, HitErrorKind, Proto, parse_sequence};
 use crate::hmac::{self, HmacParams, PortRange, Protocols};
+
+pub use value::{seconds_text, tcp_flags_text};
 
 pub const DEFAULT_PID_FILE: &str = "/var/run/knockd.pid";
 pub const DEFAULT_INTERFACE: &str = "eth0";
@@ -32,11 +44,46 @@ pub const DEFAULT_HMAC_SKEW: u64 = 1;
 /// Each packet is checked against `2 * skew + 1` live sequences, so the skew is bounded.
 pub const MAX_HMAC_SKEW: u64 = 10;
 
-/// A whole knockd.conf.
+/// The format a configuration file is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// knockd's `[name]` sections.
+    Knockd,
+    /// tportknockd's `<NAME> ... </NAME>` event blocks.
+    Tportknockd,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Knockd => "knockd.conf",
+            Format::Tportknockd => "tportknockd",
+        })
+    }
+}
+
+/// Something whoever runs a config should know, at one of its lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// A whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// The format it was written in.
+    pub format: Format,
     /// `LogFile`: where knockd-format log lines go, if anywhere.
     pub log_file: Option<PathBuf>,
+    /// The line of the `LogFile` directive that set `log_file`.
+    pub log_file_line: Option<usize>,
     /// `PidFile`, default `/var/run/knockd.pid`.
     pub pid_file: PathBuf,
     /// `Interface`, default `eth0`. The command line's `-i` wins over it.
@@ -45,9 +92,28 @@ pub struct Config {
     pub use_syslog: bool,
     /// The doors in file order.
     pub doors: Vec<Door>,
+    /// How `[options]` values were read where that is not obvious (a comment ignored).
+    pub notes: Vec<Note>,
+    /// What may not mean what its author meant: two doors with one name, a path with ` #`.
+    pub warnings: Vec<Note>,
 }
 
 impl Config {
+    fn empty(format: Format) -> Config {
+        Config {
+            format,
+            log_file: None,
+            log_file_line: None,
+            pid_file: PathBuf::from(DEFAULT_PID_FILE),
+            interface: DEFAULT_INTERFACE.to_string(),
+            use_syslog: false,
+            doors: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The first door with this name.
     pub fn door(&self, name: &str) -> Option<&Door> {
         self.doors.iter().find(|d| d.name == name)
     }
@@ -76,9 +142,28 @@ pub struct Door {
     pub stop_command_6: Option<String>,
     /// `Target`: match knocks sent to this address instead of the interface's own.
     pub target: Option<IpAddr>,
+    /// How this door's values were read where that is not obvious, for `--check`.
+    pub notes: Vec<Note>,
 }
 
 impl Door {
+    fn new(name: &str, line: usize) -> Door {
+        Door {
+            name: name.to_string(),
+            line,
+            sequence: SequenceSource::Fixed(Vec::new()),
+            seq_timeout: DEFAULT_SEQ_TIMEOUT,
+            tcp_flags: FlagRule::ANY,
+            start_command: None,
+            start_command_6: None,
+            cmd_timeout: DEFAULT_CMD_TIMEOUT,
+            stop_command: None,
+            stop_command_6: None,
+            target: None,
+            notes: Vec::new(),
+        }
+    }
+
     /// The start command for a knock from IPv4 or IPv6, after the `_6` fallback. `None`
     /// when there is no command or it is empty.
     pub fn start_command_for(&self, ipv6: bool) -> Option<&str> {
@@ -104,6 +189,7 @@ impl Door {
             stop_command,
             stop_command_6,
             target,
+            notes: _,
         } = self;
         *name == other.name
             && *sequence == other.sequence
@@ -115,6 +201,12 @@ impl Door {
             && *stop_command == other.stop_command
             && *stop_command_6 == other.stop_command_6
             && *target == other.target
+    }
+
+    /// Whether the door's name keys state that must not be shared: a one-time list's
+    /// position, an HMAC door's label and used counters.
+    pub fn name_is_a_key(&self) -> bool {
+        !matches!(self.sequence, SequenceSource::Fixed(_))
     }
 }
 
@@ -179,9 +271,23 @@ pub struct ConfError {
     pub message: String,
 }
 
-/// Parses a knockd.conf. `path` is only used in error messages.
-pub fn parse(text: &str, path: &Path) -> Result<Config, ConfError> {
-    Parser::new(path).run(text)
+/// Parses a configuration file in either format (see [`detect`]). `path` is only used in
+/// messages. The text is bytes: comments may hold bytes that are not UTF-8.
+pub fn parse(text: impl AsRef<[u8]>, path: &Path) -> Result<Config, ConfError> {
+    let text = text.as_ref();
+    match detect(text) {
+        Format::Knockd => Parser::new(path).run(text),
+        Format::Tportknockd => tportknockd::parse(text, path),
+    }
+}
+
+/// The format of a configuration file: tportknockd's when its first line that is neither
+/// blank nor a comment opens an event block (`<NAME>`), else knockd.conf.
+pub fn detect(text: &[u8]) -> Format {
+    match lines::significant(text).next() {
+        Some(line) if line.bytes.starts_with(b"<") => Format::Tportknockd,
+        _ => Format::Knockd,
+    }
 }
 
 /// The directives, with their canonical spelling for messages.
@@ -250,6 +356,29 @@ impl Key {
             Key::HmacLength | Key::HmacPorts | Key::HmacProtocols | Key::HmacStep | Key::HmacSkew
         )
     }
+
+    /// Values that cannot hold ` #` (numbers, ports, flags, addresses, yes/no, interface
+    /// names), so a ` # comment` after them is a comment. knockd's `atoi` reads
+    /// `9000 # open` as 9000 by accident; tutorials write configs like that.
+    fn takes_comment(self) -> bool {
+        !(self.is_path() || self.is_command())
+    }
+
+    /// Kept as written, ` #` and all, as knockd keeps them.
+    fn is_path(self) -> bool {
+        matches!(
+            self,
+            Key::LogFile | Key::PidFile | Key::OneTimeSequences | Key::HmacSecretFile
+        )
+    }
+
+    /// Passed to the shell as written: there a ` #` starts a comment anyway.
+    fn is_command(self) -> bool {
+        matches!(
+            self,
+            Key::StartCommand | Key::StartCommand6 | Key::StopCommand | Key::StopCommand6
+        )
+    }
 }
 
 enum Section {
@@ -268,6 +397,8 @@ struct DoorDraft {
     hmac: HmacDoor,
     /// First HMAC option seen, for "needs HMAC_Secret_File".
     hmac_option: Option<(String, usize)>,
+    /// Line of each flag's first mention in `TCPFlags`, for messages about combined lines.
+    flag_lines: Vec<(FlagRule, usize)>,
 }
 
 struct Parser<'p> {
@@ -283,13 +414,7 @@ impl<'p> Parser<'p> {
         Parser {
             path,
             line: 0,
-            config: Config {
-                log_file: None,
-                pid_file: PathBuf::from(DEFAULT_PID_FILE),
-                interface: DEFAULT_INTERFACE.to_string(),
-                use_syslog: false,
-                doors: Vec::new(),
-            },
+            config: Config::empty(Format::Knockd),
             drafts: Vec::new(),
             section: Section::None,
         }
@@ -303,19 +428,14 @@ impl<'p> Parser<'p> {
         }
     }
 
-    fn run(mut self, text: &str) -> Result<Config, ConfError> {
-        // Editors on some systems start files with a byte-order mark.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        for (i, raw) in text.lines().enumerate() {
-            self.line = i + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if line.starts_with('[') {
-                self.section_header(line)?;
+    fn run(mut self, text: &[u8]) -> Result<Config, ConfError> {
+        for line in lines::significant(text) {
+            self.line = line.number;
+            if line.bytes[0] == b'[' {
+                let header = lines::text(line.bytes, 0).map_err(|m| self.err(self.line, m))?;
+                self.section_header(header)?;
             } else {
-                self.directive(line)?;
+                self.directive(line.bytes)?;
             }
         }
         let drafts = std::mem::take(&mut self.drafts);
@@ -323,11 +443,23 @@ impl<'p> Parser<'p> {
             let door = self.finish_door(draft)?;
             self.config.doors.push(door);
         }
+        self.same_names()?;
         Ok(self.config)
     }
 
     fn section_header(&mut self, line: &str) -> Result<(), ConfError> {
         let Some(inner) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
+            if let Some(end) = line.find(']') {
+                let (header, rest) = line.split_at(end + 1);
+                return Err(self.err(
+                    self.line,
+                    format_args!(
+                        "text after the section header {header}: {:?} (put a comment on a \
+                         line of its own: # starts a comment only at the start of a line)",
+                        rest.trim()
+                    ),
+                ));
+            }
             return Err(self.err(
                 self.line,
                 format_args!("unterminated section header {line:?} (expected [name])"),
@@ -341,29 +473,8 @@ impl<'p> Parser<'p> {
             self.section = Section::Options;
             return Ok(());
         }
-        if let Some(first) = self.drafts.iter().find(|d| d.door.name == name) {
-            return Err(self.err(
-                self.line,
-                format_args!(
-                    "duplicate door [{name}] (first defined on line {})",
-                    first.door.line
-                ),
-            ));
-        }
         self.drafts.push(DoorDraft {
-            door: Door {
-                name: name.to_string(),
-                line: self.line,
-                sequence: SequenceSource::Fixed(Vec::new()),
-                seq_timeout: DEFAULT_SEQ_TIMEOUT,
-                tcp_flags: FlagRule::ANY,
-                start_command: None,
-                start_command_6: None,
-                cmd_timeout: DEFAULT_CMD_TIMEOUT,
-                stop_command: None,
-                stop_command_6: None,
-                target: None,
-            },
+            door: Door::new(name, self.line),
             source: None,
             hmac: HmacDoor {
                 secret_file: PathBuf::new(),
@@ -374,16 +485,19 @@ impl<'p> Parser<'p> {
                 skew: DEFAULT_HMAC_SKEW,
             },
             hmac_option: None,
+            flag_lines: Vec::new(),
         });
         self.section = Section::Door;
         Ok(())
     }
 
-    fn directive(&mut self, line: &str) -> Result<(), ConfError> {
-        let (key_text, value) = match line.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
+    fn directive(&mut self, line: &[u8]) -> Result<(), ConfError> {
+        let (key_bytes, value) = match line.iter().position(|&b| b == b'=') {
+            Some(i) => (&line[..i], Some(&line[i + 1..])),
             None => (line, None),
         };
+        let key_text =
+            lines::text(key_bytes.trim_ascii(), 0).map_err(|m| self.err(self.line, m))?;
         if matches!(self.section, Section::None) {
             return Err(self.err(
                 self.line,
@@ -405,7 +519,7 @@ impl<'p> Parser<'p> {
                 )),
                 None => Err(self.err(
                     self.line,
-                    format_args!("expected \"key = value\" or \"[section]\", found {line:?}"),
+                    format_args!("expected \"key = value\" or \"[section]\", found {key_text:?}"),
                 )),
             };
         };
@@ -419,13 +533,46 @@ impl<'p> Parser<'p> {
                 format_args!("unknown directive {key_text:?} in {place}"),
             ));
         };
+        let value = value.trim_ascii();
+        // Where the value starts in the line, for the column of a byte that is not UTF-8.
+        let offset = value.as_ptr() as usize - line.as_ptr() as usize;
+        let (value, comment) = if key.takes_comment() {
+            lines::split_comment(value)
+        } else {
+            (value, None)
+        };
+        let value = lines::text(value, offset)
+            .map_err(|m| self.err(self.line, format_args!("{key_text}: {m}")))?;
+        let mut notes = Vec::new();
+        if let Some(comment) = comment {
+            notes.push(self.note(format!(
+                "{key_text}: ignored the comment {:?}",
+                String::from_utf8_lossy(comment)
+            )));
+        }
+        if key.is_path() && lines::split_comment(value.as_bytes()).1.is_some() {
+            let warning = self.note(format!(
+                "{key_text}: the path {value:?} holds \" #\": all of it is the path, as in \
+                 knockd (put a comment on a line of its own)"
+            ));
+            self.config.warnings.push(warning);
+        }
         let bad = |message: String| self.err(self.line, format_args!("{key_text}: {message}"));
         if key == Key::UseSyslog {
-            self.config.use_syslog = value::yes_no(value).map_err(bad)?;
+            self.config.use_syslog = value::yes_no(value).map_err(|m| {
+                bad(format!(
+                    "{m} (or write UseSyslog alone, the only form knockd 0.8 reads, to log to \
+                     syslog)"
+                ))
+            })?;
+            self.config.notes.extend(notes);
             return Ok(());
         }
         match self.section {
-            Section::Options if key.is_global() => self.global(key, key_text, value),
+            Section::Options if key.is_global() => {
+                self.config.notes.extend(notes);
+                self.global(key, key_text, value)
+            }
             Section::Options => Err(self.err(
                 self.line,
                 format_args!("{key_text} belongs in a door section, not in [options]"),
@@ -437,7 +584,19 @@ impl<'p> Parser<'p> {
                     self.current_name()
                 ),
             )),
-            _ => self.door_directive(key, key_text, value),
+            _ => {
+                self.door_directive(key, key_text, value)?;
+                let draft = self.drafts.last_mut().expect("a door section is open");
+                draft.door.notes.extend(notes);
+                Ok(())
+            }
+        }
+    }
+
+    fn note(&self, message: String) -> Note {
+        Note {
+            line: self.line,
+            message,
         }
     }
 
@@ -450,7 +609,10 @@ impl<'p> Parser<'p> {
             return Err(self.err(self.line, format_args!("{key_text}: empty value")));
         }
         match key {
-            Key::LogFile => self.config.log_file = Some(PathBuf::from(value)),
+            Key::LogFile => {
+                self.config.log_file = Some(PathBuf::from(value));
+                self.config.log_file_line = Some(self.line);
+            }
             Key::PidFile => self.config.pid_file = PathBuf::from(value),
             Key::Interface => self.config.interface = value.to_string(),
             _ => unreachable!("only global keys reach here"),
@@ -480,7 +642,8 @@ impl<'p> Parser<'p> {
                 match key {
                     Key::Sequence => {
                         door.sequence = SequenceSource::Fixed(
-                            parse_sequence(value, Proto::Tcp).map_err(|e| bad(e.to_string()))?,
+                            parse_sequence(value, Proto::Tcp)
+                                .map_err(|e| bad(sequence_error(&e)))?,
                         )
                     }
                     Key::OneTimeSequences => {
@@ -500,9 +663,30 @@ impl<'p> Parser<'p> {
                 }
                 draft.source = Some((key, line));
             }
-            Key::SeqTimeout => door.seq_timeout = value::seconds(value).map_err(bad)?,
-            Key::CmdTimeout => door.cmd_timeout = value::seconds(value).map_err(bad)?,
-            Key::TcpFlags => door.tcp_flags = value::tcp_flags(value).map_err(bad)?,
+            Key::SeqTimeout => {
+                door.seq_timeout = value::seconds(value).map_err(bad)?;
+                door.notes
+                    .extend(unit_note(key_text, value, door.seq_timeout, line));
+            }
+            Key::CmdTimeout => {
+                door.cmd_timeout = value::seconds(value).map_err(bad)?;
+                door.notes
+                    .extend(unit_note(key_text, value, door.cmd_timeout, line));
+            }
+            Key::TcpFlags => {
+                let rule = value::tcp_flags(value).map_err(bad)?;
+                combine_flags(draft, rule, line).map_err(bad)?;
+                if draft.flag_lines.len() > 1 {
+                    let first = draft.flag_lines[0].1;
+                    let combined = tcp_flags_text(draft.door.tcp_flags);
+                    draft.door.notes.push(Note {
+                        line,
+                        message: format!(
+                            "{key_text}: combined with line {first}, as knockd does: {combined}"
+                        ),
+                    });
+                }
+            }
             Key::StartCommand => door.start_command = Some(value.to_string()),
             Key::StartCommand6 => door.start_command_6 = Some(value.to_string()),
             Key::StopCommand => door.stop_command = Some(value.to_string()),
@@ -542,6 +726,7 @@ impl<'p> Parser<'p> {
             source,
             hmac,
             hmac_option,
+            flag_lines: _,
         } = draft;
         let Some((key, _)) = source else {
             return Err(self.err(
@@ -565,6 +750,98 @@ impl<'p> Parser<'p> {
             ));
         }
         Ok(door)
+    }
+
+    /// Two doors with one name: knockd keeps both, and so does this parser, with a
+    /// warning, unless the name keys state (see [`Door::name_is_a_key`]).
+    fn same_names(&mut self) -> Result<(), ConfError> {
+        let doors = &self.config.doors;
+        for (i, door) in doors.iter().enumerate() {
+            let Some(first) = doors[..i].iter().find(|d| d.name == door.name) else {
+                continue;
+            };
+            if door.name_is_a_key() || first.name_is_a_key() {
+                return Err(self.err(
+                    door.line,
+                    format_args!(
+                        "door [{}] has the same name as the door on line {}; a one-time or \
+                         HMAC door's name keys its state (the list's progress, the HMAC label \
+                         and used counters), so give each door its own name",
+                        door.name, first.line
+                    ),
+                ));
+            }
+            let warning = Note {
+                line: door.line,
+                message: format!(
+                    "door [{}] has the same name as the door on line {}: both are kept, as \
+                     knockd keeps them, and log lines name both [{}] (rename one to tell them \
+                     apart)",
+                    door.name, first.line, door.name
+                ),
+            };
+            self.config.warnings.push(warning);
+        }
+        Ok(())
+    }
+}
+
+/// Adds one `TCPFlags` line to a door's rule. knockd keeps each flag's state across lines,
+/// so `syn` then `!ack` means SYN set and ACK clear. A flag required on one line and
+/// excluded on another is an error, as `syn,!syn` on one line is.
+fn combine_flags(draft: &mut DoorDraft, rule: FlagRule, line: usize) -> Result<(), String> {
+    let old = draft.door.tcp_flags;
+    for &(name, flag) in crate::hit::TcpFlags::NAMES.iter() {
+        let (required_here, excluded_here) = (rule.set.contains(flag), rule.clear.contains(flag));
+        let conflict = (required_here && old.clear.contains(flag))
+            || (excluded_here && old.set.contains(flag));
+        if conflict {
+            let earlier = draft
+                .flag_lines
+                .iter()
+                .find(|(r, _)| r.set.contains(flag) || r.clear.contains(flag))
+                .map_or(line, |&(_, l)| l);
+            let (here, there) = if required_here {
+                ("required", "excluded")
+            } else {
+                ("excluded", "required")
+            };
+            return Err(format!(
+                "{name} is {here} here but {there} on line {earlier}"
+            ));
+        }
+    }
+    draft.door.tcp_flags = FlagRule {
+        set: old.set | rule.set,
+        clear: old.clear | rule.clear,
+    };
+    draft.flag_lines.push((rule, line));
+    Ok(())
+}
+
+/// `seq_timeout = 5s` is read as 5 seconds: say so in `--check`.
+fn unit_note(key_text: &str, value: &str, read: Duration, line: usize) -> Option<Note> {
+    value.ends_with('s').then(|| Note {
+        line,
+        message: format!("{key_text}: {value:?} read as {}", seconds_text(read)),
+    })
+}
+
+/// A `Sequence` error in the words of knockd's manual, which calls each item a port.
+fn sequence_error(e: &HitError) -> String {
+    let item = &e.item;
+    match &e.kind {
+        HitErrorKind::Empty => "empty port (a stray or trailing comma?)".to_string(),
+        HitErrorKind::NotANumber(port) if item.contains('#') => format!(
+            "port {port:?} is not a number (expected 1-65535; # starts a comment only at the \
+             start of a line or after a space)"
+        ),
+        HitErrorKind::NotANumber(_) | HitErrorKind::Negative(_) | HitErrorKind::OutOfRange(_)
+            if !item.contains(':') =>
+        {
+            e.kind.to_string()
+        }
+        kind => format!("port {item:?}: {kind}"),
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::hit::{HitFlags, TcpFlags};
 
-fn p(text: &str) -> Result<Config, ConfError> {
+fn p<T: AsRef<[u8]> + ?Sized>(text: &T) -> Result<Config, ConfError> {
     parse(text, Path::new("/etc/knockd.conf"))
 }
 
@@ -249,7 +249,7 @@ fn errors_with_pinned_messages() {
         ("[options]\nlogfile =\n", "2: logfile: empty value"),
         (
             "[options]\nUseSyslog = maybe\n",
-            r#"2: UseSyslog: expected yes or no, found "maybe""#,
+            r#"2: UseSyslog: expected yes or no, found "maybe" (or write UseSyslog alone, the only form knockd 0.8 reads, to log to syslog)"#,
         ),
         // Doors without exactly one sequence.
         (
@@ -272,59 +272,55 @@ fn errors_with_pinned_messages() {
             "[d]\none_time_sequences =\n",
             "2: one_time_sequences: empty value",
         ),
-        (
-            "[d]\nsequence=1\n[d]\nsequence=2\n",
-            "3: duplicate door [d] (first defined on line 1)",
-        ),
         // Bad ports: no atoi coercion.
         (
             "[d]\nsequence = 1,abc\n",
-            r#"2: sequence: bad hit "abc": port "abc" is not a number (expected 1-65535)"#,
+            r#"2: sequence: port "abc" is not a number (expected 1-65535)"#,
         ),
         (
             "[d]\nsequence = 1,-1\n",
-            r#"2: sequence: bad hit "-1": port -1 is negative (expected 1-65535)"#,
+            r#"2: sequence: port -1 is negative (expected 1-65535)"#,
         ),
         (
             "[d]\nsequence = 1,2,\n",
-            r#"2: sequence: bad hit "": empty item (a stray or trailing comma?)"#,
+            "2: sequence: empty port (a stray or trailing comma?)",
         ),
         (
             "[d]\nsequence =\n",
-            r#"2: sequence: bad hit "": empty item (a stray or trailing comma?)"#,
+            "2: sequence: empty port (a stray or trailing comma?)",
         ),
         (
             "[d]\nsequence = 70000\n",
-            r#"2: sequence: bad hit "70000": port 70000 is out of range (expected 1-65535)"#,
+            r#"2: sequence: port 70000 is out of range (expected 1-65535)"#,
         ),
         (
             "[d]\nsequence = 0\n",
-            r#"2: sequence: bad hit "0": port 0 is out of range (expected 1-65535)"#,
+            r#"2: sequence: port 0 is out of range (expected 1-65535)"#,
         ),
         (
             "[d]\nsequence = 1:icmp\n",
-            r#"2: sequence: bad hit "1:icmp": unknown protocol "icmp" (expected tcp or udp)"#,
+            r#"2: sequence: port "1:icmp": unknown protocol "icmp" (expected tcp or udp)"#,
         ),
         // Timeouts.
         (
             "[d]\nsequence=1\nseq_timeout = -1\n",
-            r#"3: seq_timeout: negative timeout "-1" (expected seconds, e.g. 25 or 0.5)"#,
+            r#"3: seq_timeout: negative timeout "-1" (expected seconds, e.g. 25, 0.5 or 5s)"#,
         ),
         (
             "[d]\nsequence=1\nTimeout = -5\n",
-            r#"3: Timeout: negative timeout "-5" (expected seconds, e.g. 25 or 0.5)"#,
+            r#"3: Timeout: negative timeout "-5" (expected seconds, e.g. 25, 0.5 or 5s)"#,
         ),
         (
             "[d]\nsequence=1\ncmd_timeout = -0.5\n",
-            r#"3: cmd_timeout: negative timeout "-0.5" (expected seconds, e.g. 25 or 0.5)"#,
+            r#"3: cmd_timeout: negative timeout "-0.5" (expected seconds, e.g. 25, 0.5 or 5s)"#,
         ),
         (
-            "[d]\nsequence=1\nseq_timeout = 5s\n",
-            r#"3: seq_timeout: "5s" is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+            "[d]\nsequence=1\nseq_timeout = 5 seconds\n",
+            r#"3: seq_timeout: "5 seconds" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
         ),
         (
             "[d]\nsequence=1\nseq_timeout =\n",
-            "3: seq_timeout: empty value (expected seconds, e.g. 25 or 0.5)",
+            "3: seq_timeout: empty value (expected seconds, e.g. 25, 0.5 or 5s)",
         ),
         // Flags and target.
         (
@@ -539,4 +535,273 @@ fn line_combinations_never_panic() {
     }
     // Doors of all three kinds were among the accepted files.
     assert_eq!(kinds.len(), 3);
+}
+
+/// `TCPFlags` on two lines: knockd keeps each flag's state from every line, so this door
+/// wants SYN set and ACK clear, not just ACK clear (which would let FIN, RST and flagless
+/// packets count).
+#[test]
+fn tcpflags_lines_combine_as_in_knockd() {
+    let d = door("[d]\nsequence = 1\ntcpflags = syn\ntcpflags = !ack\n");
+    assert_eq!(
+        d.tcp_flags,
+        FlagRule {
+            set: TcpFlags::SYN,
+            clear: TcpFlags::ACK
+        }
+    );
+    assert_eq!(
+        d.notes,
+        [Note {
+            line: 4,
+            message: "tcpflags: combined with line 3, as knockd does: syn,!ack".into()
+        }]
+    );
+    // Three lines, and a flag repeated the same way, combine too.
+    let d = door("[d]\nsequence = 1\ntcpflags = fin\ntcpflags = !ack\nTCPFlags = fin,!rst\n");
+    assert_eq!(tcp_flags_text(d.tcp_flags), "fin,!rst,!ack");
+    // A flag required on one line and excluded on another is refused, as on one line.
+    for (text, want) in [
+        (
+            "[d]\nsequence = 1\ntcpflags = syn,ack\ntcpflags = !syn\n",
+            "4: tcpflags: syn is excluded here but required on line 3",
+        ),
+        (
+            "[d]\nsequence = 1\ntcpflags = !ack\n\ntcpflags = ack\n",
+            "5: tcpflags: ack is required here but excluded on line 3",
+        ),
+    ] {
+        assert_eq!(err(text), format!("/etc/knockd.conf:{want}"));
+    }
+    // Doors do not share flags.
+    let c = p("[a]\nsequence = 1\ntcpflags = syn\n[b]\nsequence = 2\ntcpflags = !syn\n").unwrap();
+    assert_eq!(c.doors[1].tcp_flags.set, TcpFlags::NONE);
+    assert!(c.doors[1].notes.is_empty());
+}
+
+/// `sequence = 7000,8000,9000 # open` and `seq_timeout = 5s`, as tutorials write them:
+/// knockd reads 9000 and 5 by accident of atoi; here the comment is ignored and the unit
+/// read, and the door's notes say so for `--check`.
+#[test]
+fn comments_after_values_and_a_unit_on_timeouts() {
+    let c = p(
+        "[options]\n  interface = ens3 # wan\n  UseSyslog = yes # also\n\
+               [openSSH]\n  sequence = 7000,8000:udp,9000 # open\n  seq_timeout = 5 # seconds\n\
+               \x20 cmd_timeout = 30s\n  tcpflags = syn #only\n  target = 192.0.2.7\t# vip\n\
+               \x20 command = /sbin/iptables -A INPUT -s %IP% -j ACCEPT # shell comment\n",
+    )
+    .unwrap();
+    assert_eq!(c.interface, "ens3");
+    assert!(c.use_syslog);
+    let d = &c.doors[0];
+    assert_eq!(fixed(d), [Hit::tcp(7000), Hit::udp(8000), Hit::tcp(9000)]);
+    assert_eq!(d.seq_timeout, Duration::from_secs(5));
+    assert_eq!(d.cmd_timeout, Duration::from_secs(30));
+    assert_eq!(d.tcp_flags.set, TcpFlags::SYN);
+    assert_eq!(d.target, Some("192.0.2.7".parse().unwrap()));
+    // Commands go to the shell as written; there ` #` starts a comment anyway.
+    assert_eq!(
+        d.start_command.as_deref(),
+        Some("/sbin/iptables -A INPUT -s %IP% -j ACCEPT # shell comment")
+    );
+    let notes = |ns: &[Note]| ns.iter().map(Note::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        notes(&c.notes),
+        [
+            r##"line 2: interface: ignored the comment "# wan""##,
+            r##"line 3: UseSyslog: ignored the comment "# also""##,
+        ]
+    );
+    assert_eq!(
+        notes(&d.notes),
+        [
+            r##"line 5: sequence: ignored the comment "# open""##,
+            r##"line 6: seq_timeout: ignored the comment "# seconds""##,
+            r#"line 7: cmd_timeout: "30s" read as 30s"#,
+            r##"line 8: tcpflags: ignored the comment "#only""##,
+            r##"line 9: target: ignored the comment "# vip""##,
+        ]
+    );
+    assert!(c.warnings.is_empty());
+    // HMAC numbers take comments too.
+    let d = door("[h]\nhmac_secret_file = /k\nhmac_length = 6 # ports\nhmac_step = 60 # 1 min\n");
+    let SequenceSource::Hmac(h) = &d.sequence else {
+        panic!("hmac")
+    };
+    assert_eq!((h.length, h.step), (6, 60));
+}
+
+/// Paths are kept whole, as knockd keeps them, with a warning when they hold ` #`.
+#[test]
+fn paths_keep_a_hash_and_warn() {
+    let c = p("[options]\nlogfile = /var/log/knockd.log # log\n[d]\nsequence = 1\n").unwrap();
+    assert_eq!(
+        c.log_file.as_deref(),
+        Some(Path::new("/var/log/knockd.log # log"))
+    );
+    assert_eq!(c.log_file_line, Some(2));
+    assert_eq!(
+        c.warnings,
+        [Note {
+            line: 2,
+            message: r#"logfile: the path "/var/log/knockd.log # log" holds " #": all of it is the path, as in knockd (put a comment on a line of its own)"#
+                .into()
+        }]
+    );
+    let c =
+        p("[options]\nlogfile = /var/log/k#1.log\n[d]\none_time_sequences = /etc/k/l#2\n").unwrap();
+    assert!(c.warnings.is_empty());
+}
+
+/// The strictness that protects users stays, comments or not: knockd reads port 0 or an
+/// endless timeout in each of these.
+#[test]
+fn strictness_is_kept() {
+    let table: &[(&str, &str)] = &[
+        (
+            "[d]\nsequence = 7000,8000, # open\n",
+            "2: sequence: empty port (a stray or trailing comma?)",
+        ),
+        (
+            "[d]\nsequence = 7000,abc\n",
+            r#"2: sequence: port "abc" is not a number (expected 1-65535)"#,
+        ),
+        (
+            "[d]\nsequence = 7000,-1 # x\n",
+            "2: sequence: port -1 is negative (expected 1-65535)",
+        ),
+        (
+            "[d]\nsequence = 7000,9000#open\n",
+            r#"2: sequence: port "9000#open" is not a number (expected 1-65535; # starts a comment only at the start of a line or after a space)"#,
+        ),
+        (
+            "[d]\nsequence = 7000\nseq_timeout = # none\n",
+            "3: seq_timeout: empty value (expected seconds, e.g. 25, 0.5 or 5s)",
+        ),
+        (
+            "[d]\nsequence = 7000\nseq_timeout = -1 # never\n",
+            r#"3: seq_timeout: negative timeout "-1" (expected seconds, e.g. 25, 0.5 or 5s)"#,
+        ),
+        (
+            "[d]\nsequence = 7000\ncmd_timeout = 5 secs\n",
+            r#"3: cmd_timeout: "5 secs" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
+        ),
+        (
+            "[d]\nsequence = 7000\ntcpflags = syn,!syn # odd\n",
+            "3: tcpflags: syn is both required and excluded",
+        ),
+        (
+            "[d]\nsequence = 7000\none_time_sequences = /l # x\n",
+            "3: one_time_sequences: door [d] already has a sequence from Sequence on line 2 (give exactly one of Sequence, One_Time_Sequences or HMAC_Secret_File)",
+        ),
+        (
+            "[d]\nsequence = 1\ntarget = 192.0.2.1#x\n",
+            r#"3: target: "192.0.2.1#x" is not an IP address"#,
+        ),
+    ];
+    for (text, want) in table {
+        assert_eq!(err(text), format!("/etc/knockd.conf:{want}"), "{text}");
+    }
+}
+
+/// Two doors with one name, as a script that appends doors makes when it runs twice.
+#[test]
+fn doors_with_the_same_name() {
+    let text = "[openSSH]\nsequence = 7000,8000\ncommand = open %IP%\n\
+                [openSSH]\nsequence = 7000,8000\ncommand = open %IP%\n";
+    let c = p(text).unwrap();
+    assert_eq!(c.doors.len(), 2);
+    assert!(c.doors[0].same_definition(&c.doors[1]));
+    assert_eq!(c.door("openSSH").unwrap().line, 1);
+    assert_eq!(
+        c.warnings,
+        [Note {
+            line: 4,
+            message: "door [openSSH] has the same name as the door on line 1: both are kept, \
+                      as knockd keeps them, and log lines name both [openSSH] (rename one to \
+                      tell them apart)"
+                .into()
+        }]
+    );
+    // Where the name keys state, it must be unique.
+    for second in [
+        "one_time_sequences = /etc/knockd/list",
+        "hmac_secret_file = /etc/knockd/key",
+    ] {
+        for (a, b) in [
+            ("sequence = 1", second),
+            (second, "sequence = 1"),
+            (second, second),
+        ] {
+            let text = format!("[d]\n{a}\n\n[d]\n{b}\n");
+            assert_eq!(
+                err(&text),
+                "/etc/knockd.conf:4: door [d] has the same name as the door on line 1; a \
+                 one-time or HMAC door's name keys its state (the list's progress, the HMAC \
+                 label and used counters), so give each door its own name",
+                "{text}"
+            );
+        }
+    }
+}
+
+/// Messages that said the wrong thing.
+#[test]
+fn messages_name_the_real_problem() {
+    let table: &[(&str, &str)] = &[
+        (
+            "[openSSH] # open the door\nsequence = 1\n",
+            r##"1: text after the section header [openSSH]: "# open the door" (put a comment on a line of its own: # starts a comment only at the start of a line)"##,
+        ),
+        (
+            "[options]\nuseSyslog=false\n",
+            r#"2: useSyslog: expected yes or no, found "false" (or write UseSyslog alone, the only form knockd 0.8 reads, to log to syslog)"#,
+        ),
+    ];
+    for (text, want) in table {
+        assert_eq!(err(text), format!("/etc/knockd.conf:{want}"), "{text}");
+    }
+    // `9000 # open` is no longer a bad port: the comment is ignored.
+    assert_eq!(
+        fixed(&door("[d]\nsequence = 9000:udp # open\n")),
+        [Hit::udp(9000)]
+    );
+}
+
+/// One Latin-1 byte in a comment: knockd runs the file, and so does this parser. Anywhere
+/// else the error names the line and column.
+#[test]
+fn bytes_that_are_not_utf8() {
+    let c = p(b"# Konfiguration f\xfcr knockd\n[d]\n  # T\xfcr\n  sequence = 1 # \xe9\n").unwrap();
+    assert_eq!(fixed(&c.doors[0]), [Hit::tcp(1)]);
+    assert_eq!(
+        c.doors[0].notes[0].message,
+        "sequence: ignored the comment \"# \u{fffd}\""
+    );
+    let table: &[(&[u8], &str)] = &[
+        (
+            b"[d]\nsequence = 1\ncommand = echo T\xfcr ge\xf6ffnet\n",
+            "3: command: byte 0xFC at column 17 is not UTF-8 (only comments may hold other bytes: convert the file, e.g. iconv -f latin1 -t utf-8)",
+        ),
+        (
+            b"[T\xfcr]\nsequence = 1\n",
+            "1: byte 0xFC at column 3 is not UTF-8 (only comments may hold other bytes: convert the file, e.g. iconv -f latin1 -t utf-8)",
+        ),
+        (
+            b"[d]\ns\xe9quence = 1\n",
+            "2: byte 0xE9 at column 2 is not UTF-8 (only comments may hold other bytes: convert the file, e.g. iconv -f latin1 -t utf-8)",
+        ),
+        (
+            b"[options]\nlogfile = /var/log/kn\xf6ckd.log\n",
+            "2: logfile: byte 0xF6 at column 22 is not UTF-8 (only comments may hold other bytes: convert the file, e.g. iconv -f latin1 -t utf-8)",
+        ),
+    ];
+    for (text, want) in table {
+        assert_eq!(
+            p(text).unwrap_err().to_string(),
+            format!("/etc/knockd.conf:{want}"),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
 }

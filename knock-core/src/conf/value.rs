@@ -4,19 +4,26 @@ use std::time::Duration;
 
 use crate::hit::{FlagRule, TcpFlags};
 
-/// Seconds with up to millisecond precision: `25`, `0.5`, `1.250`.
+/// Seconds with up to millisecond precision and an optional unit `s`: `25`, `0.5`,
+/// `1.250`, `5s`, `5 s`.
 ///
-/// knockd reads timeouts with `atoi`, so `0.5` means 0 there. Accepting the fraction is a
-/// deliberate extension: exact millisecond timeouts are one of the fixes knockd-lite makes.
-pub(crate) fn seconds(value: &str) -> Result<Duration, String> {
-    const HINT: &str = "expected seconds, e.g. 25 or 0.5";
-    if value.is_empty() {
+/// knockd reads timeouts with `atoi`, so `0.5` means 0 there and `5s` means 5. Accepting the
+/// fraction is a deliberate extension: exact millisecond timeouts are one of the fixes
+/// knockd-lite makes. The unit is accepted because tutorials write it and knockd happens to
+/// read it; any other text after the number (`5 seconds`, `500ms`) is an error.
+pub(crate) fn seconds(written: &str) -> Result<Duration, String> {
+    const HINT: &str = "expected seconds, e.g. 25, 0.5 or 5s";
+    let value = written
+        .strip_suffix('s')
+        .map_or(written, |v| v.trim_end())
+        .trim();
+    if written.is_empty() {
         return Err(format!("empty value ({HINT})"));
     }
     if let Some(rest) = value.strip_prefix('-')
         && rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
     {
-        return Err(format!("negative timeout {value:?} ({HINT})"));
+        return Err(format!("negative timeout {written:?} ({HINT})"));
     }
     let (whole, frac) = match value.split_once('.') {
         Some((w, f)) => (w, Some(f)),
@@ -25,15 +32,15 @@ pub(crate) fn seconds(value: &str) -> Result<Duration, String> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let frac_ok = frac.is_none_or(digits);
     if !(digits(whole) || (whole.is_empty() && frac.is_some_and(digits))) || !frac_ok {
-        return Err(format!("{value:?} is not a number of seconds ({HINT})"));
+        return Err(format!("{written:?} is not a number of seconds ({HINT})"));
     }
     let frac = frac.unwrap_or("");
     if frac.len() > 3 {
         return Err(format!(
-            "{value:?} is more precise than a millisecond ({HINT})"
+            "{written:?} is more precise than a millisecond ({HINT})"
         ));
     }
-    let too_large = || format!("{value:?} is too large ({HINT})");
+    let too_large = || format!("{written:?} is too large ({HINT})");
     let secs: u64 = if whole.is_empty() {
         0
     } else {
@@ -45,6 +52,37 @@ pub(crate) fn seconds(value: &str) -> Result<Duration, String> {
         .and_then(|ms| ms.checked_add(millis))
         .ok_or_else(too_large)?;
     Ok(Duration::from_millis(total))
+}
+
+/// `25s`, `0.5s`, `1.25s`: how `--check` shows a timeout, and how a note says one was read.
+pub fn seconds_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        let frac = format!("{:03}", ms % 1000);
+        format!("{}.{}s", ms / 1000, frac.trim_end_matches('0'))
+    }
+}
+
+/// A door's `TCPFlags` rule written back in the directive's syntax (`syn,!ack`), or `any`.
+pub fn tcp_flags_text(rule: FlagRule) -> String {
+    if rule.is_any() {
+        return "any".to_string();
+    }
+    TcpFlags::NAMES
+        .iter()
+        .filter_map(|&(name, flag)| {
+            if rule.set.contains(flag) {
+                Some(name.to_string())
+            } else if rule.clear.contains(flag) {
+                Some(format!("!{name}"))
+            } else {
+                None
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A door's `TCPFlags`: comma-separated flag names, each optionally prefixed with `!`.
@@ -125,6 +163,9 @@ mod tests {
             ("1.25", 1250),
             ("1.250", 1250),
             ("007", 7000),
+            ("5s", 5000),
+            ("5 s", 5000),
+            ("0.5s", 500),
         ];
         for (input, ms) in table {
             assert_eq!(seconds(input), Ok(Duration::from_millis(*ms)), "{input:?}");
@@ -134,46 +175,77 @@ mod tests {
     #[test]
     fn seconds_rejected() {
         let table: &[(&str, &str)] = &[
-            ("", "empty value (expected seconds, e.g. 25 or 0.5)"),
+            ("", "empty value (expected seconds, e.g. 25, 0.5 or 5s)"),
             (
                 "-1",
-                r#"negative timeout "-1" (expected seconds, e.g. 25 or 0.5)"#,
+                r#"negative timeout "-1" (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 "-0.5",
-                r#"negative timeout "-0.5" (expected seconds, e.g. 25 or 0.5)"#,
+                r#"negative timeout "-0.5" (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 "abc",
-                r#""abc" is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+                r#""abc" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
-                "5s",
-                r#""5s" is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+                "5 seconds",
+                r#""5 seconds" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
+            ),
+            (
+                "500ms",
+                r#""500ms" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
+            ),
+            (
+                "s",
+                r#""s" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
+            ),
+            (
+                "5ss",
+                r#""5ss" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
+            ),
+            (
+                "-1s",
+                r#"negative timeout "-1s" (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 "10.",
-                r#""10." is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+                r#""10." is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 ".",
-                r#""." is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+                r#""." is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 "1.2.3",
-                r#""1.2.3" is not a number of seconds (expected seconds, e.g. 25 or 0.5)"#,
+                r#""1.2.3" is not a number of seconds (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 "0.0001",
-                r#""0.0001" is more precise than a millisecond (expected seconds, e.g. 25 or 0.5)"#,
+                r#""0.0001" is more precise than a millisecond (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
             (
                 "99999999999999999999",
-                r#""99999999999999999999" is too large (expected seconds, e.g. 25 or 0.5)"#,
+                r#""99999999999999999999" is too large (expected seconds, e.g. 25, 0.5 or 5s)"#,
             ),
         ];
         for (input, want) in table {
             assert_eq!(seconds(input).unwrap_err(), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn texts_read_back() {
+        assert_eq!(seconds_text(Duration::from_millis(1250)), "1.25s");
+        assert_eq!(seconds_text(Duration::from_millis(5)), "0.005s");
+        assert_eq!(seconds_text(Duration::ZERO), "0s");
+        for text in ["syn,!ack", "fin,psh,!urg", "any", "!syn,ece,!cwr"] {
+            let rule = if text == "any" {
+                FlagRule::ANY
+            } else {
+                tcp_flags(text).unwrap()
+            };
+            assert_eq!(tcp_flags_text(rule), text);
         }
     }
 

@@ -168,7 +168,7 @@ mod tests {
         let err = load(&args(&["-c", "bad.conf"]), dir).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "bad.conf:2: sequence: bad hit \"\": empty item (a stray or trailing comma?)"
+            "bad.conf:2: sequence: empty port (a stray or trailing comma?)"
         );
         let err = load(&args(&["-c", "missing.conf"]), dir)
             .unwrap_err()
