@@ -1,5 +1,5 @@
 //! `knock profile import knockd.conf`: one profile per door of a knockd (or knockd-lite)
-//! configuration, named after the door.
+//! configuration, or per event of a tportknockd one, named after the door.
 //!
 //! * a `Sequence` door gets a `sequence` profile;
 //! * a `One_Time_Sequences` door gets a copy of its list saved next to the profiles, and a
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use knock_core::conf::{self, Door, SequenceSource};
+use knock_core::conf::{self, Door, Format, SequenceSource};
 use knock_core::hit::{FlagRule, Hit, HitFlags, Proto, TcpFlags, format_sequence};
 use knock_core::profile::store::{Store, StoreError};
 use knock_core::profile::{FixedSequence, HmacKnock, Knock, OneTime, Profile, SecretRef};
@@ -25,7 +25,7 @@ use crate::{Ctx, Failure};
 /// `knock profile import KNOCKD_CONF [--host HOST] [--force]`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
-    /// The knockd.conf to read
+    /// The knockd.conf (or tportknockd config) to read
     #[arg(value_name = "KNOCKD_CONF")]
     pub conf: PathBuf,
 
@@ -49,7 +49,7 @@ pub(crate) struct Imported {
 }
 
 pub(crate) fn import(args: ImportArgs, store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.conf)
+    let text = std::fs::read(&args.conf)
         .with_context(|| format!("read {}", args.conf.display()))
         .map_err(Failure::runtime)?;
     let config = conf::parse(&text, &args.conf).map_err(Failure::usage)?;
@@ -62,9 +62,26 @@ pub(crate) fn import(args: ImportArgs, store: &Store, ctx: &mut Ctx<'_>) -> Resu
     let conf_dir = absolute_dir(&args.conf)?;
     let mut errors = Vec::new();
     let mut code = 2;
-    for door in &config.doors {
-        let saved = door_profile(door, &conf_dir, args.host.as_deref(), &args.conf)
-            .and_then(|imported| save(&door.name, imported, store, args.force));
+    for (i, door) in config.doors.iter().enumerate() {
+        let first = config.doors[..i].iter().find(|d| d.name == door.name);
+        let saved = match first {
+            // A profile is named after its door: the first door of a name gets it.
+            Some(first) => Err(Failure::usage(anyhow!(
+                "it has the same name as the door on line {} of {}, which is imported as \
+                 profile {}; rename it there to import it too",
+                first.line,
+                args.conf.display(),
+                door.name
+            ))),
+            None => door_profile(
+                door,
+                config.format,
+                &conf_dir,
+                args.host.as_deref(),
+                &args.conf,
+            )
+            .and_then(|imported| save(&door.name, imported, store, args.force)),
+        };
         match saved {
             Ok((path, kind, notes)) => {
                 ctx.line(&format!(
@@ -116,6 +133,7 @@ fn from_conf(path: &Path, conf_dir: &Path) -> PathBuf {
 /// The profile for one door (nothing written yet).
 pub(crate) fn door_profile(
     door: &Door,
+    format: Format,
     conf_dir: &Path,
     host: Option<&str>,
     conf: &Path,
@@ -180,7 +198,10 @@ pub(crate) fn door_profile(
         }
     };
     let mut profile = Profile::new(knock);
-    profile.description = Some(format!("knockd door [{}] of {}", door.name, conf.display()));
+    profile.description = Some(match format {
+        Format::Knockd => format!("knockd door [{}] of {}", door.name, conf.display()),
+        Format::Tportknockd => format!("tportknockd event <{}> of {}", door.name, conf.display()),
+    });
     profile.host = host
         .map(str::to_string)
         .or_else(|| door.target.map(|t| t.to_string()));

@@ -281,3 +281,59 @@ fn import_errors() {
         o.err
     );
 }
+
+/// A tportknockd config imports too: each event becomes a profile whose frames keep their
+/// exact flags.
+#[test]
+fn tportknockd_events_become_profiles() {
+    let s = Setup::new("import-tport");
+    let conf = s.server.join("tportknockd.conf");
+    std::fs::write(
+        &conf,
+        "# flag knocking\n<SSH>\n  sequence = tcp:110:s tcp:110:up udp:53 tcp:110\n  timeout = 10\n\
+         \x20 start_command = /bin/true %IP%\n</SSH>\n",
+    )
+    .unwrap();
+    let conf = conf.display().to_string();
+    let o = s.run(&["import", &conf, "--host", "192.0.2.2"]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert_eq!(
+        o.out,
+        format!(
+            "door [SSH] -> profile SSH (sequence): {}\n",
+            s.profiles.join("SSH.toml").display()
+        )
+    );
+    assert_eq!(
+        s.profile("SSH.toml"),
+        format!(
+            "description = {}\nhost = \"192.0.2.2\"\n\
+             sequence = \"110:tcp:syn,110:tcp:psh+urg,53:udp,110:tcp:none\"\n",
+            toml_str(&format!("tportknockd event <SSH> of {conf}"))
+        )
+    );
+}
+
+/// Two doors with one name: the first is imported under that name, the second is
+/// reported (a profile is named after its door), even with --force.
+#[test]
+fn doors_with_the_same_name_import_once() {
+    let s = Setup::new("import-same-name");
+    let conf = s.server.join("twice.conf");
+    std::fs::write(
+        &conf,
+        "[ssh]\nsequence = 7000,8000\n[ssh]\nsequence = 9000\n",
+    )
+    .unwrap();
+    let conf = conf.display().to_string();
+    let o = s.run(&["import", &conf, "--host", "192.0.2.2", "--force"]);
+    assert_eq!(o.code, 2);
+    assert_eq!(
+        o.err,
+        format!(
+            "knock: door [ssh] not imported: it has the same name as the door on line 1 of \
+             {conf}, which is imported as profile ssh; rename it there to import it too\n"
+        )
+    );
+    assert!(s.profile("ssh.toml").contains("7000:tcp,8000:tcp"));
+}
