@@ -52,6 +52,11 @@ def effective(door):
     for k in ("start", "start6", "stop", "stop6"):
         if out[k] == "":
             out[k] = None
+    # Neither program runs a stop command without a start command before it.
+    if out["start"] is None:
+        out["stop"] = None
+    if out["start6"] is None:
+        out["stop6"] = None
     out["tcpflags"] = ",".join(
         ("" if out["tcpflags"][f] else "!") + f for f in FLAGS if f in out["tcpflags"]
     )
@@ -103,7 +108,9 @@ def parse_knockd(stdout):
 
 
 def lite_command(value, v4):
-    if value in ("none", "disabled"):
+    if value in ("none", "disabled") or value.startswith("none ("):
+        return None
+    if value.endswith(" (never runs: no start command)"):
         return None
     if value.startswith("same as IPv4"):
         return v4
