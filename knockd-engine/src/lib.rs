@@ -191,15 +191,17 @@ impl Engine {
                 }));
             }
         }
-        // Old door index -> new door index, for doors that did not change.
+        // Old door index -> new door index, for doors that did not change. Each new door
+        // takes at most one old one: two identical doors (one name, one definition) stay
+        // two doors, each with its own attempts.
+        let mut taken = vec![false; doors.len()];
         let mapping: Vec<Option<u32>> = self
             .doors
             .iter()
             .map(|old| {
-                doors
-                    .iter()
-                    .position(|new| old.same_as(new))
-                    .map(|i| i as u32)
+                let i = (0..doors.len()).find(|&i| !taken[i] && old.same_as(&doors[i]))?;
+                taken[i] = true;
+                Some(i as u32)
             })
             .collect();
         for (old, new) in self.doors.iter().zip(&mapping) {

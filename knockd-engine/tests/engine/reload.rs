@@ -130,3 +130,17 @@ fn reload_remembers_used_hmac_counters() {
     h.play(&knock_trace("192.0.2.11", &seq, 10));
     assert_eq!(h.opened(), ["192.0.2.10 ssh"]);
 }
+
+/// Two doors with one name and one definition (a script that appended a door twice): each
+/// is its own door, as in knockd, and a reload keeps each one's attempts at its own door.
+#[test]
+fn reload_keeps_attempts_at_each_of_two_identical_doors() {
+    let twice = format!("{A}{A}");
+    let mut h = Harness::new(&twice);
+    h.play("0 192.0.2.10 tcp 7000\n10 192.0.2.10 tcp 8000\n");
+    assert_eq!(h.engine.stats().live_attempts, 2);
+    reload(&mut h, &twice, Inputs::default());
+    assert_eq!(h.engine.stats().live_attempts, 2);
+    h.play("10 192.0.2.10 tcp 9000\n");
+    assert_eq!(h.opened(), ["192.0.2.10 a", "192.0.2.10 a"]);
+}
