@@ -5,10 +5,9 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
-use knock_core::conf::{Config, Door, SequenceSource};
-use knock_core::hit::{FlagRule, TcpFlags, format_sequence};
+use knock_core::conf::{Config, Door, SequenceSource, seconds_text, tcp_flags_text};
+use knock_core::hit::format_sequence;
 use knock_core::otp;
 
 use knockd_engine::{Engine, EngineError, Inputs, Options, Timestamp};
@@ -43,6 +42,7 @@ pub(crate) fn report(
         path.display(),
         if doors == 1 { "" } else { "s" }
     );
+    let _ = writeln!(out, "format:    {}", config.format);
     let _ = writeln!(
         out,
         "interface: {}{}",
@@ -56,10 +56,11 @@ pub(crate) fn report(
     let _ = writeln!(
         out,
         "log file:  {}",
-        config
-            .log_file
-            .as_ref()
-            .map_or("none".to_string(), |p| p.display().to_string())
+        match (&config.log_file, config.log_file_line) {
+            (Some(p), Some(line)) => format!("{} (line {line})", p.display()),
+            (Some(p), None) => p.display().to_string(),
+            (None, _) => "none".to_string(),
+        }
     );
     let _ = writeln!(out, "pid file:  {}", config.pid_file.display());
     let _ = writeln!(
@@ -67,6 +68,9 @@ pub(crate) fn report(
         "syslog:    {}",
         if config.use_syslog { "yes" } else { "no" }
     );
+    for note in &config.notes {
+        let _ = writeln!(out, "read:      {note}");
+    }
     for door in &config.doors {
         let text = one_time
             .iter()
@@ -125,8 +129,8 @@ fn describe(out: &mut String, door: &Door, one_time_text: Option<&str>) {
             );
         }
     }
-    let _ = writeln!(out, "  seq_timeout:    {}", seconds(door.seq_timeout));
-    let _ = writeln!(out, "  tcpflags:       {}", flag_rule(door.tcp_flags));
+    let _ = writeln!(out, "  seq_timeout:    {}", seconds_text(door.seq_timeout));
+    let _ = writeln!(out, "  tcpflags:       {}", tcp_flags_text(door.tcp_flags));
     let _ = writeln!(
         out,
         "  start:          {}",
@@ -140,23 +144,36 @@ fn describe(out: &mut String, door: &Door, one_time_text: Option<&str>) {
             door.start_command.is_some()
         )
     );
-    let _ = writeln!(out, "  cmd_timeout:    {}", seconds(door.cmd_timeout));
-    let _ = writeln!(
-        out,
-        "  stop:           {}",
-        command(door.stop_command.as_deref())
-    );
-    let _ = writeln!(
-        out,
-        "  stop (IPv6):    {}",
-        command_6(door.stop_command_6.as_deref(), door.stop_command.is_some())
-    );
+    let _ = writeln!(out, "  cmd_timeout:    {}", seconds_text(door.cmd_timeout));
+    let _ = writeln!(out, "  stop:           {}", stop(door, false));
+    let _ = writeln!(out, "  stop (IPv6):    {}", stop(door, true));
     let _ = writeln!(
         out,
         "  target:         {}",
         door.target
             .map_or("the interface's addresses".to_string(), |t| t.to_string())
     );
+    for note in &door.notes {
+        let _ = writeln!(out, "  read:           {note}");
+    }
+}
+
+/// A stop command runs only after a start command for the same family, as in knockd: say
+/// so where the config names a stop that can never run.
+fn stop(door: &Door, ipv6: bool) -> String {
+    let written = if ipv6 {
+        command_6(door.stop_command_6.as_deref(), door.stop_command.is_some())
+    } else {
+        command(door.stop_command.as_deref())
+    };
+    if door.stop_command_for(ipv6).is_none() || door.start_command_for(ipv6).is_some() {
+        return written;
+    }
+    match (ipv6, door.start_command_6.as_deref()) {
+        (false, _) => format!("{written} (never runs: no start command)"),
+        (true, Some("")) => "none (the IPv6 start is disabled)".to_string(),
+        (true, _) => "none (no start command for IPv6)".to_string(),
+    }
 }
 
 fn command(c: Option<&str>) -> String {
@@ -173,37 +190,6 @@ fn command_6(c6: Option<&str>, has_v4: bool) -> String {
         Some("") => "disabled".to_string(),
         Some(c) => c.to_string(),
     }
-}
-
-/// `25s`, `0.5s`, `1.25s`.
-fn seconds(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        let frac = format!("{:03}", ms % 1000);
-        format!("{}.{}s", ms / 1000, frac.trim_end_matches('0'))
-    }
-}
-
-/// `syn,!ack`, or `any`.
-fn flag_rule(rule: FlagRule) -> String {
-    if rule.is_any() {
-        return "any".to_string();
-    }
-    TcpFlags::NAMES
-        .iter()
-        .filter_map(|&(name, flag)| {
-            if rule.set.contains(flag) {
-                Some(name.to_string())
-            } else if rule.clear.contains(flag) {
-                Some(format!("!{name}"))
-            } else {
-                None
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
@@ -230,6 +216,7 @@ mod tests {
         let got = report(Path::new("k.conf"), &config, Some("ks0"), inputs, T).unwrap();
         let want = "\
 k.conf: OK, 2 doors
+format:    knockd.conf
 interface: ks0 (from -i)
 log file:  none
 pid file:  /var/run/knockd.pid
@@ -243,7 +230,7 @@ syslog:    yes
   start (IPv6):   disabled
   cmd_timeout:    30s
   stop:           down %IP%
-  stop (IPv6):    same as IPv4
+  stop (IPv6):    none (the IPv6 start is disabled)
   target:         the interface's addresses
 
 [otp] (line 11)
@@ -298,11 +285,78 @@ capture filter (each packet's destination is then checked against the door's tar
         assert!(got.ends_with(&tail), "{got}");
     }
 
+    /// How values were read, stops that can never run, and tportknockd's format.
+    #[test]
+    fn report_says_how_values_were_read() {
+        let text = "[options]\nlogfile = /var/log/k.log\ninterface = eth1 # lan\n\
+                    [d]\nsequence = 7000,8000 # open\nseq_timeout = 5s\ntcpflags = syn\n\
+                    tcpflags = !ack\nstop_command = down %IP%\n";
+        let config = parse(text, Path::new("k.conf")).unwrap();
+        let got = report(Path::new("k.conf"), &config, None, Inputs::default(), T).unwrap();
+        let want = "\
+k.conf: OK, 1 door
+format:    knockd.conf
+interface: eth1
+log file:  /var/log/k.log (line 2)
+pid file:  /var/run/knockd.pid
+syslog:    no
+read:      line 3: interface: ignored the comment \"# lan\"
+
+[d] (line 4)
+  sequence:       7000:tcp,8000:tcp
+  seq_timeout:    5s
+  tcpflags:       syn,!ack
+  start:          none
+  start (IPv6):   none
+  cmd_timeout:    10s
+  stop:           down %IP% (never runs: no start command)
+  stop (IPv6):    none (no start command for IPv6)
+  target:         the interface's addresses
+  read:           line 5: sequence: ignored the comment \"# open\"
+  read:           line 6: seq_timeout: \"5s\" read as 5s
+  read:           line 8: tcpflags: combined with line 7, as knockd does: syn,!ack
+";
+        assert!(got.starts_with(want), "{got}");
+
+        let text = "<SSH>\nsequence = tcp:110:s tcp:110:a\ntimeout = 10\n\
+                    start_command = up %IP%\nstop_command = down %IP%\ncommand_delay = 30\n</SSH>\n";
+        let config = parse(text, Path::new("t.conf")).unwrap();
+        let got = report(
+            Path::new("t.conf"),
+            &config,
+            Some("eth0"),
+            Inputs::default(),
+            T,
+        )
+        .unwrap();
+        let want = "\
+t.conf: OK, 1 door
+format:    tportknockd
+interface: eth0 (from -i)
+log file:  none
+pid file:  /var/run/knockd.pid
+syslog:    no
+
+[SSH] (line 1)
+  sequence:       110:tcp:syn,110:tcp:ack
+  seq_timeout:    10s
+  tcpflags:       any
+  start:          up %IP%
+  start (IPv6):   same as IPv4
+  cmd_timeout:    30s
+  stop:           down %IP%
+  stop (IPv6):    same as IPv4
+  target:         the interface's addresses
+
+capture filter (each packet's destination is then checked against the door's target):
+     (tcp dst port 110 and tcp[13] & 0xff == 0x02)
+  or (tcp dst port 110 and tcp[13] & 0xff == 0x10)
+";
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn disabled_doors_and_durations() {
-        assert_eq!(seconds(Duration::from_millis(1250)), "1.25s");
-        assert_eq!(seconds(Duration::from_millis(5)), "0.005s");
-        assert_eq!(seconds(Duration::ZERO), "0s");
         let config = parse("[otp]\none_time_sequences = /l\n", Path::new("k.conf")).unwrap();
         let mut inputs = Inputs::default();
         inputs.one_time.insert("otp".into(), "#used\n".into());

@@ -1,5 +1,5 @@
-//! Reading knockd.conf: the file and its parse, with errors that name the file as it was
-//! given on the command line.
+//! Reading the config file (knockd.conf or tportknockd's): the file and its parse, with
+//! errors and warnings that name the file as it was given on the command line.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,11 +20,29 @@ pub(crate) enum ConfigError {
 /// Reads and parses the config at `path`; messages name it `shown`, the path as it was
 /// given on the command line.
 pub(crate) fn read(path: &Path, shown: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+    // Bytes: comments may hold bytes that are not UTF-8, as knockd allows.
+    let text = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: shown.to_path_buf(),
         error,
     })?;
     Ok(conf::parse(&text, shown)?)
+}
+
+/// The config's warnings, `warning: path:line: message`, for stderr and the log.
+pub(crate) fn warnings(config: &Config, shown: &Path) -> Vec<String> {
+    config
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {}:{}: {}", shown.display(), w.line, w.message))
+        .collect()
+}
+
+/// Where the log file's path came from, for messages: `-g`, or `LogFile on line N of FILE`.
+pub(crate) fn log_file_origin(config: &Config, shown: &Path, from_flag: bool) -> String {
+    match (from_flag, config.log_file_line) {
+        (false, Some(line)) => format!("LogFile on line {line} of {}", shown.display()),
+        _ => "-g".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -38,5 +56,30 @@ mod tests {
             format!("{:#}", anyhow::Error::from(err)),
             "cannot read k.conf: No such file or directory (os error 2)"
         );
+    }
+
+    #[test]
+    fn latin1_comments_are_read_and_warnings_name_the_file() {
+        let scratch = crate::testutil::Scratch::new("config-read");
+        let path = scratch.path().join("k.conf");
+        std::fs::write(
+            &path,
+            b"# f\xfcr die T\xfcr\n[options]\nlogfile = /var/log/k.log\n[d]\nsequence = 1\n[d]\nsequence = 2\n",
+        )
+        .unwrap();
+        let config = read(&path, Path::new("k.conf")).unwrap();
+        assert_eq!(
+            warnings(&config, Path::new("k.conf")),
+            [
+                "warning: k.conf:6: door [d] has the same name as the door on line 4: both are \
+              kept, as knockd keeps them, and log lines name both [d] (rename one to tell them \
+              apart)"
+            ]
+        );
+        assert_eq!(
+            log_file_origin(&config, Path::new("k.conf"), false),
+            "LogFile on line 3 of k.conf"
+        );
+        assert_eq!(log_file_origin(&config, Path::new("k.conf"), true), "-g");
     }
 }

@@ -68,7 +68,10 @@ where
     }
     if args.check {
         return match check(&args) {
-            Ok(text) => {
+            Ok((text, warnings)) => {
+                for warning in warnings {
+                    eprintln!("knockd-lite: {warning}");
+                }
                 print!("{text}");
                 0
             }
@@ -78,9 +81,16 @@ where
     serve::run(args)
 }
 
-/// `--check`: the report, or why the configuration does not load (exit 2 either way).
-fn check(args: &Args) -> anyhow::Result<String> {
+/// `--check`: the report and the warnings (a log file that cannot be opened, what the
+/// config's reader warns of), or why the configuration does not load (exit 2).
+fn check(args: &Args) -> anyhow::Result<(String, Vec<String>)> {
     let config = config::read(&args.config, &args.config)?;
+    let mut warnings = config::warnings(&config, &args.config);
+    let log_file = args.logfile.as_ref().or(config.log_file.as_ref());
+    if let Some(Err(e)) = log_file.map(|p| log::check_file(p)) {
+        let origin = config::log_file_origin(&config, &args.config, args.logfile.is_some());
+        warnings.push(e.warning(&origin));
+    }
     let inputs = check::load_inputs(&config)?;
     let now = Timestamp::from_system_time(SystemTime::now());
     let text = check::report(
@@ -90,7 +100,7 @@ fn check(args: &Args) -> anyhow::Result<String> {
         inputs,
         now,
     )?;
-    Ok(text)
+    Ok((text, warnings))
 }
 
 /// Prints `knockd-lite: ` and the error with its whole context chain; returns `code`.

@@ -44,6 +44,9 @@ pub(crate) enum Kind {
     Event,
     /// Something failed (a command's non-zero exit, a broken config on reload).
     Error,
+    /// Something to fix that does not stop the server (a log file that cannot be opened,
+    /// two doors with one name).
+    Warning,
 }
 
 /// Local wall-clock time, to the second.
@@ -129,6 +132,7 @@ pub(crate) fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -
     const DAEMON: u8 = 3 << 3;
     let severity = match kind {
         Kind::Error => 3,                                              // err
+        Kind::Warning => 4,                                            // warning
         Kind::FirstStage | Kind::FirstStageTimeout | Kind::Event => 5, // notice
     };
     format!(
@@ -280,11 +284,64 @@ pub(crate) struct LogError {
     pub error: io::Error,
 }
 
+impl LogError {
+    /// The same error (io::Error is not Clone; an OS error is rebuilt from its number).
+    fn copy(&self) -> LogError {
+        let e = &self.error;
+        LogError {
+            path: self.path.clone(),
+            error: e.raw_os_error().map_or_else(
+                || io::Error::new(e.kind(), e.to_string()),
+                io::Error::from_raw_os_error,
+            ),
+        }
+    }
+
+    /// The warning knockd-lite gives (on stderr, in syslog, from `--check`) when its log
+    /// file cannot be opened: knockd warns and runs, and so does knockd-lite. `origin` says
+    /// where the path came from (`LogFile on line 2 of /etc/knockd.conf`, or `-g`).
+    pub(crate) fn warning(&self, origin: &str) -> String {
+        format!(
+            "warning: cannot open the log file {} ({origin}): {}; running without it until \
+             a SIGHUP opens it",
+            self.path.display(),
+            self.error
+        )
+    }
+}
+
+/// Whether `path` could be opened for appending, found without creating or changing it
+/// (for `--check`): an existing file is opened for appending and closed again; for a new
+/// one, its folder must exist and be writable (a read-only file system counts).
+pub(crate) fn check_file(path: &Path) -> Result<(), LogError> {
+    let fail = |error| LogError {
+        path: path.to_path_buf(),
+        error,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(fail),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            sys::can_write(dir).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
 /// The log: every destination the configuration asks for.
 #[derive(Debug)]
 pub(crate) struct Logger {
     cfg: LogConfig,
     file: Option<LineWriter<File>>,
+    /// Why the log file is not open, while it is not: it is tried again on each reopen.
+    file_error: Option<LogError>,
     syslog: Option<UnixDatagram>,
     folder: Folder,
     pid: u32,
@@ -305,38 +362,65 @@ fn open_append(path: &Path) -> Result<LineWriter<File>, LogError> {
 }
 
 impl Logger {
-    /// Opens the destinations. A missing syslog socket is not an error: messages to it are
-    /// dropped until it appears (syslog daemons restart).
-    pub(crate) fn open(cfg: LogConfig) -> Result<Logger, LogError> {
+    /// Opens the destinations. Neither a missing syslog socket nor a log file that cannot be
+    /// opened is fatal, as in knockd: syslog messages are dropped until the socket appears
+    /// (syslog daemons restart), and the file is tried again by [`Logger::reopen`] (see
+    /// [`Logger::file_error`]).
+    pub(crate) fn open(cfg: LogConfig) -> Logger {
         // localtime_r does not read the zone itself.
         sys::reload_time_zone();
-        let file = cfg.file.as_deref().map(open_append).transpose()?;
+        let (file, file_error) = match cfg.file.as_deref().map(open_append) {
+            Some(Ok(f)) => (Some(f), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
         let budget = if cfg.first_stage_budget == 0 {
             DEFAULT_FIRST_STAGE_BUDGET
         } else {
             cfg.first_stage_budget
         };
-        Ok(Logger {
+        Logger {
             syslog: cfg
                 .syslog
                 .as_ref()
                 .and_then(|_| UnixDatagram::unbound().ok()),
             file,
+            file_error,
             folder: Folder::new(budget),
             pid: std::process::id(),
             write_failed: false,
             cfg,
-        })
+        }
     }
 
-    /// Reopens the log file (after rotation, on SIGHUP) and re-reads the time zone.
-    pub(crate) fn reopen(&mut self) -> Result<(), LogError> {
+    /// Why the log file could not be opened, while it is not open.
+    pub(crate) fn file_error(&self) -> Option<&LogError> {
+        self.file_error.as_ref()
+    }
+
+    /// Reopens the log file (after rotation, on SIGHUP; a file that could not be opened is
+    /// tried again) and re-reads the time zone. On failure a file still open from before
+    /// stays in use. `Ok(true)` when a file that was not open is open now.
+    pub(crate) fn reopen(&mut self) -> Result<bool, LogError> {
         sys::reload_time_zone();
-        if let Some(path) = &self.cfg.file {
-            self.file = Some(open_append(path)?);
-        }
         self.pid = std::process::id();
-        Ok(())
+        let Some(path) = &self.cfg.file else {
+            return Ok(false);
+        };
+        let was_closed = self.file.is_none();
+        match open_append(path) {
+            Ok(f) => {
+                self.file = Some(f);
+                self.file_error = None;
+                self.write_failed = false;
+                Ok(was_closed)
+            }
+            Err(e) if was_closed => {
+                self.file_error = Some(e.copy());
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn debug_enabled(&self) -> bool {
@@ -606,8 +690,7 @@ mod tests {
             syslog: Some(sock_path.clone()),
             first_stage_budget: 2,
             ..LogConfig::default()
-        })
-        .unwrap();
+        });
         let t0 = 1_795_000_000_000u64;
         log.event(t0, "starting up, listening on eth0", Kind::Event);
         let mut formatted = 0;
@@ -667,14 +750,13 @@ mod tests {
         let mut log = Logger::open(LogConfig {
             syslog: Some(dir.join("no-such.sock")),
             ..LogConfig::default()
-        })
-        .unwrap();
+        });
         log.event(0, "dropped quietly", Kind::Event);
-        let err = Logger::open(LogConfig {
+        let log = Logger::open(LogConfig {
             file: Some(dir.join("no/such/dir/knockd.log")),
             ..LogConfig::default()
-        })
-        .unwrap_err();
+        });
+        let err = log.file_error().expect("the file could not be opened");
         assert!(
             err.to_string().starts_with(&format!(
                 "open log file {}: ",
@@ -682,7 +764,74 @@ mod tests {
             )),
             "{err}"
         );
-        let chain = format!("{:#}", anyhow::Error::from(err));
+        let chain = format!("{:#}", anyhow::Error::from(err.copy()));
         assert_eq!(chain.matches("(os error 2)").count(), 1, "{chain}");
+    }
+
+    /// A log file that cannot be opened: the server logs on to syslog, warns with the
+    /// path's origin, and opens the file when a reopen (SIGHUP) finds it possible.
+    #[test]
+    fn a_log_file_that_cannot_be_opened_is_tried_again() {
+        let scratch = Scratch::new("log-later");
+        let dir = scratch.path();
+        let file = dir.join("not-yet/knockd.log");
+        let sock_path = dir.join("log.sock");
+        let server = UnixDatagram::bind(&sock_path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut log = Logger::open(LogConfig {
+            file: Some(file.clone()),
+            syslog: Some(sock_path),
+            ..LogConfig::default()
+        });
+        let warning = log
+            .file_error()
+            .unwrap()
+            .warning("LogFile on line 2 of k.conf");
+        assert_eq!(
+            warning,
+            format!(
+                "warning: cannot open the log file {} (LogFile on line 2 of k.conf): No such \
+                 file or directory (os error 2); running without it until a SIGHUP opens it",
+                file.display()
+            )
+        );
+        log.event(1_795_000_000_000, &warning, Kind::Warning);
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        let gram = String::from_utf8_lossy(&buf[..n]);
+        assert!(gram.starts_with("<28>"), "{gram}");
+        assert!(gram.ends_with(&warning), "{gram}");
+
+        // Still missing: the error again, and nothing open.
+        assert!(log.reopen().is_err());
+        assert!(log.file_error().is_some());
+        std::fs::create_dir(dir.join("not-yet")).unwrap();
+        assert!(log.reopen().unwrap(), "opened now");
+        assert!(log.file_error().is_none());
+        log.event(1_795_000_000_000, "now in the file", Kind::Event);
+        assert!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .ends_with("] now in the file\n")
+        );
+        // A later reopen of an open file is no news.
+        assert!(!log.reopen().unwrap());
+    }
+
+    #[test]
+    fn check_file_creates_nothing() {
+        let scratch = Scratch::new("log-check");
+        let dir = scratch.path();
+        let new = dir.join("new.log");
+        assert!(check_file(&new).is_ok());
+        assert!(!new.exists());
+        std::fs::write(&new, "kept\n").unwrap();
+        assert!(check_file(&new).is_ok());
+        assert_eq!(std::fs::read_to_string(&new).unwrap(), "kept\n");
+        let err = check_file(&dir.join("missing/k.log")).unwrap_err();
+        assert_eq!(err.error.kind(), io::ErrorKind::NotFound);
+        // A folder where the file should be.
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        assert!(check_file(&dir.join("sub")).is_err());
     }
 }

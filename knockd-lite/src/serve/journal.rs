@@ -212,7 +212,6 @@ mod tests {
             file: Some(path.to_path_buf()),
             ..LogConfig::default()
         })
-        .unwrap()
     }
 
     fn stage(src: &str, stage: u32) -> Event {

@@ -5,9 +5,12 @@
 use anyhow::{Context, anyhow};
 use knockd_engine::Timestamp;
 
+use std::path::Path;
+
 use super::Server;
 use super::settings;
 use crate::capture::{CaptureOptions, InterfaceCapture};
+use crate::config;
 use crate::door_files;
 use crate::exec::Executor;
 use crate::log::{Kind, Logger};
@@ -70,15 +73,25 @@ impl Server<InterfaceCapture, Executor> {
         let log_moved = (&settings.log_file, settings.syslog)
             != (&self.settings.log_file, self.settings.syslog);
         let doors = config.doors.len();
+        for warning in config::warnings(&config, &self.args.config) {
+            self.journal.line(now, &warning, Kind::Warning);
+        }
         self.config = config;
         let old = std::mem::replace(&mut self.settings, settings);
         if log_moved {
-            match Logger::open(self.settings.log_config(&self.args)) {
-                Ok(logger) => self.journal.set_logger(logger),
-                Err(e) => {
-                    let line = format!("{e}; logging on as before");
-                    self.journal.line(now, &line, Kind::Error);
+            let logger = Logger::open(self.settings.log_config(&self.args));
+            match logger.file_error() {
+                None => self.journal.set_logger(logger),
+                Some(e) => {
+                    // The next SIGHUP tries the new file again.
+                    let line = format!(
+                        "{}; logging on as before",
+                        e.warning(&self.settings.log_origin)
+                    );
+                    eprintln!("knockd-lite: {line}");
+                    self.journal.line(now, &line, Kind::Warning);
                     self.settings.log_file = old.log_file;
+                    self.settings.log_origin = old.log_origin;
                     self.settings.syslog = old.syslog;
                 }
             }
@@ -90,9 +103,26 @@ impl Server<InterfaceCapture, Executor> {
         Ok(doors)
     }
 
+    /// Reopens the log file, or opens it at last if it could not be opened before.
     fn reopen_log(&mut self, now: u64) {
-        if let Err(e) = self.journal.logger_mut().reopen() {
-            self.journal.line(now, &e.to_string(), Kind::Error);
+        match self.journal.logger_mut().reopen() {
+            Ok(false) => {}
+            Ok(true) => {
+                let line = format!(
+                    "opened the log file {}",
+                    self.settings
+                        .log_file
+                        .as_deref()
+                        .unwrap_or(Path::new("?"))
+                        .display()
+                );
+                self.journal.line(now, &line, Kind::Event);
+            }
+            Err(e) => {
+                let line = e.warning(&self.settings.log_origin);
+                eprintln!("knockd-lite: {line}");
+                self.journal.line(now, &line, Kind::Warning);
+            }
         }
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) pid_file: PathBuf,
     /// `-g`, else the config's `LogFile`.
     pub(crate) log_file: Option<PathBuf>,
+    /// Where `log_file` came from, for warnings: `-g` or `LogFile on line N of FILE`.
+    pub(crate) log_origin: String,
     pub(crate) syslog: bool,
     pub(crate) families: Families,
     /// Where used HMAC counters are kept: `STATE_DIR/<config file name>.hmac-used`, so two
@@ -67,6 +69,7 @@ pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), Confi
             .as_ref()
             .or(config.log_file.as_ref())
             .map(|p| base.join(p)),
+        log_origin: config::log_file_origin(&config, &args.config, args.logfile.is_some()),
         syslog: config.use_syslog,
         families: if args.only_ipv4 {
             Families::V4Only

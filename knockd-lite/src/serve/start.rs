@@ -12,6 +12,7 @@ use super::lookup::{self, Resolver};
 use super::{Failure, Server, Turn, settings, wall_ms};
 use crate::args::Args;
 use crate::capture::{CaptureOptions, InterfaceCapture};
+use crate::config;
 use crate::door_files;
 use crate::exec::Executor;
 use crate::hmac_state::HmacCounters;
@@ -50,7 +51,16 @@ impl Server<InterfaceCapture, Executor> {
         let mut capture =
             InterfaceCapture::open(&settings.interface, &engine.capture_rules(), &capture_opts)
                 .map_err(Failure::runtime)?;
-        let mut logger = Logger::open(settings.log_config(&args)).map_err(Failure::runtime)?;
+        let mut logger = Logger::open(settings.log_config(&args));
+        // Warnings go to stderr while it is still the terminal, and to the log (syslog
+        // with UseSyslog); a log file that cannot be opened does not stop the server, as in
+        // knockd: a SIGHUP tries it again.
+        let mut warnings = config::warnings(&config, &args.config);
+        warnings.extend(logger.file_error().map(|e| e.warning(&settings.log_origin)));
+        for warning in &warnings {
+            eprintln!("knockd-lite: {warning}");
+            logger.event(wall_ms(), warning, Kind::Warning);
+        }
         // An eventfd, no thread yet.
         let exec =
             Executor::new(Duration::from_secs(args.command_limit)).map_err(Failure::runtime)?;

@@ -184,7 +184,7 @@ impl Harness {
             Timestamp::from_millis(T0),
         )
         .unwrap();
-        let logger = Logger::open(settings.log_config(&args)).unwrap();
+        let logger = Logger::open(settings.log_config(&args));
         let shell = Rc::new(RefCell::new(Shell::default()));
         let watch = Watch::new("test0", test_iface("test0").unwrap());
         let mut server = Server {

@@ -9,6 +9,7 @@
 
 mod dns;
 mod eventfd;
+mod fs;
 mod ifaddrs;
 mod packet;
 mod poll;
@@ -18,6 +19,7 @@ mod time;
 
 pub(crate) use dns::reverse_name;
 pub(crate) use eventfd::EventFd;
+pub(crate) use fs::can_write;
 pub(crate) use ifaddrs::{IfAddr, if_entries, index_and_hatype};
 pub(crate) use packet::{PacketSocket, RecvBatch};
 pub(crate) use poll::{PollFd, poll};
