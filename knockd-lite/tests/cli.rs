@@ -147,3 +147,70 @@ fn serving_with_a_broken_config_exits_2_before_touching_the_interface() {
         )
     );
 }
+
+/// `--check` on a config knockd 0.8 runs with warnings: a log file in a folder that does not
+/// exist, two doors with one name. Exit 0, the warnings on stderr with the file's lines.
+#[test]
+fn check_warns_and_says_ok() {
+    let conf = conf_file(
+        "warn.conf",
+        "[options]\n  LogFile = /nonexistent/knockd/knockd.log\n\
+         [open]\n  sequence = 7000,8000 # open\n\
+         [open]\n  sequence = 7000,8000\n",
+    );
+    let out = run(&["--check", "-c", conf.arg()]);
+    assert_eq!(out.status.code(), Some(0));
+    let path = conf.path().display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "knockd-lite: warning: {path}:5: door [open] has the same name as the door on line \
+             3: both are kept, as knockd keeps them, and log lines name both [open] (rename one \
+             to tell them apart)\n\
+             knockd-lite: warning: cannot open the log file /nonexistent/knockd/knockd.log \
+             (LogFile on line 2 of {path}): No such file or directory (os error 2); running \
+             without it until a SIGHUP opens it\n"
+        )
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with(&format!("{path}: OK, 2 doors\nformat:    knockd.conf\n")));
+    assert!(stdout.contains("log file:  /nonexistent/knockd/knockd.log (line 2)\n"));
+    assert!(
+        stdout.contains("  read:           line 4: sequence: ignored the comment \"# open\"\n")
+    );
+    // With -g the warning names -g.
+    let out = run(&["--check", "-c", conf.arg(), "-g", "/nonexistent/other.log"]);
+    assert!(
+        stderr(&out).contains("cannot open the log file /nonexistent/other.log (-g): "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A tportknockd config, told from its first line.
+#[test]
+fn check_reads_a_tportknockd_config() {
+    let conf = conf_file(
+        "tportknockd.conf",
+        "# events\n<SSH>\n  sequence = tcp:110:s tcp:110:up udp:53\n  timeout = 10\n\
+         \x20 start_command = up %IP%\n</SSH>\n",
+    );
+    let out = run(&["--check", "-c", conf.arg()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("format:    tportknockd\n"), "{stdout}");
+    assert!(
+        stdout.contains("[SSH] (line 2)\n  sequence:       110:tcp:syn,110:tcp:psh+urg,53:udp\n")
+    );
+    let bad = conf_file("tportknockd-bad.conf", "<SSH>\n  sequence = 7000\n");
+    let out = run(&["--check", "-c", bad.arg()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "knockd-lite: {}:2: sequence: frame \"7000\" is not PROTO:PORT[:FLAGS] (e.g. \
+             tcp:7000:s or udp:53)\n",
+            bad.path().display()
+        )
+    );
+}

@@ -48,6 +48,35 @@ impl KnockdLite {
         lite
     }
 
+    /// Starts it on a config the test wrote in full, `conf` in `dir` (no log file added),
+    /// with `-v` so log lines also reach stdout; returns once stdout says it is listening.
+    /// For tests of the log file itself.
+    pub fn start_config(pair: &Pair, dir: TempDir, conf: &Path, extra: &[&str]) -> KnockdLite {
+        let mut args = vec!["-v"];
+        args.extend_from_slice(extra);
+        let child = spawn(pair, dir.path(), conf, &args);
+        let pid = child.id();
+        let mut lite = KnockdLite {
+            child: Some(child),
+            pid,
+            dir,
+        };
+        let out = lite.path("knockd-lite.out");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !server::read(&out).contains("starting up, listening on") {
+            if let Some(status) = lite.try_exit() {
+                panic!("knockd-lite exited with {status}:\n{}", lite.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knockd-lite is not listening after {START_TIMEOUT:?}:\n{}",
+                lite.output()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        lite
+    }
+
     /// Starts it with `-d -p PIDFILE`: the command returns at once, and the daemon's pid is
     /// read from the pidfile once it names a live knockd-lite.
     pub fn start_daemon(pair: &Pair, dir: TempDir, doors: &str, pidfile: &Path) -> KnockdLite {

@@ -273,7 +273,7 @@ pub struct ConfError {
 
 /// Parses a configuration file in either format (see [`detect`]). `path` is only used in
 /// messages. The text is bytes: comments may hold bytes that are not UTF-8.
-pub fn parse(text: impl AsRef<[u8]>, path: &Path) -> Result<Config, ConfError> {
+pub fn parse<T: AsRef<[u8]> + ?Sized>(text: &T, path: &Path) -> Result<Config, ConfError> {
     let text = text.as_ref();
     match detect(text) {
         Format::Knockd => Parser::new(path).run(text),

@@ -7,8 +7,9 @@
 //! own threads, and `-l` lookups on another, so neither ever holds up capture.
 //!
 //! Start-up order matters: signals are blocked before any thread exists; everything that
-//! can fail (config, interface, capture, log file, pidfile) is checked while errors still
-//! reach the terminal; then `-d` detaches, before the first thread is started.
+//! can fail (config, interface, capture, pidfile) is checked, and warnings (a log file that
+//! cannot be opened) are given, while they still reach the terminal; then `-d` detaches,
+//! before the first thread is started.
 
 mod apply;
 mod commands;

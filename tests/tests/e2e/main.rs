@@ -16,4 +16,5 @@ mod runtime_capture;
 mod server_commands;
 mod server_daemon;
 mod server_knock;
+mod server_logfile;
 mod windows_wine;
