@@ -14,7 +14,7 @@ mod profile_knockd;
 mod raw_flags;
 mod runtime_capture;
 mod server_commands;
+mod server_config;
 mod server_daemon;
 mod server_knock;
-mod server_logfile;
 mod windows_wine;

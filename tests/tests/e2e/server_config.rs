@@ -1,5 +1,6 @@
-//! A log file that cannot be opened: knockd warns and runs, and so does knockd-lite, naming
-//! the config file and the line of `LogFile`; a SIGHUP opens the file once it can be.
+//! Configs knockd-lite must run as their authors expect: a log file that cannot be opened
+//! (knockd warns and runs, and so does knockd-lite, naming the config file and the line of
+//! `LogFile`; a SIGHUP opens the file once it can be), and a tportknockd config unchanged.
 
 use knock_e2e::lite::KnockdLite;
 use knock_e2e::server::read;
@@ -66,3 +67,28 @@ netns_test!(
         });
     }
 );
+
+/// A tportknockd config, run unchanged: its frames' flags are matched exactly, as
+/// tportknockd matches them, and `%IP%` is the knocker's address.
+netns_test!(a_tportknockd_config_runs_unchanged, |pair| {
+    let dir = TempDir::new("lite-tport");
+    let conf = dir.path().join("tportknockd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# flag knocking\n<SSH>\n  sequence = tcp:7101:s tcp:7101:fa udp:7103\n  \
+             timeout = 5\n  start_command = echo SSH %IP% >> {}/events\n</SSH>\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let lite = KnockdLite::start_config(&pair, dir, &conf, &[]);
+    // The wrong flags on the second frame do not open it; the right ones do.
+    pair.knock(&[SERVER_V4, "tcp:7101:s,tcp:7101:f,udp:7103"]);
+    assert_eq!(
+        lite.next_event(WAIT, || pair
+            .knock(&[SERVER_V4, "tcp:7101:s,tcp:7101:fa,udp:7103"])),
+        "SSH 192.0.2.1"
+    );
+    assert_eq!(lite.events(), ["SSH 192.0.2.1"]);
+});
