@@ -68,8 +68,8 @@ netns_test!(
     }
 );
 
-/// A tportknockd config, run unchanged: its frames' flags are matched exactly, as
-/// tportknockd matches them, and `%IP%` is the knocker's address.
+// A tportknockd config, run unchanged: its frames' flags are matched exactly, as
+// tportknockd matches them, and `%IP%` is the knocker's address.
 netns_test!(a_tportknockd_config_runs_unchanged, |pair| {
     let dir = TempDir::new("lite-tport");
     let conf = dir.path().join("tportknockd.conf");
