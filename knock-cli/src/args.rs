@@ -1,37 +1,46 @@
 //! The command line's syntax (clap derive): what the user wrote, before anything is
 //! looked up. [`crate::plan`] turns it into what to do.
 
-use clap::{Args, Parser};
+use std::net::Ipv4Addr;
+
+use clap::{Args, CommandFactory, Parser};
+use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
 use knock_core::profile::{DEFAULT_DELAY_MS, Family};
 
-/// First words that are subcommands (`knock profile ...`). None of them can be a HOST, so
-/// a subcommand never changes what a working command line does.
-pub(crate) const RESERVED: [&str; 3] = ["profile", "otp", "keygen"];
+/// First words that are subcommands (`knock profile ...`, `knock help`). None of them can
+/// be a HOST, so a subcommand never changes what a working command line does.
+pub(crate) const RESERVED: [&str; 4] = ["profile", "otp", "keygen", "help"];
+
+/// The whole command tree: `knock [OPTIONS] HOST HIT...` with the subcommands `profile`,
+/// `otp`, `keygen` and `help`, each with its own options and help. `knock --help`, `knock
+/// help [COMMAND...]` and `knock COMMAND help` print from it, and it is what man pages and
+/// shell completions are generated from, so every word of help lives in these definitions.
+pub fn command() -> clap::Command {
+    KnockArgs::command()
+        .subcommand(crate::profile::ProfileArgs::command())
+        .subcommand(crate::otp::OtpArgs::command())
+        .subcommand(crate::keygen::KeygenArgs::command())
+        .subcommand_value_name("COMMAND")
+        .subcommand_help_heading("Commands")
+        .args_conflicts_with_subcommands(true)
+        .subcommand_negates_reqs(true)
+        .override_usage(
+            "knock [OPTIONS] <HOST> <HIT>...\n       knock <COMMAND> [OPTIONS] [ARGS]...",
+        )
+}
 
 /// Knock on a host's ports: one TCP SYN or UDP datagram per hit, in order.
 ///
-/// A drop-in replacement for knock(1). HOST is resolved once, and every hit goes to that
-/// one address.
+/// A drop-in replacement for knock(1): the same command lines send the same packets. HOST
+/// is resolved once and every hit goes to that one address; every hit is checked before
+/// the first is sent.
 #[derive(Debug, Parser)]
 #[command(
     name = "knock",
     // The same name in usage lines on every system, not argv[0] (`knock.exe` on Windows).
     bin_name = "knock",
     version,
-    after_help = "\
-HIT forms (each HIT may also be a comma-separated list of them):
-  PORT[:PROTO]          7000, 8000:udp (PROTO is tcp or udp; default tcp, udp under -u)
-  PORT:tcp:FLAGS        7000:tcp:fin+psh (exact TCP flags)
-  PROTO:PORT[:LETTERS]  tcp:110:up (tportknockd letters f s r p a u, x, n, i)
-
-Hits with exact flags, and every TCP hit under --raw, are built whole and sent through a
-raw socket. That needs root or CAP_NET_RAW on Linux (once: sudo setcap cap_net_raw+ep
-$(command -v knock)), root on macOS and FreeBSD, and is not possible on Windows, which
-sends no TCP through raw sockets. Everything else needs no privileges anywhere, and a lone
-`syn` flag goes out through an ordinary connect when raw sockets are not available.
-
-Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error, bad hit, or a
-hit that needs privileges this run does not have (nothing is sent then)."
+    after_help = KNOCK_AFTER_HELP
 )]
 pub(crate) struct KnockArgs {
     #[command(flatten)]
@@ -61,8 +70,10 @@ pub(crate) struct KnockArgs {
     #[arg(value_name = "HOST", value_parser = host)]
     pub host: String,
 
-    /// Hits to send, in order
-    #[arg(value_name = "HIT", required = true, allow_negative_numbers = true)]
+    /// Hits to send, in order (forms below)
+    // No negative numbers: `-4` and `-6` after the hits are options, as knock(1)'s getopt
+    // reads them. A negative port is named by the hit grammar (see `negative_hit`).
+    #[arg(value_name = "HIT", required = true)]
     pub hits: Vec<String>,
 }
 
@@ -75,11 +86,14 @@ pub(crate) struct SendFlags {
     #[arg(short = 'u', long)]
     pub udp: bool,
 
-    // The help names the default from its constant.
+    // The help names the default from its constant. A negative value reaches the parser,
+    // which says what is wrong, instead of clap's advice to write `-- -5`.
     #[arg(
         short = 'd',
         long,
         value_name = "MS",
+        allow_negative_numbers = true,
+        value_parser = delay_ms,
         help = format!(
             "Wait MS milliseconds between hits, not after the last one \
              [default: a profile's delay_ms, else {DEFAULT_DELAY_MS}]"
@@ -130,16 +144,122 @@ impl SendFlags {
 pub(crate) struct SourcePort {
     /// Send every hit from this source port (default: a random port per raw hit, an
     /// ephemeral one per plain hit)
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(
+        long,
+        value_name = "PORT",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
     pub source_port: Option<u16>,
 }
 
-/// Refuses a reserved word as HOST, wherever on the line it stands.
+/// What `knock --help` says after the options.
+const KNOCK_AFTER_HELP: &str = "\
+HIT forms (each HIT may also be a comma-separated list of them):
+  PORT[:PROTO]          7000, 8000:udp (PROTO is tcp or udp; default tcp, udp under -u)
+  PORT:tcp:FLAGS        7000:tcp:fin+psh: exact TCP flags fin syn rst psh ack urg ece cwr
+                        joined by +, or none (no flag set), or any (flags ignored: sent as
+                        a plain SYN; a knockd-lite door accepts any flags there)
+  PROTO:PORT[:LETTERS]  tcp:110:up (tportknockd letters f s r p a u, x all six, n none,
+                        i ignored)
+
+Options may come anywhere, before, between or after HOST and the hits, as knock(1) takes
+them; `--` ends the options.
+
+HOST comes first. A HOST that reads as a hit (7000, 7000,8000, 8000:udp) is refused as a
+missing HOST (exit 2), since `knock 7000 8000` would otherwise knock the address 0.0.27.88.
+To knock an address, write it in full: four numbers 0-255 joined by dots, or IPv6.
+
+Hits with exact flags, and every TCP hit under --raw, are built whole and sent through a
+raw socket. That needs root or CAP_NET_RAW on Linux (once: sudo setcap cap_net_raw+ep
+$(command -v knock)), root on macOS and FreeBSD, and is not possible on Windows, which
+sends no TCP through raw sockets. Everything else needs no privileges anywhere, and a lone
+`syn` flag goes out through an ordinary connect when raw sockets are not available.
+
+Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error, bad hit, or a
+hit that needs privileges this run does not have (nothing is sent then).
+
+`knock help COMMAND` (or `knock COMMAND --help`) describes each command.";
+
+/// Checks the HOST operand, wherever on the line it stands: not a reserved word, and a
+/// [`host_value`].
 fn host(s: &str) -> Result<String, String> {
     if RESERVED.contains(&s) {
         return Err(reserved_message(s));
     }
+    host_value(s)
+}
+
+/// Checks a host as written (`HOST`, `--host HOST`): not empty, and not a hit standing
+/// where the host belongs.
+pub(crate) fn host_value(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("HOST is empty".into());
+    }
+    if let Some(why) = looks_like_a_hit(s) {
+        return Err(why);
+    }
     Ok(s.to_string())
+}
+
+/// Why `s` cannot be a HOST because it reads as a hit (`knock 7000 8000`, where the host
+/// was forgotten); `None` for anything that may name a host. A name is never all digits
+/// (no top-level domain is), so the only host such a word could mean is the address the
+/// resolver makes of a bare number (7000 is 0.0.27.88), which nobody means to knock.
+fn looks_like_a_hit(s: &str) -> Option<String> {
+    if s.parse::<std::net::IpAddr>().is_ok() || parse_sequence(s, Proto::Tcp).is_err() {
+        return None;
+    }
+    let (what, address) = match s.parse::<u32>() {
+        Ok(n) => (
+            "a port",
+            format!(" (to knock the address {}, write it so)", Ipv4Addr::from(n)),
+        ),
+        Err(_) => ("a hit", String::new()),
+    };
+    Some(format!(
+        "{s:?} looks like {what}, not a host: HOST comes first, as in \
+         `knock HOST {s} ...`{address}"
+    ))
+}
+
+/// `-d MS`: milliseconds, 0 or more.
+fn delay_ms(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| {
+        if s.strip_prefix('-')
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+        {
+            "the delay cannot be negative (milliseconds, 0 or more)".to_string()
+        } else {
+            "give the delay in milliseconds, a whole number 0 or more".to_string()
+        }
+    })
+}
+
+/// A negative port on a command line that takes hits (`knock HOST -1`): clap reads `-1` as
+/// an unknown option, since `-4` and `-6` after the hits are options. This finds the word
+/// and names it the way the hit grammar does, instead of clap's advice to write `-- -1`.
+pub(crate) fn negative_hit(err: &clap::Error, args: &[std::ffi::OsString]) -> Option<HitError> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(unknown)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let is_negative = |w: &str| {
+        w.strip_prefix('-')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !is_negative(unknown) {
+        return None;
+    }
+    let word = args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != "--")
+        .find(|a| is_negative(a) && a.starts_with(unknown.as_str()))?;
+    Hit::parse(word, Proto::Tcp).err()
 }
 
 /// Why a reserved word cannot be used here, and the way round it.
@@ -153,16 +273,27 @@ pub(crate) fn reserved_message(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::FromArgMatches;
     use clap::error::ErrorKind;
 
+    /// Parses as `knock` does: with the whole tree, knock's own arguments from it.
     fn parse(line: &[&str]) -> Result<KnockArgs, clap::Error> {
-        KnockArgs::try_parse_from(std::iter::once("knock").chain(line.iter().copied()))
+        command()
+            .try_get_matches_from(std::iter::once("knock").chain(line.iter().copied()))
+            .and_then(|m| KnockArgs::from_arg_matches(&m))
+    }
+
+    fn argv(line: &[&str]) -> Vec<std::ffi::OsString> {
+        std::iter::once("knock")
+            .chain(line.iter().copied())
+            .map(Into::into)
+            .collect()
     }
 
     #[test]
     fn definition_is_consistent() {
         KnockArgs::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -208,8 +339,20 @@ mod tests {
             Some(65535)
         );
 
-        // A negative port reaches the hit grammar, which names it, instead of clap.
-        assert_eq!(parse(&["h", "-1"]).unwrap().hits, ["-1"]);
+        // Options after the hits, as knock(1)'s getopt takes them: -4 and -6 are options,
+        // not negative ports, and `--` ends the options.
+        let a = parse(&["h", "7000", "-4"]).unwrap();
+        assert!(a.send.ipv4);
+        assert_eq!(a.hits, ["7000"]);
+        let a = parse(&["h", "7000", "8000", "-6", "-v", "-d", "100", "-u"]).unwrap();
+        assert!(a.send.ipv6 && a.verbose && a.send.udp);
+        assert_eq!((a.hits.len(), a.send.delay), (2, Some(100)));
+        let a = parse(&["h", "7000", "--dry-run", "8000", "--json"]).unwrap();
+        assert!(a.dry_run && a.json);
+        assert_eq!(a.hits, ["7000", "8000"]);
+        let a = parse(&["-v", "--", "h", "-1", "-4"]).unwrap();
+        assert!(a.verbose && !a.send.ipv4);
+        assert_eq!(a.hits, ["-1", "-4"]);
         // After `--` a reserved word still cannot be a host.
         let err = parse(&["--", "profile", "1"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
@@ -217,6 +360,39 @@ mod tests {
             err.to_string().contains(&reserved_message("profile")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_negative_port_is_named_as_the_grammar_names_it() {
+        let table: &[(&[&str], Option<&str>)] = &[
+            (
+                &["h", "-1"],
+                Some(r#"bad hit "-1": port -1 is negative (expected 1-65535)"#),
+            ),
+            // clap stops at the first unknown character of `-15`; the word is found whole.
+            (
+                &["h", "7000", "-15", "-v"],
+                Some(r#"bad hit "-15": port -15 is negative (expected 1-65535)"#),
+            ),
+            // An unknown option that is not a number stays clap's error.
+            (&["h", "1", "-x"], None),
+        ];
+        for (line, want) in table {
+            let err = parse(line).unwrap_err();
+            let got = negative_hit(&err, &argv(line)).map(|e| e.to_string());
+            assert_eq!(got.as_deref(), *want, "{line:?}");
+        }
+        // Addresses and names are hosts, whatever digits they hold.
+        for host in [
+            "0.0.27.88",
+            "192.0.2.2",
+            "2001:db8::2",
+            "::1",
+            "h7000",
+            "7000.example",
+        ] {
+            assert_eq!(parse(&[host, "1"]).unwrap().host, *host);
+        }
     }
 
     #[test]
@@ -260,8 +436,54 @@ mod tests {
             ),
             (
                 &["-d", "-5", "h", "1"],
-                ErrorKind::UnknownArgument,
-                "unexpected argument '-5'",
+                ErrorKind::ValueValidation,
+                "invalid value '-5' for '--delay <MS>': the delay cannot be negative \
+                 (milliseconds, 0 or more)",
+            ),
+            (
+                &["h", "1", "--delay=-1"],
+                ErrorKind::ValueValidation,
+                "the delay cannot be negative",
+            ),
+            (
+                &["-d", "1.5", "h", "1"],
+                ErrorKind::ValueValidation,
+                "give the delay in milliseconds, a whole number 0 or more",
+            ),
+            (
+                &["--source-port", "-1", "h", "1"],
+                ErrorKind::ValueValidation,
+                "invalid value '-1' for '--source-port <PORT>': -1 is not in 1..=65535",
+            ),
+            (
+                &["7000", "8000"],
+                ErrorKind::ValueValidation,
+                "invalid value '7000' for '<HOST>': \"7000\" looks like a port, not a host: \
+                 HOST comes first, as in `knock HOST 7000 ...` (to knock the address \
+                 0.0.27.88, write it so)",
+            ),
+            (
+                &["7000"],
+                ErrorKind::ValueValidation,
+                "\"7000\" looks like a port, not a host",
+            ),
+            (
+                &["-v", "7000,8000:udp", "9000"],
+                ErrorKind::ValueValidation,
+                "\"7000,8000:udp\" looks like a hit, not a host: HOST comes first, as in \
+                 `knock HOST 7000,8000:udp ...`\n",
+            ),
+            (
+                &["tcp:110:up", "1"],
+                ErrorKind::ValueValidation,
+                "\"tcp:110:up\" looks like a hit",
+            ),
+            (&["", "1"], ErrorKind::ValueValidation, "HOST is empty"),
+            (&[" ", "1"], ErrorKind::ValueValidation, "HOST is empty"),
+            (
+                &["--", "help", "1"],
+                ErrorKind::ValueValidation,
+                "\"help\" is reserved",
             ),
             (
                 &["--source-port", "0", "h", "1"],
@@ -325,9 +547,21 @@ mod tests {
             "PORT:tcp:FLAGS",
             "root or CAP_NET_RAW on Linux",
             "sends no TCP through raw sockets",
+            // Every subcommand, with one line each.
+            "Usage: knock [OPTIONS] <HOST> <HIT>...\n       knock <COMMAND>",
+            "\n  profile  Knock from a saved profile, or manage profiles\n",
+            "\n  otp      One-time sequence lists\n",
+            "\n  keygen   Make a new knock-hmac-v1 secret",
+            "\n  help     Print this message or the help of the given subcommand(s)\n",
+            "Options may come anywhere",
+            "A HOST that reads as a hit",
+            "or any (flags ignored",
         ] {
             assert!(help.contains(line), "help lacks {line:?}:\n{help}");
         }
+        // The short help lists the subcommands too.
+        let short = parse(&["-h"]).unwrap_err().to_string();
+        assert!(short.contains("\n  profile  "), "{short}");
         let version = parse(&["-V"]).unwrap_err().to_string();
         assert_eq!(version, format!("knock {}\n", env!("CARGO_PKG_VERSION")));
     }

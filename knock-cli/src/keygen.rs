@@ -28,7 +28,7 @@ use crate::{Ctx, Failure, parse_args};
 /// instead, never printed, and the profile reads it from there.
 #[derive(Debug, Parser)]
 #[command(
-    name = "knock keygen",
+    name = "keygen",
     bin_name = "knock keygen",
     after_help = "\
 The door and the profile must agree on every derivation parameter (--door, --length,
@@ -45,7 +45,12 @@ pub(crate) struct KeygenArgs {
     pub door: String,
 
     /// The host the profile knocks on
-    #[arg(long, value_name = "HOST", default_value = keygen::DEFAULT_HOST)]
+    #[arg(
+        long,
+        value_name = "HOST",
+        default_value = keygen::DEFAULT_HOST,
+        value_parser = crate::args::host_value
+    )]
     pub host: String,
 
     // Help, default and bounds from the constants of knock-hmac-v1.

@@ -38,11 +38,12 @@ use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
 use anyhow::anyhow;
-use clap::Parser;
+use clap::{FromArgMatches, Parser};
 use knock_core::secret::source::{Prompt, TerminalPrompt};
 use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
 use crate::args::KnockArgs;
+pub use crate::args::command;
 use crate::output::Out;
 use crate::plan::Plan;
 
@@ -131,18 +132,39 @@ pub(crate) fn run_with(args: Vec<OsString>, mut ctx: Ctx<'_>) -> i32 {
     }
 }
 
-/// Picks the command from the first word: `profile`, `otp` and `keygen` are subcommands
-/// ([`args::RESERVED`]), anything else is `knock HOST HIT...`. Deciding before clap parses
-/// anything lets each subcommand bring its own definition while the knock(1) command line
-/// keeps its shape.
+/// Picks the command from the first word: `profile`, `otp`, `keygen` and `help` are
+/// subcommands ([`args::RESERVED`]), anything else is `knock HOST HIT...`. Deciding before
+/// clap parses anything lets each subcommand bring its own definition while the knock(1)
+/// command line keeps its shape.
 fn dispatch(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     let args = lift_profiles_option(args);
-    match args.get(1).and_then(|a| a.to_str()) {
-        Some("profile") => profile::run(args, ctx),
-        Some("otp") => otp::run(args, ctx),
-        Some("keygen") => keygen::run(args, ctx),
+    let word = |i: usize| args.get(i).and_then(|a| a.to_str());
+    match (word(1), word(2)) {
+        (Some("help"), _) => help(args, ctx),
+        // `knock profile help [save]` is `knock help profile [save]`.
+        (Some(command), Some("help")) if args::RESERVED.contains(&command) => {
+            let mut args = args;
+            args.swap(1, 2);
+            help(args, ctx)
+        }
+        (Some("profile"), _) => profile::run(args, ctx),
+        (Some("otp"), _) => otp::run(args, ctx),
+        (Some("keygen"), _) => keygen::run(args, ctx),
         _ => knock_command(args, ctx),
     }
+}
+
+/// `knock help [COMMAND [SUBCOMMAND]]`: the long help of that command, from the one
+/// command tree ([`command`]), on stdout. `--help` there asks for the same (clap's own
+/// `help` takes no options).
+fn help(mut args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let mut i = 0;
+    args.retain(|a| {
+        i += 1;
+        i <= 2 || !(a == "--help" || a == "-h")
+    });
+    clap_outcome(command().try_get_matches_from(args).map(|_| ()), ctx)?;
+    Ok(())
 }
 
 /// `--profiles DIR` is a global option: `knock --profiles DIR profile ...` is read as
@@ -187,9 +209,18 @@ pub(crate) fn clap_outcome<T>(
     }
 }
 
-/// `knock [OPTIONS] HOST HIT...`.
-fn knock_command(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let Some(args) = parse_args::<KnockArgs>(args, ctx)? else {
+/// `knock [OPTIONS] HOST HIT...`, parsed with the whole command tree so that `--help`
+/// lists the subcommands too.
+fn knock_command(argv: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let parsed = command()
+        .try_get_matches_from(&argv)
+        .and_then(|m| KnockArgs::from_arg_matches(&m));
+    if let Err(e) = &parsed
+        && let Some(hit) = args::negative_hit(e, &argv)
+    {
+        return Err(Failure::usage(hit));
+    }
+    let Some(args) = clap_outcome(parsed, ctx)? else {
         return Ok(());
     };
     let quiet = args.quiet;

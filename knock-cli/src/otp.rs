@@ -18,7 +18,7 @@ use crate::{Ctx, Failure, parse_args};
 /// uses the first unused line and marks it with '#', on both ends.
 #[derive(Debug, Parser)]
 #[command(
-    name = "knock otp",
+    name = "otp",
     bin_name = "knock otp",
     subcommand_required = true,
     arg_required_else_help = true,

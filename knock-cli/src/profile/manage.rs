@@ -1,6 +1,5 @@
 //! `knock profile list | show | save | remove`.
 
-use anyhow::anyhow;
 use knock_core::profile::store::{self, Store};
 use knock_core::profile::{FixedSequence, Knock, Profile};
 
@@ -51,9 +50,6 @@ fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
     crate::plan::parse_hits(&args.hits, args.send.udp).map_err(Failure::usage)?;
     let text = args.hits.join(",");
     let sequence = FixedSequence::parse(&text).map_err(Failure::usage)?;
-    if args.host.trim().is_empty() {
-        return Err(Failure::usage(anyhow!("HOST is empty")));
-    }
     let mut p = Profile::new(Knock::Fixed(sequence));
     p.host = Some(args.host.clone());
     p.description = args.description.clone();

@@ -27,18 +27,16 @@ use crate::{Ctx, Failure};
 /// the profile's values.
 #[derive(Debug, Parser)]
 #[command(
-    name = "knock profile",
+    name = "profile",
     bin_name = "knock profile",
     subcommand_negates_reqs = true,
-    // `help` stays free to name a profile; `knock profile --help` is the help.
-    disable_help_subcommand = true,
     override_usage = "knock profile [OPTIONS] <NAME>\n       knock profile [--profiles <DIR>] <COMMAND>",
     subcommand_value_name = "COMMAND",
     after_help = "\
 Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNOCK_PROFILES,
 else <config dir>/knock/profiles, where <config dir> is $XDG_CONFIG_HOME or ~/.config on
 Linux and FreeBSD, ~/Library/Application Support on macOS, and %APPDATA% on Windows. The
-words list, show, save, remove and import are subcommands and cannot name a profile. The
+words list, show, save, remove, import and help are subcommands and cannot name a profile. The
 format is described in docs/profiles.md.
 
 An [hmac] profile with neither secret_file nor secret_env asks for the secret without echo
@@ -71,7 +69,7 @@ pub(crate) struct KnockFromProfile {
     pub name: Option<String>,
 
     /// Knock on HOST instead of the profile's host
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", value_parser = crate::args::host_value)]
     pub host: Option<String>,
 
     #[command(flatten)]
@@ -172,7 +170,7 @@ pub(crate) struct SaveArgs {
     pub name: String,
 
     /// Host name or address to knock on
-    #[arg(value_name = "HOST")]
+    #[arg(value_name = "HOST", value_parser = crate::args::host_value)]
     pub host: String,
 
     /// Hits, in order, as on the knock command line
@@ -228,8 +226,16 @@ impl ProfileCommand {
 }
 
 /// `knock profile ...`: `args[1]` is `profile`.
-pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let parsed = ProfileArgs::parse(args.into_iter().skip(1).collect());
+pub(crate) fn run(argv: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+    let argv: Vec<OsString> = argv.into_iter().skip(1).collect();
+    let parsed = ProfileArgs::parse(argv.clone());
+    // `save` takes hits, so a negative one is named as `knock HOST -1` names it.
+    if let Err(e) = &parsed
+        && argv.iter().any(|a| a == "save")
+        && let Some(hit) = crate::args::negative_hit(e, &argv)
+    {
+        return Err(Failure::usage(hit));
+    }
     let Some(args) = crate::clap_outcome(parsed, ctx)? else {
         return Ok(());
     };

@@ -265,7 +265,7 @@ fn import_errors() {
         "knock: note: profile ok: no host: give one with --host when knocking, or add \
          host = \"...\" to the profile\n\
          knock: door [list] not imported: profile name \"list\" is reserved (list, show, \
-         save, remove and import are profile subcommands)\n"
+         save, remove, import and help are profile subcommands)\n"
     );
     assert!(s.profiles.join("ok.toml").exists());
     // A one-time door whose list is missing.

@@ -709,8 +709,104 @@ fn a_broken_pipe_on_stdout_is_success() {
 }
 
 #[test]
+fn options_may_stand_anywhere_as_knock_1_takes_them() {
+    let first = knock("-4 -u -d 50 -v 192.0.2.2 7000 8000:tcp");
+    assert_eq!((first.code, first.err.as_str()), (0, ""));
+    assert_eq!(first.events.len(), 3, "{:?}", first.events);
+    for line in [
+        "192.0.2.2 7000 8000:tcp -4 -u -d 50 -v",
+        "192.0.2.2 -u 7000 -d50 8000:tcp -v -4",
+        "-v 192.0.2.2 7000 -4 8000:tcp --udp --delay=50",
+        "-4 -u -d 50 -v -- 192.0.2.2 7000 8000:tcp",
+    ] {
+        let o = knock(line);
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "`knock {line}`");
+        assert_eq!(o.events, first.events, "`knock {line}`");
+        assert_eq!(o.out, first.out, "`knock {line}`");
+    }
+    // After `--`, -4 is a hit, and a negative one.
+    let o = knock("192.0.2.2 7000 -- -4");
+    assert_eq!(o.code, 2);
+    assert_eq!(
+        o.err,
+        "knock: bad hit \"-4\": port -4 is negative (expected 1-65535)\n"
+    );
+    assert!(o.events.is_empty());
+}
+
+#[test]
+fn a_missing_host_is_named_and_nothing_is_sent() {
+    for (line, word) in [
+        ("7000 8000", "7000"),
+        ("-v 7000 8000 9000", "7000"),
+        ("7000", "7000"),
+    ] {
+        let o = knock(line);
+        assert_eq!(o.code, 2, "`knock {line}`");
+        assert!(o.events.is_empty(), "`knock {line}`");
+        assert!(
+            o.err.starts_with(&format!(
+                "error: invalid value '{word}' for '<HOST>': \"{word}\" looks like a port, \
+                 not a host: HOST comes first"
+            )),
+            "`knock {line}`: {}",
+            o.err
+        );
+    }
+    // Written as an address, the same number is a host.
+    let o = knock("0.0.27.88 8000");
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert_eq!(sent(&o.events), [(Hit::tcp(8000), ip("0.0.27.88"))]);
+}
+
+#[test]
+fn help_works_at_every_level() {
+    let main = knock("--help");
+    assert_eq!((main.code, main.err.as_str()), (0, ""));
+    // (command line, the line whose output it must equal)
+    let table: &[(&str, &str)] = &[
+        ("help", "--help"),
+        ("help --help", "--help"),
+        ("help profile", "profile --help"),
+        ("profile help", "profile --help"),
+        ("help profile save", "profile save --help"),
+        ("profile help save", "profile save --help"),
+        ("profile help import", "profile import --help"),
+        ("help otp", "otp --help"),
+        ("otp help", "otp --help"),
+        ("otp help generate", "otp generate --help"),
+        ("help otp generate", "otp generate --help"),
+        ("help keygen", "keygen --help"),
+        ("keygen help", "keygen --help"),
+    ];
+    for (line, same_as) in table {
+        let o = knock(line);
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "`knock {line}`");
+        assert!(!o.out.is_empty(), "`knock {line}`");
+        assert_eq!(
+            o.out,
+            knock(same_as).out,
+            "`knock {line}` vs `knock {same_as}`"
+        );
+    }
+    assert!(
+        knock("profile help")
+            .out
+            .contains("Usage: knock profile [OPTIONS] <NAME>")
+    );
+    let o = knock("help nosuch");
+    assert_eq!(o.code, 2);
+    assert!(
+        o.err.starts_with("error: unrecognized subcommand 'nosuch'"),
+        "{}",
+        o.err
+    );
+}
+
+#[test]
 fn every_reserved_word_is_a_subcommand() {
-    for word in crate::args::RESERVED {
+    // (`help` prints the help of other commands: `help_works_at_every_level`.)
+    for word in crate::args::RESERVED.iter().filter(|w| **w != "help") {
         let o = knock(&format!("{word} --help"));
         assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
         assert!(
@@ -720,7 +816,10 @@ fn every_reserved_word_is_a_subcommand() {
         );
     }
     // And every word knock_core reserves under `profile` is one of its subcommands.
-    for word in knock_core::profile::store::RESERVED {
+    for word in knock_core::profile::store::RESERVED
+        .iter()
+        .filter(|w| **w != "help")
+    {
         let o = knock(&format!("profile {word} --help"));
         assert_eq!((o.code, o.err.as_str()), (0, ""), "{word}");
         assert!(

@@ -820,12 +820,23 @@ fn errors_of_the_management_subcommands() {
             ),
         ),
         (
+            &["save", "x", "192.0.2.2", "7000", "-1", "-4"],
+            "knock: bad hit \"-1\": port -1 is negative (expected 1-65535)\n".into(),
+        ),
+        (
+            &["save", "x", "7000", "8000"],
+            "error: invalid value '7000' for '<HOST>': \"7000\" looks like a port, not a host: \
+             HOST comes first, as in `knock HOST 7000 ...` (to knock the address 0.0.27.88, \
+             write it so)\n\nFor more information, try '--help'.\n"
+                .into(),
+        ),
+        (
             &["save", "x", "192.0.2.2", "7000", "0"],
             "knock: bad hit \"0\": port 0 is out of range (expected 1-65535)\n".into(),
         ),
         (
             &["save", "show", "192.0.2.2", "7000"],
-            "knock: profile name \"show\" is reserved (list, show, save, remove and import \
+            "knock: profile name \"show\" is reserved (list, show, save, remove, import and help \
              are profile subcommands)\n"
                 .into(),
         ),

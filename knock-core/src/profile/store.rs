@@ -15,7 +15,7 @@ use crate::files::{self, WriteError};
 pub const ENV_VAR: &str = "KNOCK_PROFILES";
 
 /// Words that follow `knock profile` as subcommands, so no profile may have them as names.
-pub const RESERVED: [&str; 5] = ["list", "show", "save", "remove", "import"];
+pub const RESERVED: [&str; 6] = ["list", "show", "save", "remove", "import", "help"];
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
     } else if name.chars().any(char::is_control) {
         Some("may not contain control characters")
     } else if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-        Some("is reserved (list, show, save, remove and import are profile subcommands)")
+        Some("is reserved (list, show, save, remove, import and help are profile subcommands)")
     } else {
         None
     };
@@ -370,7 +370,7 @@ mod tests {
             assert_eq!(
                 check_name(word).unwrap_err().to_string(),
                 format!(
-                    "profile name {word:?} is reserved (list, show, save, remove and import \
+                    "profile name {word:?} is reserved (list, show, save, remove, import and help \
                      are profile subcommands)"
                 )
             );
