@@ -9,12 +9,15 @@ use std::time::Instant;
 
 use knock_core::hit::{Proto, TcpFlags};
 use knock_core::wire::KnockPacket;
-use knockd_engine::{Engine, Inputs, Options, Timestamp};
+use knockd_engine::{Engine, Inputs, Mono, Now, Options, Timestamp};
 
 const CONF: &str = "[open]\nsequence = 7000,8000,9000\nseq_timeout = 25\ntcpflags = syn\n\
                     command = open %IP%\n[close]\nsequence = 9000,8000,7000\ntcpflags = syn\n\
                     command = close %IP%\n";
-const NOW: Timestamp = Timestamp::from_secs(1_700_000_000);
+const NOW: Now = Now::new(
+    Mono::from_millis(1_700_000_000_000),
+    Timestamp::from_secs(1_700_000_000),
+);
 const MEASURED: u32 = 20_000;
 
 fn spoofed(i: u32) -> IpAddr {

@@ -85,11 +85,13 @@ pub(super) struct Door {
 }
 
 impl Door {
-    /// Compiles a door, taking its one-time text or HMAC secret out of `inputs`.
+    /// Compiles a door, taking its one-time text or HMAC secret out of `inputs`, at `mono`
+    /// and `wall` (ms on each clock).
     pub(super) fn build(
         c: &conf::Door,
         inputs: &mut Inputs,
-        now_ms: u64,
+        mono: u64,
+        wall: u64,
     ) -> Result<Door, EngineError> {
         let flags = c.tcp_flags;
         let seq_timeout_ms = millis(c.seq_timeout);
@@ -140,8 +142,8 @@ impl Door {
                         door: c.name.clone(),
                         message: e.to_string(),
                     })?;
-                    let mut state = HmacState::new(params, input.secret, h.skew, input.used);
-                    let variants = state.refresh(now_ms, flags, &[]).unwrap_or_default();
+                    let mut state = HmacState::new(params, input.secret, h.skew, input.used, mono);
+                    let variants = state.refresh(wall, mono, flags, &[]).unwrap_or_default();
                     (Kind::Hmac(Box::new(state)), variants)
                 }
             };

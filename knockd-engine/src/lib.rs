@@ -20,6 +20,11 @@
 //! 3. If the source had no attempt, or the packet cancelled one, every door whose first
 //!    step it is starts a fresh attempt (so a retransmitted first knock starts over).
 //! 4. `Seq_Timeout` bounds the whole sequence from the first knock, in milliseconds.
+//!
+//! Time comes in as [`Now`], both clocks read at one moment: every timer and timeout
+//! (`Seq_Timeout`, `Cmd_Timeout`, when a stop is due) runs on the monotonic one, and only
+//! HMAC windows follow the wall clock, so a step of the wall clock in either direction
+//! neither freezes a timer nor fires one early.
 
 pub mod bpf;
 pub mod filter;
@@ -41,12 +46,17 @@ use knock_core::secret::Secret;
 use knock_core::wire::KnockPacket;
 
 pub use action::{Action, CommandId, CommandKind, Event};
-pub use time::Timestamp;
+pub use hmac_door::used_counter_lifetime_ms;
+pub use time::{MAX_PACKET_AGE_MS, Mono, Now, Timestamp};
 
 use crate::filter::CaptureRule;
 use attempt::{Attempt, Table};
 use door::{Door, Index, Kind};
 use timers::{Deadlines, PendingStop, Stops};
+
+/// While HMAC doors exist, the longest the engine goes without looking at the wall clock
+/// for a window move, in ms (see [`Engine::next_deadline`]).
+pub const HMAC_RECHECK_MS: u64 = 1000;
 
 /// Default cap on live attempts (`--max-attempts`).
 pub const DEFAULT_MAX_ATTEMPTS: usize = 100_000;
@@ -129,8 +139,11 @@ pub struct Engine {
     attempts: Table,
     deadlines: Deadlines,
     stops: Stops,
-    /// Latest time seen, in ms: time never runs backwards inside the engine.
-    clock: u64,
+    /// Latest monotonic time seen, in ms: it never runs backwards inside the engine.
+    mono: u64,
+    /// The wall clock at the latest call, as given (it may step either way): for HMAC
+    /// windows only.
+    wall: u64,
     next_command: u64,
     max_attempts: usize,
     stats: Stats,
@@ -145,7 +158,7 @@ impl Engine {
         config: &Config,
         inputs: Inputs,
         options: Options,
-        now: Timestamp,
+        now: Now,
     ) -> Result<(Engine, Vec<Action>), EngineError> {
         let mut engine = Engine {
             doors: Vec::new(),
@@ -154,7 +167,8 @@ impl Engine {
             attempts: Table::with_capacity(options.max_attempts),
             deadlines: Deadlines::default(),
             stops: Stops::default(),
-            clock: now.as_millis(),
+            mono: now.mono.as_millis(),
+            wall: now.wall.as_millis(),
             next_command: 1,
             max_attempts: options.max_attempts.max(1),
             stats: Stats::default(),
@@ -172,13 +186,14 @@ impl Engine {
         &mut self,
         config: &Config,
         mut inputs: Inputs,
-        now: Timestamp,
+        now: Now,
     ) -> Result<Vec<Action>, EngineError> {
-        let now = self.advance(now);
+        self.advance(now);
+        let (mono, wall) = (self.mono, self.wall);
         let mut doors = config
             .doors
             .iter()
-            .map(|c| Door::build(c, &mut inputs, now))
+            .map(|c| Door::build(c, &mut inputs, mono, wall))
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::new();
         for door in &mut doors {
@@ -242,12 +257,17 @@ impl Engine {
         door::capture_rules(&self.doors)
     }
 
-    /// When `on_tick` next has something to do: an attempt expiring, a stop command due or
-    /// an HMAC window moving.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    /// When `on_tick` next has something to do, on the monotonic clock: an attempt
+    /// expiring, a stop command due, or an HMAC window moving. The wall clock can step, so
+    /// while HMAC doors exist the window is looked at again at least every
+    /// [`HMAC_RECHECK_MS`]: after a step it follows within that time, not a step later.
+    pub fn next_deadline(&self) -> Option<Mono> {
         let attempts = self.deadlines.earliest(&self.attempts).map(|(d, _)| d);
         let hmac = self.doors.iter().filter_map(|d| match &d.kind {
-            Kind::Hmac(h) => h.next_change(),
+            Kind::Hmac(h) => h.next_change().map(|wall| {
+                let wait = wall.saturating_sub(self.wall).min(HMAC_RECHECK_MS);
+                self.mono.saturating_add(wait)
+            }),
             _ => None,
         });
         attempts
@@ -255,11 +275,11 @@ impl Engine {
             .chain(self.stops.earliest())
             .chain(hmac)
             .min()
-            .map(Timestamp::from_millis)
+            .map(Mono::from_millis)
     }
 
     /// Runs what is due at `now`: expired attempts, stop commands, HMAC window moves.
-    pub fn on_tick(&mut self, now: Timestamp) -> Vec<Action> {
+    pub fn on_tick(&mut self, now: Now) -> Vec<Action> {
         let now = self.advance(now);
         let mut out = Vec::new();
         self.run_timers(now, &mut out);
@@ -269,7 +289,7 @@ impl Engine {
 
     /// The start command `id` finished at `now`; its stop command (if any) is due
     /// `Cmd_Timeout` later. Returns what is due already (a zero `Cmd_Timeout`).
-    pub fn on_command_done(&mut self, now: Timestamp, id: CommandId) -> Vec<Action> {
+    pub fn on_command_done(&mut self, now: Now, id: CommandId) -> Vec<Action> {
         let now = self.advance(now);
         self.stops.start_finished(id, now);
         let mut out = Vec::new();
@@ -284,7 +304,7 @@ impl Engine {
     }
 
     /// For SIGTERM: every pending stop command, to run now so no door is left open.
-    pub fn shutdown(&mut self, now: Timestamp) -> Vec<Action> {
+    pub fn shutdown(&mut self, now: Now) -> Vec<Action> {
         self.advance(now);
         let mut out = Vec::new();
         for stop in self.stops.drain() {
@@ -305,8 +325,8 @@ impl Engine {
         }
     }
 
-    /// Feeds one captured packet; `now` is its timestamp.
-    pub fn on_packet(&mut self, now: Timestamp, p: &KnockPacket) -> Vec<Action> {
+    /// Feeds one captured packet; `now` is when it was received ([`Now::of_packet`]).
+    pub fn on_packet(&mut self, now: Now, p: &KnockPacket) -> Vec<Action> {
         let now = self.advance(now);
         let mut out = Vec::new();
         self.run_timers(now, &mut out);
@@ -360,9 +380,12 @@ impl Engine {
         out
     }
 
-    fn advance(&mut self, now: Timestamp) -> u64 {
-        self.clock = self.clock.max(now.as_millis());
-        self.clock
+    /// Takes in both clocks; returns the monotonic time, which never goes back (packets
+    /// of one batch may come a millisecond out of order).
+    fn advance(&mut self, now: Now) -> u64 {
+        self.mono = self.mono.max(now.mono.as_millis());
+        self.wall = now.wall.as_millis();
+        self.mono
     }
 
     fn visible(&self, p: &KnockPacket) -> bool {
@@ -473,12 +496,13 @@ impl Engine {
         }
         self.scratch = slots;
 
+        let mono = self.mono;
         let door = &mut self.doors[d as usize];
         let name = door.name.clone();
         let mut consumed = false;
         match &mut door.kind {
             Kind::Hmac(h) => {
-                if !h.mark_used(variant) {
+                if !h.mark_used(variant, mono) {
                     out.push(Action::Log(Event::HmacReplay {
                         src,
                         door: name,
@@ -559,10 +583,11 @@ impl Engine {
 
     fn run_timers(&mut self, now: u64, out: &mut Vec<Action>) {
         let mut moved = false;
+        let wall = self.wall;
         for door in &mut self.doors {
             let flags = door.flags();
             if let Kind::Hmac(h) = &mut door.kind
-                && let Some(variants) = h.refresh(now, flags, &door.variants)
+                && let Some(variants) = h.refresh(wall, now, flags, &door.variants)
             {
                 door.variants = variants;
                 moved = true;

@@ -89,7 +89,8 @@ pub(crate) struct Args {
     pub(crate) command_limit: u64,
 
     /// Folder for state that must survive restarts: the used HMAC counters, in
-    /// DIR/<config file name>.hmac-used (only written when the config has HMAC doors).
+    /// DIR/<config file name>.<digest of its path>.hmac-used (only written when the config
+    /// has HMAC doors).
     // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]

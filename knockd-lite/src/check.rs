@@ -10,7 +10,7 @@ use knock_core::conf::{Config, Door, SequenceSource, seconds_text, tcp_flags_tex
 use knock_core::hit::format_sequence;
 use knock_core::otp;
 
-use knockd_engine::{Engine, EngineError, Inputs, Options, Timestamp};
+use knockd_engine::{Engine, EngineError, Inputs, Mono, Now, Options, Timestamp};
 
 use crate::door_files::{self, DoorFileError};
 
@@ -33,6 +33,8 @@ pub(crate) fn report(
         .iter()
         .map(|(d, t)| (d.clone(), t.clone()))
         .collect();
+    // No timer runs here: only the wall clock (HMAC windows) matters.
+    let now = Now::new(Mono::default(), now);
     let (engine, _) = Engine::new(config, inputs, Options::default(), now)?;
     let mut out = String::new();
     let doors = config.doors.len();

@@ -2,6 +2,11 @@
 //! its door again while its window is still live: a small state file, replaced atomically
 //! through `knock_core::files::write_atomic` (one-time lines are marked used by
 //! `knock_core::otp::file::mark_used`, the routine `knock` calls too).
+//!
+//! A counter is forgotten once it has been known for longer than it can be live
+//! ([`knockd_engine::used_counter_lifetime_ms`]), measured on the monotonic clock, as the
+//! engine does: pruning by the wall clock's window would drop every counter while the clock
+//! is wrongly ahead, and a restart after it is set right would accept them again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -10,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use knock_core::conf::{Config, SequenceSource};
 use knock_core::files::{self, Overwrite, WriteError};
+use knockd_engine::{Mono, used_counter_lifetime_ms};
 
 /// A failed read or write of the state file.
 #[derive(Debug, thiserror::Error)]
@@ -52,15 +58,34 @@ fn format_err(path: &Path, line: usize, message: impl Into<String>) -> StateErro
 #[derive(Debug)]
 pub(crate) struct HmacCounters {
     path: PathBuf,
-    used: UsedCounters,
+    /// Per door, each used counter with when it was used (or loaded), monotonic ms.
+    known: BTreeMap<String, BTreeMap<u64, u64>>,
 }
 
 impl HmacCounters {
-    /// Reads `path`; a file that does not exist yet means no counter was used.
-    pub(crate) fn load(path: &Path) -> Result<HmacCounters, StateError> {
+    /// Reads `path`; when it does not exist yet, reads `legacy` instead (the name older
+    /// versions used), once: later writes go to `path`. No file at all means no counter
+    /// was used. Counters read are taken as used at `now`.
+    pub(crate) fn load(
+        path: &Path,
+        legacy: Option<&Path>,
+        now: Mono,
+    ) -> Result<HmacCounters, StateError> {
+        let mut used = load_counters(path)?;
+        if used.is_none()
+            && let Some(legacy) = legacy
+        {
+            used = load_counters(legacy)?;
+        }
+        let at = now.as_millis();
+        let known = used
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(door, set)| (door, set.into_iter().map(|c| (c, at)).collect()))
+            .collect();
         Ok(HmacCounters {
             path: path.to_path_buf(),
-            used: load_counters(path)?,
+            known,
         })
     }
 
@@ -68,25 +93,30 @@ impl HmacCounters {
         &self.path
     }
 
-    pub(crate) fn used(&self) -> &UsedCounters {
-        &self.used
+    /// The used counters, per door, for the engine.
+    pub(crate) fn used(&self) -> UsedCounters {
+        self.known
+            .iter()
+            .map(|(door, m)| (door.clone(), m.keys().copied().collect()))
+            .collect()
     }
 
-    /// Records that `door` used `counter` and writes the file (atomically, mode 0600, its
-    /// folder created 0700 if missing). Counters that can never be live again at `now_ms`
-    /// are dropped first, so the file stays small.
+    /// Records that `door` used `counter` at `now` and writes the file (atomically, mode
+    /// 0600, its folder created 0700 if missing). Counters known for longer than they can
+    /// be live are dropped first, so the file stays small.
     pub(crate) fn record(
         &mut self,
         config: &Config,
         door: &str,
         counter: u64,
-        now_ms: u64,
+        now: Mono,
     ) -> Result<(), StateError> {
-        self.used
+        self.known
             .entry(door.to_string())
             .or_default()
-            .insert(counter);
-        self.prune(config, now_ms);
+            .entry(counter)
+            .or_insert(now.as_millis());
+        self.prune(config, now.as_millis());
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             files::create_private_dir(dir).map_err(|error| StateError::Io {
                 op: "create folder",
@@ -94,20 +124,18 @@ impl HmacCounters {
                 error,
             })?;
         }
-        save_counters(&self.path, &self.used)
+        save_counters(&self.path, &self.used())
     }
 
-    /// Drops counters below each door's live window (the window only moves forward).
-    fn prune(&mut self, config: &Config, now_ms: u64) {
+    /// Drops the counters of the config's HMAC doors that were used longer ago than they
+    /// can be live. Counters of doors no longer in the config stay (it may come back).
+    fn prune(&mut self, config: &Config, now: u64) {
         for door in &config.doors {
             if let SequenceSource::Hmac(h) = &door.sequence
-                && let Some(set) = self.used.get_mut(&door.name)
+                && let Some(m) = self.known.get_mut(&door.name)
             {
-                let lowest = h
-                    .params(&door.name)
-                    .counter(now_ms / 1000)
-                    .saturating_sub(h.skew);
-                set.retain(|&c| c >= lowest);
+                let keep = used_counter_lifetime_ms(h.step, h.skew);
+                m.retain(|_, &mut at| now.saturating_sub(at) < keep);
             }
         }
     }
@@ -118,14 +146,14 @@ pub(crate) type UsedCounters = BTreeMap<String, BTreeSet<u64>>;
 
 const HEADER: &str = "# knockd-lite used HMAC counters, v1: COUNTERS<TAB>DOOR";
 
-/// Reads the used-counter file; a file that does not exist yet means nothing was used.
+/// Reads the used-counter file; `None` if it does not exist.
 ///
 /// The format is one line per door, `counter,counter,...<TAB>door name`, after a header
 /// line; the door name is the rest of the line, so it may contain anything but a newline.
-fn load_counters(path: &Path) -> Result<UsedCounters, StateError> {
+fn load_counters(path: &Path) -> Result<Option<UsedCounters>, StateError> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(UsedCounters::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read", path)(e)),
     };
     let mut out = UsedCounters::new();
@@ -145,7 +173,7 @@ fn load_counters(path: &Path) -> Result<UsedCounters, StateError> {
             set.insert(n);
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Writes the used-counter file atomically, mode 0600 (it tells when a door was opened).
@@ -181,7 +209,7 @@ mod tests {
         let scratch = Scratch::new("store-counters");
         let dir = scratch.path();
         let path = dir.join("hmac.state");
-        assert!(load_counters(&path).unwrap().is_empty());
+        assert!(load_counters(&path).unwrap().is_none());
         let mut used = UsedCounters::new();
         used.entry("ssh".into())
             .or_default()
@@ -196,11 +224,11 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             format!("{HEADER}\n58000000,58000001\tssh\n7\tweb door\twith tab\n")
         );
-        assert_eq!(load_counters(&path).unwrap(), used);
+        assert_eq!(load_counters(&path).unwrap(), Some(used.clone()));
         // Replacing leaves no temporary file behind.
         used.get_mut("ssh").unwrap().insert(58_000_002);
         save_counters(&path, &used).unwrap();
-        assert_eq!(load_counters(&path).unwrap(), used);
+        assert_eq!(load_counters(&path).unwrap(), Some(used.clone()));
         assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
     }
 
@@ -222,6 +250,10 @@ mod tests {
         assert!(save_counters(&path, &bad).is_err());
     }
 
+    fn mono(ms: u64) -> Mono {
+        Mono::from_millis(ms)
+    }
+
     #[test]
     fn records_prunes_and_reloads() {
         let scratch = Scratch::new("state");
@@ -232,15 +264,14 @@ mod tests {
             Path::new("k.conf"),
         )
         .unwrap();
-        let mut c = HmacCounters::load(&path).unwrap();
+        let mut c = HmacCounters::load(&path, None, mono(0)).unwrap();
         assert!(c.used().is_empty());
-        // At t = 3000 s the counter is 100: 99..=101 are live.
-        let now = 3_000_000;
-        c.record(&config, "ssh", 98, now).unwrap();
-        c.record(&config, "ssh", 99, now).unwrap();
-        c.record(&config, "ssh", 101, now).unwrap();
-        c.record(&config, "gone", 5, now).unwrap();
-        let again = HmacCounters::load(&path).unwrap();
+        // Step 30 s, skew 1: a counter is live for at most 90 s, and kept for 120 s.
+        c.record(&config, "ssh", 98, mono(0)).unwrap();
+        c.record(&config, "ssh", 99, mono(60_000)).unwrap();
+        c.record(&config, "gone", 5, mono(60_000)).unwrap();
+        c.record(&config, "ssh", 101, mono(120_000)).unwrap();
+        let again = HmacCounters::load(&path, None, mono(0)).unwrap();
         assert_eq!(
             again.used()["ssh"].iter().copied().collect::<Vec<_>>(),
             [99, 101]
@@ -254,17 +285,83 @@ mod tests {
         assert_eq!(mode(&dir.join("sub")), 0o700);
     }
 
+    /// The hostile run's finding: two configs with the same file name shared one counter
+    /// file; one instance's save dropped the other's counters, and after a restart a used
+    /// sequence opened the door again.
+    #[test]
+    fn two_configs_with_the_same_file_name_keep_their_own_counters() {
+        use crate::serve::state::{StateKind, state_file};
+        let scratch = Scratch::new("state-two-configs");
+        let dir = scratch.path();
+        let config =
+            knock_core::conf::parse("[ssh]\nhmac_secret_file = /k\n", Path::new("knockd.conf"))
+                .unwrap();
+        let state_dir = dir.join("state");
+        let mut files = Vec::new();
+        for sub in ["a", "b"] {
+            let conf = dir.join(sub).join("knockd.conf");
+            std::fs::create_dir(dir.join(sub)).unwrap();
+            std::fs::write(&conf, "").unwrap();
+            files.push(state_file(&state_dir, &conf, StateKind::HmacUsed));
+        }
+        // Both instances start, then each records a knock.
+        let mut a = HmacCounters::load(&files[0], None, mono(0)).unwrap();
+        let mut b = HmacCounters::load(&files[1], None, mono(0)).unwrap();
+        a.record(&config, "ssh", 5, mono(1000)).unwrap();
+        b.record(&config, "ssh", 9, mono(2000)).unwrap();
+        // Instance a restarts: its counter is still used.
+        let a = HmacCounters::load(&files[0], None, mono(3000)).unwrap();
+        assert_eq!(a.used()["ssh"], BTreeSet::from([5]));
+        let b = HmacCounters::load(&files[1], None, mono(3000)).unwrap();
+        assert_eq!(b.used()["ssh"], BTreeSet::from([9]));
+    }
+
+    #[test]
+    fn the_old_file_name_is_read_once_when_the_new_one_is_missing() {
+        let scratch = Scratch::new("state-upgrade");
+        let dir = scratch.path();
+        let (new, old) = (
+            dir.join("k.conf.0123.hmac-used"),
+            dir.join("k.conf.hmac-used"),
+        );
+        let mut used = UsedCounters::new();
+        used.entry("ssh".into()).or_default().insert(41);
+        save_counters(&old, &used).unwrap();
+        let config =
+            knock_core::conf::parse("[ssh]\nhmac_secret_file = /k\n", Path::new("k.conf")).unwrap();
+        let mut c = HmacCounters::load(&new, Some(&old), mono(0)).unwrap();
+        assert_eq!(c.used()["ssh"], BTreeSet::from([41]));
+        c.record(&config, "ssh", 42, mono(10)).unwrap();
+        assert_eq!(
+            load_counters(&new).unwrap().unwrap()["ssh"],
+            BTreeSet::from([41, 42])
+        );
+        // The old file is left as it was (another instance may still upgrade from it);
+        // once the new file exists, the old one is not read.
+        assert_eq!(load_counters(&old).unwrap(), Some(used));
+        save_counters(
+            &old,
+            &UsedCounters::from([("ssh".into(), BTreeSet::from([7]))]),
+        )
+        .unwrap();
+        let c = HmacCounters::load(&new, Some(&old), mono(0)).unwrap();
+        assert_eq!(c.used()["ssh"], BTreeSet::from([41, 42]));
+    }
+
     #[test]
     fn a_planted_symlink_is_replaced_not_followed() {
         let scratch = Scratch::new("state-symlink");
         let path = scratch.path().join("k.conf.hmac-used");
         let victim = plant_symlinks(&path);
         let config = knock_core::conf::parse("[f]\nsequence = 1\n", Path::new("k.conf")).unwrap();
-        let mut c = HmacCounters::load(&scratch.path().join("absent")).unwrap();
+        let mut c = HmacCounters::load(&scratch.path().join("absent"), None, mono(0)).unwrap();
         c.path = path.clone();
-        c.record(&config, "ssh", 7, 0).unwrap();
+        c.record(&config, "ssh", 7, mono(0)).unwrap();
         assert_not_followed(&path, &victim, 0o600);
-        assert_eq!(load_counters(&path).unwrap()["ssh"], BTreeSet::from([7]));
+        assert_eq!(
+            load_counters(&path).unwrap().unwrap()["ssh"],
+            BTreeSet::from([7])
+        );
     }
 
     #[test]

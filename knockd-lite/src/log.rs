@@ -24,6 +24,8 @@ use std::io::{self, LineWriter, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
+use knockd_engine::Now;
+
 use crate::sys::{self, BrokenDown};
 
 /// Where syslog messages go on Linux.
@@ -145,8 +147,9 @@ pub(crate) fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -
 
 /// Folds first-stage lines in a flood. A token bucket lets a burst of `burst` lines through
 /// and then one line a second; what it holds back is counted, and each second that held
-/// lines back ends with one summary line. Driven only by the timestamps it is given, so a
-/// flood replayed with a virtual clock folds exactly as a live one does.
+/// lines back ends with one summary line. Driven only by the times it is given, on the
+/// monotonic clock (a wall clock stepped back would hold every summary until it caught up),
+/// so a flood replayed with a virtual clock folds exactly as a live one does.
 ///
 /// A spoofed flood makes two lines per source (`Stage 1`, then `sequence timeout (stage
 /// 1)` when the attempt expires), so both go through the same bucket and are counted apart.
@@ -427,33 +430,34 @@ impl Logger {
         self.cfg.debug
     }
 
-    /// Logs one entry at `now_ms` (ms since the Unix epoch).
-    pub(crate) fn event(&mut self, now_ms: u64, body: &str, kind: Kind) {
-        if self.fold(now_ms, kind) {
-            self.write(now_ms, body, kind);
+    /// Logs one entry at `now`: stamped with its wall clock, folded on its monotonic one.
+    pub(crate) fn event(&mut self, now: Now, body: &str, kind: Kind) {
+        if self.fold(now, kind) {
+            self.write(now, body, kind);
         }
     }
 
     /// Like [`Logger::event`], but the body is only formatted when the entry is written: a
     /// spoofed flood's folded first-stage lines cost no formatting.
-    pub(crate) fn event_with(&mut self, now_ms: u64, kind: Kind, body: impl FnOnce() -> String) {
-        if self.fold(now_ms, kind) {
-            self.write(now_ms, &body(), kind);
+    pub(crate) fn event_with(&mut self, now: Now, kind: Kind, body: impl FnOnce() -> String) {
+        if self.fold(now, kind) {
+            self.write(now, &body(), kind);
         }
     }
 
     /// Writes the summary of folded lines that is due, and says whether an entry of `kind`
-    /// at `now_ms` is to be written.
-    fn fold(&mut self, now_ms: u64, kind: Kind) -> bool {
+    /// at `now` is to be written.
+    fn fold(&mut self, now: Now, kind: Kind) -> bool {
+        let mono = now.mono.as_millis();
         if matches!(kind, Kind::FirstStage | Kind::FirstStageTimeout) {
-            let fold = self.folder.admit(now_ms, kind == Kind::FirstStageTimeout);
+            let fold = self.folder.admit(mono, kind == Kind::FirstStageTimeout);
             if let Some(n) = fold.summary {
-                self.write(now_ms, &summary_body(n), Kind::Event);
+                self.write(now, &summary_body(n), Kind::Event);
             }
             fold.write
         } else {
-            if let Some(n) = self.folder.flush(now_ms) {
-                self.write(now_ms, &summary_body(n), Kind::Event);
+            if let Some(n) = self.folder.flush(mono) {
+                self.write(now, &summary_body(n), Kind::Event);
             }
             true
         }
@@ -461,23 +465,23 @@ impl Logger {
 
     /// Writes the summary of a finished second of folding, if any. Call it from the loop's
     /// tick (say once a second).
-    pub(crate) fn tick(&mut self, now_ms: u64) {
-        if let Some(n) = self.folder.flush(now_ms) {
-            self.write(now_ms, &summary_body(n), Kind::Event);
+    pub(crate) fn tick(&mut self, now: Now) {
+        if let Some(n) = self.folder.flush(now.mono.as_millis()) {
+            self.write(now, &summary_body(n), Kind::Event);
         }
     }
 
     /// A `-D` line on stdout, `2026-11-22 05:00:07: body`; nothing without `-D`.
-    pub(crate) fn debug(&mut self, now_ms: u64, body: &str) {
+    pub(crate) fn debug(&mut self, now: Now, body: &str) {
         if self.cfg.debug {
-            let t = LocalTime::from_unix_ms(now_ms);
+            let t = LocalTime::from_unix_ms(now.wall.as_millis());
             let mut out = io::stdout().lock();
             let _ = writeln!(out, "{}: {}", t.second_stamp(), one_line(body));
         }
     }
 
-    fn write(&mut self, now_ms: u64, body: &str, kind: Kind) {
-        let t = LocalTime::from_unix_ms(now_ms);
+    fn write(&mut self, now: Now, body: &str, kind: Kind) {
+        let t = LocalTime::from_unix_ms(now.wall.as_millis());
         if self.cfg.verbose {
             let mut out = io::stdout().lock();
             let _ = writeln!(out, "{}", one_line(body));
@@ -636,6 +640,44 @@ mod tests {
         );
     }
 
+    /// Both clocks at `ms`.
+    fn at(ms: u64) -> Now {
+        Now::new(
+            knockd_engine::Mono::from_millis(ms),
+            knockd_engine::Timestamp::from_millis(ms),
+        )
+    }
+
+    #[test]
+    fn folding_runs_on_the_monotonic_clock() {
+        let scratch = Scratch::new("log-fold-clock");
+        let file = scratch.path().join("k.log");
+        let mut log = Logger::open(LogConfig {
+            file: Some(file.clone()),
+            first_stage_budget: 1,
+            ..LogConfig::default()
+        });
+        let t0 = 1_795_000_000_000u64;
+        let both = |mono: u64, wall: u64| {
+            Now::new(
+                knockd_engine::Mono::from_millis(mono),
+                knockd_engine::Timestamp::from_millis(wall),
+            )
+        };
+        log.event(both(5_000, t0), "192.0.2.1: d: Stage 1", Kind::FirstStage);
+        log.event(both(5_001, t0), "192.0.2.2: d: Stage 1", Kind::FirstStage);
+        // The wall clock is set back two hours; a second later on the monotonic clock the
+        // summary comes all the same, stamped with the corrected wall clock.
+        let back = t0 - 7_200_000;
+        log.tick(both(6_001, back));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let want = format!(
+            "[{}] 1 more first-stage knocks suppressed\n",
+            LocalTime::from_unix_ms(back).minute_stamp()
+        );
+        assert!(text.ends_with(&want), "{text}");
+    }
+
     #[test]
     fn folder_ignores_a_clock_stepping_back() {
         let mut f = Folder::new(1);
@@ -692,19 +734,19 @@ mod tests {
             ..LogConfig::default()
         });
         let t0 = 1_795_000_000_000u64;
-        log.event(t0, "starting up, listening on eth0", Kind::Event);
+        log.event(at(t0), "starting up, listening on eth0", Kind::Event);
         let mut formatted = 0;
         for i in 0..5 {
-            log.event_with(t0 + i, Kind::FirstStage, || {
+            log.event_with(at(t0 + i), Kind::FirstStage, || {
                 formatted += 1;
                 format!("192.0.2.{i}: door: Stage 1")
             });
         }
         assert_eq!(formatted, 2, "a folded line is never formatted");
-        log.event(t0 + 10, "192.0.2.9: door: Stage 2", Kind::Event);
-        log.tick(t0 + 1500);
+        log.event(at(t0 + 10), "192.0.2.9: door: Stage 2", Kind::Event);
+        log.tick(at(t0 + 1500));
         log.event(
-            t0 + 2000,
+            at(t0 + 2000),
             "door: command returned non-zero status code (3)",
             Kind::Error,
         );
@@ -751,7 +793,7 @@ mod tests {
             syslog: Some(dir.join("no-such.sock")),
             ..LogConfig::default()
         });
-        log.event(0, "dropped quietly", Kind::Event);
+        log.event(at(0), "dropped quietly", Kind::Event);
         let log = Logger::open(LogConfig {
             file: Some(dir.join("no/such/dir/knockd.log")),
             ..LogConfig::default()
@@ -795,7 +837,7 @@ mod tests {
                 file.display()
             )
         );
-        log.event(1_795_000_000_000, &warning, Kind::Warning);
+        log.event(at(1_795_000_000_000), &warning, Kind::Warning);
         let mut buf = [0u8; 512];
         let n = server.recv(&mut buf).unwrap();
         let gram = String::from_utf8_lossy(&buf[..n]);
@@ -808,7 +850,7 @@ mod tests {
         std::fs::create_dir(dir.join("not-yet")).unwrap();
         assert!(log.reopen().unwrap(), "opened now");
         assert!(log.file_error().is_none());
-        log.event(1_795_000_000_000, "now in the file", Kind::Event);
+        log.event(at(1_795_000_000_000), "now in the file", Kind::Event);
         assert!(
             std::fs::read_to_string(&file)
                 .unwrap()

@@ -5,6 +5,7 @@
 //! only addresses in play are 192.0.2.0/24 and 2001:db8::/64 on that veth pair.
 
 pub mod capture;
+pub mod faketime;
 pub mod knockd;
 pub mod lite;
 pub mod raw;
@@ -38,6 +39,8 @@ pub enum Need {
     DebianKnock,
     /// Wine, mingw and knock.exe, set up once for all tests ([`wine::Wine::get`]).
     Wine,
+    /// Debian's libfaketime ([`faketime::library`]).
+    Faketime,
 }
 
 impl Need {
@@ -47,6 +50,11 @@ impl Need {
             Need::Knockd => knockd::KNOCKD,
             Need::DebianKnock => knockd::DEBIAN_KNOCK,
             Need::Wine => return wine::Wine::get().err(),
+            Need::Faketime => {
+                return faketime::library()
+                    .is_none()
+                    .then(|| "libfaketime is missing (apt-get install libfaketime)".into());
+            }
         };
         (!std::path::Path::new(program).exists())
             .then(|| format!("{program} is missing (apt-get install knockd)"))

@@ -36,8 +36,24 @@ impl KnockdLite {
     /// Like [`KnockdLite::start`], in a scratch folder the test has already filled (one-time
     /// lists, secrets).
     pub fn start_in(pair: &Pair, dir: TempDir, doors: &str, extra: &[&str]) -> KnockdLite {
+        KnockdLite::start_with_env(pair, dir, doors, extra, &[])
+    }
+
+    /// Like [`KnockdLite::start_in`], with `env` added to the server's environment (say,
+    /// a [`crate::faketime::FakeClock`]).
+    pub fn start_with_env(
+        pair: &Pair,
+        dir: TempDir,
+        doors: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> KnockdLite {
         let conf = write_config(dir.path(), "knockd.conf", doors);
-        let child = spawn(pair, dir.path(), &conf, extra);
+        let mut cmd = command(pair, dir.path(), &conf, extra);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
         let pid = child.id();
         let mut lite = KnockdLite {
             child: Some(child),
@@ -157,6 +173,32 @@ impl KnockdLite {
         self.path("knockd.conf")
     }
 
+    /// The state file of `kind` (`hmac-used`, `stops`) in the state folder:
+    /// `state/knockd.conf.<16 hex digits>.KIND`, the digits a digest of the config's path.
+    /// Panics unless there is exactly one.
+    pub fn state_file(&self, kind: &str) -> PathBuf {
+        let dir = self.path("state");
+        let found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let suffix = format!(".{kind}");
+        let ours: Vec<&PathBuf> = found
+            .iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.strip_prefix("knockd.conf.")
+                    .and_then(|rest| rest.strip_suffix(&suffix))
+                    .is_some_and(|hex| {
+                        hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+            })
+            .collect();
+        match ours[..] {
+            [one] => one.clone(),
+            _ => panic!("one {kind} file in {}: {found:?}", dir.display()),
+        }
+    }
+
     /// Log lines without their `[YYYY-MM-DD HH:MM] ` stamp.
     pub fn log_bodies(&self) -> Vec<String> {
         self.log()
@@ -266,6 +308,14 @@ pub fn is_knockd_lite(pid: u32) -> bool {
 }
 
 fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
+    let mut cmd = command(pair, dir, conf, extra);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"))
+}
+
+/// `knockd-lite -i SERVER_IF -c CONF --state-dir DIR/state EXTRA...` in the server
+/// namespace, its stdout and stderr appended to `DIR/knockd-lite.out`.
+fn command(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> std::process::Command {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -280,6 +330,5 @@ fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
         .stdout(out.try_clone().expect("dup"))
         .stderr(out)
         .stdin(Stdio::null());
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"))
+    cmd
 }

@@ -4,6 +4,7 @@
 // The harness is shared by modules that each use part of it.
 #![allow(dead_code, unreachable_pub)]
 
+mod clock;
 mod filter;
 mod hmac;
 mod reload;

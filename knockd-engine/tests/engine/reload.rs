@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::support::{Harness, T0, config, knock_trace, local_addrs};
 use knock_core::hmac::HmacParams;
 use knock_core::secret::Secret;
-use knockd_engine::{Action, HmacInput, Inputs, Options, Timestamp};
+use knockd_engine::{Action, HmacInput, Inputs, Options};
 
 const A: &str = "[a]\nsequence = 7000,8000,9000\ncommand = a\n";
 const B: &str = "[b]\nsequence = 1001,1002,1003\ncommand = b\n";
@@ -17,7 +17,7 @@ fn reload(h: &mut Harness, conf: &str, inputs: Inputs) -> Vec<Action> {
     };
     let actions = h
         .engine
-        .reload(&config(conf), inputs, Timestamp::from_millis(h.now))
+        .reload(&config(conf), inputs, h.clock())
         .unwrap_or_else(|e| panic!("{e}"));
     h.actions.extend(actions.clone());
     actions
@@ -58,7 +58,7 @@ fn failed_reload_leaves_the_engine_as_it_was() {
     let broken = config("[otp]\none_time_sequences = /l\n");
     let err = h
         .engine
-        .reload(&broken, Inputs::default(), Timestamp::from_millis(h.now))
+        .reload(&broken, Inputs::default(), h.clock())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -68,10 +68,7 @@ fn failed_reload_leaves_the_engine_as_it_was() {
         one_time: HashMap::from([("otp".to_string(), " 1,2\n 3,x\n".to_string())]),
         ..Inputs::default()
     };
-    let err = h
-        .engine
-        .reload(&broken, bad_list, Timestamp::from_millis(h.now))
-        .unwrap_err();
+    let err = h.engine.reload(&broken, bad_list, h.clock()).unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"/l:2: bad hit "x": port "x" is not a number (expected 1-65535) (one-time list of door [otp])"#

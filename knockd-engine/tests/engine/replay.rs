@@ -347,11 +347,7 @@ fn rule5_a_cancelled_start_gets_no_stop() {
     h.wait(5000);
     assert!(h.stopped().is_empty());
     assert_eq!(h.engine.next_deadline(), None);
-    assert!(
-        h.engine
-            .shutdown(knockd_engine::Timestamp::from_millis(h.now))
-            .is_empty()
-    );
+    assert!(h.engine.shutdown(h.clock()).is_empty());
 }
 
 #[test]
@@ -394,11 +390,7 @@ fn rule5_stop_needs_a_start() {
             .any(|a| matches!(a, Action::RunCommand { .. }))
     );
     assert_eq!(h.engine.next_deadline(), None);
-    assert!(
-        h.engine
-            .shutdown(knockd_engine::Timestamp::from_millis(h.now))
-            .is_empty()
-    );
+    assert!(h.engine.shutdown(h.clock()).is_empty());
 }
 
 #[test]
@@ -410,9 +402,7 @@ fn shutdown_runs_every_pending_stop_at_once() {
     h.finish_commands();
     h.play("10 192.0.2.11 tcp 7000\n50 192.0.2.11 tcp 8000\n50 192.0.2.11 tcp 9000\n");
     // 192.0.2.11's start is still running: its stop comes too, marked with its start.
-    let actions = h
-        .engine
-        .shutdown(knockd_engine::Timestamp::from_millis(h.now));
+    let actions = h.engine.shutdown(h.clock());
     let stops: Vec<String> = actions
         .iter()
         .filter_map(|a| match a {
@@ -427,11 +417,7 @@ fn shutdown_runs_every_pending_stop_at_once() {
             "192.0.2.11 Stop { start: CommandId(2) }"
         ]
     );
-    assert!(
-        h.engine
-            .shutdown(knockd_engine::Timestamp::from_millis(h.now))
-            .is_empty()
-    );
+    assert!(h.engine.shutdown(h.clock()).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -637,9 +623,7 @@ fn bug_d_flood_keeps_the_genuine_knock() {
                 dst_port: 7000,
                 tcp_flags: knock_core::hit::TcpFlags::SYN,
             };
-            let actions = h
-                .engine
-                .on_packet(knockd_engine::Timestamp::from_millis(h.now), &p);
+            let actions = h.engine.on_packet(h.clock(), &p);
             assert!(
                 actions
                     .iter()

@@ -11,7 +11,9 @@ use std::path::Path;
 use knock_core::conf;
 use knock_core::hit::{Proto, TcpFlags};
 use knock_core::wire::KnockPacket;
-use knockd_engine::{Action, CommandId, CommandKind, Engine, Inputs, Options, Timestamp};
+use knockd_engine::{
+    Action, CommandId, CommandKind, Engine, Inputs, Mono, Now, Options, Timestamp,
+};
 
 /// The virtual clock starts here (ms since the epoch), on a whole second.
 pub const T0: u64 = 1_700_000_000_000;
@@ -84,9 +86,15 @@ pub fn config(text: &str) -> conf::Config {
 }
 
 /// The engine plus a virtual clock and everything it has asked for so far.
+///
+/// The clock is two: `now` is the monotonic one, and the wall clock reads `now` plus
+/// `wall_offset`, which [`Harness::step_wall`] changes as an operator or NTP would.
 pub struct Harness {
     pub engine: Engine,
+    /// The monotonic clock, ms.
     pub now: u64,
+    /// The wall clock's lead on `now`, ms (both start at the same reading).
+    pub wall_offset: i64,
     pub actions: Vec<Action>,
     /// Commands started and not yet reported done.
     pub running: Vec<CommandId>,
@@ -112,16 +120,35 @@ impl Harness {
     }
 
     pub fn at(now: u64, conf_text: &str, inputs: Inputs, options: Options) -> Harness {
-        let (engine, actions) = Engine::new(
-            &config(conf_text),
-            inputs,
-            options,
-            Timestamp::from_millis(now),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        Harness::build(now, 0, conf_text, inputs, options)
+    }
+
+    /// Like [`Harness::with`], started while the wall clock reads `wall_offset` ms ahead of
+    /// the monotonic one (behind when negative).
+    pub fn started_off(wall_offset: i64, conf_text: &str, mut inputs: Inputs) -> Harness {
+        if inputs.local_addrs.is_empty() {
+            inputs.local_addrs = local_addrs();
+        }
+        Harness::build(T0, wall_offset, conf_text, inputs, Options::default())
+    }
+
+    fn build(
+        now: u64,
+        wall_offset: i64,
+        conf_text: &str,
+        inputs: Inputs,
+        options: Options,
+    ) -> Harness {
+        let wall = now
+            .checked_add_signed(wall_offset)
+            .expect("wall clock in range");
+        let clock = Now::new(Mono::from_millis(now), Timestamp::from_millis(wall));
+        let (engine, actions) = Engine::new(&config(conf_text), inputs, options, clock)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut h = Harness {
             engine,
             now,
+            wall_offset,
             actions: Vec::new(),
             running: Vec::new(),
         };
@@ -140,7 +167,28 @@ impl Harness {
         Harness::with(conf_text, inputs, Options::default())
     }
 
-    fn record(&mut self, actions: Vec<Action>) {
+    /// Both clocks now.
+    pub fn clock(&self) -> Now {
+        Now::new(
+            Mono::from_millis(self.now),
+            Timestamp::from_millis(self.wall()),
+        )
+    }
+
+    /// The wall clock now, ms.
+    pub fn wall(&self) -> u64 {
+        self.now
+            .checked_add_signed(self.wall_offset)
+            .expect("wall clock in range")
+    }
+
+    /// Steps the wall clock by `ms` (back when negative); the monotonic clock stays.
+    pub fn step_wall(&mut self, ms: i64) {
+        self.wall_offset += ms;
+    }
+
+    /// Feeds `actions` from a call the test made itself to the record.
+    pub fn record(&mut self, actions: Vec<Action>) {
         for a in &actions {
             if let Action::RunCommand { id, .. } = a {
                 self.running.push(*id);
@@ -157,14 +205,14 @@ impl Harness {
                 break;
             }
             self.now = self.now.max(d.as_millis());
-            let actions = self.engine.on_tick(Timestamp::from_millis(self.now));
+            let actions = self.engine.on_tick(self.clock());
             self.record(actions);
         }
         self.now = target;
     }
 
     pub fn packet(&mut self, p: &KnockPacket) {
-        let actions = self.engine.on_packet(Timestamp::from_millis(self.now), p);
+        let actions = self.engine.on_packet(self.clock(), p);
         self.record(actions);
     }
 
@@ -178,9 +226,7 @@ impl Harness {
     /// Reports every running command as finished now.
     pub fn finish_commands(&mut self) {
         for id in std::mem::take(&mut self.running) {
-            let actions = self
-                .engine
-                .on_command_done(Timestamp::from_millis(self.now), id);
+            let actions = self.engine.on_command_done(self.clock(), id);
             self.record(actions);
         }
     }

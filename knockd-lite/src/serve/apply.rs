@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use knock_core::otp;
-use knockd_engine::{Action, CommandKind, Timestamp};
+use knockd_engine::{Action, CommandKind, Now};
 
 use super::Server;
 use super::commands::{Deferred, Running};
@@ -14,14 +14,14 @@ use crate::exec::{self, Completion, Runner};
 use crate::log::Kind;
 
 impl<S: PacketSource, R: Runner> Server<S, R> {
-    /// Carries out `actions`, which the engine produced at `ms`.
-    pub(super) fn apply(&mut self, ms: u64, actions: Vec<Action>) {
+    /// Carries out `actions`, which the engine produced at `now`.
+    pub(super) fn apply(&mut self, now: Now, actions: Vec<Action>) {
         // Doors whose knock could not be recorded: their start command must not run, or a
         // used one-time line or HMAC counter could open the door again after a restart.
         let mut unrecorded: Vec<Arc<str>> = Vec::new();
         for action in actions {
             match action {
-                Action::Log(event) => self.journal.event(ms, &event),
+                Action::Log(event) => self.journal.event(now, &event),
                 Action::ConsumeOneTime { door, path, line } => {
                     if let Err(e) = otp::file::mark_used(&path, &line) {
                         let line = format!(
@@ -29,17 +29,17 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                             line.line_no,
                             path.display()
                         );
-                        self.journal.line(ms, &line, Kind::Error);
+                        self.journal.line(now, &line, Kind::Error);
                         unrecorded.push(door);
                     }
                 }
                 Action::HmacCounterUsed { door, counter } => {
-                    if let Err(e) = self.counters.record(&self.config, &door, counter, ms) {
+                    if let Err(e) = self.counters.record(&self.config, &door, counter, now.mono) {
                         let line = format!(
                             "{door}: cannot record HMAC counter {counter} in {}, command not run: {e}",
                             self.counters.path().display()
                         );
-                        self.journal.line(ms, &line, Kind::Error);
+                        self.journal.line(now, &line, Kind::Error);
                         unrecorded.push(door);
                     }
                 }
@@ -69,7 +69,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                         CommandKind::Stop { start } if self.commands.is_running(start) => {
                             self.commands.defer(start, d);
                         }
-                        _ => self.run_command(ms, d),
+                        _ => self.run_command(now, d),
                     }
                 }
                 Action::CaptureRulesChanged => self.turn.rules_dirty = true,
@@ -78,10 +78,10 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     }
 
     /// Logs and starts one command, with `%IP%` replaced by the numeric source address.
-    pub(super) fn run_command(&mut self, ms: u64, d: Deferred) {
+    pub(super) fn run_command(&mut self, now: Now, d: Deferred) {
         let command = exec::expand(&d.template, d.src);
         let line = format!("{}: running command: {command}", d.door);
-        self.journal.line(ms, &line, Kind::Event);
+        self.journal.line(now, &line, Kind::Event);
         self.commands.spawn(
             &command,
             Running {
@@ -102,14 +102,12 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// A command finished: log a failure as knockd does; a start's stop is now scheduled
     /// `Cmd_Timeout` later (or, at shutdown, released at once).
     pub(super) fn finished(&mut self, c: &Completion, r: &Running) {
-        let now = self.now_ms();
+        let now = self.now();
         if let Some(body) = c.failure_body(&r.door) {
             self.journal.line(now, &body, Kind::Error);
         }
         if r.kind == CommandKind::Start {
-            let actions = self
-                .engine
-                .on_command_done(Timestamp::from_millis(now), r.id);
+            let actions = self.engine.on_command_done(now, r.id);
             self.apply(now, actions);
             for d in self.commands.take_deferred(r.id) {
                 self.run_command(now, d);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use knockd_engine::Event;
+use knockd_engine::{Event, Now};
 
 use super::lookup::{Name, Resolver};
 use crate::log::{Kind, Logger};
@@ -51,7 +51,7 @@ fn with_name(body: &str, src: IpAddr, name: Option<&str>) -> String {
 /// A line waiting to be written.
 #[derive(Debug)]
 struct Held {
-    ms: u64,
+    now: Now,
     body: String,
     kind: Kind,
     /// The source whose name it waits for, and since when.
@@ -85,8 +85,8 @@ impl Journal {
         self.logger = logger;
     }
 
-    /// Logs an engine event at `ms`.
-    pub(crate) fn event(&mut self, ms: u64, event: &Event) {
+    /// Logs an engine event at `now`.
+    pub(crate) fn event(&mut self, now: Now, event: &Event) {
         let kind = kind_of(event);
         match (source_of(event), &mut self.resolver) {
             (Some(src), Some(resolver)) => {
@@ -94,41 +94,41 @@ impl Journal {
                 match resolver.name(src) {
                     Name::Known(name) if self.held.is_empty() => {
                         self.logger
-                            .event(ms, &with_name(&body, src, name.as_deref()), kind);
+                            .event(now, &with_name(&body, src, name.as_deref()), kind);
                     }
                     Name::Known(_) | Name::Pending => {
-                        self.hold(ms, body, kind, Some((src, Instant::now())));
+                        self.hold(now, body, kind, Some((src, Instant::now())));
                     }
-                    Name::Unavailable => self.line(ms, &body, kind),
+                    Name::Unavailable => self.line(now, &body, kind),
                 }
             }
             // The hot case in a flood: the line is formatted only if it is not folded.
-            _ if self.held.is_empty() => self.logger.event_with(ms, kind, || event.to_string()),
-            _ => self.hold(ms, event.to_string(), kind, None),
+            _ if self.held.is_empty() => self.logger.event_with(now, kind, || event.to_string()),
+            _ => self.hold(now, event.to_string(), kind, None),
         }
     }
 
     /// Logs a line that names no source (commands, start-up, errors).
-    pub(crate) fn line(&mut self, ms: u64, body: &str, kind: Kind) {
+    pub(crate) fn line(&mut self, now: Now, body: &str, kind: Kind) {
         if self.held.is_empty() {
-            self.logger.event(ms, body, kind);
+            self.logger.event(now, body, kind);
         } else {
-            self.hold(ms, body.to_string(), kind, None);
+            self.hold(now, body.to_string(), kind, None);
         }
     }
 
     /// A `-D` line (not ordered with the others: it is about capture, not the log).
-    pub(crate) fn debug(&mut self, ms: u64, body: &str) {
-        self.logger.debug(ms, body);
+    pub(crate) fn debug(&mut self, now: Now, body: &str) {
+        self.logger.debug(now, body);
     }
 
     pub(crate) fn debug_enabled(&self) -> bool {
         self.logger.debug_enabled()
     }
 
-    fn hold(&mut self, ms: u64, body: String, kind: Kind, src: Option<(IpAddr, Instant)>) {
+    fn hold(&mut self, now: Now, body: String, kind: Kind, src: Option<(IpAddr, Instant)>) {
         self.held.push_back(Held {
-            ms,
+            now,
             body,
             kind,
             src,
@@ -163,7 +163,7 @@ impl Journal {
                 Some((ip, _)) => with_name(&line.body, ip, name.as_deref()),
                 None => line.body,
             };
-            self.logger.event(line.ms, &body, line.kind);
+            self.logger.event(line.now, &body, line.kind);
             if one {
                 return;
             }
@@ -178,17 +178,17 @@ impl Journal {
     }
 
     /// The once-a-second duties: the summary of folded first-stage lines, held lines.
-    pub(crate) fn tick(&mut self, ms: u64) {
+    pub(crate) fn tick(&mut self, now: Now) {
         self.poll();
-        self.logger.tick(ms);
+        self.logger.tick(now);
     }
 
     /// Writes everything still held (at shutdown), with numbers where names are missing,
     /// and the summary of folded lines.
-    pub(crate) fn flush(&mut self, ms: u64) {
+    pub(crate) fn flush(&mut self, now: Now) {
         self.release(true, false);
         // A second that has not ended yet is summarised too: nothing comes after it.
-        self.logger.tick(ms.saturating_add(1000));
+        self.logger.tick(Now::new(now.mono.plus(1000), now.wall));
     }
 }
 
@@ -198,6 +198,11 @@ mod tests {
     use crate::log::LogConfig;
     use crate::testutil::Scratch;
     use std::sync::Arc;
+
+    const T: Now = Now::new(
+        knockd_engine::Mono::from_millis(1_000_000),
+        knockd_engine::Timestamp::from_millis(1_000_000),
+    );
 
     fn bodies(path: &std::path::Path) -> Vec<String> {
         std::fs::read_to_string(path)
@@ -256,8 +261,8 @@ mod tests {
         let scratch = Scratch::new("journal-plain");
         let path = scratch.path().join("log");
         let mut j = Journal::new(logger(&path), None);
-        j.event(1_000_000, &stage("192.0.2.1", 2));
-        j.line(1_000_000, "door: running command: x 192.0.2.1", Kind::Event);
+        j.event(T, &stage("192.0.2.1", 2));
+        j.line(T, "door: running command: x 192.0.2.1", Kind::Event);
         assert!(!j.waiting());
         assert_eq!(
             bodies(&path),
@@ -278,13 +283,9 @@ mod tests {
         })
         .unwrap();
         let mut j = Journal::new(logger(&path), Some(resolver));
-        j.event(1_000_000, &stage("192.0.2.1", 2));
-        j.line(
-            1_000_000,
-            "door: running command: open 192.0.2.1",
-            Kind::Event,
-        );
-        j.event(1_000_000, &stage("192.0.2.9", 2));
+        j.event(T, &stage("192.0.2.1", 2));
+        j.line(T, "door: running command: open 192.0.2.1", Kind::Event);
+        j.event(T, &stage("192.0.2.9", 2));
         assert!(j.waiting());
         let deadline = Instant::now() + Duration::from_secs(5);
         while j.waiting() {
@@ -293,7 +294,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         // Cached now: written at once.
-        j.event(1_000_000, &stage("192.0.2.1", 3));
+        j.event(T, &stage("192.0.2.1", 3));
         assert!(!j.waiting());
         assert_eq!(
             bodies(&path),
@@ -318,10 +319,10 @@ mod tests {
         })
         .unwrap();
         let mut j = Journal::new(logger(&path), Some(resolver));
-        j.event(1_000_000, &stage("192.0.2.1", 2));
-        j.line(1_000_000, "shutting down", Kind::Event);
+        j.event(T, &stage("192.0.2.1", 2));
+        j.line(T, "shutting down", Kind::Event);
         assert!(bodies(&path).is_empty());
-        j.flush(1_000_000);
+        j.flush(T);
         assert_eq!(bodies(&path), ["192.0.2.1: door: Stage 2", "shutting down"]);
         drop(tx);
     }

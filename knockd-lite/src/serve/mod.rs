@@ -19,6 +19,7 @@ mod reload;
 mod settings;
 mod shutdown;
 mod start;
+pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use knock_core::conf::Config;
 use knock_core::wire::{KnockPacket, ParseError, parse_frame};
-use knockd_engine::{Action, Engine, Timestamp};
+use knockd_engine::{Action, Engine, Mono, Now, Timestamp};
 
 use crate::args::Args;
 use crate::capture::{InterfaceCapture, LinkEvent, PacketSource};
@@ -77,9 +78,13 @@ impl Failure {
     }
 }
 
-/// The wall clock in ms since the epoch, the clock packet timestamps use.
-fn wall_ms() -> u64 {
-    Timestamp::from_system_time(SystemTime::now()).as_millis()
+/// Both clocks: the time since boot for timers, the wall clock (which packet timestamps
+/// use) for HMAC windows and log stamps.
+fn clock_now() -> Now {
+    Now::new(
+        Mono::from_millis(crate::sys::boot_ms()),
+        Timestamp::from_system_time(SystemTime::now()),
+    )
 }
 
 /// Runs the server until SIGTERM or SIGINT; returns the exit code.
@@ -130,8 +135,8 @@ struct Server<S, R> {
     journal: Journal,
     commands: Commands<R>,
     counters: HmacCounters,
-    /// The wall clock, ms since the epoch (a virtual one in tests).
-    clock: Box<dyn Fn() -> u64>,
+    /// Both clocks (virtual ones in tests).
+    clock: Box<dyn Fn() -> Now>,
     /// Kept for its `Drop`, which removes the file.
     _pidfile: Option<Pidfile>,
     /// What the loop keeps between turns.
@@ -181,37 +186,38 @@ impl Server<InterfaceCapture, Executor> {
 impl<S: PacketSource, R: Runner> Server<S, R> {
     /// Logs `starting up` and carries out what the engine asked for as it was built.
     fn begin(&mut self, first_actions: Vec<Action>) {
-        let now = self.now_ms();
+        let now = self.now();
         let line = format!("starting up, listening on {}", self.settings.interface);
         self.journal.line(now, &line, Kind::Event);
         self.apply(now, first_actions);
         self.sync_rules();
     }
 
-    fn now_ms(&self) -> u64 {
+    fn now(&self) -> Now {
         (self.clock)()
     }
 
     /// Waits for frames (at most until the next timer or tick), feeds them to the engine
     /// and carries out what they asked for, in capture order.
     fn receive(&mut self) {
-        let now = self.now_ms();
+        let now = self.now();
         let mut timeout = self
             .turn
             .next_tick
             .saturating_duration_since(Instant::now());
         if let Some(d) = self.engine.next_deadline() {
-            timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
+            let left = d.as_millis().saturating_sub(now.mono.as_millis());
+            timeout = timeout.min(Duration::from_millis(left));
         }
         if self.journal.waiting() {
             timeout = timeout.min(NAME_POLL);
         }
-        let mut batch: Vec<(u64, Item)> = Vec::new();
+        let mut batch: Vec<(Now, Item)> = Vec::new();
         self.capture_batch(timeout, &mut batch);
-        for (ms, item) in batch {
+        for (at, item) in batch {
             match item {
-                Item::Actions(actions) => self.apply(ms, actions),
-                Item::Debug(line) => self.journal.debug(ms, &line),
+                Item::Actions(actions) => self.apply(at, actions),
+                Item::Debug(line) => self.journal.debug(at, &line),
             }
         }
     }
@@ -220,13 +226,9 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// comings and goings, the once-a-second duties, held log lines, the capture filter.
     fn housekeep(&mut self) {
         self.collect_completions();
-        let now = self.now_ms();
-        if self
-            .engine
-            .next_deadline()
-            .is_some_and(|d| d.as_millis() <= now)
-        {
-            let actions = self.engine.on_tick(Timestamp::from_millis(now));
+        let now = self.now();
+        if self.engine.next_deadline().is_some_and(|d| d <= now.mono) {
+            let actions = self.engine.on_tick(now);
             self.apply(now, actions);
         }
         self.link_events(now);
@@ -241,33 +243,40 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
 
     /// Waits up to `timeout` for frames and feeds each to the engine; the actions each
     /// packet asks for (and `-D` lines) are collected in `out` with the packet's time.
-    fn capture_batch(&mut self, timeout: Duration, out: &mut Vec<(u64, Item)>) {
+    ///
+    /// The kernel stamps frames with the wall clock: both clocks are read once, at the
+    /// batch's first frame, and each frame is dated back from that reading by its age
+    /// ([`Now::of_packet`]), so a wall clock that stepped meanwhile dates nothing wrongly.
+    fn capture_batch(&mut self, timeout: Duration, out: &mut Vec<(Now, Item)>) {
         let debug = self.journal.debug_enabled();
         let Server {
             capture,
             engine,
             turn,
             args,
+            clock,
             ..
         } = self;
         let only_ipv4 = args.only_ipv4;
+        let mut read_at: Option<Now> = None;
         let result = capture.next_batch(timeout, &mut |frame| {
-            let ms = frame.ts_ms();
+            let batch_now = *read_at.get_or_insert_with(&**clock);
+            let at = batch_now.of_packet(Timestamp::from_millis(frame.ts_ms()));
             match parse_frame(frame.link, frame.data) {
                 Ok(p) if only_ipv4 && p.src.is_ipv6() => {}
                 Ok(p) => {
                     if debug {
-                        out.push((ms, Item::Debug(describe(&p, frame.vlan))));
+                        out.push((at, Item::Debug(describe(&p, frame.vlan))));
                     }
-                    let actions = engine.on_packet(Timestamp::from_millis(ms), &p);
+                    let actions = engine.on_packet(at, &p);
                     if !actions.is_empty() {
-                        out.push((ms, Item::Actions(actions)));
+                        out.push((at, Item::Actions(actions)));
                     }
                 }
                 Err(e) => {
                     turn.refused[e as usize] += 1;
                     if debug {
-                        out.push((ms, Item::Debug(format!("frame not used: {e}"))));
+                        out.push((at, Item::Debug(format!("frame not used: {e}"))));
                     }
                 }
             }
@@ -277,7 +286,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             Err(e) => {
                 let message = format!("capture: {e}");
                 if self.turn.last_capture_error.as_ref() != Some(&message) {
-                    self.journal.line(self.now_ms(), &message, Kind::Error);
+                    self.journal.line(self.now(), &message, Kind::Error);
                     self.turn.last_capture_error = Some(message);
                 }
                 // Do not spin on an error that persists.
@@ -293,13 +302,13 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         }
         if let Err(e) = self.capture.set_rules(&self.engine.capture_rules()) {
             let line = format!("capture filter: {e}");
-            self.journal.line(self.now_ms(), &line, Kind::Error);
+            self.journal.line(self.now(), &line, Kind::Error);
         }
     }
 
     /// Logs the capture's interface events (down, up, gone, back), and looks at the
     /// addresses at once when there are any: a returning interface brings its own.
-    fn link_events(&mut self, now: u64) {
+    fn link_events(&mut self, now: Now) {
         let events = self.capture.take_events();
         if events.is_empty() {
             return;
@@ -316,7 +325,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     }
 
     /// Picks up address changes (a DHCP renewal, an address added by hand).
-    fn poll_addresses(&mut self, now: u64) {
+    fn poll_addresses(&mut self, now: Now) {
         let Ok(current) = (self.lookup)(self.watch.name()) else {
             return;
         };

@@ -3,7 +3,7 @@
 //! attempts at doors that did not change carry over.
 
 use anyhow::{Context, anyhow};
-use knockd_engine::Timestamp;
+use knockd_engine::Now;
 
 use std::path::Path;
 
@@ -19,7 +19,7 @@ use crate::signals::Signals;
 
 impl Server<InterfaceCapture, Executor> {
     pub(super) fn reload(&mut self, signals: &Signals) {
-        let now = self.now_ms();
+        let now = self.now();
         // Log rotation is the other reason for a SIGHUP.
         self.reopen_log(now);
         match self.try_reload(now, signals) {
@@ -39,9 +39,9 @@ impl Server<InterfaceCapture, Executor> {
     }
 
     /// Loads everything first and commits only when all of it succeeded.
-    fn try_reload(&mut self, now: u64, signals: &Signals) -> anyhow::Result<usize> {
+    fn try_reload(&mut self, now: Now, signals: &Signals) -> anyhow::Result<usize> {
         let (config, settings) = settings::load(&self.args, &self.base)?;
-        let mut inputs = door_files::load(&config, self.counters.used())?;
+        let mut inputs = door_files::load(&config, &self.counters.used())?;
         let moved = settings.interface != self.settings.interface;
         let new_link = if moved {
             let iface = netif::find(&settings.interface)
@@ -59,9 +59,7 @@ impl Server<InterfaceCapture, Executor> {
             inputs.local_addrs = self.watch.addrs().to_vec();
             None
         };
-        let actions = self
-            .engine
-            .reload(&config, inputs, Timestamp::from_millis(now))?;
+        let actions = self.engine.reload(&config, inputs, now)?;
         if let Some((mut capture, watch)) = new_link {
             capture.add_wake_fd(signals.fd());
             capture.add_wake_fd(self.commands.runner().wake_fd());
@@ -104,7 +102,7 @@ impl Server<InterfaceCapture, Executor> {
     }
 
     /// Reopens the log file, or opens it at last if it could not be opened before.
-    fn reopen_log(&mut self, now: u64) {
+    fn reopen_log(&mut self, now: Now) {
         match self.journal.logger_mut().reopen() {
             Ok(false) => {}
             Ok(true) => {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use knock_core::conf::{Config, SequenceSource};
 use knockd_engine::bpf::Families;
 
+use super::state::{self, StateKind};
 use crate::args::Args;
 use crate::config::{self, ConfigError};
 use crate::log::{DEV_LOG, LogConfig};
@@ -29,9 +30,11 @@ pub(crate) struct Settings {
     pub(crate) log_origin: String,
     pub(crate) syslog: bool,
     pub(crate) families: Families,
-    /// Where used HMAC counters are kept: `STATE_DIR/<config file name>.hmac-used`, so two
+    /// Where used HMAC counters are kept (named by [`state::state_file`]), so two
     /// instances with different configs never share counters.
     pub(crate) state_file: PathBuf,
+    /// Where older versions kept them, read once if `state_file` does not exist yet.
+    pub(crate) legacy_state_file: PathBuf,
 }
 
 impl Settings {
@@ -54,10 +57,7 @@ pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), Confi
     // Messages name the file as it was given.
     let mut config = config::read(&config_path, &args.config)?;
     anchor(&mut config, base);
-    let name = config_path.file_name().map_or_else(
-        || "knockd.conf".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let state_dir = base.join(&args.state_dir);
     let settings = Settings {
         interface: args
             .interface
@@ -76,7 +76,8 @@ pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), Confi
         } else {
             Families::Both
         },
-        state_file: base.join(&args.state_dir).join(format!("{name}.hmac-used")),
+        state_file: state::state_file(&state_dir, &config_path, StateKind::HmacUsed),
+        legacy_state_file: state::legacy_hmac_file(&state_dir, &config_path),
         config_path,
     };
     Ok((config, settings))
@@ -125,7 +126,11 @@ mod tests {
         assert_eq!(s.log_file, Some(dir.join("k.log")));
         assert!(s.syslog);
         assert_eq!(s.families, Families::Both);
-        assert_eq!(s.state_file, dir.join("st/k.conf.hmac-used"));
+        assert_eq!(
+            s.state_file,
+            state::state_file(&dir.join("st"), &dir.join("k.conf"), StateKind::HmacUsed)
+        );
+        assert_eq!(s.legacy_state_file, dir.join("st/k.conf.hmac-used"));
         assert_eq!(
             config.doors[0].sequence,
             SequenceSource::OneTime(dir.join("lists/otp"))
@@ -158,8 +163,8 @@ mod tests {
         assert_eq!(s.log_file, Some(PathBuf::from("/tmp/x.log")));
         assert_eq!(s.families, Families::V4Only);
         assert_eq!(
-            s.state_file,
-            PathBuf::from("/var/lib/knockd-lite/k.conf.hmac-used")
+            s.state_file.parent(),
+            Some(Path::new("/var/lib/knockd-lite"))
         );
     }
 

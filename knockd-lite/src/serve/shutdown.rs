@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use knock_core::wire::ParseError;
-use knockd_engine::Timestamp;
 
 use super::{LAST_STOPS_WAIT, SHUTDOWN_WAIT, Server};
 use crate::capture::PacketSource;
@@ -16,8 +15,8 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// SIGTERM/SIGINT: run every pending stop now, wait for them (bounded), log
     /// `shutting down`.
     pub(super) fn shutdown(&mut self) {
-        let now = self.now_ms();
-        let actions = self.engine.shutdown(Timestamp::from_millis(now));
+        let now = self.now();
+        let actions = self.engine.shutdown(now);
         self.apply(now, actions);
         let mut deadline = Instant::now() + SHUTDOWN_WAIT;
         let mut forced = false;
@@ -36,8 +35,8 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                         d.door,
                         SHUTDOWN_WAIT.as_secs()
                     );
-                    self.journal.line(self.now_ms(), &line, Kind::Error);
-                    self.run_command(self.now_ms(), d);
+                    self.journal.line(self.now(), &line, Kind::Error);
+                    self.run_command(self.now(), d);
                 }
                 continue;
             }
@@ -45,7 +44,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 self.finished(&c, &r);
             }
         }
-        let now = self.now_ms();
+        let now = self.now();
         if self.commands.running() > 0 {
             let line = format!(
                 "{} command(s) still running at exit, left to finish on their own",
@@ -60,7 +59,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         self.journal.flush(now);
     }
 
-    fn debug_stats(&mut self, now: u64) {
+    fn debug_stats(&mut self, now: knockd_engine::Now) {
         let c = self.capture.stats();
         let e = self.engine.stats();
         self.journal.debug(

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use knockd_engine::{Engine, Options, Timestamp};
+use knockd_engine::{Engine, Options};
 
 use super::commands::Commands;
 use super::journal::Journal;
 use super::lookup::{self, Resolver};
-use super::{Failure, Server, Turn, settings, wall_ms};
+use super::{Failure, Server, Turn, clock_now, settings};
 use crate::args::Args;
 use crate::capture::{CaptureOptions, InterfaceCapture};
 use crate::config;
@@ -28,10 +28,15 @@ impl Server<InterfaceCapture, Executor> {
             .context("cannot read the current directory")
             .map_err(Failure::runtime)?;
         let (config, settings) = settings::load(&args, &base).map_err(Failure::config)?;
-        let counters = HmacCounters::load(&settings.state_file)
-            .context("HMAC state")
-            .map_err(Failure::runtime)?;
-        let mut inputs = door_files::load(&config, counters.used()).map_err(Failure::config)?;
+        let now = clock_now();
+        let counters = HmacCounters::load(
+            &settings.state_file,
+            Some(&settings.legacy_state_file),
+            now.mono,
+        )
+        .context("HMAC state")
+        .map_err(Failure::runtime)?;
+        let mut inputs = door_files::load(&config, &counters.used()).map_err(Failure::config)?;
         let iface = netif::find(&settings.interface)
             .with_context(|| settings.interface.clone())
             .map_err(Failure::runtime)?
@@ -41,7 +46,6 @@ impl Server<InterfaceCapture, Executor> {
         let options = Options {
             max_attempts: args.max_attempts,
         };
-        let now = Timestamp::from_millis(wall_ms());
         let (engine, first_actions) =
             Engine::new(&config, inputs, options, now).map_err(Failure::config)?;
         let capture_opts = CaptureOptions {
@@ -59,7 +63,7 @@ impl Server<InterfaceCapture, Executor> {
         warnings.extend(logger.file_error().map(|e| e.warning(&settings.log_origin)));
         for warning in &warnings {
             eprintln!("knockd-lite: {warning}");
-            logger.event(wall_ms(), warning, Kind::Warning);
+            logger.event(clock_now(), warning, Kind::Warning);
         }
         // An eventfd, no thread yet.
         let exec =
@@ -74,7 +78,7 @@ impl Server<InterfaceCapture, Executor> {
             match Pidfile::create(&settings.pid_file) {
                 Ok(p) => pidfile = Some(p),
                 Err(e) => {
-                    logger.event(wall_ms(), &e.to_string(), Kind::Error);
+                    logger.event(clock_now(), &e.to_string(), Kind::Error);
                     return Err(Failure::runtime(e));
                 }
             }
@@ -85,7 +89,7 @@ impl Server<InterfaceCapture, Executor> {
                 Ok(r) => Some(r),
                 Err(e) => {
                     let line = format!("no lookup thread ({e}): logging addresses, not names");
-                    logger.event(wall_ms(), &line, Kind::Error);
+                    logger.event(clock_now(), &line, Kind::Error);
                     None
                 }
             }
@@ -107,7 +111,7 @@ impl Server<InterfaceCapture, Executor> {
             journal: Journal::new(logger, resolver),
             commands: Commands::new(exec),
             counters,
-            clock: Box::new(wall_ms),
+            clock: Box::new(clock_now),
             _pidfile: pidfile,
             turn: Turn::default(),
         };

@@ -33,6 +33,14 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The virtual clock starts here (ms since the epoch).
 const T0: u64 = 1_700_000_000_000;
 
+/// Both clocks: the monotonic one at `mono`, the wall clock `offset` ms ahead of it.
+fn both(mono: u64, offset: i64) -> Now {
+    Now::new(
+        Mono::from_millis(mono),
+        Timestamp::from_millis(mono.checked_add_signed(offset).unwrap()),
+    )
+}
+
 /// What the runner was asked to do and did, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seen {
@@ -134,7 +142,10 @@ struct Harness {
     dir: Scratch,
     server: Server<ReplaySource, FakeRunner>,
     shell: Rc<RefCell<Shell>>,
+    /// The monotonic clock, ms.
     clock: Rc<Cell<u64>>,
+    /// The wall clock's lead on `clock`, ms.
+    wall_offset: Rc<Cell<i64>>,
 }
 
 /// The interface every lookup finds: up, with the server's address.
@@ -151,6 +162,12 @@ fn test_iface(name: &str) -> io::Result<Option<Interface>> {
 impl Harness {
     /// A server for `conf`, after writing `files` (name, text, mode) next to it.
     fn new(conf: &str, files: &[(&str, &str, u32)]) -> Harness {
+        Harness::started_off(0, conf, files)
+    }
+
+    /// Like [`Harness::new`], started while the wall clock reads `wall_offset` ms ahead of
+    /// the monotonic one.
+    fn started_off(wall_offset: i64, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
         use std::os::unix::fs::PermissionsExt;
         let dir = Scratch::new("serve");
         for (name, text, mode) in files {
@@ -173,17 +190,22 @@ impl Harness {
         .unwrap();
         let base = dir.path().to_path_buf();
         let (config, settings) = settings::load(&args, &base).unwrap();
-        let counters = HmacCounters::load(&settings.state_file).unwrap();
-        let mut inputs = door_files::load(&config, counters.used()).unwrap();
-        inputs.local_addrs = vec![IpAddr::V4(SERVER)];
         let clock = Rc::new(Cell::new(T0));
-        let (engine, first_actions) = Engine::new(
-            &config,
-            inputs,
-            Options::default(),
-            Timestamp::from_millis(T0),
+        let wall_offset = Rc::new(Cell::new(wall_offset));
+        let read = {
+            let (clock, wall_offset) = (Rc::clone(&clock), Rc::clone(&wall_offset));
+            move || both(clock.get(), wall_offset.get())
+        };
+        let counters = HmacCounters::load(
+            &settings.state_file,
+            Some(&settings.legacy_state_file),
+            read().mono,
         )
         .unwrap();
+        let mut inputs = door_files::load(&config, &counters.used()).unwrap();
+        inputs.local_addrs = vec![IpAddr::V4(SERVER)];
+        let (engine, first_actions) =
+            Engine::new(&config, inputs, Options::default(), read()).unwrap();
         let logger = Logger::open(settings.log_config(&args));
         let shell = Rc::new(RefCell::new(Shell::default()));
         let watch = Watch::new("test0", test_iface("test0").unwrap());
@@ -199,10 +221,7 @@ impl Harness {
             journal: Journal::new(logger, None),
             commands: Commands::new(FakeRunner(Rc::clone(&shell))),
             counters,
-            clock: Box::new({
-                let clock = Rc::clone(&clock);
-                move || clock.get()
-            }),
+            clock: Box::new(read),
             _pidfile: None,
             turn: Turn::default(),
         };
@@ -212,7 +231,20 @@ impl Harness {
             server,
             shell,
             clock,
+            wall_offset,
         }
+    }
+
+    /// The wall clock, ms.
+    fn wall(&self) -> u64 {
+        both(self.clock.get(), self.wall_offset.get())
+            .wall
+            .as_millis()
+    }
+
+    /// Steps the wall clock by `ms` (back when negative); the monotonic clock stays.
+    fn step_wall(&self, ms: i64) {
+        self.wall_offset.set(self.wall_offset.get() + ms);
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -238,7 +270,7 @@ impl Harness {
             };
             let data = ipv4_packet(&Ipv4Header::new(CLIENT, SERVER), &l4).unwrap();
             self.server.capture.push(ReplayFrame {
-                ts_ns: self.clock.get() * 1_000_000,
+                ts_ns: self.wall() * 1_000_000,
                 vlan: None,
                 data,
             });
@@ -349,15 +381,15 @@ fn an_hmac_counter_that_cannot_be_recorded_runs_no_command() {
     let log = h.log();
     let want = format!(
         "h: cannot record HMAC counter {} in {}, command not run: ",
-        h.clock.get() / 1000 / 30,
-        h.path("state/k.conf.hmac-used").display()
+        h.wall() / 1000 / 30,
+        h.server.settings.state_file.display()
     );
     assert!(log.iter().any(|l| l.starts_with(&want)), "{log:#?}");
 
     // Once the state can be written, the next window's sequence opens the door, and the
     // counter is on disk before the command runs.
     std::fs::remove_file(h.path("state")).unwrap();
-    h.shell.borrow_mut().watch = Some(h.path("state/k.conf.hmac-used"));
+    h.shell.borrow_mut().watch = Some(h.server.settings.state_file.clone());
     // The window moves on a timer, which also rebuilds the filter for the new sequence.
     h.turn_after(30_000);
     let hits = hmac_hits(&h, "h", "s3cret");
@@ -367,7 +399,7 @@ fn an_hmac_counter_that_cannot_be_recorded_runs_no_command() {
         panic!("{seen:?}")
     };
     assert_eq!(command, "open 192.0.2.1");
-    let counter = h.clock.get() / 1000 / 30;
+    let counter = h.wall() / 1000 / 30;
     assert!(state.contains(&format!("{counter}\th\n")), "{state:?}");
 }
 
@@ -385,7 +417,7 @@ fn hmac_hits(h: &Harness, door: &str, secret: &str) -> Vec<(Proto, u16)> {
     };
     let hits: Vec<Hit> = params
         .params(door)
-        .derive_at(&Secret::from_text(secret), h.clock.get() / 1000)
+        .derive_at(&Secret::from_text(secret), h.wall() / 1000)
         .unwrap();
     hits.iter().map(|hit| (hit.proto, hit.port)).collect()
 }
@@ -452,6 +484,67 @@ fn a_stop_whose_start_finished_runs_at_once_at_shutdown() {
     h.finish("open 192.0.2.1");
     h.shell.borrow_mut().finish_on_wait = true;
     h.server.shutdown();
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
+}
+
+/// The hostile run's finding: started while the wall clock was two hours ahead, then
+/// corrected, the server ran no stop command until SIGTERM, let a late hit advance a
+/// sequence, and refused the HMAC door's current sequence.
+#[test]
+fn a_wall_clock_set_back_freezes_no_timer_and_moves_the_hmac_window() {
+    const HOUR: i64 = 3_600_000;
+    let conf = "[d]\nsequence = 7000,8000\nseq_timeout = 5\nstart_command = open %IP%\n\
+                stop_command = close %IP%\ncmd_timeout = 10\n\
+                [h]\nhmac_secret_file = h.key\nhmac_length = 2\nhmac_skew = 0\n\
+                start_command = hmac %IP%\n";
+    let mut h = Harness::started_off(2 * HOUR, conf, &[("h.key", "s3cret\n", 0o600)]);
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    h.finish("open 192.0.2.1");
+    h.step_wall(-2 * HOUR);
+
+    // Seq_Timeout expires: a hit 8 s after the first advances nothing.
+    h.knock(&[(TCP, 7000)]);
+    h.turn_after(8000);
+    h.knock(&[(TCP, 8000)]);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    assert!(
+        h.log()
+            .contains(&"192.0.2.1: d: sequence timeout (stage 1)".to_string())
+    );
+
+    // The stop is due 10 s after the start finished: 8.2 s have passed.
+    h.turn_after(1_799);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    h.turn_after(1);
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
+
+    // The HMAC door listens for the corrected clock's sequence, through the kernel filter.
+    let hits = hmac_hits(&h, "h", "s3cret");
+    h.knock(&hits);
+    assert_eq!(
+        h.spawned(),
+        ["open 192.0.2.1", "close 192.0.2.1", "hmac 192.0.2.1"]
+    );
+}
+
+#[test]
+fn a_wall_clock_a_day_ahead_during_a_reload_fires_nothing_early() {
+    const DAY: i64 = 86_400_000;
+    let mut h = Harness::new(
+        "[d]\nsequence = 7000,8000\nstart_command = open %IP%\nstop_command = close %IP%\n\
+         cmd_timeout = 10\n",
+        &[],
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    h.finish("open 192.0.2.1");
+    // A second a day ahead, with a loop turn (what a SIGHUP does to the engine is in the
+    // engine's replay tests), then back.
+    h.step_wall(DAY);
+    h.turn_after(1000);
+    h.step_wall(-DAY);
+    h.turn_after(8_999);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    h.turn_after(1);
     assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
 }
 

@@ -27,7 +27,7 @@ pub(crate) use process::{Pidfd, detach, kill_group};
 pub(crate) use signal::SignalFd;
 #[cfg(test)]
 pub(crate) use signal::raise;
-pub(crate) use time::{BrokenDown, local_time, reload_time_zone};
+pub(crate) use time::{BrokenDown, boot_ms, local_time, reload_time_zone};
 
 use std::io;
 

@@ -118,7 +118,7 @@ impl Setup<'_> {
 
     /// The counters the server recorded as used for `door` (lines `C1,C2\tDOOR`).
     fn used_counters(&self, door: &str) -> Vec<u64> {
-        lines(&self.lite.path("state/knockd.conf.hmac-used"))
+        lines(&self.lite.state_file("hmac-used"))
             .iter()
             .filter_map(|l| l.strip_suffix(&format!("\t{door}")))
             .flat_map(|list| list.split(','))

@@ -6,6 +6,7 @@
 //! tests that need root are written with [`knock_e2e::netns_test!`].
 
 mod client;
+mod clock_step;
 mod hmac_lite;
 mod interop_knockd;
 mod interop_knockd_flags;

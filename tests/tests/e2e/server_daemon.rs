@@ -282,7 +282,7 @@ netns_test!(
             "{}",
             lite.output()
         );
-        let state = lite.path("state/knockd.conf.hmac-used");
+        let state = lite.state_file("hmac-used");
         let saved = std::fs::read_to_string(&state).unwrap();
         assert!(saved.contains(&format!("{counter}\tssh\n")), "{saved}");
         // The same sequence again: a replay, logged, and no command.
