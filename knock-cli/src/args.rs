@@ -66,7 +66,7 @@ pub(crate) struct KnockArgs {
     #[arg(long, requires = "dry_run")]
     pub json: bool,
 
-    /// Host name or address to knock on
+    /// Host name or address to knock on (IPv6 with a zone: fe80::1%eth0)
     #[arg(value_name = "HOST", value_parser = host)]
     pub host: String,
 
@@ -163,12 +163,19 @@ HIT forms (each HIT may also be a comma-separated list of them):
   PROTO:PORT[:LETTERS]  tcp:110:up (tportknockd letters f s r p a u, x all six, n none,
                         i ignored)
 
+A PORT may also be a service name, looked up as knock(1) looks it up: ssh, http:udp,
+www:tcp:fin. The name's entry for the hit's protocol in the system's services database
+(/etc/services; on Windows %SystemRoot%\\System32\\drivers\\etc\\services) gives the port,
+else its entry for any protocol (-u ssh is UDP to 22). -v and --dry-run show the number.
+
 Options may come anywhere, before, between or after HOST and the hits, as knock(1) takes
 them; `--` ends the options.
 
 HOST comes first. A HOST that reads as a hit (7000, 7000,8000, 8000:udp) is refused as a
 missing HOST (exit 2), since `knock 7000 8000` would otherwise knock the address 0.0.27.88.
-To knock an address, write it in full: four numbers 0-255 joined by dots, or IPv6.
+To knock an address, write it in full: four numbers 0-255 joined by dots, or IPv6. A
+link-local IPv6 address takes its zone, fe80::1%eth0 (or [fe80::1%eth0]), which every hit
+is sent on and every listing shows.
 
 Hits with exact flags, and every TCP hit under --raw, are built whole and sent through a
 raw socket. That needs root or CAP_NET_RAW on Linux (once: sudo setcap cap_net_raw+ep

@@ -150,10 +150,11 @@ pub(crate) fn send_all(
             progress.pause(plan.delay, sleep);
         }
         if plan.verbose {
-            out.line(&hitting(hit, plan.addr)).context("write stdout")?;
+            out.line(&hitting(hit, &plan.addr))
+                .context("write stdout")?;
         }
         sender
-            .send(hit, plan.addr)
+            .send(hit, plan.addr.dest)
             .map_err(|source| AtHit::<SendError> {
                 index: i + 1,
                 total,
@@ -172,20 +173,19 @@ pub(crate) mod testing {
 
     use std::cell::{Cell, RefCell};
     use std::io;
-    use std::net::{IpAddr, SocketAddr};
     use std::rc::Rc;
     use std::time::Duration;
 
     use knock_core::hit::Hit;
-    use knock_core::send::{Op, PlainSender, Privilege, Refusal, SendError, Sender};
+    use knock_core::send::{Dest, Op, PlainSender, Privilege, Refusal, SendError, Sender};
 
     /// One thing that happened, in order.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub(crate) enum Event {
         /// Sent by the plain sender.
-        Sent(Hit, IpAddr),
+        Sent(Hit, Dest),
         /// Sent by the raw sender.
-        SentRaw(Hit, IpAddr),
+        SentRaw(Hit, Dest),
         Slept(Duration),
     }
 
@@ -244,14 +244,14 @@ pub(crate) mod testing {
             }
         }
 
-        fn send(&mut self, hit: &Hit, dst: IpAddr) -> Result<(), SendError> {
+        fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {
             self.check(hit)?;
             let attempt = self.timeline.attempts.get();
             self.timeline.attempts.set(attempt + 1);
             if self.fail_at == Some(attempt) {
                 return Err(SendError::Io {
                     op: Op::SendTo,
-                    addr: SocketAddr::new(dst, hit.port),
+                    addr: dst.socket_addr(hit.port),
                     error: io::ErrorKind::PermissionDenied.into(),
                 });
             }
@@ -278,7 +278,7 @@ mod tests {
     fn plan(hits: &str, delay_ms: u64, verbose: bool) -> Plan {
         Plan {
             host: "h".into(),
-            addr: "192.0.2.2".parse().unwrap(),
+            addr: crate::resolve::Address::from("192.0.2.2".parse::<std::net::IpAddr>().unwrap()),
             hits: parse_sequence(hits, Proto::Tcp).unwrap(),
             delay: Duration::from_millis(delay_ms),
             verbose,
@@ -308,7 +308,7 @@ mod tests {
         let (events, _, result) = run(&p, Recorder::default());
         result.unwrap();
         let d = Duration::from_millis(150);
-        let a = p.addr;
+        let a = p.addr.dest;
         assert_eq!(
             events,
             [
@@ -329,8 +329,8 @@ mod tests {
         assert_eq!(
             events,
             [
-                Event::Sent(Hit::tcp(7000), p.addr),
-                Event::Sent(Hit::tcp(8000), p.addr)
+                Event::Sent(Hit::tcp(7000), p.addr.dest),
+                Event::Sent(Hit::tcp(8000), p.addr.dest)
             ]
         );
     }
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(
             events,
             [
-                Event::Sent(Hit::tcp(7000), p.addr),
+                Event::Sent(Hit::tcp(7000), p.addr.dest),
                 Event::Slept(Duration::from_millis(10))
             ]
         );
@@ -389,11 +389,11 @@ mod tests {
         assert_eq!(
             timeline.events(),
             [
-                Event::Sent(Hit::tcp(7000), p.addr),
+                Event::Sent(Hit::tcp(7000), p.addr.dest),
                 Event::Slept(ms(100)),
                 Event::Slept(ms(100)),
                 Event::Slept(ms(50)),
-                Event::Sent(Hit::tcp(8000), p.addr),
+                Event::Sent(Hit::tcp(8000), p.addr.dest),
             ]
         );
         assert_eq!(bar.position(), 2);
@@ -513,7 +513,7 @@ mod tests {
             &mut Silent,
         )
         .unwrap();
-        let a = p.addr;
+        let a = p.addr.dest;
         assert_eq!(
             timeline.events(),
             [

@@ -1,8 +1,6 @@
 //! The `--dry-run --json` document. Its shape is a promise: later features add hits from
 //! other sources, never other keys' meanings.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 
 use knock_core::hit::Hit;
@@ -14,8 +12,8 @@ use crate::plan::Plan;
 pub(crate) struct DryRun {
     /// HOST as written.
     pub host: String,
-    /// The address every hit would go to.
-    pub address: IpAddr,
+    /// The address every hit would go to, with its zone (`fe80::1%eth0`).
+    pub address: String,
     pub hits: Vec<JsonHit>,
 }
 
@@ -43,7 +41,7 @@ impl DryRun {
     pub(crate) fn new(plan: &Plan) -> DryRun {
         DryRun {
             host: plan.host.clone(),
-            address: plan.addr,
+            address: plan.addr.to_string(),
             hits: plan.hits.iter().map(JsonHit::from).collect(),
         }
     }
@@ -64,7 +62,7 @@ mod tests {
     fn plan(host: &str, addr: &str, hits: &str) -> Plan {
         Plan {
             host: host.into(),
-            addr: addr.parse().unwrap(),
+            addr: crate::resolve::Address::from(addr.parse::<std::net::IpAddr>().unwrap()),
             hits: parse_sequence(hits, Proto::Tcp).unwrap(),
             delay: Duration::ZERO,
             verbose: false,

@@ -30,6 +30,7 @@ mod plan;
 mod profile;
 mod progress;
 mod resolve;
+mod services;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::anyhow;
 use clap::{FromArgMatches, Parser};
+use knock_core::hit::PortNames;
 use knock_core::secret::source::{Prompt, TerminalPrompt};
 use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
@@ -46,6 +48,7 @@ use crate::args::KnockArgs;
 pub use crate::args::command;
 use crate::output::Out;
 use crate::plan::Plan;
+use crate::services::Services;
 
 /// Runs `knock` with these arguments (the first is the program name) and returns the
 /// process exit code: 0 every hit sent, 1 runtime failure, 2 usage error or bad hit.
@@ -63,6 +66,7 @@ where
     };
     let mut sleep = std::thread::sleep;
     let mut prompt = TerminalPrompt;
+    let services = Services::system();
     run_with(
         args,
         Ctx {
@@ -74,6 +78,7 @@ where
             now: &unix_now,
             prompt: &mut prompt,
             stderr_terminal: io::stderr().is_terminal(),
+            services: &services,
         },
     )
 }
@@ -104,6 +109,8 @@ pub(crate) struct Ctx<'a> {
     pub prompt: &'a mut dyn Prompt,
     /// Whether stderr is a terminal, where a progress bar may be drawn.
     pub stderr_terminal: bool,
+    /// Service names for hits (`ssh`): the system's services database.
+    pub services: &'a dyn PortNames,
 }
 
 impl Ctx<'_> {
@@ -224,7 +231,7 @@ fn knock_command(argv: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> 
         return Ok(());
     };
     let quiet = args.quiet;
-    let plan = Plan::new(args)?;
+    let plan = Plan::new(args, ctx.services)?;
     execute::execute(&plan, ctx, quiet)
 }
 

@@ -2,11 +2,11 @@
 //! a closed pipe means the reader has seen enough.
 
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
 
 use knock_core::hit::{Hit, HitFlags};
 
 use crate::plan::Plan;
+use crate::resolve::Address;
 
 /// stdout, line by line. Once the reader has gone (broken pipe), further lines are
 /// dropped without error: `knock -v ... | head -1` still sends every hit and exits 0.
@@ -35,10 +35,11 @@ impl<'a> Out<'a> {
     }
 }
 
-/// `tcp 192.0.2.2:7000`, `udp [2001:db8::2]:8000`, `tcp 192.0.2.2:7000 [fin,psh]`: the
-/// flags only when the hit has exact ones.
-pub(crate) fn target(hit: &Hit, addr: IpAddr) -> String {
-    let mut text = format!("{} {}", hit.proto, SocketAddr::new(addr, hit.port));
+/// `tcp 192.0.2.2:7000`, `udp [2001:db8::2]:8000`, `tcp [fe80::1%eth0]:7000`,
+/// `tcp 192.0.2.2:7000 [fin,psh]`: the port always as a number (a service name shows what
+/// it stood for), the flags only when the hit has exact ones.
+pub(crate) fn target(hit: &Hit, addr: &Address) -> String {
+    let mut text = format!("{} {}", hit.proto, addr.with_port(hit.port));
     if let HitFlags::Exact(flags) = hit.flags {
         let names: Vec<&str> = flags.names().collect();
         if names.is_empty() {
@@ -51,7 +52,7 @@ pub(crate) fn target(hit: &Hit, addr: IpAddr) -> String {
 }
 
 /// The `-v` line printed just before a hit is sent, as knock(1) prints it.
-pub(crate) fn hitting(hit: &Hit, addr: IpAddr) -> String {
+pub(crate) fn hitting(hit: &Hit, addr: &Address) -> String {
     format!("hitting {}", target(hit, addr))
 }
 
@@ -62,7 +63,7 @@ pub(crate) fn dry_run_lines(plan: &Plan) -> Vec<String> {
         if i > 0 && !plan.delay.is_zero() {
             lines.push(format!("wait {} ms", plan.delay.as_millis()));
         }
-        lines.push(format!("would hit {}", target(hit, plan.addr)));
+        lines.push(format!("would hit {}", target(hit, &plan.addr)));
     }
     lines
 }
@@ -74,8 +75,8 @@ mod tests {
     use knock_core::hit::{Proto, TcpFlags};
     use std::time::Duration;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
+    fn ip(s: &str) -> Address {
+        Address::from(s.parse::<std::net::IpAddr>().unwrap())
     }
 
     #[test]
@@ -83,16 +84,24 @@ mod tests {
         let v4 = ip("192.0.2.2");
         let v6 = ip("2001:db8::2");
         let fin_psh = Hit::tcp_flags(7000, TcpFlags::FIN | TcpFlags::PSH);
-        let table: &[(Hit, IpAddr, &str)] = &[
-            (Hit::tcp(7000), v4, "hitting tcp 192.0.2.2:7000"),
-            (Hit::udp(8000), v4, "hitting udp 192.0.2.2:8000"),
-            (Hit::tcp(7000), v6, "hitting tcp [2001:db8::2]:7000"),
-            (Hit::udp(8000), v6, "hitting udp [2001:db8::2]:8000"),
-            (fin_psh, v4, "hitting tcp 192.0.2.2:7000 [fin,psh]"),
+        let zoned = Address {
+            dest: knock_core::send::Dest {
+                ip: "fe80::1".parse().unwrap(),
+                scope_id: 2,
+            },
+            zone: Some("eth0".into()),
+        };
+        let table: &[(Hit, Address, &str)] = &[
+            (Hit::tcp(7000), v4.clone(), "hitting tcp 192.0.2.2:7000"),
+            (Hit::udp(8000), v4.clone(), "hitting udp 192.0.2.2:8000"),
+            (Hit::tcp(7000), v6.clone(), "hitting tcp [2001:db8::2]:7000"),
+            (Hit::udp(8000), v6.clone(), "hitting udp [2001:db8::2]:8000"),
+            (fin_psh, v4.clone(), "hitting tcp 192.0.2.2:7000 [fin,psh]"),
             (fin_psh, v6, "hitting tcp [2001:db8::2]:7000 [fin,psh]"),
+            (fin_psh, zoned, "hitting tcp [fe80::1%eth0]:7000 [fin,psh]"),
             (
                 Hit::tcp_flags(110, TcpFlags::NONE),
-                v4,
+                v4.clone(),
                 "hitting tcp 192.0.2.2:110 [none]",
             ),
             // Flags ignored: sent as an ordinary SYN, so nothing to show.
@@ -103,7 +112,7 @@ mod tests {
             ),
         ];
         for (hit, addr, want) in table {
-            assert_eq!(hitting(hit, *addr), *want);
+            assert_eq!(hitting(hit, addr), *want);
         }
     }
 

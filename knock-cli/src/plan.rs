@@ -1,16 +1,15 @@
 //! From syntax to a plan: the hits parsed, HOST resolved, the options settled. This is the
 //! one place that looks anything up; sending and printing work only on the [`Plan`].
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
+use knock_core::hit::{Hit, HitError, PortNames, Proto, parse_sequence_named};
 use knock_core::profile::{DEFAULT_DELAY_MS, Family};
 use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
-use crate::resolve::resolve;
+use crate::resolve::{Address, ResolveError, resolve};
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +27,7 @@ pub(crate) struct Plan {
     /// HOST as written.
     pub host: String,
     /// The one address every hit goes to.
-    pub addr: IpAddr,
+    pub addr: Address,
     pub hits: Vec<Hit>,
     /// Pause between two hits.
     pub delay: Duration,
@@ -50,10 +49,11 @@ impl Mode {
 }
 
 impl Plan {
-    /// Parses the hits (a bad one is a usage error), then resolves HOST once (a failure
-    /// there is a runtime error). Hits come first so a typo never waits on a lookup.
-    pub(crate) fn new(args: KnockArgs) -> Result<Plan, Failure> {
-        let hits = parse_hits(&args.hits, args.send.udp).map_err(Failure::usage)?;
+    /// Parses the hits, with service names from `names` (a bad one is a usage error), then
+    /// resolves HOST once (a failure there is a runtime error). Hits come first so a typo
+    /// never waits on a lookup.
+    pub(crate) fn new(args: KnockArgs, names: &dyn PortNames) -> Result<Plan, Failure> {
+        let hits = parse_hits(&args.hits, args.send.udp, names).map_err(Failure::usage)?;
         let family = args.send.family().unwrap_or_default();
         Plan::resolve(
             args.host,
@@ -70,8 +70,8 @@ impl Plan {
     }
 
     /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
-    /// error). The hits may be left empty and filled in later, by a one-time list that is
-    /// read only once the address is known.
+    /// error, a HOST that cannot name a host a usage error). The hits may be left empty and
+    /// filled in later, by a one-time list that is read only once the address is known.
     pub(crate) fn resolve(
         host: String,
         family: Family,
@@ -81,7 +81,10 @@ impl Plan {
         mode: Mode,
         send: SendOptions,
     ) -> Result<Plan, Failure> {
-        let addr = resolve(&host, family).map_err(Failure::runtime)?;
+        let addr = resolve(&host, family).map_err(|e| match e {
+            ResolveError::NotAHost(_) => Failure::usage(e),
+            _ => Failure::runtime(e),
+        })?;
         Ok(Plan {
             host,
             addr,
@@ -94,12 +97,17 @@ impl Plan {
     }
 }
 
-/// All HIT arguments in order; each may itself be a comma-separated sequence.
-pub(crate) fn parse_hits(words: &[String], udp: bool) -> Result<Vec<Hit>, HitError> {
+/// All HIT arguments in order; each may itself be a comma-separated sequence, and its
+/// ports service names found in `names`.
+pub(crate) fn parse_hits(
+    words: &[String],
+    udp: bool,
+    names: &dyn PortNames,
+) -> Result<Vec<Hit>, HitError> {
     let default = if udp { Proto::Udp } else { Proto::Tcp };
     let mut hits = Vec::new();
     for word in words {
-        hits.extend(parse_sequence(word, default)?);
+        hits.extend(parse_sequence_named(word, default, names)?);
     }
     Ok(hits)
 }
@@ -107,7 +115,7 @@ pub(crate) fn parse_hits(words: &[String], udp: bool) -> Result<Vec<Hit>, HitErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use knock_core::hit::TcpFlags;
+    use knock_core::hit::{NoNames, TcpFlags};
 
     fn words(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -115,7 +123,11 @@ mod tests {
 
     #[test]
     fn hit_arguments_and_comma_lists_flatten_in_order() {
-        let hits = parse_hits(&words(&["7000,8000:udp", "9000", "1:tcp:fin+psh"]), false);
+        let hits = parse_hits(
+            &words(&["7000,8000:udp", "9000", "1:tcp:fin+psh"]),
+            false,
+            &NoNames,
+        );
         assert_eq!(
             hits.unwrap(),
             [
@@ -129,18 +141,18 @@ mod tests {
 
     #[test]
     fn udp_changes_only_bare_ports() {
-        let hits = parse_hits(&words(&["7000", "8000:tcp", "9000:udp"]), true).unwrap();
+        let hits = parse_hits(&words(&["7000", "8000:tcp", "9000:udp"]), true, &NoNames).unwrap();
         assert_eq!(hits, [Hit::udp(7000), Hit::tcp(8000), Hit::udp(9000)]);
     }
 
     #[test]
     fn the_first_bad_hit_is_named() {
-        let err = parse_hits(&words(&["7000", "8000,abc", "0"]), false).unwrap_err();
+        let err = parse_hits(&words(&["7000", "8000,abc", "0"]), false, &NoNames).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"bad hit "abc": port "abc" is not a number (expected 1-65535)"#
         );
-        let err = parse_hits(&words(&["7000,"]), false).unwrap_err();
+        let err = parse_hits(&words(&["7000,"]), false, &NoNames).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"bad hit "": empty item (a stray or trailing comma?)"#

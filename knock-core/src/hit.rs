@@ -10,6 +10,11 @@
 //!
 //! [`Hit`]'s `Display` always writes the canonical knockd/extended spelling, which parses
 //! back to an equal hit whatever the default protocol is.
+//!
+//! A port is a number. The client also takes service names (`ssh`, `http:udp`), as
+//! knock(1) does: it passes a [`PortNames`] table it loaded at its edge to
+//! [`parse_sequence_named`]. The grammar itself reads no files, and the server passes no
+//! table, so a knockd.conf never depends on the services database of the machine.
 
 use std::fmt;
 
@@ -126,10 +131,40 @@ impl Hit {
 
     /// Parses one item. `default` is the protocol of a bare `PORT` (udp under `-u`).
     pub fn parse(item: &str, default: Proto) -> Result<Hit, HitError> {
-        parse_item(item.trim(), default).map_err(|kind| HitError {
+        Hit::parse_named(item, default, &NoNames)
+    }
+
+    /// Parses one item whose port may also be a service name found in `names`.
+    pub fn parse_named(item: &str, default: Proto, names: &dyn PortNames) -> Result<Hit, HitError> {
+        parse_item(item.trim(), default, names).map_err(|kind| HitError {
             item: item.trim().to_string(),
             kind,
         })
+    }
+}
+
+/// Service names for ports (`ssh` for 22), looked up by whoever parses: the client loads
+/// the system's services database, the server has none.
+pub trait PortNames {
+    /// The port named `name`, for a hit of protocol `proto`.
+    fn port(&self, name: &str, proto: Proto) -> Option<u16>;
+
+    /// Where names are looked up (`/etc/services`), for the message when one is not found;
+    /// `None` when no names are taken at all, so a name is "not a number".
+    fn source(&self) -> Option<String>;
+}
+
+/// No service names: every port must be a number (knockd.conf, profiles, one-time lists).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoNames;
+
+impl PortNames for NoNames {
+    fn port(&self, _name: &str, _proto: Proto) -> Option<u16> {
+        None
+    }
+
+    fn source(&self) -> Option<String> {
+        None
     }
 }
 
@@ -162,6 +197,10 @@ pub enum HitErrorKind {
     Empty,
     #[error("port {0:?} is not a number (expected 1-65535)")]
     NotANumber(String),
+    #[error("{0}")]
+    UnknownService(Box<UnknownService>),
+    #[error("not a hit; write it as {0} (PORT:PROTO)")]
+    SlashForm(String),
     #[error("port {0} is negative (expected 1-65535)")]
     Negative(String),
     #[error("port {0} is out of range (expected 1-65535)")]
@@ -184,9 +223,23 @@ pub enum HitErrorKind {
     TooManyFields,
 }
 
-fn parse_item(item: &str, default: Proto) -> Result<Hit, HitErrorKind> {
+/// A port written as a name that the services table does not have (boxed in
+/// [`HitErrorKind`], which stays small for the errors that carry it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("port {name:?} is neither a number (1-65535) nor a service name for {proto} in {database}")]
+pub struct UnknownService {
+    pub name: String,
+    pub proto: Proto,
+    /// Where names were looked up ([`PortNames::source`]).
+    pub database: String,
+}
+
+fn parse_item(item: &str, default: Proto, names: &dyn PortNames) -> Result<Hit, HitErrorKind> {
     if item.is_empty() {
         return Err(HitErrorKind::Empty);
+    }
+    if let Some(suggested) = slash_form(item) {
+        return Err(HitErrorKind::SlashForm(suggested));
     }
     let fields: Vec<&str> = item.split(':').map(str::trim).collect();
     if fields.len() > 3 {
@@ -197,7 +250,7 @@ fn parse_item(item: &str, default: Proto) -> Result<Hit, HitErrorKind> {
         if fields.len() < 2 {
             return Err(HitErrorKind::NotANumber(fields[0].to_string()));
         }
-        let port = parse_port(fields[1])?;
+        let port = port_of(fields[1], proto, names)?;
         let letters = fields.get(2).copied();
         return match (proto, letters) {
             (Proto::Udp, None) => Ok(Hit::udp(port)),
@@ -218,16 +271,20 @@ fn parse_item(item: &str, default: Proto) -> Result<Hit, HitErrorKind> {
     {
         return Err(HitErrorKind::UnknownProto(fields[0].to_string()));
     }
-    let port = parse_port(fields[0])?;
+    // The protocol comes after the port, and a name is looked up for it: read it first.
     let proto = match fields.get(1) {
-        None => {
-            return Ok(Hit {
-                port,
-                proto: default,
-                flags: HitFlags::Plain,
-            });
+        None => None,
+        Some(p) => {
+            Some(Proto::from_name(p).ok_or_else(|| HitErrorKind::UnknownProto(p.to_string()))?)
         }
-        Some(p) => Proto::from_name(p).ok_or_else(|| HitErrorKind::UnknownProto(p.to_string()))?,
+    };
+    let port = port_of(fields[0], proto.unwrap_or(default), names)?;
+    let Some(proto) = proto else {
+        return Ok(Hit {
+            port,
+            proto: default,
+            flags: HitFlags::Plain,
+        });
     };
     match (proto, fields.get(2)) {
         (_, None) => Ok(Hit {
@@ -241,6 +298,47 @@ fn parse_item(item: &str, default: Proto) -> Result<Hit, HitErrorKind> {
             proto,
             flags: parse_flag_names(names)?,
         }),
+    }
+}
+
+/// `tcp/22` or `22/udp`, the notation of /etc/services and of firewalls: the item the user
+/// meant, in the grammar's `PORT:PROTO`.
+fn slash_form(item: &str) -> Option<String> {
+    let (a, b) = item.split_once('/')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (port, proto) = match (Proto::from_name(a), Proto::from_name(b)) {
+        (Some(proto), None) => (b, proto),
+        (None, Some(proto)) => (a, proto),
+        _ => return None,
+    };
+    let port = parse_port(port).ok()?;
+    Some(
+        Hit {
+            port,
+            proto,
+            flags: HitFlags::Plain,
+        }
+        .to_string(),
+    )
+}
+
+/// A port field: a number, or a name `names` knows for `proto`.
+fn port_of(s: &str, proto: Proto, names: &dyn PortNames) -> Result<u16, HitErrorKind> {
+    match parse_port(s) {
+        Err(HitErrorKind::NotANumber(name)) if !name.is_empty() => {
+            match (names.port(&name, proto), names.source()) {
+                (Some(port), _) => Ok(port),
+                (None, Some(database)) => {
+                    Err(HitErrorKind::UnknownService(Box::new(UnknownService {
+                        name,
+                        proto,
+                        database,
+                    })))
+                }
+                (None, None) => Err(HitErrorKind::NotANumber(name)),
+            }
+        }
+        other => other,
     }
 }
 
@@ -327,7 +425,18 @@ fn parse_letters(s: &str) -> Result<HitFlags, HitErrorKind> {
 /// Parses a comma-separated sequence. Whitespace around items is allowed; an empty item
 /// (`7000,,8000` or a trailing comma) is an error, and so is an empty sequence.
 pub fn parse_sequence(s: &str, default: Proto) -> Result<Vec<Hit>, HitError> {
-    s.split(',').map(|item| Hit::parse(item, default)).collect()
+    parse_sequence_named(s, default, &NoNames)
+}
+
+/// [`parse_sequence`] where a port may also be a service name found in `names`.
+pub fn parse_sequence_named(
+    s: &str,
+    default: Proto,
+    names: &dyn PortNames,
+) -> Result<Vec<Hit>, HitError> {
+    s.split(',')
+        .map(|item| Hit::parse_named(item, default, names))
+        .collect()
 }
 
 /// Writes hits in canonical form, joined by commas.
@@ -502,6 +611,96 @@ mod tests {
             let err = Hit::parse(input, T).expect_err(input);
             assert_eq!(err.to_string(), *want, "input {input:?}");
         }
+    }
+
+    /// A services table for tests: ssh is tcp only, ntp udp only, domain both.
+    struct Table;
+
+    impl PortNames for Table {
+        fn port(&self, name: &str, proto: Proto) -> Option<u16> {
+            match (name, proto) {
+                ("ssh", _) => Some(22),
+                ("ntp", _) => Some(123),
+                ("domain", _) => Some(53),
+                ("http", Proto::Tcp) => Some(80),
+                _ => None,
+            }
+        }
+
+        fn source(&self) -> Option<String> {
+            Some("/etc/services".into())
+        }
+    }
+
+    #[test]
+    fn service_names_only_with_a_table() {
+        let table: &[(&str, Proto, Hit)] = &[
+            ("ssh", T, Hit::tcp(22)),
+            ("ssh", U, Hit::udp(22)),
+            ("domain:udp", T, Hit::udp(53)),
+            ("http:tcp", U, Hit::tcp(80)),
+            ("ssh:tcp:fin", T, exact(22, 0x01)),
+            ("tcp:ssh:up", T, exact(22, 0x28)),
+            ("udp:ntp", T, Hit::udp(123)),
+        ];
+        for (input, default, want) in table {
+            assert_eq!(
+                Hit::parse_named(input, *default, &Table),
+                Ok(*want),
+                "{input}"
+            );
+            // Without a table a name is not a number, as knockd.conf has always read it.
+            assert_eq!(
+                Hit::parse(input, *default).unwrap_err().to_string(),
+                format!(
+                    "bad hit {input:?}: port {:?} is not a number (expected 1-65535)",
+                    ["ssh", "domain", "http", "ntp"]
+                        .into_iter()
+                        .find(|n| input.contains(n))
+                        .unwrap()
+                ),
+            );
+        }
+        assert_eq!(
+            parse_sequence_named("ssh,http:udp,7000", T, &Table)
+                .unwrap_err()
+                .to_string(),
+            "bad hit \"http:udp\": port \"http\" is neither a number (1-65535) nor a service \
+             name for udp in /etc/services"
+        );
+        assert_eq!(
+            parse_sequence_named("ssh,domain:udp,7000", T, &Table),
+            Ok(vec![Hit::tcp(22), Hit::udp(53), Hit::tcp(7000)])
+        );
+        // Numbers never reach the table; bad numbers keep their own messages.
+        for (input, want) in [
+            ("-1", "port -1 is negative (expected 1-65535)"),
+            ("0", "port 0 is out of range (expected 1-65535)"),
+            (
+                "ssh:icmp",
+                "unknown protocol \"icmp\" (expected tcp or udp)",
+            ),
+        ] {
+            let err = Hit::parse_named(input, T, &Table).unwrap_err();
+            assert_eq!(err.kind.to_string(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn the_slash_notation_is_named_with_its_spelling_here() {
+        for (input, want) in [
+            ("tcp/22", "not a hit; write it as 22:tcp (PORT:PROTO)"),
+            ("22/udp", "not a hit; write it as 22:udp (PORT:PROTO)"),
+            ("UDP/53", "not a hit; write it as 53:udp (PORT:PROTO)"),
+        ] {
+            for names in [&NoNames as &dyn PortNames, &Table] {
+                let err = Hit::parse_named(input, T, names).unwrap_err();
+                assert_eq!(err.to_string(), format!("bad hit {input:?}: {want}"));
+            }
+        }
+        // Anything else with a slash is an ordinary bad port.
+        let err = Hit::parse("a/b", T).unwrap_err();
+        assert_eq!(err.kind, HitErrorKind::NotANumber("a/b".into()));
     }
 
     #[test]

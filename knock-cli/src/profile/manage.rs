@@ -1,5 +1,6 @@
 //! `knock profile list | show | save | remove`.
 
+use knock_core::hit::{Hit, PortNames, Proto};
 use knock_core::profile::store::{self, Store};
 use knock_core::profile::{FixedSequence, Knock, Profile};
 
@@ -36,7 +37,7 @@ pub(crate) fn show(store: &Store, name: &str, ctx: &mut Ctx<'_>) -> Result<(), F
 
 /// Writes a sequence profile from a knock command line.
 pub(crate) fn save(args: SaveArgs, store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
-    let profile = profile_from(&args)?;
+    let profile = profile_from(&args, ctx.services)?;
     let path = store
         .save(&args.name, &profile, args.force)
         .map_err(store_failure)?;
@@ -44,11 +45,32 @@ pub(crate) fn save(args: SaveArgs, store: &Store, ctx: &mut Ctx<'_>) -> Result<(
 }
 
 /// The profile `save` writes: only the options given are set, so the file stays as short
-/// as the command line was.
-fn profile_from(args: &SaveArgs) -> Result<Profile, Failure> {
+/// as the command line was. Service names are saved as their numbers: the file then knocks
+/// the same ports on every machine, and the server's copy of the sequence reads the same.
+fn profile_from(args: &SaveArgs, names: &dyn PortNames) -> Result<Profile, Failure> {
     // Checked item by item first, so an error names the argument as knock would.
-    crate::plan::parse_hits(&args.hits, args.send.udp).map_err(Failure::usage)?;
-    let text = args.hits.join(",");
+    crate::plan::parse_hits(&args.hits, args.send.udp, names).map_err(Failure::usage)?;
+    let default = if args.send.udp {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    };
+    let mut items = Vec::new();
+    for item in args.hits.iter().flat_map(|w| w.split(',')) {
+        let item = item.trim();
+        if Hit::parse(item, default).is_ok() {
+            items.push(item.to_string());
+            continue;
+        }
+        let hit = Hit::parse_named(item, default, names).map_err(Failure::usage)?;
+        // A bare name stays a bare port, so the profile's `udp` still decides.
+        items.push(if item.contains(':') {
+            hit.to_string()
+        } else {
+            hit.port.to_string()
+        });
+    }
+    let text = items.join(",");
     let sequence = FixedSequence::parse(&text).map_err(Failure::usage)?;
     let mut p = Profile::new(Knock::Fixed(sequence));
     p.host = Some(args.host.clone());

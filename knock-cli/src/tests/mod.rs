@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use knock_core::hit::Hit;
 use knock_core::secret::source::Prompt;
-use knock_core::send::{Grant, KnockSender, Privilege, SendOptions, Sender};
+use knock_core::send::{Dest, Grant, KnockSender, Privilege, SendOptions, Sender};
 
 use crate::execute::testing::{Event, Recorder};
 use crate::output::Out;
@@ -55,7 +55,19 @@ pub(crate) struct World {
     pub now: u64,
     /// `Some(answer)`: stdin is a terminal and this is typed at the prompt.
     pub terminal: Option<String>,
+    /// The services database, as the text of `/etc/services`.
+    pub services: &'static str,
 }
+
+/// The services database of the tests: a few lines as Debian's netbase has them (ssh for
+/// tcp only, domain for both, ntp for udp only, http with its alias www).
+pub(crate) const SERVICES: &str = "\
+ssh\t\t22/tcp\t\t\t\t# SSH Remote Login Protocol
+domain\t\t53/tcp\t\t\t\t# Domain Name Server
+domain\t\t53/udp
+http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
+ntp\t\t123/udp\t\t\t\t# Network Time Protocol
+";
 
 impl Default for World {
     /// An ordinary user, nothing set, the clock at 0, no terminal.
@@ -66,6 +78,7 @@ impl Default for World {
             vars: Vec::new(),
             now: 0,
             terminal: None,
+            services: SERVICES,
         }
     }
 }
@@ -109,7 +122,9 @@ impl World {
             vars,
             now,
             terminal,
+            services,
         } = self;
+        let services = crate::services::Services::from_text("/etc/services", services);
         let timeline = sender.timeline.clone();
         let options = Rc::new(Cell::new(None));
         let made = Rc::clone(&options);
@@ -144,6 +159,7 @@ impl World {
                 now: &clock,
                 prompt: &mut prompt,
                 stderr_terminal: false,
+                services: &services,
             },
         );
         let asked = asked.borrow().clone();
@@ -244,11 +260,12 @@ pub(crate) fn assert_rejected<T: std::fmt::Debug>(
     }
 }
 
-pub(crate) fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
+/// The destination of a hit to this address, without a scope.
+pub(crate) fn ip(s: &str) -> Dest {
+    Dest::from(s.parse::<IpAddr>().unwrap())
 }
 
-pub(crate) fn sent(events: &[Event]) -> Vec<(Hit, IpAddr)> {
+pub(crate) fn sent(events: &[Event]) -> Vec<(Hit, Dest)> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -274,7 +291,24 @@ fn exit_codes_and_messages() {
         (
             "192.0.2.2 7000 abc",
             2,
-            "knock: bad hit \"abc\": port \"abc\" is not a number (expected 1-65535)\n",
+            "knock: bad hit \"abc\": port \"abc\" is neither a number (1-65535) nor a \
+             service name for tcp in /etc/services\n",
+        ),
+        (
+            "192.0.2.2 tcp/22",
+            2,
+            "knock: bad hit \"tcp/22\": not a hit; write it as 22:tcp (PORT:PROTO)\n",
+        ),
+        (
+            "192.0.2.999 7000",
+            2,
+            "knock: 192.0.2.999 is not an IPv4 address (four numbers 0-255 joined by dots), \
+             nor a host name\n",
+        ),
+        (
+            "--dry-run 2001:db8::zz 7000",
+            2,
+            "knock: 2001:db8::zz is not an IPv6 address, nor a host name\n",
         ),
         (
             "192.0.2.2 7000,",
@@ -732,6 +766,99 @@ fn options_may_stand_anywhere_as_knock_1_takes_them() {
         "knock: bad hit \"-4\": port -4 is negative (expected 1-65535)\n"
     );
     assert!(o.events.is_empty());
+}
+
+#[test]
+fn service_names_are_sent_as_their_ports_and_shown_as_numbers() {
+    let o = knock("-v -d 5 192.0.2.2 ssh http:udp domain,www:tcp:fin --dry-run");
+    assert_eq!(
+        (o.code, o.err.as_str()),
+        (
+            0,
+            "knock: note: a real run would refuse hit 4 of 4 (80:tcp:fin): exact TCP flags need a raw socket, which needs root or CAP_NET_RAW\n"
+        )
+    );
+    assert_eq!(
+        o.out,
+        "would hit tcp 192.0.2.2:22\n\
+         wait 5 ms\n\
+         would hit udp 192.0.2.2:80\n\
+         wait 5 ms\n\
+         would hit tcp 192.0.2.2:53\n\
+         wait 5 ms\n\
+         would hit tcp 192.0.2.2:80 [fin]\n"
+    );
+    // knock(1) sends `-u ssh` to 22 over UDP, though ssh is listed for tcp only.
+    let o = knock("-v -u 192.0.2.2 ssh ntp domain:tcp");
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let a = ip("192.0.2.2");
+    assert_eq!(
+        sent(&o.events),
+        [(Hit::udp(22), a), (Hit::udp(123), a), (Hit::tcp(53), a)]
+    );
+    assert_eq!(
+        o.out,
+        "hitting udp 192.0.2.2:22\nhitting udp 192.0.2.2:123\nhitting tcp 192.0.2.2:53\n"
+    );
+    let o = knock("--dry-run --json 192.0.2.2 ssh");
+    assert!(o.out.contains("\"port\":22"), "{}", o.out);
+    // A name the database lacks is refused whole, before anything is sent; so is a name
+    // when the database cannot be read, which the message says.
+    let o = knock("192.0.2.2 ssh nosuch");
+    assert_eq!(o.code, 2);
+    assert!(o.events.is_empty());
+    let missing = World {
+        services: "",
+        ..World::default()
+    };
+    let o = missing.run(&["192.0.2.2", "ssh"]);
+    assert_eq!(o.code, 2);
+    assert_eq!(
+        o.err,
+        "knock: bad hit \"ssh\": port \"ssh\" is neither a number (1-65535) nor a service \
+         name for tcp in /etc/services\n"
+    );
+}
+
+#[test]
+fn a_zone_is_kept_through_sending_and_every_listing() {
+    // A numeric zone needs no interface of that name on the test machine.
+    let o = knock("-v fe80::1%7 7000 8000:udp");
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let zoned = Dest {
+        ip: "fe80::1".parse().unwrap(),
+        scope_id: 7,
+    };
+    assert_eq!(
+        sent(&o.events),
+        [(Hit::tcp(7000), zoned), (Hit::udp(8000), zoned)]
+    );
+    assert_eq!(
+        o.out,
+        "hitting tcp [fe80::1%7]:7000\nhitting udp [fe80::1%7]:8000\n"
+    );
+    let o = knock_in("--raw -v [fe80::1%7] 7000", with(Privilege::Raw));
+    assert_eq!(o.events, [Event::SentRaw(Hit::tcp(7000), zoned)]);
+    let o = knock("--dry-run fe80::1%7 7000");
+    assert_eq!(o.out, "would hit tcp [fe80::1%7]:7000\n");
+    let o = knock("--dry-run --json fe80::1%7 7000");
+    assert!(
+        o.out
+            .starts_with("{\"host\":\"fe80::1%7\",\"address\":\"fe80::1%7\","),
+        "{}",
+        o.out
+    );
+    // An interface by name keeps its name in every listing (Linux: lo always exists).
+    #[cfg(target_os = "linux")]
+    {
+        let o = knock("-v -6 fe80::2%lo 7000");
+        assert_eq!((o.code, o.err.as_str()), (0, ""));
+        assert_eq!(o.out, "hitting tcp [fe80::2%lo]:7000\n");
+        let [Event::Sent(_, dest)] = o.events.as_slice() else {
+            panic!("{:?}", o.events)
+        };
+        assert_ne!(dest.scope_id, 0);
+    }
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn seq(text: &str) -> Vec<Hit> {
     parse_sequence(text, Proto::Tcp).unwrap()
 }
 
-fn to(hits: &[Hit], addr: &str) -> Vec<(Hit, std::net::IpAddr)> {
+fn to(hits: &[Hit], addr: &str) -> Vec<(Hit, knock_core::send::Dest)> {
     hits.iter().map(|h| (*h, ip(addr))).collect()
 }
 
@@ -736,6 +736,22 @@ fn save_list_show_remove() {
         d.read("raw.toml"),
         "host = \"192.0.2.2\"\nsequence = \"1\"\nudp = true\nfamily = \"ipv6\"\nraw = true\n"
     );
+
+    // Service names are saved as their numbers; a bare one stays bare, so `udp` decides.
+    let o = d.run(&[
+        "save",
+        "named",
+        "192.0.2.2",
+        "ssh,http:udp",
+        "www:tcp:fin",
+        "-u",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert_eq!(
+        d.read("named.toml"),
+        "host = \"192.0.2.2\"\nsequence = \"22,80:udp,80:tcp:fin\"\nudp = true\n"
+    );
+    std::fs::remove_file(d.0.join("named.toml")).unwrap();
 
     // No overwrite without --force.
     let o = d.run(&["save", "ssh-home", "192.0.2.9", "1"]);

@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use knock_core::hit::{parse_sequence, Proto};
-//! use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
+//! use knock_core::send::{Dest, KnockSender, Privilege, SendOptions, Sender};
 //!
 //! let hits = parse_sequence("7000:tcp:fin,8000:tcp:fin+psh,9000:udp", Proto::Tcp).unwrap();
 //! let mut sender = KnockSender::new(SendOptions::default(), Privilege::current());
@@ -23,7 +23,7 @@
 //!     sender.check(hit).expect("root or CAP_NET_RAW");
 //! }
 //! for hit in &hits {
-//!     sender.send(hit, "192.0.2.2".parse().unwrap()).unwrap();
+//!     sender.send(hit, Dest::from("192.0.2.2".parse::<std::net::IpAddr>().unwrap())).unwrap();
 //! }
 //! ```
 //!
@@ -36,7 +36,7 @@ mod privilege;
 mod raw;
 mod route;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 
 pub use error::{Op, RawNeed, Refusal, SendError};
 pub use plain::PlainSender;
@@ -52,5 +52,44 @@ pub trait Sender {
     fn check(&self, hit: &Hit) -> Result<(), Refusal>;
 
     /// Sends one hit to `dst`, returning once the packet is handed to the OS.
-    fn send(&mut self, hit: &Hit, dst: IpAddr) -> Result<(), SendError>;
+    fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError>;
+}
+
+/// Where a run's hits go: an address and, for IPv6, its scope: the interface of a
+/// link-local address (`fe80::1%eth0`), which a bare [`IpAddr`] cannot carry and without
+/// which the OS cannot tell which link to send on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dest {
+    pub ip: IpAddr,
+    /// The IPv6 scope id (an interface index); 0 for none, and always 0 for IPv4.
+    pub scope_id: u32,
+}
+
+impl Dest {
+    /// The socket address of `port` at this destination, with the scope.
+    pub fn socket_addr(self, port: u16) -> SocketAddr {
+        match self.ip {
+            IpAddr::V4(ip) => SocketAddr::new(ip.into(), port),
+            IpAddr::V6(ip) => SocketAddrV6::new(ip, port, 0, self.scope_id).into(),
+        }
+    }
+}
+
+impl From<IpAddr> for Dest {
+    fn from(ip: IpAddr) -> Dest {
+        Dest { ip, scope_id: 0 }
+    }
+}
+
+/// The address and scope of a resolved socket address; its port is dropped.
+impl From<SocketAddr> for Dest {
+    fn from(addr: SocketAddr) -> Dest {
+        match addr {
+            SocketAddr::V4(a) => Dest::from(IpAddr::V4(*a.ip())),
+            SocketAddr::V6(a) => Dest {
+                ip: IpAddr::V6(*a.ip()),
+                scope_id: a.scope_id(),
+            },
+        }
+    }
 }

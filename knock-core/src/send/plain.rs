@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::Sender;
 use super::error::{Op, Refusal, SendError};
 use super::platform::{Native, Platform};
+use super::{Dest, Sender};
 use crate::hit::{Hit, Proto};
 
 /// The one byte a UDP hit carries, as knock(1) sends it.
@@ -43,9 +43,9 @@ impl Sender for PlainSender {
         Ok(())
     }
 
-    fn send(&mut self, hit: &Hit, dst: IpAddr) -> Result<(), SendError> {
+    fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {
         self.check(hit)?;
-        let addr = SocketAddr::new(dst, hit.port);
+        let addr = dst.socket_addr(hit.port);
         match hit.proto {
             Proto::Tcp => syn(addr, self.source_port),
             Proto::Udp => datagram(addr, self.source_port),
@@ -114,7 +114,7 @@ mod tests {
         let fin = Hit::tcp_flags(7000, TcpFlags::FIN);
         assert_eq!(sender.check(&fin), Err(Refusal::NeedsRaw));
         assert!(matches!(
-            sender.send(&fin, LOOPBACK),
+            sender.send(&fin, LOOPBACK.into()),
             Err(SendError::Refused(Refusal::NeedsRaw))
         ));
         assert_eq!(sender.check(&Hit::tcp(7000)), Ok(()));
@@ -130,7 +130,9 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let port = server.local_addr().unwrap().port();
-        PlainSender::new().send(&Hit::udp(port), LOOPBACK).unwrap();
+        PlainSender::new()
+            .send(&Hit::udp(port), LOOPBACK.into())
+            .unwrap();
         let mut buf = [0xffu8; 16];
         let (n, _) = server.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], &UDP_PAYLOAD);
@@ -144,7 +146,9 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        PlainSender::new().send(&Hit::tcp(port), LOOPBACK).unwrap();
+        PlainSender::new()
+            .send(&Hit::tcp(port), LOOPBACK.into())
+            .unwrap();
     }
 
     /// A port that was free a moment ago.
@@ -166,7 +170,7 @@ mod tests {
         let source = free_port();
         let mut sender = PlainSender::with_source_port(Some(source));
         for _ in 0..2 {
-            sender.send(&Hit::udp(dst_port), LOOPBACK).unwrap();
+            sender.send(&Hit::udp(dst_port), LOOPBACK.into()).unwrap();
             let (_, from) = server.recv_from(&mut [0u8; 4]).unwrap();
             assert_eq!(from.port(), source);
         }
@@ -192,8 +196,8 @@ mod tests {
 
         let closed = free_port();
         let mut sender = PlainSender::with_source_port(Some(source));
-        sender.send(&Hit::tcp(closed), LOOPBACK).unwrap();
-        sender.send(&Hit::tcp(closed), LOOPBACK).unwrap();
+        sender.send(&Hit::tcp(closed), LOOPBACK.into()).unwrap();
+        sender.send(&Hit::tcp(closed), LOOPBACK.into()).unwrap();
     }
 
     #[test]
@@ -201,7 +205,7 @@ mod tests {
         let taken = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         let port = taken.local_addr().unwrap().port();
         let err = PlainSender::with_source_port(Some(port))
-            .send(&Hit::udp(9), LOOPBACK)
+            .send(&Hit::udp(9), LOOPBACK.into())
             .unwrap_err();
         let text = err.to_string();
         assert!(

@@ -15,10 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 
 use socket2::Socket;
 
-use super::Sender;
 use super::error::{Op, Refusal, SendError};
 use super::platform::{Native, Platform};
 use super::privilege::Privilege;
+use super::{Dest, Sender};
 use crate::hit::{Hit, TcpFlags};
 use crate::wire::build::{
     DEFAULT_TTL, DEFAULT_WINDOW, Ipv4Header, TcpSegment, Transport, ipv4_packet, transport_segment,
@@ -36,8 +36,8 @@ pub struct RawSender {
     privilege: Privilege,
     source_port: Option<u16>,
     v4: Option<Socket>,
-    /// The IPv6 socket and the source address it is bound to.
-    v6: Option<(Ipv6Addr, Socket)>,
+    /// The IPv6 socket and the source address (and scope) it is bound to.
+    v6: Option<(SocketAddrV6, Socket)>,
 }
 
 impl RawSender {
@@ -60,26 +60,31 @@ impl RawSender {
         send_whole(socket, &packet, SocketAddr::new(ip.dst.into(), 0)).map_err(at(Op::SendTo))
     }
 
+    /// `src` and `dst` carry their scope: a link-local source must be bound with the
+    /// interface it belongs to, and a link-local destination sent to on that interface.
     fn send_v6(
         &mut self,
         seg: TcpSegment,
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
+        src: SocketAddrV6,
+        dst: SocketAddrV6,
     ) -> Result<(), (Op, io::Error)> {
-        let segment = transport_segment(&Transport::Tcp(seg), src.into(), dst.into())
-            .expect("source and destination are both IPv6");
+        let segment =
+            transport_segment(&Transport::Tcp(seg), (*src.ip()).into(), (*dst.ip()).into())
+                .expect("source and destination are both IPv6");
+        let local = SocketAddrV6::new(*src.ip(), 0, 0, src.scope_id());
         let socket = match &mut self.v6 {
-            Some((bound, socket)) if *bound == src => socket,
+            Some((bound, socket)) if *bound == local => socket,
             slot => {
                 let socket = Native::raw_ipv6_tcp_socket().map_err(at(Op::Socket))?;
                 socket
-                    .bind(&SocketAddr::V6(SocketAddrV6::new(src, 0, 0, 0)).into())
+                    .bind(&SocketAddr::V6(local).into())
                     .map_err(at(Op::Bind))?;
-                &slot.insert((src, socket)).1
+                &slot.insert((local, socket)).1
             }
         };
         // The port of a raw IPv6 destination must be 0 (Linux reads it as a protocol).
-        send_whole(socket, &segment, SocketAddr::new(dst.into(), 0)).map_err(at(Op::SendTo))
+        let to = SocketAddrV6::new(*dst.ip(), 0, 0, dst.scope_id());
+        send_whole(socket, &segment, to.into()).map_err(at(Op::SendTo))
     }
 }
 
@@ -88,26 +93,26 @@ impl Sender for RawSender {
         self.privilege.check_raw(hit)
     }
 
-    fn send(&mut self, hit: &Hit, dst: IpAddr) -> Result<(), SendError> {
+    fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {
         self.check(hit)?;
-        let addr = SocketAddr::new(dst, hit.port);
+        let addr = dst.socket_addr(hit.port);
         let src = source_address(addr).map_err(|e| SendError::io(Op::Route, addr, e))?;
         let draw = Draw::new().map_err(|e| SendError::io(Op::GetRandom, addr, e))?;
         let seg = segment(hit, self.source_port, &draw);
-        let sent = match (src, dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => self.send_v4(
+        let sent = match (src, addr) {
+            (SocketAddr::V4(src), SocketAddr::V4(dst)) => self.send_v4(
                 seg,
                 Ipv4Header {
-                    src,
-                    dst,
+                    src: *src.ip(),
+                    dst: *dst.ip(),
                     ttl: DEFAULT_TTL,
                     ident: draw.ident,
                 },
             ),
-            (IpAddr::V6(src), IpAddr::V6(dst)) => self.send_v6(seg, src, dst),
+            (SocketAddr::V6(src), SocketAddr::V6(dst)) => self.send_v6(seg, src, dst),
             (src, _) => Err((
                 Op::Route,
-                io::Error::other(format!("source address {src} is of another family")),
+                io::Error::other(format!("source address {} is of another family", src.ip())),
             )),
         };
         sent.map_err(|(op, e)| SendError::io(op, addr, e))
@@ -163,15 +168,16 @@ impl Draw {
     }
 }
 
-/// The source address the kernel picks for `dst`, read from a UDP socket connected to it.
-pub(crate) fn source_address(dst: SocketAddr) -> io::Result<IpAddr> {
+/// The source address the kernel picks for `dst`, read from a UDP socket connected to it,
+/// with its scope (the interface of a link-local source); the port is meaningless.
+pub(crate) fn source_address(dst: SocketAddr) -> io::Result<SocketAddr> {
     let any: IpAddr = match dst {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
     let probe = UdpSocket::bind((any, 0))?;
     probe.connect(dst)?;
-    Ok(probe.local_addr()?.ip())
+    probe.local_addr()
 }
 
 fn open_once(
@@ -271,7 +277,7 @@ mod tests {
     fn source_address_is_the_one_the_kernel_picks() {
         for dst in ["127.0.0.1:7000", "[::1]:7000"] {
             let dst: SocketAddr = dst.parse().unwrap();
-            assert_eq!(source_address(dst).unwrap(), dst.ip());
+            assert_eq!(source_address(dst).unwrap().ip(), dst.ip());
         }
     }
 
@@ -288,7 +294,7 @@ mod tests {
         );
         // Refused before any socket is opened or any lookup made.
         assert!(matches!(
-            sender.send(&fin, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            sender.send(&fin, IpAddr::V4(Ipv4Addr::LOCALHOST).into()),
             Err(SendError::Refused(_))
         ));
         assert!(sender.v4.is_none());
@@ -320,7 +326,7 @@ mod tests {
             .unwrap();
         let mut sender = RawSender::new(Privilege::Raw, Some(source_port));
         sender
-            .send(&Hit::tcp_flags(port, TcpFlags::SYN), lo)
+            .send(&Hit::tcp_flags(port, TcpFlags::SYN), lo.into())
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = [0u8; 1500];

@@ -1,12 +1,10 @@
 //! The sender a client holds: each hit routed to the plain or the raw sender.
 
-use std::net::IpAddr;
-
-use super::Sender;
 use super::error::{Refusal, SendError};
 use super::plain::PlainSender;
 use super::privilege::Privilege;
 use super::raw::RawSender;
+use super::{Dest, Sender};
 use crate::hit::{Hit, HitFlags, Proto, TcpFlags};
 
 /// How a run wants its hits sent.
@@ -100,7 +98,7 @@ impl<P: Sender, R: Sender> Sender for KnockSender<P, R> {
         }
     }
 
-    fn send(&mut self, hit: &Hit, dst: IpAddr) -> Result<(), SendError> {
+    fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {
         match self.route(hit) {
             Route::Plain => self.plain.send(&as_plain(hit), dst),
             Route::Raw => self.raw.send(hit, dst),
@@ -114,10 +112,13 @@ mod tests {
     use crate::send::error::RawNeed;
     use crate::send::privilege::Grant;
     use std::cell::RefCell;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
     use std::rc::Rc;
 
-    const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+    const DST: Dest = Dest {
+        ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        scope_id: 0,
+    };
 
     type Log = Rc<RefCell<Vec<(Route, Hit)>>>;
 
@@ -136,7 +137,7 @@ mod tests {
             }
         }
 
-        fn send(&mut self, hit: &Hit, _dst: IpAddr) -> Result<(), SendError> {
+        fn send(&mut self, hit: &Hit, _dst: Dest) -> Result<(), SendError> {
             self.check(hit)?;
             self.log.borrow_mut().push((self.route, *hit));
             Ok(())

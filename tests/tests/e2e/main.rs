@@ -10,6 +10,7 @@ mod clock_step;
 mod hmac_lite;
 mod interop_knockd;
 mod interop_knockd_flags;
+mod knock1_compat;
 mod otp_knockd;
 mod profile_knockd;
 mod raw_flags;
