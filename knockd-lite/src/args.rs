@@ -79,12 +79,13 @@ pub(crate) struct Args {
     )]
     pub(crate) max_attempts: usize,
 
-    /// Kill a door command (and its process group) still running after this many seconds.
+    /// Kill a door command (and its process group) still running after this many seconds
+    /// (1 to 86400).
     #[arg(
         long,
         value_name = "SECONDS",
         default_value_t = exec::DEFAULT_LIMIT.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = clap::value_parser!(u64).range(1..=exec::MAX_LIMIT_SECS)
     )]
     pub(crate) command_limit: u64,
 
@@ -209,9 +210,19 @@ mod tests {
             parse(&["--max-attempts", "0"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
+        for limit in ["0", "86401", "18446744073709551615", "-1"] {
+            let err = parse(&["--command-limit", limit]).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::ValueValidation | ErrorKind::UnknownArgument
+                ),
+                "{limit}: {err}"
+            );
+        }
         assert_eq!(
-            parse(&["--command-limit", "0"]).unwrap_err().kind(),
-            ErrorKind::ValueValidation
+            parse(&["--command-limit", "86400"]).unwrap().command_limit,
+            86_400
         );
         assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
         assert_eq!(

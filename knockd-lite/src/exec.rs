@@ -26,6 +26,9 @@ use crate::sys::{self, EventFd, Pidfd, PollFd};
 
 /// How long a command may run before its process group is killed (`--command-limit`).
 pub(crate) const DEFAULT_LIMIT: Duration = Duration::from_secs(5 * 60);
+/// The longest `--command-limit`, in seconds: a day. A door command that needs longer is
+/// not a door command.
+pub(crate) const MAX_LIMIT_SECS: u64 = 24 * 60 * 60;
 
 /// Replaces every `%IP%` in `template` with the numeric address `ip` (IPv6 in its
 /// compressed form). Nothing else in the template changes: no other `%` sequence is
@@ -232,9 +235,15 @@ fn kill_group(child: &Child) {
     let _ = sys::kill_group(child.id(), libc::SIGKILL);
 }
 
-/// Waits for the child for at most `limit`: `Ok(None)` if it is still running then.
+/// Waits for the child for at most `limit`: `Ok(None)` if it is still running then. A
+/// limit too far away for the clock to express is no limit.
 fn wait_with_limit(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + limit;
+    let far = Duration::from_secs(MAX_LIMIT_SECS * 365);
+    let start = Instant::now();
+    let deadline = start
+        .checked_add(limit)
+        .or_else(|| start.checked_add(far))
+        .unwrap_or(start);
     if let Ok(pidfd) = Pidfd::open(child.id()) {
         let mut fds = [PollFd::readable(pidfd.as_raw_fd())];
         loop {
@@ -381,6 +390,19 @@ mod tests {
         // Signals the daemon blocks for its signalfd are not blocked in commands.
         assert_eq!(lines[1].split_whitespace().nth(1), Some("0000000000000000"));
         assert_eq!(lines[2].trim(), "2");
+    }
+
+    /// The hostile run's finding: `--command-limit 18446744073709551615` made every command
+    /// thread panic (the deadline overflowed), so no completion came and no stop ran.
+    #[test]
+    fn a_limit_beyond_the_clock_is_no_limit_and_no_panic() {
+        for limit in [Duration::MAX, Duration::from_secs(u64::MAX)] {
+            let mut exec = Executor::new(limit).unwrap();
+            exec.spawn(CommandId(1), "true");
+            let done = exec.wait_idle(Duration::from_secs(10));
+            assert_eq!(done.len(), 1, "{limit:?}: {done:?}");
+            assert!(done[0].success(), "{done:?}");
+        }
     }
 
     #[test]

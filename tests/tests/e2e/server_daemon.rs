@@ -315,6 +315,8 @@ fn bad_options_exit_2_and_start_nothing() {
         &["-x"][..],
         &["--max-attempts", "0"],
         &["--command-limit", "0"],
+        &["--command-limit", "18446744073709551615"],
+        &["--command-limit", "86401"],
         &["-c"],
         &["--interface"],
     ] {
