@@ -70,18 +70,23 @@ impl Server<InterfaceCapture, Executor> {
             Executor::new(Duration::from_secs(args.command_limit)).map_err(Failure::runtime)?;
 
         let mut pidfile = None;
+        let mut detached = None;
         if args.daemon {
             Pidfile::check(&settings.pid_file).map_err(Failure::runtime)?;
-            sys::detach().map_err(Failure::runtime)?;
-            // From here stderr is /dev/null: failures go to the log as well.
+            let d = sys::detach().map_err(Failure::runtime)?;
+            // From here stderr is /dev/null: a failure goes to the log, and to the parent
+            // still waiting on the terminal, which exits 1 with it.
             let _ = logger.reopen();
             match Pidfile::create(&settings.pid_file) {
                 Ok(p) => pidfile = Some(p),
                 Err(e) => {
-                    logger.event(clock_now(), &e.to_string(), Kind::Error);
+                    let message = e.to_string();
+                    logger.event(clock_now(), &message, Kind::Error);
+                    d.failed(&message);
                     return Err(Failure::runtime(e));
                 }
             }
+            detached = Some(d);
         }
         // The first thread; from here on nothing fails start-up.
         let resolver = if args.lookup {
@@ -116,6 +121,9 @@ impl Server<InterfaceCapture, Executor> {
             turn: Turn::default(),
         };
         server.begin(first_actions);
+        if let Some(d) = detached {
+            d.ready();
+        }
         Ok(server)
     }
 }

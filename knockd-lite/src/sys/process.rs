@@ -1,15 +1,20 @@
 //! Processes: detaching from the terminal, process groups, and pidfds to wait on a child.
 
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Detaches from the terminal: fork (the parent exits 0), setsid, fork again (so the
-/// daemon can never reacquire a terminal), chdir `/`, stdin/stdout/stderr to /dev/null.
+/// Detaches from the terminal: fork, setsid, fork again (so the daemon can never reacquire
+/// a terminal), chdir `/`, stdin/stdout/stderr to /dev/null.
+///
+/// The first parent does not exit at once: it waits until the daemon says, through the
+/// returned [`Detached`], that it is ready (exit 0) or why it is not (the message on the
+/// terminal, exit 1), so `-d` fails loudly when the daemon cannot start (a pidfile that
+/// cannot be written). A daemon that dies before saying either makes it exit 1 too.
 ///
 /// fork copies only the calling thread, so this refuses to run while the process has any
 /// other thread: call it before the first thread starts.
-pub(crate) fn detach() -> io::Result<()> {
+pub(crate) fn detach() -> io::Result<Detached> {
     let threads = std::fs::read_dir("/proc/self/task")
         .map_err(|e| io::Error::new(e.kind(), format!("read /proc/self/task: {e}")))?
         .count();
@@ -18,24 +23,93 @@ pub(crate) fn detach() -> io::Result<()> {
             "fork: the process has {threads} threads; detaching needs exactly one"
         )));
     }
+    // Both ends are close-on-exec: door commands never inherit them.
+    let (reader, writer) = io::pipe().map_err(|e| io::Error::other(format!("pipe: {e}")))?;
     // SAFETY: the process has one thread (checked above), so the children fork makes have
     // every lock and resource in the state the parent had them.
-    unsafe { detach_unchecked() }
+    let writer = unsafe { detach_unchecked(reader, writer)? };
+    Ok(Detached(Some(writer)))
 }
 
-/// [`detach`] without the thread check.
+/// The daemon's end of the start-up report [`detach`] waits on.
+#[derive(Debug)]
+pub(crate) struct Detached(Option<io::PipeWriter>);
+
+/// What the daemon writes first: ready, or a message follows.
+const READY: u8 = 0;
+const FAILED: u8 = 1;
+
+impl Detached {
+    /// Start-up is done: the waiting parent exits 0.
+    pub(crate) fn ready(mut self) {
+        if let Some(mut w) = self.0.take() {
+            let _ = w.write_all(&[READY]);
+        }
+    }
+
+    /// Start-up failed: the waiting parent prints `knockd-lite: MESSAGE` and exits 1.
+    pub(crate) fn failed(mut self, message: &str) {
+        if let Some(mut w) = self.0.take() {
+            let mut report = vec![FAILED];
+            report.extend_from_slice(message.as_bytes());
+            let _ = w.write_all(&report);
+        }
+    }
+}
+
+/// What the first parent does with the daemon's report: the exit code, after printing any
+/// message. `report` is everything read until the daemon closed its end.
+fn parent_exit_code(report: &[u8], stderr: &mut impl Write) -> i32 {
+    match report.split_first() {
+        Some((&READY, _)) => 0,
+        Some((&FAILED, message)) => {
+            let _ = writeln!(stderr, "knockd-lite: {}", String::from_utf8_lossy(message));
+            1
+        }
+        _ => {
+            let _ = writeln!(
+                stderr,
+                "knockd-lite: the daemon stopped during start-up (see its log)"
+            );
+            1
+        }
+    }
+}
+
+/// [`detach`] without the thread check. The report pipe's `reader` stays with the first
+/// parent, `writer` goes to the daemon (and is returned there).
 ///
 /// # Safety
 /// No other thread may be running code that could hold a lock or be midway through
 /// changing shared state: the forked children continue without it.
-unsafe fn detach_unchecked() -> io::Result<()> {
+unsafe fn detach_unchecked(
+    mut reader: io::PipeReader,
+    writer: io::PipeWriter,
+) -> io::Result<io::PipeWriter> {
     // SAFETY: as promised by the caller.
-    unsafe { fork_and_exit_parent()? };
+    match unsafe { fork()? } {
+        Fork::Child => drop(reader),
+        Fork::Parent => {
+            // The read below ends when every write end is closed: ours first, then the
+            // daemon's (after its report, or when it dies).
+            drop(writer);
+            let mut report = Vec::new();
+            let _ = reader.read_to_end(&mut report);
+            let code = parent_exit_code(&report, &mut io::stderr());
+            // SAFETY: _exit ends the first parent at once, without running atexit handlers
+            // or destructors for state that belongs to the daemon now.
+            unsafe { libc::_exit(code) }
+        }
+    }
     // SAFETY: setsid has no preconditions; we are not a group leader after the fork.
     super::check(unsafe { libc::setsid() })
         .map_err(|e| io::Error::other(format!("setsid: {e}")))?;
     // SAFETY: as promised by the caller; the first child has one thread, this one.
-    unsafe { fork_and_exit_parent()? };
+    if let Fork::Parent = unsafe { fork()? } {
+        // SAFETY: _exit ends the intermediate child at once, without running atexit
+        // handlers or destructors for state that belongs to the daemon now.
+        unsafe { libc::_exit(0) }
+    }
     std::env::set_current_dir("/")
         .map_err(|e| io::Error::new(e.kind(), format!("chdir /: {e}")))?;
     let null = OpenOptions::new()
@@ -49,24 +123,26 @@ unsafe fn detach_unchecked() -> io::Result<()> {
         super::check(unsafe { libc::dup2(null.as_raw_fd(), fd) })
             .map_err(|e| io::Error::other(format!("dup2 /dev/null: {e}")))?;
     }
-    Ok(())
+    Ok(writer)
+}
+
+/// Which side of a fork this is.
+enum Fork {
+    Parent,
+    Child,
 }
 
 /// # Safety
 /// As for [`detach_unchecked`].
-unsafe fn fork_and_exit_parent() -> io::Result<()> {
+unsafe fn fork() -> io::Result<Fork> {
     // SAFETY: the caller promises no other thread is running.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::other(format!(
             "fork: {}",
             io::Error::last_os_error()
         ))),
-        0 => Ok(()),
-        _ => {
-            // SAFETY: _exit ends the parent at once, without running atexit handlers or
-            // destructors for state that belongs to the child now.
-            unsafe { libc::_exit(0) }
-        }
+        0 => Ok(Fork::Child),
+        _ => Ok(Fork::Parent),
     }
 }
 
@@ -106,6 +182,27 @@ impl AsRawFd for Pidfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_waiting_parent_exits_with_the_daemons_word() {
+        let mut err = Vec::new();
+        assert_eq!(parent_exit_code(&[READY], &mut err), 0);
+        assert!(err.is_empty());
+        let mut report = vec![FAILED];
+        report.extend_from_slice(b"create /run/x/.knockd.pid.1.tmp: No such file (os error 2)");
+        assert_eq!(parent_exit_code(&report, &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "knockd-lite: create /run/x/.knockd.pid.1.tmp: No such file (os error 2)\n"
+        );
+        let mut err = Vec::new();
+        assert_eq!(parent_exit_code(&[], &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "knockd-lite: the daemon stopped during start-up (see its log)\n"
+        );
+    }
+
     use crate::sys::{PollFd, poll};
     use crate::testutil::Scratch;
     use std::fs;
@@ -157,10 +254,18 @@ mod tests {
             std::env::var_os("KNOCKD_LITE_DETACH_OUT").expect("KNOCKD_LITE_DETACH_OUT"),
         );
         let sid_before = session_id();
+        let (reader, writer) = io::pipe().unwrap();
         // SAFETY: the harness's other thread (main) is parked waiting for this test, holds
         // no lock this code needs, and the forked daemon never returns into it.
-        unsafe { detach_unchecked() }.unwrap();
+        let writer = unsafe { detach_unchecked(reader, writer) }.unwrap();
+        let detached = Detached(Some(writer));
+        if std::env::var_os("KNOCKD_LITE_DETACH_FAIL").is_some() {
+            detached.failed("no pidfile for you");
+            // SAFETY: ends the daemon without returning into the test harness.
+            unsafe { libc::_exit(1) };
+        }
         let pf = crate::pidfile::Pidfile::create(&out.with_extension("pid")).unwrap();
+        detached.ready();
         let (pid, sid) = (std::process::id(), session_id());
         let cwd = std::env::current_dir().unwrap();
         let fds: Vec<String> = (0..3)
@@ -185,6 +290,27 @@ mod tests {
     }
 
     #[test]
+    fn detach_reports_the_daemons_failure_on_the_terminal() {
+        let scratch = Scratch::new("daemon-detach-fail");
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sys::process::tests::detach_child",
+                "--ignored",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env("KNOCKD_LITE_DETACH_OUT", scratch.path().join("report"))
+            .env("KNOCKD_LITE_DETACH_FAIL", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr, "knockd-lite: no pidfile for you\n");
+    }
+
+    #[test]
     fn detach_leaves_a_daemon_behind() {
         let scratch = Scratch::new("daemon-detach");
         let dir = scratch.path();
@@ -205,7 +331,10 @@ mod tests {
             .unwrap();
         let child_pid = child.id();
         let status = child.wait().unwrap();
-        assert!(status.success(), "the parent exits 0 at once: {status}");
+        assert!(
+            status.success(),
+            "the parent exits 0 once the daemon is ready: {status}"
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while !out.exists() {
             assert!(Instant::now() < deadline, "daemon never reported");

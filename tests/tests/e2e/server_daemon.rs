@@ -73,6 +73,54 @@ netns_test!(
     }
 );
 
+/// The hostile run's finding: with a pidfile that could not be written, `-d` exited 0 and
+/// no daemon was left. Now the parent waits for the daemon's word and exits 1 with the
+/// error on the terminal.
+netns_test!(
+    daemon_mode_exits_1_with_the_error_when_the_pidfile_cannot_be_written,
+    |pair| {
+        let dir = TempDir::new("lite-pid-bad");
+        let conf = write_config(dir.path(), "knockd.conf", DOOR);
+        std::fs::write(dir.path().join("a-file"), "").unwrap();
+        for (pidfile, why) in [
+            (dir.path().join("missing/knockd-lite.pid"), "(os error 2)"),
+            (dir.path().join("a-file/knockd-lite.pid"), "(os error 20)"),
+        ] {
+            let out = output(
+                pair.server_cmd(bin("knockd-lite"))
+                    .args(["-d", "-i", &pair.server_if, "-c"])
+                    .arg(&conf)
+                    .arg("--state-dir")
+                    .arg(dir.path().join("state"))
+                    .arg("-p")
+                    .arg(&pidfile),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            let parent = pidfile.parent().unwrap().display().to_string();
+            assert!(
+                stderr.starts_with(&format!("knockd-lite: create {parent}/.knockd-lite.pid."))
+                    && stderr.trim_end().ends_with(why),
+                "{stderr}"
+            );
+            assert!(!pidfile.exists());
+        }
+        // No daemon was left behind with this config.
+        let conf = conf.display().to_string();
+        let left: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| is_knockd_lite(pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&conf))
+            })
+            .collect();
+        assert!(left.is_empty(), "daemons left: {left:?}");
+    }
+);
+
 netns_test!(a_stale_pidfile_is_taken_over, |pair| {
     let dir = TempDir::new("lite-stale");
     let pidfile = dir.path().join("knockd-lite.pid");
