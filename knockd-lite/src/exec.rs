@@ -10,6 +10,7 @@
 //! The main loop sees an executor only as a [`Runner`], so its ordering rules are tested
 //! with a runner that runs nothing.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -44,6 +45,8 @@ pub(crate) enum Outcome {
     Signaled(i32),
     /// Still running at the time limit; its process group was killed.
     TimedOut(Duration),
+    /// Killed with its process group when asked ([`Runner::kill`], at shutdown).
+    Killed,
     /// The shell could not be started.
     SpawnFailed(String),
 }
@@ -81,6 +84,7 @@ impl Completion {
                 "{door}: command still running after {} ms, killed",
                 limit.as_millis()
             ),
+            Outcome::Killed => format!("{door}: command killed with its process group"),
             Outcome::SpawnFailed(why) => format!("{door}: command could not be started: {why}"),
         })
     }
@@ -98,6 +102,10 @@ pub(crate) trait Runner {
     /// Waits up to `timeout` for every running command to finish (at shutdown) and returns
     /// the completions collected meanwhile.
     fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion>;
+
+    /// Kills the running command `id` with its process group, at once; its completion
+    /// comes as usual, as [`Outcome::Killed`]. Nothing happens if it has finished.
+    fn kill(&mut self, id: CommandId);
 }
 
 /// Runs commands on threads and collects their completions.
@@ -109,6 +117,8 @@ pub(crate) struct Executor {
     /// Bumped by the command threads after each completion.
     wake: Arc<EventFd>,
     running: Arc<AtomicUsize>,
+    /// Each running command's kill switch, watched by its thread.
+    kills: HashMap<CommandId, Arc<EventFd>>,
 }
 
 impl Executor {
@@ -122,6 +132,7 @@ impl Executor {
             rx,
             wake: Arc::new(wake),
             running: Arc::new(AtomicUsize::new(0)),
+            kills: HashMap::new(),
         })
     }
 
@@ -144,6 +155,12 @@ impl Runner for Executor {
             Arc::clone(&self.running),
         );
         let (command, limit) = (command.to_string(), self.limit);
+        // Without an eventfd (out of descriptors) the command cannot be killed early; it
+        // still ends at its limit.
+        let kill = EventFd::new().ok().map(Arc::new);
+        if let Some(k) = &kill {
+            self.kills.insert(id, Arc::clone(k));
+        }
         running.fetch_add(1, Ordering::SeqCst);
         let report = move |outcome, duration| {
             running.fetch_sub(1, Ordering::SeqCst);
@@ -160,7 +177,7 @@ impl Runner for Executor {
                 let report = report.clone();
                 move || {
                     let start = Instant::now();
-                    let outcome = run(&command, limit);
+                    let outcome = run(&command, limit, kill.as_deref());
                     report(outcome, start.elapsed());
                 }
             });
@@ -174,7 +191,9 @@ impl Runner for Executor {
 
     fn completions(&mut self) -> Vec<Completion> {
         self.wake.clear();
-        self.rx.try_iter().collect()
+        let done: Vec<Completion> = self.rx.try_iter().collect();
+        self.forget(&done);
+        done
     }
 
     fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion> {
@@ -190,12 +209,29 @@ impl Runner for Executor {
             }
         }
         out.extend(self.completions());
+        self.forget(&out);
         out
+    }
+
+    fn kill(&mut self, id: CommandId) {
+        if let Some(k) = self.kills.get(&id) {
+            k.notify();
+        }
     }
 }
 
-/// Runs one command to completion or to the limit (on the command's own thread).
-fn run(command: &str, limit: Duration) -> Outcome {
+impl Executor {
+    /// Drops the kill switches of commands that have finished.
+    fn forget(&mut self, done: &[Completion]) {
+        for c in done {
+            self.kills.remove(&c.id);
+        }
+    }
+}
+
+/// Runs one command to completion, to the limit, or until `kill` is notified (on the
+/// command's own thread).
+fn run(command: &str, limit: Duration, kill: Option<&EventFd>) -> Outcome {
     let child = Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
@@ -206,12 +242,17 @@ fn run(command: &str, limit: Duration) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(format!("/bin/sh: {e}")),
     };
-    match wait_with_limit(&mut child, limit) {
-        Ok(Some(status)) => outcome_of(status),
-        Ok(None) => {
+    match wait_with_limit(&mut child, limit, kill) {
+        Ok(Waited::Exited(status)) => outcome_of(status),
+        Ok(Waited::TimedOut) => {
             kill_group(&child);
             let _ = child.wait();
             Outcome::TimedOut(limit)
+        }
+        Ok(Waited::Killed) => {
+            kill_group(&child);
+            let _ = child.wait();
+            Outcome::Killed
         }
         Err(e) => {
             kill_group(&child);
@@ -235,24 +276,54 @@ fn kill_group(child: &Child) {
     let _ = sys::kill_group(child.id(), libc::SIGKILL);
 }
 
-/// Waits for the child for at most `limit`: `Ok(None)` if it is still running then. A
-/// limit too far away for the clock to express is no limit.
-fn wait_with_limit(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
+/// How waiting for a command ended.
+enum Waited {
+    Exited(ExitStatus),
+    /// Still running at the limit.
+    TimedOut,
+    /// Still running when its kill switch was notified.
+    Killed,
+}
+
+/// Waits for the child for at most `limit`, or until `kill` is notified. A limit too far
+/// away for the clock to express is no limit.
+fn wait_with_limit(
+    child: &mut Child,
+    limit: Duration,
+    kill: Option<&EventFd>,
+) -> io::Result<Waited> {
     let far = Duration::from_secs(MAX_LIMIT_SECS * 365);
     let start = Instant::now();
     let deadline = start
         .checked_add(limit)
         .or_else(|| start.checked_add(far))
         .unwrap_or(start);
+    let killed = |kill: Option<&EventFd>| -> bool {
+        kill.is_some_and(|k| {
+            let mut fds = [PollFd::readable(k.as_raw_fd())];
+            sys::poll(&mut fds, Duration::ZERO).is_ok_and(|n| n > 0)
+        })
+    };
     if let Ok(pidfd) = Pidfd::open(child.id()) {
-        let mut fds = [PollFd::readable(pidfd.as_raw_fd())];
+        let mut fds = vec![PollFd::readable(pidfd.as_raw_fd())];
+        fds.extend(kill.map(|k| PollFd::readable(k.as_raw_fd())));
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return child.try_wait();
+                return Ok(match child.try_wait()? {
+                    Some(status) => Waited::Exited(status),
+                    None => Waited::TimedOut,
+                });
             }
             match sys::poll(&mut fds, left) {
-                Ok(n) if n > 0 => return child.wait().map(Some),
+                Ok(n) if n > 0 => {
+                    if let Some(status) = child.try_wait()? {
+                        return Ok(Waited::Exited(status));
+                    }
+                    if killed(kill) {
+                        return Ok(Waited::Killed);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -262,10 +333,13 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> io::Result<Option<Exit
     // Kernels before 5.3 have no pidfd: poll the child's state instead.
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+            return Ok(Waited::Exited(status));
+        }
+        if killed(kill) {
+            return Ok(Waited::Killed);
         }
         if Instant::now() >= deadline {
-            return Ok(None);
+            return Ok(Waited::TimedOut);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -444,6 +518,52 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What shutdown does to a start command that outlives its patience: `sleep 27; echo
+    /// open` must never get to its `echo`, nor a background child of it to its own.
+    #[test]
+    fn a_command_killed_on_request_dies_with_its_group_and_reports_it() {
+        let mut exec = Executor::new(DEFAULT_LIMIT).unwrap();
+        let scratch = Scratch::new("kill");
+        let dir = scratch.path();
+        let cmd = format!(
+            "(sleep 1; echo late > {bg}) & echo $! > {pid}; sleep 27; echo open > {fg}",
+            bg = dir.join("bg").display(),
+            pid = dir.join("pid").display(),
+            fg = dir.join("fg").display(),
+        );
+        exec.spawn(CommandId(7), &cmd);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dir.join("pid").exists() {
+            assert!(Instant::now() < deadline, "the command never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let start = Instant::now();
+        exec.kill(CommandId(7));
+        exec.kill(CommandId(99)); // not running: nothing happens
+        let done = exec.wait_idle(Duration::from_secs(10));
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(
+            (done[0].id, &done[0].outcome),
+            (CommandId(7), &Outcome::Killed)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            done[0].failure_body("door").unwrap(),
+            "door: command killed with its process group"
+        );
+        // Past the background child's second: neither it nor the start wrote anything.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!dir.join("fg").exists() && !dir.join("bg").exists());
+        assert!(
+            exec.kills.is_empty(),
+            "the kill switch is dropped with the command"
+        );
     }
 
     #[test]

@@ -75,6 +75,24 @@ impl<R: Runner> Commands<R> {
         ready.into_iter().map(|(_, d)| d).collect()
     }
 
+    /// The running start commands that stops are held behind.
+    pub(crate) fn blocking_starts(&self) -> Vec<CommandId> {
+        let mut starts: Vec<CommandId> = self
+            .deferred
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| self.running.contains_key(s))
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+    }
+
+    /// Kills the running command `id` with its process group; its completion follows.
+    pub(crate) fn kill(&mut self, id: CommandId) {
+        self.runner.kill(id);
+    }
+
     /// Every held command, whatever it waits for.
     pub(crate) fn take_all_deferred(&mut self) -> Vec<Deferred> {
         self.deferred.drain(..).map(|(_, d)| d).collect()

@@ -44,9 +44,12 @@ use commands::Commands;
 use journal::Journal;
 use settings::Settings;
 
-/// How long shutdown waits for pending stop commands (and the start commands they follow).
+/// How long shutdown waits for pending stop commands (and the start commands they follow)
+/// before it kills the starts still running.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
-/// After that, how long it waits for stops it started without their start having finished.
+/// How long it then waits for the killed starts to be reported gone.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long it waits for the last stops.
 const LAST_STOPS_WAIT: Duration = Duration::from_secs(5);
 /// The once-a-second duties.
 const TICK: Duration = Duration::from_secs(1);

@@ -1,12 +1,23 @@
 //! SIGTERM and SIGINT: pending stop commands run at once (each after its start command,
-//! if that is still running), shutdown waits for them within a bound, and the last line
-//! is `shutting down`.
+//! which is killed with its process group if it is still running after a while), shutdown
+//! waits for them within a bound, and the last line is `shutting down`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use knock_core::wire::ParseError;
 
-use super::{LAST_STOPS_WAIT, SHUTDOWN_WAIT, Server};
+use super::{KILL_WAIT, LAST_STOPS_WAIT, SHUTDOWN_WAIT, Server};
+
+/// What shutdown is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Stops and the starts they are held behind.
+    Starts,
+    /// Starts it killed, so their stops can run.
+    Killed,
+    /// The last stops.
+    Last,
+}
 use crate::capture::PacketSource;
 use crate::exec::Runner;
 use crate::log::Kind;
@@ -14,32 +25,61 @@ use crate::log::Kind;
 impl<S: PacketSource, R: Runner> Server<S, R> {
     /// SIGTERM/SIGINT: run every pending stop now, wait for them (bounded), log
     /// `shutting down`.
+    ///
+    /// A stop whose start is still running waits for it, for [`SHUTDOWN_WAIT`]; then the
+    /// start is killed with its process group and the stop runs once it is gone, so a
+    /// start cannot finish after its stop and leave the door open. Should a killed start
+    /// still not be reported within [`KILL_WAIT`], its stop runs anyway. Stops get
+    /// [`LAST_STOPS_WAIT`] more to finish. Waiting runs on the monotonic clock.
     pub(super) fn shutdown(&mut self) {
         let now = self.now();
         let actions = self.engine.shutdown(now);
         self.apply(now, actions);
-        let mut deadline = Instant::now() + SHUTDOWN_WAIT;
-        let mut forced = false;
+        let mut stage = Stage::Starts;
+        let mut since = now.mono;
         while self.commands.busy() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                if forced {
-                    break;
+            let now = self.now();
+            let waited =
+                Duration::from_millis(now.mono.as_millis().saturating_sub(since.as_millis()));
+            let limit = match stage {
+                Stage::Starts => SHUTDOWN_WAIT,
+                Stage::Killed => KILL_WAIT,
+                Stage::Last => LAST_STOPS_WAIT,
+            };
+            if waited >= limit {
+                match stage {
+                    Stage::Starts => {
+                        for start in self.commands.blocking_starts() {
+                            let line = format!(
+                                "start command {start} still running after {} s at shutdown: \
+                                 killed with its process group, its stop command runs next",
+                                SHUTDOWN_WAIT.as_secs()
+                            );
+                            self.journal.line(now, &line, Kind::Error);
+                            self.commands.kill(start);
+                        }
+                        stage = Stage::Killed;
+                    }
+                    Stage::Killed => {
+                        // Better a stop after a start that will not die than a door left
+                        // open.
+                        for d in self.commands.take_all_deferred() {
+                            let line = format!(
+                                "{}: start command still running after it was killed, \
+                                 running its stop command anyway",
+                                d.door
+                            );
+                            self.journal.line(now, &line, Kind::Error);
+                            self.run_command(now, d);
+                        }
+                        stage = Stage::Last;
+                    }
+                    Stage::Last => break,
                 }
-                forced = true;
-                deadline = Instant::now() + LAST_STOPS_WAIT;
-                // Better a stop after a start that hangs than a door left open.
-                for d in self.commands.take_all_deferred() {
-                    let line = format!(
-                        "{}: start command still running after {} s, running its stop command anyway",
-                        d.door,
-                        SHUTDOWN_WAIT.as_secs()
-                    );
-                    self.journal.line(self.now(), &line, Kind::Error);
-                    self.run_command(self.now(), d);
-                }
+                since = now.mono;
                 continue;
             }
+            let left = limit - waited;
             for (c, r) in self.commands.wait(left.min(Duration::from_millis(100))) {
                 self.finished(&c, &r);
             }

@@ -48,6 +48,8 @@ enum Seen {
     Spawned(String, Option<String>),
     /// A command's completion was handed to the loop.
     Finished(String),
+    /// A command was killed with its process group.
+    Killed(String),
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +62,10 @@ struct Shell {
     watch: Option<PathBuf>,
     /// Whether a wait (shutdown's) lets every running command finish.
     finish_on_wait: bool,
+    /// Commands that never finish on their own, whatever a wait does.
+    hang: Vec<String>,
+    /// The virtual monotonic clock, moved on by each wait that finishes nothing.
+    clock: Option<Rc<Cell<u64>>>,
     done: Vec<Completion>,
 }
 
@@ -97,7 +103,7 @@ impl Shell {
             .iter()
             .filter_map(|s| match s {
                 Seen::Spawned(c, _) => Some(c.clone()),
-                Seen::Finished(_) => None,
+                Seen::Finished(_) | Seen::Killed(_) => None,
             })
             .collect()
     }
@@ -124,16 +130,39 @@ impl Runner for FakeRunner {
         self.0.borrow_mut().hand_over()
     }
 
-    fn wait_idle(&mut self, _timeout: Duration) -> Vec<Completion> {
+    fn wait_idle(&mut self, timeout: Duration) -> Vec<Completion> {
         let mut sh = self.0.borrow_mut();
         if sh.finish_on_wait {
             // One at a time, oldest first: a stop released by its start's completion
             // finishes on a later wait.
-            if let Some((_, command)) = sh.running.first().cloned() {
+            let next = sh
+                .running
+                .iter()
+                .find(|(_, c)| !sh.hang.contains(c))
+                .map(|(_, c)| c.clone());
+            if let Some(command) = next {
                 sh.finish(&command);
             }
         }
+        if sh.done.is_empty()
+            && let Some(clock) = &sh.clock
+        {
+            clock.set(clock.get() + timeout.as_millis() as u64);
+        }
         sh.hand_over()
+    }
+
+    fn kill(&mut self, id: CommandId) {
+        let mut sh = self.0.borrow_mut();
+        if let Some(i) = sh.running.iter().position(|(r, _)| *r == id) {
+            let (_, command) = sh.running.remove(i);
+            sh.seen.push(Seen::Killed(command));
+            sh.done.push(Completion {
+                id,
+                outcome: Outcome::Killed,
+                duration: Duration::ZERO,
+            });
+        }
     }
 }
 
@@ -470,6 +499,56 @@ fn at_shutdown_a_stop_waits_behind_its_running_start() {
         log.contains(&"192.0.2.1: d: shutting down, running the stop command now".to_string()),
         "{log:#?}"
     );
+    assert_eq!(log.last().map(String::as_str), Some("shutting down"));
+}
+
+/// The hostile run's finding: with `start_command = sleep 27; echo open`, SIGTERM ran the
+/// stop at 20 s while the start still ran, and the start finished afterwards: the door
+/// was left open. Now the start is killed with its process group first.
+#[test]
+fn at_shutdown_a_start_that_runs_too_long_is_killed_before_its_stop() {
+    let mut h = Harness::new(
+        "[d]\nsequence = 7000,8000\nstart_command = open %IP%\nstop_command = close %IP%\n",
+        &[],
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    {
+        let mut sh = h.shell.borrow_mut();
+        sh.finish_on_wait = true;
+        sh.hang = vec!["open 192.0.2.1".into()];
+        sh.clock = Some(Rc::clone(&h.clock));
+    }
+    let before = h.clock.get();
+    h.server.shutdown();
+    let seen = h.shell.borrow().seen.clone();
+    let (open, close) = ("open 192.0.2.1".to_string(), "close 192.0.2.1".to_string());
+    assert_eq!(
+        seen,
+        [
+            Seen::Spawned(open.clone(), None),
+            Seen::Killed(open.clone()),
+            Seen::Finished(open),
+            Seen::Spawned(close.clone(), None),
+            Seen::Finished(close),
+        ]
+    );
+    let waited = h.clock.get() - before;
+    assert!(
+        (SHUTDOWN_WAIT.as_millis() as u64..SHUTDOWN_WAIT.as_millis() as u64 + 1000)
+            .contains(&waited),
+        "{waited} ms"
+    );
+    let log = h.log();
+    let at = |needle: &str| {
+        log.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} in {log:#?}"))
+    };
+    assert!(
+        at("still running after 20 s at shutdown: killed with its process group")
+            < at("d: command killed with its process group")
+    );
+    assert!(at("d: command killed with its process group") < at("running command: close"));
     assert_eq!(log.last().map(String::as_str), Some("shutting down"));
 }
 

@@ -138,6 +138,45 @@ netns_test!(sigterm_runs_pending_stop_commands_then_exits_0, |pair| {
     assert_eq!(bodies.last().map(String::as_str), Some("shutting down"));
 });
 
+// The hostile run's finding: SIGTERM while `sleep 27; echo open` ran: the stop ran at
+// 20 s, the process exited, and the start finished afterwards, leaving the door open. The
+// start is now killed with its process group (20 s after the signal), then its stop runs.
+netns_test!(
+    sigterm_kills_a_start_still_running_before_its_stop_so_the_door_ends_closed,
+    |pair| {
+        let mut lite = KnockdLite::start(
+            &pair,
+            "[door]
+	sequence = 7301,7302
+	start_command = sleep 22; echo open %IP% >> @DIR@/events
+	stop_command = echo close %IP% >> @DIR@/events
+",
+            &[],
+        );
+        pair.knock(&[SERVER_V4, "7301,7302"]);
+        lite.wait_log("door: running command: sleep 22", 1, WAIT);
+        let signalled = std::time::Instant::now();
+        lite.signal(libc::SIGTERM);
+        let status = lite.wait_exit(Duration::from_secs(40));
+        assert_eq!(status.code(), Some(0), "{}", lite.output());
+        // Past the moment the start would have finished.
+        let until = Duration::from_secs(23);
+        if let Some(left) = until.checked_sub(signalled.elapsed()) {
+            std::thread::sleep(left);
+        }
+        assert_eq!(lite.events(), ["close 192.0.2.1"], "{}", lite.output());
+        let bodies = lite.log_bodies();
+        assert!(
+            bodies
+                .iter()
+                .any(|l| l.contains("still running after 20 s at shutdown: killed")),
+            "{}",
+            lite.output()
+        );
+        assert_eq!(bodies.last().map(String::as_str), Some("shutting down"));
+    }
+);
+
 /// Starts knockd-lite with one door on the one-time list `@DIR@/otp.list`, which holds
 /// `list`; returns the server and the list's path.
 fn start_otp(pair: &Pair, list: &str) -> (KnockdLite, PathBuf) {
