@@ -73,9 +73,9 @@ netns_test!(
     }
 );
 
-/// The hostile run's finding: with a pidfile that could not be written, `-d` exited 0 and
-/// no daemon was left. Now the parent waits for the daemon's word and exits 1 with the
-/// error on the terminal.
+// The hostile run's finding: with a pidfile that could not be written, `-d` exited 0 and
+// no daemon was left. Now the parent waits for the daemon's word and exits 1 with the
+// error on the terminal.
 netns_test!(
     daemon_mode_exits_1_with_the_error_when_the_pidfile_cannot_be_written,
     |pair| {
