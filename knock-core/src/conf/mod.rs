@@ -23,6 +23,7 @@
 //!   that names the line and column.
 
 mod lines;
+mod nft;
 pub mod tportknockd;
 mod value;
 
@@ -34,6 +35,7 @@ use std::time::Duration;
 use crate::hit::{FlagRule, Hit, HitError, HitErrorKind, Proto, parse_sequence};
 use crate::hmac::{self, HmacParams, PortRange, Protocols};
 
+pub use nft::{MAX_NAME_LEN as NFT_MAX_NAME_LEN, NftFamily, NftSet};
 pub use value::{seconds_text, tcp_flags_text};
 
 pub const DEFAULT_PID_FILE: &str = "/var/run/knockd.pid";
@@ -144,6 +146,17 @@ pub struct Door {
     pub target: Option<IpAddr>,
     /// How this door's values were read where that is not obvious, for `--check`.
     pub notes: Vec<Note>,
+    /// `Nft_Set`: the nftables set IPv4 knockers are added to, for `Cmd_Timeout`.
+    pub nft_set: Option<SetDirective>,
+    /// `Nft_Set_6`: the set for IPv6 knockers. No fallback: a set holds one family.
+    pub nft_set_6: Option<SetDirective>,
+}
+
+/// An `Nft_Set` or `Nft_Set_6` directive: the set, and the line that named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetDirective {
+    pub set: NftSet,
+    pub line: usize,
 }
 
 impl Door {
@@ -161,6 +174,17 @@ impl Door {
             stop_command_6: None,
             target: None,
             notes: Vec::new(),
+            nft_set: None,
+            nft_set_6: None,
+        }
+    }
+
+    /// The set a knocker from IPv4 or IPv6 is added to, if the door has one for that family.
+    pub fn nft_set_for(&self, ipv6: bool) -> Option<&SetDirective> {
+        if ipv6 {
+            self.nft_set_6.as_ref()
+        } else {
+            self.nft_set.as_ref()
         }
     }
 
@@ -177,6 +201,7 @@ impl Door {
 
     /// Whether two doors are defined identically, wherever they sit in their files.
     pub fn same_definition(&self, other: &Door) -> bool {
+        let set = |s: &Option<SetDirective>| s.as_ref().map(|d| d.set.clone());
         let Door {
             name,
             line: _,
@@ -190,6 +215,8 @@ impl Door {
             stop_command_6,
             target,
             notes: _,
+            nft_set,
+            nft_set_6,
         } = self;
         *name == other.name
             && *sequence == other.sequence
@@ -201,6 +228,8 @@ impl Door {
             && *stop_command == other.stop_command
             && *stop_command_6 == other.stop_command_6
             && *target == other.target
+            && set(nft_set) == set(&other.nft_set)
+            && set(nft_set_6) == set(&other.nft_set_6)
     }
 
     /// Whether the door's name keys state that must not be shared: a one-time list's
@@ -313,6 +342,8 @@ enum Key {
     HmacProtocols,
     HmacStep,
     HmacSkew,
+    NftSet,
+    NftSet6,
 }
 
 impl Key {
@@ -339,6 +370,8 @@ impl Key {
             "HMAC_PROTOCOLS" => Key::HmacProtocols,
             "HMAC_STEP" => Key::HmacStep,
             "HMAC_SKEW" => Key::HmacSkew,
+            "NFT_SET" => Key::NftSet,
+            "NFT_SET_6" => Key::NftSet6,
             _ => return None,
         })
     }
@@ -710,6 +743,15 @@ impl<'p> Parser<'p> {
             Key::HmacSkew => {
                 draft.hmac.skew = value::integer(value, 0, MAX_HMAC_SKEW).map_err(bad)?
             }
+            Key::NftSet | Key::NftSet6 => {
+                let set = nft::parse_set(value).map_err(bad)?;
+                let slot = if key == Key::NftSet {
+                    &mut door.nft_set
+                } else {
+                    &mut door.nft_set_6
+                };
+                *slot = Some(SetDirective { set, line });
+            }
             Key::LogFile | Key::PidFile | Key::Interface | Key::UseSyslog => {
                 unreachable!("global keys are handled by the caller")
             }
@@ -738,6 +780,20 @@ impl<'p> Parser<'p> {
                 ),
             ));
         };
+        // The kernel reads an element timeout of 0 as "never expires".
+        if door.cmd_timeout.is_zero()
+            && let Some(d) = door.nft_set.as_ref().or(door.nft_set_6.as_ref())
+        {
+            return Err(self.err(
+                d.line,
+                format_args!(
+                    "door [{}]: an nftables door needs a Cmd_Timeout above 0 \
+                     (it is the element's timeout, and the kernel keeps an element \
+                     with timeout 0 for ever)",
+                    door.name
+                ),
+            ));
+        }
         if key == Key::HmacSecretFile {
             if let Err(e) = hmac.params(&door.name).validate() {
                 return Err(self.err(door.line, format_args!("door [{}]: {e}", door.name)));

@@ -805,3 +805,59 @@ fn bytes_that_are_not_utf8() {
         );
     }
 }
+#[test]
+fn nft_sets() {
+    let d = door(
+        "[ssh]\nsequence = 1\nNft_Set = inet filter knock_ssh\nnft_set_6 = inet filter knock_ssh6\n",
+    );
+    let set = |name: &str| NftSet {
+        family: NftFamily::Inet,
+        table: "filter".into(),
+        set: name.into(),
+    };
+    assert_eq!(
+        d.nft_set,
+        Some(SetDirective {
+            set: set("knock_ssh"),
+            line: 3
+        })
+    );
+    assert_eq!(d.nft_set_for(true).unwrap().set, set("knock_ssh6"));
+    assert_eq!(d.nft_set_for(true).unwrap().line, 4);
+    assert_eq!(d.start_command_for(false), None, "a set needs no command");
+    // No fallback between families: a set holds one.
+    let d = door("[ssh]\nsequence = 1\nnft_set = ip fw s\n");
+    assert_eq!(d.nft_set_for(false).unwrap().set.to_string(), "ip fw s");
+    assert_eq!(d.nft_set_for(true), None);
+    // Where the directive sits does not change the door.
+    let a = door("[ssh]\nsequence = 1\nnft_set = ip fw s\n");
+    let b = door("\n[ssh]\nnft_set = ip fw s\nsequence = 1\n");
+    assert!(a.same_definition(&b));
+    let c = door("[ssh]\nsequence = 1\nnft_set = ip fw t\n");
+    assert!(!a.same_definition(&c));
+}
+
+#[test]
+fn nft_set_errors() {
+    for (text, want) in [
+        (
+            "[d]\nsequence=1\nnft_set = inet filter\n",
+            "3: nft_set: 2 words (expected FAMILY TABLE SET, e.g. inet filter knock_ssh)",
+        ),
+        (
+            "[d]\nsequence=1\nNft_Set_6 = ipx filter s\n",
+            "3: Nft_Set_6: unknown family \"ipx\" (expected ip, ip6, inet, arp, bridge or netdev)",
+        ),
+        (
+            "[options]\nnft_set = inet filter s\n",
+            "2: nft_set belongs in a door section, not in [options]",
+        ),
+        (
+            "[d]\nsequence=1\ncmd_timeout = 0\nnft_set_6 = inet filter s\n",
+            "4: door [d]: an nftables door needs a Cmd_Timeout above 0 (it is the element's \
+             timeout, and the kernel keeps an element with timeout 0 for ever)",
+        ),
+    ] {
+        assert_eq!(err(text), format!("/etc/knockd.conf:{want}"), "{text}");
+    }
+}
