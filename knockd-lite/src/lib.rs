@@ -24,6 +24,7 @@ mod exec;
 mod hmac_state;
 mod log;
 pub mod netif;
+mod nft;
 mod pidfile;
 mod serve;
 mod signals;
