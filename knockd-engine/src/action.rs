@@ -4,8 +4,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use knock_core::conf::NftSet;
 use knock_core::otp::OtpLine;
+
+use crate::Mono;
 
 /// Identifies one command the engine asked for, so the runtime can report its completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,6 +58,29 @@ pub enum Action {
     HmacCounterUsed { door: Arc<str>, counter: u64 },
     /// The candidate packets changed: rebuild the capture filter from `Engine::capture_rules`.
     CaptureRulesChanged,
+    /// Put `src` in the nftables `set` for `timeout` (the door's `Cmd_Timeout`), restarting
+    /// the timeout if it is there already: the kernel closes the door. Comes after the
+    /// knock's one-time line or HMAC counter, which must be recorded first.
+    AddToSet {
+        door: Arc<str>,
+        src: IpAddr,
+        set: NftSet,
+        timeout: Duration,
+    },
+    /// The stop command of the start command `start` is pending, due at `due` (`delay`
+    /// after the start finishes; until it has, `due` counts from when it began). Comes
+    /// before the start command, and again with the exact time once the start finished,
+    /// so the runtime can keep pending stops where a crash cannot lose them. The stop is
+    /// done when `RunCommand` with `CommandKind::Stop { start }` has finished.
+    StopScheduled {
+        start: CommandId,
+        door: Arc<str>,
+        src: IpAddr,
+        template: String,
+        delay: Duration,
+        /// On the engine's monotonic clock.
+        due: Mono,
+    },
 }
 
 /// A structured log event. `Display` writes knockd's wording with the numeric address.
@@ -87,6 +114,8 @@ pub enum Event {
         door: Arc<str>,
         counter: u64,
     },
+    /// `src` opened a door that has an nftables set for the other address family only.
+    NoSetForFamily { src: IpAddr, door: Arc<str> },
 }
 
 impl Event {
@@ -121,6 +150,17 @@ impl fmt::Display for Event {
                 f,
                 "{src}: {door}: replayed HMAC sequence (counter {counter}), no command run"
             ),
+            Event::NoSetForFamily { src, door } => {
+                let (directive, family) = if src.is_ipv6() {
+                    ("Nft_Set_6", "an IPv6")
+                } else {
+                    ("Nft_Set", "an IPv4")
+                };
+                write!(
+                    f,
+                    "{src}: {door}: no {directive}, nothing added to a set for {family} knocker"
+                )
+            }
         }
     }
 }

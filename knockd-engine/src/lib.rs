@@ -39,6 +39,7 @@ mod timers;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use knock_core::conf::Config;
 use knock_core::hit::{HitError, Proto};
@@ -291,8 +292,10 @@ impl Engine {
     /// `Cmd_Timeout` later. Returns what is due already (a zero `Cmd_Timeout`).
     pub fn on_command_done(&mut self, now: Now, id: CommandId) -> Vec<Action> {
         let now = self.advance(now);
-        self.stops.start_finished(id, now);
         let mut out = Vec::new();
+        if let Some((stop, due)) = self.stops.start_finished(id, now) {
+            out.push(scheduled(stop, due));
+        }
         self.run_timers(now, &mut out);
         out
     }
@@ -301,6 +304,37 @@ impl Engine {
     /// not be recorded): its stop command must not run either.
     pub fn cancel_start(&mut self, id: CommandId) {
         self.stops.cancel(id);
+    }
+
+    /// Takes over a stop command pending from before a restart (the runtime keeps them on
+    /// disk): it runs at `due`, or at once, in the returned actions, if `due` is not later
+    /// than `now`. Returns the id its `CommandKind::Stop { start }` will carry; there is no
+    /// start command to wait for.
+    pub fn restore_stop(
+        &mut self,
+        now: Now,
+        door: Arc<str>,
+        src: IpAddr,
+        template: String,
+        due: Mono,
+    ) -> (CommandId, Vec<Action>) {
+        let now = self.advance(now);
+        let start = CommandId(self.next_command);
+        self.next_command += 1;
+        let stop = PendingStop {
+            start,
+            door,
+            src,
+            template,
+            delay: std::time::Duration::ZERO,
+        };
+        let mut out = Vec::new();
+        if due.as_millis() <= now {
+            self.push_stop(stop, &mut out);
+        } else {
+            self.stops.schedule(stop, due.as_millis());
+        }
+        (start, out)
     }
 
     /// For SIGTERM: every pending stop command, to run now so no door is left open.
@@ -542,9 +576,37 @@ impl Engine {
         let start = door.conf.start_command_for(ipv6).map(str::to_string);
         let stop = door.conf.stop_command_for(ipv6).map(str::to_string);
         let delay = door.conf.cmd_timeout;
+        match (door.conf.nft_set_for(ipv6), door.conf.nft_set_for(!ipv6)) {
+            (Some(d), _) => out.push(Action::AddToSet {
+                door: name.clone(),
+                src,
+                set: d.set.clone(),
+                timeout: delay,
+            }),
+            (None, Some(_)) => out.push(Action::Log(Event::NoSetForFamily {
+                src,
+                door: name.clone(),
+            })),
+            (None, None) => {}
+        }
         if let Some(start) = start {
             let id = CommandId(self.next_command);
             self.next_command += 1;
+            // knockd runs a stop only after a start: both belong to one fork.
+            if let Some(template) = stop {
+                let stop = PendingStop {
+                    start: id,
+                    door: name.clone(),
+                    src,
+                    template,
+                    delay,
+                };
+                out.push(scheduled(
+                    &stop,
+                    self.mono.saturating_add(time::millis(delay)),
+                ));
+                self.stops.wait_for(stop);
+            }
             out.push(Action::RunCommand {
                 id,
                 door: name.clone(),
@@ -552,16 +614,6 @@ impl Engine {
                 template: start,
                 kind: CommandKind::Start,
             });
-            // knockd runs a stop only after a start: both belong to one fork.
-            if let Some(template) = stop {
-                self.stops.wait_for(PendingStop {
-                    start: id,
-                    door: name.clone(),
-                    src,
-                    template,
-                    delay,
-                });
-            }
         }
         if consumed {
             let door = &mut self.doors[d as usize];
@@ -635,6 +687,18 @@ impl Engine {
             self.deadlines.compact(&self.attempts);
             self.attempts.compact();
         }
+    }
+}
+
+/// The action that tells the runtime `stop` is pending until `due`.
+fn scheduled(stop: &PendingStop, due: u64) -> Action {
+    Action::StopScheduled {
+        start: stop.start,
+        door: stop.door.clone(),
+        src: stop.src,
+        template: stop.template.clone(),
+        delay: stop.delay,
+        due: Mono::from_millis(due),
     }
 }
 

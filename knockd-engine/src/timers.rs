@@ -114,12 +114,22 @@ impl Stops {
     }
 
     /// The start command `start` finished at `now`: its stop is due after its delay.
-    pub(super) fn start_finished(&mut self, start: CommandId, now: u64) {
-        if let Some(stop) = self.waiting.remove(&start) {
-            let due = now.saturating_add(super::time::millis(stop.delay));
-            self.due.push(Reverse((due, start)));
-            self.scheduled.insert(start, stop);
-        }
+    /// Returns the stop and when it is due, if there is one.
+    pub(super) fn start_finished(
+        &mut self,
+        start: CommandId,
+        now: u64,
+    ) -> Option<(&PendingStop, u64)> {
+        let stop = self.waiting.remove(&start)?;
+        let due = now.saturating_add(super::time::millis(stop.delay));
+        Some((self.schedule(stop, due), due))
+    }
+
+    /// Schedules `stop` at `due` (a stop restored from before a restart has no start).
+    pub(super) fn schedule(&mut self, stop: PendingStop, due: u64) -> &PendingStop {
+        let start = stop.start;
+        self.due.push(Reverse((due, start)));
+        self.scheduled.entry(start).insert_entry(stop).into_mut()
     }
 
     /// Forgets the stop of a start command that never ran; true if there was one.

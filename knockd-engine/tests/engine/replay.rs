@@ -440,6 +440,8 @@ fn rule6_one_time_consume_comes_before_the_start_command() {
             Action::RunCommand { .. } => "run",
             Action::CaptureRulesChanged => "rules",
             Action::HmacCounterUsed { .. } => "hmac",
+            Action::AddToSet { .. } => "set",
+            Action::StopScheduled { .. } => "stop pending",
         })
         .collect();
     assert_eq!(

@@ -134,7 +134,9 @@ pub(crate) fn check_set(set: &NftSet, info: &SetInfo, ipv6: bool) -> Result<(), 
         ));
     }
     if info.flags & msg::NFT_SET_CONSTANT != 0 {
-        return Err(unsuitable("is constant: nothing can be added to it".to_string()));
+        return Err(unsuitable(
+            "is constant: nothing can be added to it".to_string(),
+        ));
     }
     Ok(())
 }
@@ -158,8 +160,10 @@ pub(crate) struct Nft<T> {
 impl Nft<NetlinkSocket> {
     /// A client on a new netlink socket.
     pub(crate) fn open() -> Result<Nft<NetlinkSocket>, NftError> {
-        let socket = NetlinkSocket::netfilter(ANSWER_WAIT)
-            .map_err(|error| NftError::Io { op: "socket", error })?;
+        let socket = NetlinkSocket::netfilter(ANSWER_WAIT).map_err(|error| NftError::Io {
+            op: "socket",
+            error,
+        })?;
         Ok(Nft::new(socket))
     }
 }
@@ -191,7 +195,10 @@ impl<T: Transport> Nft<T> {
             let n = self
                 .transport
                 .recv(&mut self.buf)
-                .map_err(|error| NftError::Io { op: "receive", error })?;
+                .map_err(|error| NftError::Io {
+                    op: "receive",
+                    error,
+                })?;
             for reply in msg::parse_replies(&self.buf[..n]).map_err(NftError::Protocol)? {
                 match reply {
                     Reply::Status { seq, errno } if Some(seq) == req.begin && errno != 0 => {
@@ -222,7 +229,9 @@ impl<T: Transport> Nft<T> {
 
 impl<T: Transport> Sets for Nft<T> {
     fn add(&mut self, set: &NftSet, addr: IpAddr, timeout: Duration) -> Result<(), NftError> {
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let req = msg::refresh_element(self.next_seq(5), set, addr, ms);
         let replies = self.exchange(req)?;
         match Self::first_error(&replies) {
@@ -382,17 +391,26 @@ mod tests {
     fn add_waits_for_every_ack_and_reports_the_first_error() {
         // Seqs: begin 1, add 2, delete 3, add 4, end 5; acks may come in several datagrams,
         // after a stale answer to an abandoned request.
-        let mut n = nft(vec![status(99, 0), status(2, 0), [status(3, 0), status(4, 0)].concat()]);
-        n.add(&set(), A.parse().unwrap(), Duration::from_secs(10)).unwrap();
+        let mut n = nft(vec![
+            status(99, 0),
+            status(2, 0),
+            [status(3, 0), status(4, 0)].concat(),
+        ]);
+        n.add(&set(), A.parse().unwrap(), Duration::from_secs(10))
+            .unwrap();
         assert_eq!(n.transport.sent.len(), 1);
         assert!(n.transport.answers.is_empty());
         // The set is gone: every message of the batch says ENOENT.
         let mut n2 = nft(vec![[status(2, 2), status(3, 2), status(4, 2)].concat()]);
-        let e = n2.add(&set(), A.parse().unwrap(), Duration::from_secs(1)).unwrap_err();
+        let e = n2
+            .add(&set(), A.parse().unwrap(), Duration::from_secs(1))
+            .unwrap_err();
         assert_eq!(e.to_string(), "No such file or directory (os error 2)");
         // No privilege: one error, for the batch's begin message.
         let mut n3 = nft(vec![status(1, libc::EPERM)]);
-        let e = n3.add(&set(), A.parse().unwrap(), Duration::from_secs(1)).unwrap_err();
+        let e = n3
+            .add(&set(), A.parse().unwrap(), Duration::from_secs(1))
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "Operation not permitted (os error 1) (nftables doors need CAP_NET_ADMIN: run \
@@ -400,7 +418,9 @@ mod tests {
         );
         assert!(e.not_checked());
         // Silence: a timeout, named.
-        let e = nft(vec![]).add(&set(), A.parse().unwrap(), Duration::from_secs(1)).unwrap_err();
+        let e = nft(vec![])
+            .add(&set(), A.parse().unwrap(), Duration::from_secs(1))
+            .unwrap_err();
         assert_eq!(e.to_string(), "netlink receive: no answer");
     }
 
@@ -423,7 +443,10 @@ mod tests {
             n.describe(&set()).unwrap_err().to_string(),
             "set ks does not exist in table inet filter"
         );
-        let mut n = nft(vec![status(1, 0), [set_reply(2, 0x10, 7, 4), status(2, 0)].concat()]);
+        let mut n = nft(vec![
+            status(1, 0),
+            [set_reply(2, 0x10, 7, 4), status(2, 0)].concat(),
+        ]);
         let info = n.describe(&set()).unwrap();
         assert_eq!(
             info,

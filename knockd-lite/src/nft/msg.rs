@@ -344,7 +344,10 @@ fn set_info(payload: &[u8]) -> Result<SetInfo, String> {
         let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
         let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
         if len < 4 || len > attrs.len() {
-            return Err(format!("attribute length {len} with {} bytes left", attrs.len()));
+            return Err(format!(
+                "attribute length {len} with {} bytes left",
+                attrs.len()
+            ));
         }
         let value = &attrs[4..len];
         let be32 = || -> Result<u32, String> {
@@ -458,7 +461,11 @@ mod tests {
         let mut data = msg(NLMSG_ERROR, 3, &(-2i32).to_ne_bytes());
         data.extend(msg(NLMSG_ERROR, 4, &0i32.to_ne_bytes()));
         let mut set = vec![1, 0, 0, 0];
-        for (kind, v) in [(NFTA_SET_FLAGS, 0x13u32), (NFTA_SET_KEY_TYPE, 7), (NFTA_SET_KEY_LEN, 4)] {
+        for (kind, v) in [
+            (NFTA_SET_FLAGS, 0x13u32),
+            (NFTA_SET_KEY_TYPE, 7),
+            (NFTA_SET_KEY_LEN, 4),
+        ] {
             attr(&mut set, kind, &v.to_be_bytes());
         }
         attr_str(&mut set, NFTA_SET_NAME, "ks");
@@ -490,6 +497,9 @@ mod tests {
         let mut bad_attr = msg(0x0a09, 5, &[1, 0, 0, 0, 0xff, 0, 3, 0]);
         assert!(parse_replies(&bad_attr).is_err());
         bad_attr = msg(0x0a09, 5, &[1, 0, 0, 0, 6, 0, 3, 0, 1, 2]);
-        assert!(parse_replies(&bad_attr).is_err(), "a 2-byte flags attribute");
+        assert!(
+            parse_replies(&bad_attr).is_err(),
+            "a 2-byte flags attribute"
+        );
     }
 }
