@@ -12,6 +12,8 @@
 //! * `log`: knockd's log format, syslog and flood folding;
 //! * `pidfile`, `signals`: the pidfile of `-d`, and signals as input to the main loop;
 //! * `hmac_state`: the used HMAC counters that survive a restart;
+//! * `nft`: nftables doors, over nf_tables netlink;
+//! * `stops`: the stop journal, pending stop commands that survive a crash;
 //! * `sys`: every libc call outside the capture ring, behind safe functions;
 //! * `serve`: the daemon itself, which wires all of the above together.
 
@@ -28,6 +30,7 @@ mod nft;
 mod pidfile;
 mod serve;
 mod signals;
+mod stops;
 mod sys;
 #[cfg(test)]
 mod testutil;
@@ -94,13 +97,18 @@ fn check(args: &Args) -> anyhow::Result<(String, Vec<String>)> {
     }
     let inputs = check::load_inputs(&config)?;
     let now = Timestamp::from_system_time(SystemTime::now());
-    let text = check::report(
+    let mut text = check::report(
         &args.config,
         &config,
         args.interface.as_deref(),
         inputs,
         now,
     )?;
+    // Sets are checked in the kernel; without CAP_NET_ADMIN the report says so per set.
+    text.push_str(
+        &nft::check_report(&config, &args.config, &mut nft::Netlink::default())
+            .map_err(anyhow::Error::msg)?,
+    );
     Ok((text, warnings))
 }
 

@@ -12,9 +12,10 @@ pub(crate) mod ruleset;
 
 use std::io;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use knock_core::conf::NftSet;
+use knock_core::conf::{Config, NftSet, SetDirective};
 
 use crate::sys::NetlinkSocket;
 pub(crate) use msg::SetInfo;
@@ -32,8 +33,8 @@ pub(crate) enum NftError {
     #[error("set {} does not exist in table {} {}", .0.set, .0.family.name(), .0.table)]
     NoSet(NftSet),
     /// The set exists but cannot hold knockers: what is wrong, and what to do.
-    #[error("set {set}: {problem}")]
-    Unsuitable { set: NftSet, problem: String },
+    #[error("{0}")]
+    Unsuitable(String),
     /// The kernel refused: its reason (strerror), with a hint where one helps.
     #[error("{}", kernel_reason(*.0))]
     Kernel(i32),
@@ -94,16 +95,13 @@ pub(crate) trait Sets {
 }
 
 /// Checks that a set described as `info` can hold knockers of one family with a timeout.
-pub(crate) fn check_set(set: &NftSet, info: &SetInfo, ipv6: bool) -> Result<(), NftError> {
+pub(crate) fn check_set(info: &SetInfo, ipv6: bool) -> Result<(), NftError> {
     let (want, want_len) = if ipv6 {
         (msg::TYPE_IPV6_ADDR, 16)
     } else {
         (msg::TYPE_IPV4_ADDR, 4)
     };
-    let unsuitable = |problem: String| NftError::Unsuitable {
-        set: set.clone(),
-        problem,
-    };
+    let unsuitable = NftError::Unsuitable;
     let want_name = type_name(want);
     if info.flags & (msg::NFT_SET_MAP | msg::NFT_SET_OBJECT) != 0 {
         return Err(unsuitable(format!(
@@ -139,6 +137,113 @@ pub(crate) fn check_set(set: &NftSet, info: &SetInfo, ipv6: bool) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// One `Nft_Set`/`Nft_Set_6` of a door.
+pub(crate) struct DoorSet<'a> {
+    pub(crate) door: &'a str,
+    pub(crate) ipv6: bool,
+    pub(crate) directive: &'a SetDirective,
+}
+
+impl DoorSet<'_> {
+    pub(crate) fn name(&self) -> &'static str {
+        if self.ipv6 { "Nft_Set_6" } else { "Nft_Set" }
+    }
+
+    /// `path:line: Nft_Set = inet filter ks: ` before what `e` says.
+    pub(crate) fn error(&self, path: &Path, e: &NftError) -> String {
+        let what = if e.not_checked() {
+            "cannot check the set: "
+        } else {
+            ""
+        };
+        format!(
+            "{}:{}: {} = {}: {what}{e}",
+            path.display(),
+            self.directive.line,
+            self.name(),
+            self.directive.set
+        )
+    }
+}
+
+/// Every set the doors of `config` name, in door order.
+pub(crate) fn door_sets(config: &Config) -> Vec<DoorSet<'_>> {
+    config
+        .doors
+        .iter()
+        .flat_map(|door| {
+            [false, true].into_iter().filter_map(move |ipv6| {
+                door.nft_set_for(ipv6).map(|directive| DoorSet {
+                    door: &door.name,
+                    ipv6,
+                    directive,
+                })
+            })
+        })
+        .collect()
+}
+
+/// Whether the set of `ds` exists and can hold its knockers.
+pub(crate) fn check_door_set(sets: &mut dyn Sets, ds: &DoorSet<'_>) -> Result<(), NftError> {
+    let info = sets.describe(&ds.directive.set)?;
+    check_set(&info, ds.ipv6)
+}
+
+/// At start-up and on SIGHUP: every set must be usable. The error is `path:line: ...`, and
+/// says whether the set is wrong (a config error) or could not be checked.
+pub(crate) fn validate(
+    config: &Config,
+    path: &Path,
+    sets: &mut dyn Sets,
+) -> Result<(), (String, bool)> {
+    for ds in door_sets(config) {
+        if let Err(e) = check_door_set(sets, &ds) {
+            return Err((ds.error(path, &e), e.not_checked()));
+        }
+    }
+    Ok(())
+}
+
+/// `--check`'s section on nftables doors: each set and what was found, then the ruleset
+/// lines to paste. A set that could not be checked says so and why. `Err` is the first
+/// set that is wrong.
+pub(crate) fn check_report(
+    config: &Config,
+    path: &Path,
+    sets: &mut dyn Sets,
+) -> Result<String, String> {
+    let all = door_sets(config);
+    if all.is_empty() {
+        return Ok(String::new());
+    }
+    let mut out = String::from(
+        "\nnftables doors (the kernel removes each knocker Cmd_Timeout after the knock):\n",
+    );
+    for ds in &all {
+        let status = match check_door_set(sets, ds) {
+            Ok(()) => format!(
+                "ok ({}, flags timeout)",
+                if ds.ipv6 { "ipv6_addr" } else { "ipv4_addr" }
+            ),
+            Err(e) if e.not_checked() => format!("NOT CHECKED: {e}"),
+            Err(e) => return Err(ds.error(path, &e)),
+        };
+        out.push_str(&format!(
+            "  [{}] {:<9} {}: {status}\n",
+            ds.door,
+            ds.name(),
+            ds.directive.set
+        ));
+    }
+    out.push_str(&format!(
+        "\nruleset for these doors (nft -f FILE; replace {} with the port each door guards; \
+         policy drop closes everything the chain does not accept):\n",
+        ruleset::PLACEHOLDER_PORT
+    ));
+    out.push_str(&ruleset::snippet(config));
+    Ok(out)
 }
 
 /// nft's name of a key type, or "" for one knockd-lite has no use for.
@@ -456,14 +561,13 @@ mod tests {
                 key_len: 4
             }
         );
-        assert!(check_set(&set(), &info, false).is_ok());
+        assert!(check_set(&info, false).is_ok());
     }
 
     #[test]
     fn unsuitable_sets_say_what_to_change() {
         let check = |flags, key_type, key_len, ipv6| {
             check_set(
-                &set(),
                 &SetInfo {
                     flags,
                     key_type,
@@ -477,31 +581,31 @@ mod tests {
         assert_eq!(check(0x30, 7, 4, false), Ok(()), "flags dynamic is fine");
         assert_eq!(
             check(0x10, 7, 4, true).unwrap_err(),
-            "set inet filter ks: holds ipv4_addr, not ipv6_addr (the Nft_Set_6 directive \
+            "holds ipv4_addr, not ipv6_addr (the Nft_Set_6 directive \
              needs type ipv6_addr)"
         );
         assert_eq!(
             check(0x10, 13, 2, false).unwrap_err(),
-            "set inet filter ks: holds key type 13 of 2 bytes, not ipv4_addr (the Nft_Set \
+            "holds key type 13 of 2 bytes, not ipv4_addr (the Nft_Set \
              directive needs type ipv4_addr)"
         );
         assert_eq!(
             check(0, 7, 4, false).unwrap_err(),
-            "set inet filter ks: has no \"flags timeout\", so the kernel could not close the \
+            "has no \"flags timeout\", so the kernel could not close the \
              door (add flags timeout to the set)"
         );
         assert_eq!(
             check(0x14, 7, 4, false).unwrap_err(),
-            "set inet filter ks: has \"flags interval\"; knockd-lite adds single addresses \
+            "has \"flags interval\"; knockd-lite adds single addresses \
              (drop flags interval)"
         );
         assert_eq!(
             check(0x18, 7, 4, false).unwrap_err(),
-            "set inet filter ks: is a map; a door needs a plain set of type ipv4_addr"
+            "is a map; a door needs a plain set of type ipv4_addr"
         );
         assert_eq!(
             check(0x12, 7, 4, false).unwrap_err(),
-            "set inet filter ks: is constant: nothing can be added to it"
+            "is constant: nothing can be added to it"
         );
     }
 }

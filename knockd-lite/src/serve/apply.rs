@@ -12,6 +12,7 @@ use super::commands::{Deferred, Running};
 use crate::capture::PacketSource;
 use crate::exec::{self, Completion, Runner};
 use crate::log::Kind;
+use crate::stops::Pending;
 
 impl<S: PacketSource, R: Runner> Server<S, R> {
     /// Carries out `actions`, which the engine produced at `now`.
@@ -73,6 +74,39 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                     }
                 }
                 Action::CaptureRulesChanged => self.turn.rules_dirty = true,
+                Action::AddToSet {
+                    door,
+                    src,
+                    set,
+                    timeout,
+                } => {
+                    // A knock that could not be recorded opens nothing.
+                    if !unrecorded.contains(&door) {
+                        self.add_to_set(now, door, src, set, timeout);
+                    }
+                }
+                Action::StopScheduled {
+                    start,
+                    door,
+                    src,
+                    template,
+                    delay,
+                    due,
+                } => {
+                    if unrecorded.contains(&door) {
+                        continue; // its start is cancelled below
+                    }
+                    let stop = Pending {
+                        door: door.to_string(),
+                        src,
+                        template,
+                        due_ms: 0,
+                        delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    };
+                    if !self.record_stop(now, start.0, stop, due) {
+                        unrecorded.push(door);
+                    }
+                }
             }
         }
     }
@@ -105,6 +139,9 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         let now = self.now();
         if let Some(body) = c.failure_body(&r.door) {
             self.journal.line(now, &body, Kind::Error);
+        }
+        if let CommandKind::Stop { start } = r.kind {
+            self.stop_done(start.0);
         }
         if r.kind == CommandKind::Start {
             let actions = self.engine.on_command_done(now, r.id);

@@ -33,7 +33,8 @@ pub(crate) fn source_of(event: &Event) -> Option<IpAddr> {
         | Event::SequenceTimeout { src, .. }
         | Event::CommandTimeout { src, .. }
         | Event::StopAtShutdown { src, .. }
-        | Event::HmacReplay { src, .. } => Some(*src),
+        | Event::HmacReplay { src, .. }
+        | Event::NoSetForFamily { src, .. } => Some(*src),
         Event::OneTimeNext { .. } | Event::OneTimeExhausted { .. } => None,
     }
 }

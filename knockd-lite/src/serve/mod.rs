@@ -13,6 +13,7 @@
 
 mod apply;
 mod commands;
+mod doors;
 mod journal;
 mod lookup;
 mod reload;
@@ -38,9 +39,12 @@ use crate::exec::{Executor, Runner};
 use crate::hmac_state::HmacCounters;
 use crate::log::Kind;
 use crate::netif::{Change, Interface, Watch};
+use crate::nft::Sets;
 use crate::pidfile::Pidfile;
 use crate::signals::{Signal, Signals};
+use crate::stops::{Pending, StopJournal};
 use commands::Commands;
+use doors::OpenSets;
 use journal::Journal;
 use settings::Settings;
 
@@ -138,6 +142,12 @@ struct Server<S, R> {
     journal: Journal,
     commands: Commands<R>,
     counters: HmacCounters,
+    /// nftables sets: netlink, or a fake in tests.
+    sets: Box<dyn Sets>,
+    /// Elements this process added and that may still be live.
+    open_sets: OpenSets,
+    /// Stop commands pending, on disk.
+    stops: StopJournal,
     /// Both clocks (virtual ones in tests).
     clock: Box<dyn Fn() -> Now>,
     /// Kept for its `Drop`, which removes the file.
@@ -198,6 +208,15 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
 
     fn now(&self) -> Now {
         (self.clock)()
+    }
+
+    /// After `begin`: reports a stop journal that had to be set aside, and takes over the
+    /// stops pending when the last process ended.
+    fn take_over(&mut self, problem: Option<String>, pending: Vec<Pending>) {
+        if let Some(problem) = problem {
+            self.journal.line(self.now(), &problem, Kind::Error);
+        }
+        self.restore_stops(pending);
     }
 
     /// Waits for frames (at most until the next timer or tick), feeds them to the engine

@@ -41,6 +41,8 @@ impl Server<InterfaceCapture, Executor> {
     /// Loads everything first and commits only when all of it succeeded.
     fn try_reload(&mut self, now: Now, signals: &Signals) -> anyhow::Result<usize> {
         let (config, settings) = settings::load(&self.args, &self.base)?;
+        crate::nft::validate(&config, &self.args.config, self.sets.as_mut())
+            .map_err(|(e, _)| anyhow!(e))?;
         let mut inputs = door_files::load(&config, &self.counters.used())?;
         let moved = settings.interface != self.settings.interface;
         let new_link = if moved {

@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub(crate) state_file: PathBuf,
     /// Where older versions kept them, read once if `state_file` does not exist yet.
     pub(crate) legacy_state_file: PathBuf,
+    /// The stop journal: stop commands still due, which a restart runs.
+    pub(crate) stops_file: PathBuf,
 }
 
 impl Settings {
@@ -78,6 +80,7 @@ pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), Confi
         },
         state_file: state::state_file(&state_dir, &config_path, StateKind::HmacUsed),
         legacy_state_file: state::legacy_hmac_file(&state_dir, &config_path),
+        stops_file: state::state_file(&state_dir, &config_path, StateKind::Stops),
         config_path,
     };
     Ok((config, settings))

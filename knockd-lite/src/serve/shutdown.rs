@@ -1,6 +1,7 @@
-//! SIGTERM and SIGINT: pending stop commands run at once (each after its start command,
-//! which is killed with its process group if it is still running after a while), shutdown
-//! waits for them within a bound, and the last line is `shutting down`.
+//! SIGTERM and SIGINT: knockers this process put in nftables sets are taken out, pending
+//! stop commands run at once (each after its start command, which is killed with its
+//! process group if it is still running after a while), shutdown waits for them within a
+//! bound, and the last line is `shutting down`.
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// [`LAST_STOPS_WAIT`] more to finish. Waiting runs on the monotonic clock.
     pub(super) fn shutdown(&mut self) {
         let now = self.now();
+        self.close_sets(now);
         let actions = self.engine.shutdown(now);
         self.apply(now, actions);
         let mut stage = Stage::Starts;

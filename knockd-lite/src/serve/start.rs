@@ -18,8 +18,10 @@ use crate::exec::Executor;
 use crate::hmac_state::HmacCounters;
 use crate::log::{Kind, Logger};
 use crate::netif::{self, Watch};
+use crate::nft::{self, Netlink};
 use crate::pidfile::Pidfile;
 use crate::signals::Signals;
+use crate::stops::StopJournal;
 use crate::sys;
 
 impl Server<InterfaceCapture, Executor> {
@@ -28,6 +30,15 @@ impl Server<InterfaceCapture, Executor> {
             .context("cannot read the current directory")
             .map_err(Failure::runtime)?;
         let (config, settings) = settings::load(&args, &base).map_err(Failure::config)?;
+        // Every set must exist and take timeouts before the first knock needs it.
+        let mut sets = Netlink::default();
+        nft::validate(&config, &args.config, &mut sets).map_err(|(e, not_checked)| {
+            if not_checked {
+                Failure::runtime(anyhow!(e))
+            } else {
+                Failure::config(anyhow!(e))
+            }
+        })?;
         let now = clock_now();
         let counters = HmacCounters::load(
             &settings.state_file,
@@ -104,6 +115,7 @@ impl Server<InterfaceCapture, Executor> {
         capture.add_wake_fd(signals.fd());
         capture.add_wake_fd(exec.wake_fd());
         let watch = Watch::new(&settings.interface, Some(iface));
+        let opened = StopJournal::open(&settings.stops_file, clock_now().wall.unix_seconds());
         let mut server = Server {
             args,
             base,
@@ -116,11 +128,15 @@ impl Server<InterfaceCapture, Executor> {
             journal: Journal::new(logger, resolver),
             commands: Commands::new(exec),
             counters,
+            sets: Box::new(sets),
+            open_sets: Default::default(),
+            stops: opened.journal,
             clock: Box::new(clock_now),
             _pidfile: pidfile,
             turn: Turn::default(),
         };
         server.begin(first_actions);
+        server.take_over(opened.problem, opened.pending);
         if let Some(d) = detached {
             d.ready();
         }

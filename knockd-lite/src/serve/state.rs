@@ -15,9 +15,7 @@ use sha2::{Digest, Sha256};
 pub(crate) enum StateKind {
     /// The used HMAC counters.
     HmacUsed,
-    /// The stop journal: stop commands still due. (Its writer comes with the nftables
-    /// doors; the name is here so that every state file is named in one place.)
-    #[allow(dead_code)]
+    /// The stop journal: stop commands still due.
     Stops,
 }
 

@@ -26,6 +26,7 @@ use crate::capture::{ReplayFrame, ReplaySource};
 use crate::door_files;
 use crate::exec::{Completion, Outcome};
 use crate::log::Logger;
+use crate::stops::StopJournal;
 use crate::testutil::Scratch;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -166,11 +167,58 @@ impl Runner for FakeRunner {
     }
 }
 
+/// nftables sets that only record what they are asked; `fail` makes every add fail.
+#[derive(Debug, Default)]
+struct Kernel {
+    calls: Vec<String>,
+    fail: Option<i32>,
+}
+
+struct FakeSets(Rc<RefCell<Kernel>>);
+
+impl crate::nft::Sets for FakeSets {
+    fn add(
+        &mut self,
+        set: &knock_core::conf::NftSet,
+        addr: IpAddr,
+        timeout: Duration,
+    ) -> Result<(), crate::nft::NftError> {
+        let mut k = self.0.borrow_mut();
+        k.calls
+            .push(format!("add {set} {addr} {}ms", timeout.as_millis()));
+        match k.fail {
+            Some(errno) => Err(crate::nft::NftError::Kernel(errno)),
+            None => Ok(()),
+        }
+    }
+
+    fn delete(
+        &mut self,
+        set: &knock_core::conf::NftSet,
+        addr: IpAddr,
+    ) -> Result<bool, crate::nft::NftError> {
+        self.0
+            .borrow_mut()
+            .calls
+            .push(format!("delete {set} {addr}"));
+        Ok(true)
+    }
+
+    fn describe(
+        &mut self,
+        set: &knock_core::conf::NftSet,
+    ) -> Result<crate::nft::SetInfo, crate::nft::NftError> {
+        self.0.borrow_mut().calls.push(format!("describe {set}"));
+        Err(crate::nft::NftError::NoSet(set.clone()))
+    }
+}
+
 /// A server on a replay source and a fake runner, with its folder, log and clock.
 struct Harness {
     dir: Scratch,
     server: Server<ReplaySource, FakeRunner>,
     shell: Rc<RefCell<Shell>>,
+    kernel: Rc<RefCell<Kernel>>,
     /// The monotonic clock, ms.
     clock: Rc<Cell<u64>>,
     /// The wall clock's lead on `clock`, ms.
@@ -197,8 +245,16 @@ impl Harness {
     /// Like [`Harness::new`], started while the wall clock reads `wall_offset` ms ahead of
     /// the monotonic one.
     fn started_off(wall_offset: i64, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
+        Harness::build(Scratch::new("serve"), wall_offset, conf, files)
+    }
+
+    /// [`Harness::new`] in a folder that may hold state from an earlier server.
+    fn in_dir(dir: Scratch, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
+        Harness::build(dir, 0, conf, files)
+    }
+
+    fn build(dir: Scratch, wall_offset: i64, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
         use std::os::unix::fs::PermissionsExt;
-        let dir = Scratch::new("serve");
         for (name, text, mode) in files {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -237,7 +293,9 @@ impl Harness {
             Engine::new(&config, inputs, Options::default(), read()).unwrap();
         let logger = Logger::open(settings.log_config(&args));
         let shell = Rc::new(RefCell::new(Shell::default()));
+        let kernel = Rc::new(RefCell::new(Kernel::default()));
         let watch = Watch::new("test0", test_iface("test0").unwrap());
+        let opened = StopJournal::open(&settings.stops_file, read().wall.unix_seconds());
         let mut server = Server {
             args,
             base,
@@ -250,15 +308,20 @@ impl Harness {
             journal: Journal::new(logger, None),
             commands: Commands::new(FakeRunner(Rc::clone(&shell))),
             counters,
+            sets: Box::new(FakeSets(Rc::clone(&kernel))),
+            open_sets: Default::default(),
+            stops: opened.journal,
             clock: Box::new(read),
             _pidfile: None,
             turn: Turn::default(),
         };
         server.begin(first_actions);
+        server.take_over(opened.problem, opened.pending);
         Harness {
             dir,
             server,
             shell,
+            kernel,
             clock,
             wall_offset,
         }
@@ -651,4 +714,182 @@ fn debug_lines_for_packets() {
         describe(&u, Some(10)),
         "udp 2001:db8::1 -> [2001:db8::2]:53 vlan 10"
     );
+}
+
+#[test]
+fn a_set_door_adds_the_knocker_and_a_clean_stop_takes_it_out() {
+    let mut h = Harness::new(
+        "[ssh]\nsequence = 7000,8000\nnft_set = inet filter ks\ncmd_timeout = 2.5\n\
+         [gone]\nsequence = 7100,8100\nnft_set = inet filter ks2\ncmd_timeout = 0.001\n",
+        &[],
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    h.knock(&[(TCP, 7100), (TCP, 8100)]);
+    assert_eq!(
+        h.kernel.borrow().calls,
+        [
+            "add inet filter ks 192.0.2.1 2500ms",
+            "add inet filter ks2 192.0.2.1 1ms"
+        ]
+    );
+    assert!(h.spawned().is_empty(), "no process for a set");
+    std::thread::sleep(Duration::from_millis(5));
+    h.server.shutdown();
+    // Only the element still live is taken out (the other expired in the kernel).
+    assert_eq!(
+        h.kernel.borrow().calls[2..],
+        ["delete inet filter ks 192.0.2.1"]
+    );
+    let log = h.log();
+    for want in [
+        "192.0.2.1: ssh: nft add inet filter ks 192.0.2.1 timeout 2.5s",
+        "192.0.2.1: ssh: shutting down, nft delete inet filter ks 192.0.2.1",
+    ] {
+        assert!(log.contains(&want.to_string()), "{want}\n{log:#?}");
+    }
+}
+
+#[test]
+fn a_failed_add_is_logged_with_the_kernels_reason() {
+    let mut h = Harness::new("[ssh]\nsequence = 7000\nnft_set = ip fw ks\n", &[]);
+    h.kernel.borrow_mut().fail = Some(libc::ENOENT);
+    h.knock(&[(TCP, 7000)]);
+    let log = h.log();
+    assert!(
+        log.contains(
+            &"192.0.2.1: ssh: nft add ip fw ks 192.0.2.1 timeout 10s: failed: \
+              No such file or directory (os error 2)"
+                .to_string()
+        ),
+        "{log:#?}"
+    );
+    h.server.shutdown();
+    assert_eq!(h.kernel.borrow().calls.len(), 1, "nothing to take out");
+}
+
+const STOP_DOOR: &str = "[d]\nsequence = 7000,8000\nstart_command = open %IP%\n\
+                         stop_command = close %IP%\ncmd_timeout = 10\n";
+
+/// The stop journal's path in the harness's folder.
+fn stops_file(h: &Harness) -> PathBuf {
+    h.server.settings.stops_file.clone()
+}
+
+#[test]
+fn a_pending_stop_is_on_disk_before_its_start_runs_and_gone_once_the_stop_ran() {
+    let mut h = Harness::new(STOP_DOOR, &[]);
+    let path = stops_file(&h);
+    assert!(path.starts_with(h.path("state")));
+    h.shell.borrow_mut().watch = Some(path.clone());
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    let seen = h.shell.borrow().seen.clone();
+    let [Seen::Spawned(command, Some(journal))] = &seen[..] else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(command, "open 192.0.2.1");
+    let knocked = h.clock.get();
+    assert!(
+        journal.ends_with(&format!(
+            "\n{}\t10000\t192.0.2.1\td\tclose %IP%\n",
+            knocked + 10_000
+        )),
+        "{journal:?}"
+    );
+    // The start takes 2 s: the stop is now due 10 s after it finished.
+    h.turn_after(2_000);
+    h.finish("open 192.0.2.1");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.ends_with(&format!(
+            "\n{}\t10000\t192.0.2.1\td\tclose %IP%\n",
+            knocked + 12_000
+        )),
+        "{text:?}"
+    );
+    h.turn_after(10_000);
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
+    assert!(path.exists(), "until the stop has finished");
+    h.finish("close 192.0.2.1");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_pending_stop_that_cannot_be_recorded_keeps_the_door_shut() {
+    let mut h = Harness::new(STOP_DOOR, &[]);
+    std::fs::write(h.path("state"), "").unwrap();
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    assert!(h.spawned().is_empty());
+    let want = format!(
+        "d: cannot record the pending stop command in {}, command not run: ",
+        stops_file(&h).display()
+    );
+    assert!(
+        h.log().iter().any(|l| l.starts_with(&want)),
+        "{:#?}",
+        h.log()
+    );
+}
+
+#[test]
+fn after_a_crash_overdue_stops_run_at_once_and_later_ones_when_due() {
+    let first = Harness::new(STOP_DOOR, &[]);
+    let path = stops_file(&first);
+    // Two stops from a process that died: one overdue, one due in 4 s, one whose clock
+    // says an hour (the door's 10 s bound wins).
+    let journal = format!(
+        "# header\n{}\t10000\t192.0.2.7\td\tclose %IP%\n\
+         {}\t10000\t2001:db8::7\tgone door\tbye %IP%\n\
+         {}\t10000\t192.0.2.8\td\tclose %IP%\n",
+        T0 - 60_000,
+        T0 + 4_000,
+        T0 + 3_600_000
+    );
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &journal).unwrap();
+    let Harness { dir, .. } = first;
+    let mut h = Harness::in_dir(dir, STOP_DOOR, &[]);
+    assert_eq!(h.spawned(), ["close 192.0.2.7"]);
+    let log = h.log();
+    let overdue = format!(
+        "192.0.2.7: d: running overdue stop command (was due {})",
+        crate::log::LocalTime::from_unix_ms(T0 - 60_000).second_stamp()
+    );
+    assert!(log.contains(&overdue), "{log:#?}");
+    assert!(
+        log.contains(
+            &"2001:db8::7: gone door: stop command pending from before the restart, due in 4s"
+                .to_string()
+        ),
+        "{log:#?}"
+    );
+    h.finish("close 192.0.2.7");
+    h.turn_after(4_000);
+    assert_eq!(h.spawned(), ["close 192.0.2.7", "bye 2001:db8::7"]);
+    h.turn_after(6_000);
+    assert_eq!(
+        h.spawned(),
+        ["close 192.0.2.7", "bye 2001:db8::7", "close 192.0.2.8"]
+    );
+    h.finish("bye 2001:db8::7");
+    assert!(path.exists());
+    h.finish("close 192.0.2.8");
+    assert!(!path.exists(), "every stop ran");
+}
+
+#[test]
+fn a_corrupt_journal_is_set_aside_and_the_server_starts() {
+    let first = Harness::new(STOP_DOOR, &[]);
+    let path = stops_file(&first);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "garbage\n").unwrap();
+    let Harness { dir, .. } = first;
+    let h = Harness::in_dir(dir, STOP_DOOR, &[]);
+    let aside = format!("{}.corrupt-{}", path.display(), T0 / 1000);
+    let log = h.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("stop journal ") && l.contains(&aside)),
+        "{log:#?}"
+    );
+    assert!(!path.exists() && std::path::Path::new(&aside).exists());
 }
