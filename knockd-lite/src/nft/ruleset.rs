@@ -3,36 +3,37 @@
 
 use std::fmt::Write as _;
 
-use knock_core::conf::{Config, NftFamily, NftSet};
+use knock_core::conf::{Config, NftFamily};
+
+use super::{DoorSet, door_sets};
 
 /// The port the accept rules name, which the administrator replaces with the guarded one.
 pub(crate) const PLACEHOLDER_PORT: u16 = 22;
 
 /// `nft -f` text for every table the doors of `config` name, or "" when no door has a set.
 pub(crate) fn snippet(config: &Config) -> String {
-    // (family, table) -> [(set, ipv6, door)], in config order.
-    let mut tables: Vec<((NftFamily, &str), Vec<(&NftSet, bool, &str)>)> = Vec::new();
-    for door in &config.doors {
-        for ipv6 in [false, true] {
-            let Some(d) = door.nft_set_for(ipv6) else {
-                continue;
-            };
-            let key = (d.set.family, d.set.table.as_str());
-            let entry = match tables.iter().position(|(k, _)| *k == key) {
-                Some(i) => &mut tables[i].1,
-                None => {
-                    tables.push((key, Vec::new()));
-                    &mut tables.last_mut().expect("pushed").1
-                }
-            };
-            entry.push((&d.set, ipv6, door.name.as_str()));
+    // The doors' sets by table, tables in config order.
+    let mut tables: Vec<Vec<DoorSet<'_>>> = Vec::new();
+    for ds in door_sets(config) {
+        let set = &ds.directive.set;
+        match tables.iter_mut().find(|t| {
+            let first = &t[0].directive.set;
+            (first.family, &first.table) == (set.family, &set.table)
+        }) {
+            Some(t) => t.push(ds),
+            None => tables.push(vec![ds]),
         }
     }
     let mut out = String::new();
-    for ((family, table), sets) in &tables {
+    for sets in &tables {
+        let (family, table) = (sets[0].directive.set.family, &sets[0].directive.set.table);
         let _ = writeln!(out, "table {} {table} {{", family.name());
         let mut defined: Vec<&str> = Vec::new();
-        for (set, ipv6, _) in sets {
+        for DoorSet {
+            directive, ipv6, ..
+        } in sets
+        {
+            let set = &directive.set;
             if defined.contains(&set.set.as_str()) {
                 continue;
             }
@@ -53,12 +54,18 @@ pub(crate) fn snippet(config: &Config) -> String {
             );
             let _ = writeln!(out, "\t\tct state established,related accept");
             let _ = writeln!(out, "\t\tiif \"lo\" accept");
-            if *family != NftFamily::Ip {
+            if family != NftFamily::Ip {
                 // Neighbour discovery: without it IPv6 stops working under policy drop.
                 let _ = writeln!(out, "\t\tmeta l4proto ipv6-icmp accept");
             }
             let mut ruled: Vec<(&str, bool)> = Vec::new();
-            for (set, ipv6, door) in sets {
+            for DoorSet {
+                door,
+                ipv6,
+                directive,
+            } in sets
+            {
+                let set = &directive.set;
                 if ruled.contains(&(set.set.as_str(), *ipv6)) {
                     continue;
                 }
