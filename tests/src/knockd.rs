@@ -56,6 +56,15 @@ impl Knockd {
     }
 }
 
+impl Knockd {
+    /// SIGKILL to the daemon, as a crash or `kill -9` would: the children it forked (the
+    /// ones that sleep Cmd_Timeout and run a stop command) live on.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server for Knockd {
     fn dir(&self) -> &Path {
         self.dir.path()

@@ -6,10 +6,12 @@
 
 pub mod capture;
 pub mod faketime;
+pub mod firewall;
 pub mod knockd;
 pub mod lite;
 pub mod raw;
 pub mod server;
+pub mod service;
 pub mod terminal;
 pub mod wine;
 

@@ -143,6 +143,19 @@ impl KnockdLite {
         self.wait_started();
     }
 
+    /// Starts the server again with the same config, scratch folder and state folder,
+    /// after it died (SIGKILL): returns once the new process says it is listening.
+    pub fn start_again(&mut self, pair: &Pair, extra: &[&str]) {
+        assert!(!self.alive(), "start_again needs a dead server");
+        let starts = self.log().matches("] starting up, listening on").count();
+        let child = spawn(pair, self.dir.path(), &self.config_path(), extra);
+        self.pid = child.id();
+        self.child = Some(child);
+        self.wait_for("a new start", START_TIMEOUT, || {
+            self.log().matches("] starting up, listening on").count() > starts
+        });
+    }
+
     /// Waits for one more `starting up` line than there are `shutting down` lines.
     fn wait_started(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;

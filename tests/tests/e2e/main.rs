@@ -7,6 +7,7 @@
 
 mod client;
 mod clock_step;
+mod firewall_doors;
 mod hmac_lite;
 mod interop_knockd;
 mod interop_knockd_flags;
