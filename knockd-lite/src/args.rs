@@ -17,7 +17,13 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/knockd-lite";
 /// A knockd-compatible port-knock server: reads knockd.conf, captures at the link layer,
 /// matches knocks with knockd's semantics (and without its bugs) and runs the door's commands.
 #[derive(Clone, Debug, PartialEq, Eq, Parser)]
-#[command(name = "knockd-lite", version)]
+#[command(
+    name = "knockd-lite",
+    version,
+    after_help = "Privileges: capturing needs CAP_NET_RAW; doors with Nft_Set or Nft_Set_6 \
+                  need CAP_NET_ADMIN (they add the knocker to an nftables set themselves, \
+                  over netlink). Run as root, or grant both capabilities."
+)]
 pub(crate) struct Args {
     // The help names the config's default interface.
     #[arg(
@@ -91,7 +97,8 @@ pub(crate) struct Args {
 
     /// Folder for state that must survive restarts: the used HMAC counters, in
     /// DIR/<config file name>.<digest of its path>.hmac-used (only written when the config
-    /// has HMAC doors).
+    /// has HMAC doors), and the stop commands still due, in DIR/<config file
+    /// name>.<digest>.stops.
     // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
@@ -194,6 +201,7 @@ mod tests {
             "[default: 100000]",
             "[default: 300]",
             "[default: /var/lib/knockd-lite]",
+            "need CAP_NET_ADMIN",
         ] {
             assert!(help.contains(want), "{want:?} in\n{help}");
         }
