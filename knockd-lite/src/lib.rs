@@ -72,12 +72,17 @@ where
     }
     if args.check {
         return match check(&args) {
-            Ok((text, warnings)) => {
+            Ok((text, warnings, wrong)) => {
                 for warning in warnings {
                     eprintln!("knockd-lite: {warning}");
                 }
+                // With a wrong set the report still helps: it holds the ruleset lines
+                // that create missing sets.
                 print!("{text}");
-                0
+                match wrong {
+                    None => 0,
+                    Some(wrong) => report(&anyhow::Error::msg(wrong), 2),
+                }
             }
             Err(e) => report(&e, 2),
         };
@@ -85,9 +90,10 @@ where
     serve::run(args)
 }
 
-/// `--check`: the report and the warnings (a log file that cannot be opened, what the
-/// config's reader warns of), or why the configuration does not load (exit 2).
-fn check(args: &Args) -> anyhow::Result<(String, Vec<String>)> {
+/// `--check`: the report, the warnings (a log file that cannot be opened, what the
+/// config's reader warns of) and a set that is wrong; or why the configuration does not
+/// load (exit 2, as for a wrong set).
+fn check(args: &Args) -> anyhow::Result<(String, Vec<String>, Option<String>)> {
     let config = config::read(&args.config, &args.config)?;
     let mut warnings = config::warnings(&config, &args.config);
     let log_file = args.logfile.as_ref().or(config.log_file.as_ref());
@@ -105,11 +111,9 @@ fn check(args: &Args) -> anyhow::Result<(String, Vec<String>)> {
         now,
     )?;
     // Sets are checked in the kernel; without CAP_NET_ADMIN the report says so per set.
-    text.push_str(
-        &nft::check_report(&config, &args.config, &mut nft::Netlink::default())
-            .map_err(anyhow::Error::msg)?,
-    );
-    Ok((text, warnings))
+    let (sets, wrong) = nft::check_report(&config, &args.config, &mut nft::Netlink::default());
+    text.push_str(&sets);
+    Ok((text, warnings, wrong))
 }
 
 /// Prints `knockd-lite: ` and the error with its whole context chain; returns `code`.

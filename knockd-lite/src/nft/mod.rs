@@ -207,17 +207,18 @@ pub(crate) fn validate(
 }
 
 /// `--check`'s section on nftables doors: each set and what was found, then the ruleset
-/// lines to paste. A set that could not be checked says so and why. `Err` is the first
-/// set that is wrong.
+/// lines to paste (also when sets are missing: that is when they are needed). A set that
+/// could not be checked says so and why. The error is the first set that is wrong.
 pub(crate) fn check_report(
     config: &Config,
     path: &Path,
     sets: &mut dyn Sets,
-) -> Result<String, String> {
+) -> (String, Option<String>) {
     let all = door_sets(config);
     if all.is_empty() {
-        return Ok(String::new());
+        return (String::new(), None);
     }
+    let mut wrong = None;
     let mut out = String::from(
         "\nnftables doors (the kernel removes each knocker Cmd_Timeout after the knock):\n",
     );
@@ -228,7 +229,10 @@ pub(crate) fn check_report(
                 if ds.ipv6 { "ipv6_addr" } else { "ipv4_addr" }
             ),
             Err(e) if e.not_checked() => format!("NOT CHECKED: {e}"),
-            Err(e) => return Err(ds.error(path, &e)),
+            Err(e) => {
+                wrong.get_or_insert_with(|| ds.error(path, &e));
+                format!("WRONG: {e}")
+            }
         };
         out.push_str(&format!(
             "  [{}] {:<9} {}: {status}\n",
@@ -243,7 +247,7 @@ pub(crate) fn check_report(
         ruleset::PLACEHOLDER_PORT
     ));
     out.push_str(&ruleset::snippet(config));
-    Ok(out)
+    (out, wrong)
 }
 
 /// nft's name of a key type, or "" for one knockd-lite has no use for.
