@@ -13,7 +13,7 @@ usage() {
     cat <<'EOF'
 usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--after S]
                       [--idle-knocks N] [--servers "knockd-lite knockd"] [--knock PATH]
-                      [--repeat N] [--no-build] [--no-pin]
+                      [--repeat N] [--no-build] [--no-pin] [--nft]
 
   --quick         one full-rate flood of 3 s, 3 s after, 5 idle knocks (under a minute)
   --rates         flood rates in packets/s; 0 = the generator's full rate
@@ -27,6 +27,8 @@ usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--aft
   --repeat        floods per server and rate (default 1): one knock is one sample
   --no-build      use the release binaries already built
   --no-pin        do not pin the generator to CPU 0 and the server to CPU 1
+  --nft           give knockd-lite's door an nftables set too (Nft_Set, in a set made
+                  in the server namespace), so each knock also adds an element over netlink
 
 Environment: KNOCKD_LITE=PATH runs that knockd-lite binary instead of target/release/;
 KNOCKD_LITE_ARGS adds flags to knockd-lite (e.g. "--max-attempts 5000");
@@ -45,6 +47,7 @@ BUILD=1
 PIN=1
 REPEAT=1
 MODE=full
+NFT=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
         --repeat) REPEAT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --no-pin) PIN=0 ;;
+        --nft) NFT=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "flood.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -138,6 +142,11 @@ ip -n "$SNS" link set "$SIF" up
 # Spoofed sources must reach the server's capture; the server has no route back to
 # 198.18.0.0/15, so its RSTs to them die in its own routing table.
 ip netns exec "$SNS" sysctl -qw net.ipv4.conf.all.rp_filter=0 "net.ipv4.conf.$SIF.rp_filter=0"
+if [ "$NFT" = 1 ]; then
+    command -v nft >/dev/null || die "--nft needs nft (apt-get install nftables)"
+    # Only the set (no chain): the door's element is what is measured, not a firewall.
+    ip netns exec "$SNS" nft 'add table inet knockbench; add set inet knockbench door4 { type ipv4_addr; flags timeout; }'
+fi
 SERVER_MAC=$(ip netns exec "$SNS" cat "/sys/class/net/$SIF/address")
 
 if [ "$PIN" = 1 ]; then
@@ -154,8 +163,8 @@ lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 now() { date +%s.%N; }
 iface_stat() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 
-# write_conf DIR: the same door for both servers. The command appends the time it ran
-# and the knocker's address to DIR/marks.
+# write_conf DIR SERVER: the same door for both servers. The command appends the time it
+# ran and the knocker's address to DIR/marks. With --nft knockd-lite's door also fills a set.
 write_conf() {
     cat >"$1/knockd.conf" <<EOF
 [options]
@@ -167,6 +176,9 @@ write_conf() {
     tcpflags    = syn
     command     = date +"%s.%N %IP%" >> $1/marks
 EOF
+    if [ "$NFT" = 1 ] && [ "$2" = knockd-lite ]; then
+        printf '    nft_set     = inet knockbench door4\n    cmd_timeout = 60\n' >>"$1/knockd.conf"
+    fi
 }
 
 SERVER_PID=""
@@ -188,7 +200,7 @@ start_server() {
         *) die "unknown server $name" ;;
     esac
     [ -x "$bin" ] || { echo "$bin is missing" >"$dir/failure"; return 1; }
-    write_conf "$dir"
+    write_conf "$dir" "$name"
     : >"$dir/marks"
     ip netns exec "$SNS" "${SRV_PIN[@]}" "$bin" -i "$SIF" -c "$dir/knockd.conf" "${extra[@]}" \
         </dev/null >"$dir/server.out" 2>&1 &
