@@ -53,7 +53,8 @@ pub(crate) struct KnockArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Draw no progress bar (one is drawn only when stderr is a terminal)
+    /// Draw no progress bar and leave no `knocked` line (a bar is drawn only when stderr
+    /// is a terminal)
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -62,7 +63,9 @@ pub(crate) struct KnockArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// With --dry-run, print one JSON object instead of text
+    /// With --dry-run, print one JSON object instead of text: host, address, delay_ms, and
+    /// per hit port, proto, flags, raw (sent through a raw socket) and refused (why a real
+    /// run would refuse it, or null)
     #[arg(long, requires = "dry_run")]
     pub json: bool,
 
@@ -143,7 +146,8 @@ impl SendFlags {
 #[derive(Debug, Default, Args)]
 pub(crate) struct SourcePort {
     /// Send every hit from this source port (default: a random port per raw hit, an
-    /// ephemeral one per plain hit)
+    /// ephemeral one per plain hit); a port this run may not bind (below 1024 without
+    /// privileges) is refused before anything is sent
     #[arg(
         long,
         value_name = "PORT",
@@ -183,8 +187,16 @@ $(command -v knock)), root on macOS and FreeBSD, and is not possible on Windows,
 sends no TCP through raw sockets. Everything else needs no privileges anywhere, and a lone
 `syn` flag goes out through an ordinary connect when raw sockets are not available.
 
+On a terminal, a progress bar on stderr counts the hits and each delay down; once the
+knock went out whole it is replaced by one line (knocked 192.0.2.2: 3 hits). -q and -v
+draw no bar and leave no line, and nothing is drawn when stderr is not a terminal.
+
+Ctrl-C stops a knock between two hits: the bar is erased, `knock: interrupted after hit 1
+of 3` says how far it got, and the exit status is 130.
+
 Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error, bad hit, or a
-hit that needs privileges this run does not have (nothing is sent then).
+hit or --source-port that needs privileges this run does not have (nothing is sent then),
+130 interrupted by Ctrl-C.
 
 `knock help COMMAND` (or `knock COMMAND --help`) describes each command.";
 

@@ -1,16 +1,14 @@
 //! Carrying out a plan: every hit checked before the first is sent, then all listed (dry
 //! runs) or sent in order with the delay between them.
 
-use std::time::Duration;
-
 use anyhow::{Context, anyhow};
 use knock_core::hit::Hit;
 use knock_core::send::{Grant, RawNeed, Refusal, SendError, Sender};
 
-use crate::output::{self, Out, hitting};
+use crate::output::{self, hitting};
 use crate::plan::{Mode, Plan};
 use crate::progress::{self, Bar, Progress, Silent};
-use crate::{Ctx, Failure, json};
+use crate::{Ctx, Failure, Sent, json};
 
 /// An error about one hit of a sequence: `hit 2 of 3 (8000:udp): ...`.
 #[derive(Debug, thiserror::Error)]
@@ -26,39 +24,47 @@ pub(crate) struct AtHit<E: std::error::Error + 'static> {
 
 /// Carries out a plan: checks every hit, then lists them (dry runs, with a note on stderr
 /// for each hit a real run would refuse), or sends them all when none is refused, with a
-/// progress bar when [`progress::wanted`].
+/// progress bar when [`progress::wanted`]. A knock under a bar that went out whole leaves
+/// one line behind on stderr (`knocked 192.0.2.2: 3 hits`).
 pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(), Failure> {
     let mut sender = (ctx.sender)(plan.send);
     let refused = refusals(plan, sender.as_ref());
+    let source = sender.check_source(&plan.hits, plan.addr.dest).err();
     match plan.mode {
         Mode::DryRun => {
             for line in output::dry_run_lines(plan) {
                 ctx.line(&line)?;
             }
         }
-        Mode::DryRunJson => ctx.line(&json::DryRun::new(plan).to_json())?,
-        Mode::Send if refused.is_empty() => {
-            let mut progress: Box<dyn Progress> =
-                if progress::wanted(ctx.stderr_terminal, plan.verbose, quiet) {
-                    Box::new(Bar::stderr(plan.hits.len(), &plan.host))
-                } else {
-                    Box::new(Silent)
-                };
-            return send_all(
-                plan,
-                sender.as_mut(),
-                ctx.sleep,
-                &mut ctx.out,
-                progress.as_mut(),
-            )
-            .map_err(Failure::runtime);
+        Mode::DryRunJson => {
+            let doc = json::DryRun::new(plan, sender.as_ref(), &refused, source.as_ref());
+            ctx.line(&doc.to_json())?;
+        }
+        Mode::Send if refused.is_empty() && source.is_none() => {
+            let bar = progress::wanted(ctx.stderr_terminal, plan.verbose, quiet);
+            let mut progress: Box<dyn Progress> = if bar {
+                Box::new(Bar::stderr(plan.hits.len(), &plan.host))
+            } else {
+                Box::new(Silent)
+            };
+            send_all(plan, sender.as_mut(), ctx, progress.as_mut())?;
+            // The bar goes first, so the line is left on a clean screen.
+            drop(progress);
+            if bar {
+                let _ = writeln!(ctx.err, "{}", output::knocked(plan));
+            }
+            return Ok(());
         }
         Mode::Send => {
             let ways_out = ways_out(&refused);
             let mut errors: Vec<anyhow::Error> =
                 refused.into_iter().map(anyhow::Error::from).collect();
             errors.extend(ways_out.map(|w| anyhow!(w)));
-            return Err(Failure::Errors(2, errors));
+            let mut code = 2;
+            if let Some(e) = source {
+                code = source_failure(e, &mut errors);
+            }
+            return Err(Failure::Errors(code, errors));
         }
     }
     // A dry run lists what was asked for; stderr says what a real run would refuse here,
@@ -69,7 +75,31 @@ pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(),
             anyhow::Error::from(r)
         ));
     }
+    if let Some(e) = source {
+        ctx.note(&format!("a real run would refuse --source-port: {e}"));
+    }
     Ok(())
+}
+
+/// The lines for a source port that cannot be bound, added to `errors`, and the exit code:
+/// 2 when privileges are missing, 1 when binding failed otherwise (the port in use).
+fn source_failure(e: SendError, errors: &mut Vec<anyhow::Error>) -> i32 {
+    let code = match &e {
+        SendError::Refused(_) => 2,
+        _ => 1,
+    };
+    let ways = match &e {
+        SendError::Refused(Refusal::SourcePort { ways, .. }) => *ways,
+        _ => &[],
+    };
+    errors.push(anyhow!("--source-port: {e}"));
+    let mut ways: Vec<&str> = ways.to_vec();
+    ways.push("choose another --source-port (1024 or more needs no privileges)");
+    errors.push(anyhow!(
+        "nothing was sent; to send from that port, {}",
+        ways.join(", or ")
+    ));
+    code
 }
 
 /// Every hit the sender would refuse, found without sending anything.
@@ -135,23 +165,28 @@ pub(crate) fn ways_out(refused: &[AtHit<Refusal>]) -> Option<String> {
 }
 
 /// Sends the hits in order, pausing `plan.delay` between two hits (never after the last),
-/// and printing the `-v` line before each. Stops at the first failed send. `progress`
-/// hears of every hit sent and takes every pause.
+/// and printing the `-v` line before each. Stops at the first failed send, and at Ctrl-C
+/// (looked at before each hit, and so at the end of every pause). `progress` hears of
+/// every hit sent and takes every pause.
 pub(crate) fn send_all(
     plan: &Plan,
     sender: &mut dyn Sender,
-    sleep: &mut dyn FnMut(Duration),
-    out: &mut Out<'_>,
+    ctx: &mut Ctx<'_>,
     progress: &mut dyn Progress,
-) -> anyhow::Result<()> {
+) -> Result<(), Failure> {
     let total = plan.hits.len();
     for (i, hit) in plan.hits.iter().enumerate() {
         if i > 0 && !plan.delay.is_zero() {
-            progress.pause(plan.delay, sleep);
+            progress.pause(plan.delay, ctx.sleep, ctx.interrupted);
+        }
+        if (ctx.interrupted)() {
+            return Err(Failure::Interrupted(Some(Sent { sent: i, total })));
         }
         if plan.verbose {
-            out.line(&hitting(hit, &plan.addr))
-                .context("write stdout")?;
+            ctx.out
+                .line(&hitting(hit, &plan.addr))
+                .context("write stdout")
+                .map_err(Failure::runtime)?;
         }
         sender
             .send(hit, plan.addr.dest)
@@ -160,7 +195,8 @@ pub(crate) fn send_all(
                 total,
                 hit: *hit,
                 source,
-            })?;
+            })
+            .map_err(Failure::runtime)?;
         progress.sent();
     }
     Ok(())
@@ -177,7 +213,7 @@ pub(crate) mod testing {
     use std::time::Duration;
 
     use knock_core::hit::Hit;
-    use knock_core::send::{Dest, Op, PlainSender, Privilege, Refusal, SendError, Sender};
+    use knock_core::send::{Dest, Op, PlainSender, Privilege, Refusal, Route, SendError, Sender};
 
     /// One thing that happened, in order.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,6 +237,15 @@ pub(crate) mod testing {
             self.events.borrow().clone()
         }
 
+        /// How many pauses were taken so far.
+        pub(crate) fn slept(&self) -> usize {
+            let events = self.events.borrow();
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Slept(_)))
+                .count()
+        }
+
         /// A sleeper that records the pause instead of taking it.
         pub(crate) fn sleeper(&self) -> impl FnMut(Duration) + use<> {
             let events = Rc::clone(&self.events);
@@ -216,6 +261,10 @@ pub(crate) mod testing {
         pub timeline: Timeline,
         pub fail_at: Option<usize>,
         raw: Option<Privilege>,
+        /// The fixed source port (`--source-port`) of a plain recorder.
+        pub source_port: Option<u16>,
+        /// Whether ports below 1024 may be bound, as for root.
+        pub low_ports: bool,
     }
 
     impl Recorder {
@@ -229,14 +278,36 @@ pub(crate) mod testing {
         /// The raw recorder that goes with this one: same timeline, same failure.
         pub(crate) fn raw(&self, privilege: Privilege) -> Recorder {
             Recorder {
-                timeline: self.timeline.clone(),
-                fail_at: self.fail_at,
                 raw: Some(privilege),
+                ..self.clone()
             }
         }
     }
 
     impl Sender for Recorder {
+        fn route(&self, _hit: &Hit) -> Route {
+            match self.raw {
+                None => Route::Plain,
+                Some(_) => Route::Raw,
+            }
+        }
+
+        /// A plain recorder binds its source port as an ordinary user may: not below 1024
+        /// unless `low_ports`.
+        fn check_source(&self, hits: &[Hit], _dst: Dest) -> Result<(), SendError> {
+            match self.source_port {
+                Some(port)
+                    if port < 1024 && !self.low_ports && self.raw.is_none() && !hits.is_empty() =>
+                {
+                    Err(SendError::Refused(Refusal::SourcePort {
+                        port,
+                        ways: &["run knock as root"],
+                    }))
+                }
+                _ => Ok(()),
+            }
+        }
+
         fn check(&self, hit: &Hit) -> Result<(), Refusal> {
             match self.raw {
                 None => PlainSender::new().check(hit),
@@ -267,13 +338,15 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{Event, Recorder};
+    use super::testing::{Event, Recorder, Timeline};
     use super::*;
+    use crate::output::Out;
     use crate::plan::Mode;
     use crate::progress::{Bar, Silent};
     use indicatif::ProgressDrawTarget;
     use knock_core::hit::{Proto, parse_sequence};
     use knock_core::send::{KnockSender, Privilege};
+    use std::time::Duration;
 
     fn plan(hits: &str, delay_ms: u64, verbose: bool) -> Plan {
         Plan {
@@ -287,19 +360,95 @@ mod tests {
         }
     }
 
-    /// Runs the loop; returns the timeline, stdout and the result.
-    fn run(plan: &Plan, mut sender: Recorder) -> (Vec<Event>, String, anyhow::Result<()>) {
-        let timeline = sender.timeline.clone();
+    /// Calls `f` with a context around the send loop: stdout into `text`, pauses onto
+    /// `timeline`, and Ctrl-C pressed once `interrupt_at` pauses were taken.
+    fn with_ctx<R>(
+        timeline: &Timeline,
+        text: &mut Vec<u8>,
+        interrupt_at: Option<usize>,
+        f: impl FnOnce(&mut Ctx<'_>) -> R,
+    ) -> R {
         let mut sleep = timeline.sleeper();
+        let mut err = Vec::new();
+        let mut make = |_| -> Box<dyn Sender> { unreachable!("the loop gets its sender") };
+        let mut prompt = NoPrompt;
+        let services = knock_core::hit::NoNames;
+        let pauses = timeline.clone();
+        let interrupted = move || interrupt_at.is_some_and(|n| pauses.slept() >= n);
+        let mut ctx = Ctx {
+            out: Out::new(text),
+            err: &mut err,
+            sender: &mut make,
+            sleep: &mut sleep,
+            vars: &|_| None,
+            now: &|| 0,
+            prompt: &mut prompt,
+            stderr_terminal: false,
+            services: &services,
+            interrupted: &interrupted,
+        };
+        f(&mut ctx)
+    }
+
+    /// No terminal to ask on.
+    struct NoPrompt;
+
+    impl knock_core::secret::source::Prompt for NoPrompt {
+        fn available(&self) -> bool {
+            false
+        }
+
+        fn read_hidden(&mut self, _: &str) -> std::io::Result<String> {
+            Err(std::io::Error::other("no terminal"))
+        }
+    }
+
+    /// Runs the loop; returns the timeline, stdout and the result.
+    fn run(plan: &Plan, sender: Recorder) -> (Vec<Event>, String, Result<(), Failure>) {
+        run_until(plan, sender, None)
+    }
+
+    /// [`run`], with Ctrl-C pressed once `interrupt_at` pauses were taken.
+    fn run_until(
+        plan: &Plan,
+        mut sender: Recorder,
+        interrupt_at: Option<usize>,
+    ) -> (Vec<Event>, String, Result<(), Failure>) {
+        let timeline = sender.timeline.clone();
         let mut text = Vec::new();
-        let result = send_all(
-            plan,
-            &mut sender,
-            &mut sleep,
-            &mut Out::new(&mut text),
-            &mut Silent,
-        );
+        let result = with_ctx(&timeline, &mut text, interrupt_at, |ctx| {
+            send_all(plan, &mut sender, ctx, &mut Silent)
+        });
         (timeline.events(), String::from_utf8(text).unwrap(), result)
+    }
+
+    #[test]
+    fn ctrl_c_stops_before_the_next_hit_and_says_how_far_it_got() {
+        let p = plan("7000,8000:udp,9000", 150, true);
+        let (events, text, result) = run_until(&p, Recorder::default(), Some(1));
+        let a = p.addr.dest;
+        assert_eq!(
+            events,
+            [
+                Event::Sent(Hit::tcp(7000), a),
+                Event::Slept(Duration::from_millis(150)),
+            ]
+        );
+        assert_eq!(text, "hitting tcp 192.0.2.2:7000\n");
+        assert_eq!(
+            result.unwrap_err().describe(),
+            (130, vec!["interrupted after hit 1 of 3".to_string()])
+        );
+        // Pressed before anything went out (during a lookup, say): nothing is sent.
+        let (events, _, result) = run_until(&p, Recorder::default(), Some(0));
+        assert_eq!(events, []);
+        assert_eq!(
+            result.unwrap_err().describe(),
+            (
+                130,
+                vec!["interrupted before hit 1 of 3; nothing was sent".to_string()]
+            )
+        );
     }
 
     #[test]
@@ -374,16 +523,11 @@ mod tests {
         let p = plan("7000,8000", 250, false);
         let mut sender = Recorder::default();
         let timeline = sender.timeline.clone();
-        let mut sleep = timeline.sleeper();
         let mut bar = Bar::with_target(2, "192.0.2.2", ProgressDrawTarget::hidden());
         let mut text = Vec::new();
-        send_all(
-            &p,
-            &mut sender,
-            &mut sleep,
-            &mut Out::new(&mut text),
-            &mut bar,
-        )
+        with_ctx(&timeline, &mut text, None, |ctx| {
+            send_all(&p, &mut sender, ctx, &mut bar)
+        })
         .unwrap();
         let ms = Duration::from_millis;
         assert_eq!(
@@ -503,15 +647,10 @@ mod tests {
         let timeline = plain.timeline.clone();
         let raw = plain.raw(Privilege::Raw);
         let mut sender = KnockSender::with_senders(plain, raw, false);
-        let mut sleep = timeline.sleeper();
         let mut out = Vec::new();
-        send_all(
-            &p,
-            &mut sender,
-            &mut sleep,
-            &mut Out::new(&mut out),
-            &mut Silent,
-        )
+        with_ctx(&timeline, &mut out, None, |ctx| {
+            send_all(&p, &mut sender, ctx, &mut Silent)
+        })
         .unwrap();
         let a = p.addr.dest;
         assert_eq!(

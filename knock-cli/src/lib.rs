@@ -22,6 +22,7 @@
 
 mod args;
 mod execute;
+mod interrupt;
 mod json;
 mod keygen;
 mod otp;
@@ -64,7 +65,10 @@ where
     let mut sender = |options: SendOptions| -> Box<dyn Sender> {
         Box::new(KnockSender::new(options, Privilege::current()))
     };
-    let mut sleep = std::thread::sleep;
+    // Ctrl-C is watched for the whole run: every wait looks at it, and a run it stops exits
+    // 130 saying how far it got.
+    let _watch = interrupt::Watch::start();
+    let mut sleep = interrupt::sleep;
     let mut prompt = TerminalPrompt;
     let services = Services::system();
     run_with(
@@ -79,6 +83,7 @@ where
             prompt: &mut prompt,
             stderr_terminal: io::stderr().is_terminal(),
             services: &services,
+            interrupted: &interrupt::interrupted,
         },
     )
 }
@@ -100,6 +105,7 @@ pub(crate) struct Ctx<'a> {
     pub out: Out<'a>,
     pub err: &'a mut dyn Write,
     pub sender: &'a mut MakeSender<'a>,
+    /// Waits; returns early once Ctrl-C was pressed.
     pub sleep: &'a mut dyn FnMut(Duration),
     /// Environment variables (`KNOCK_PROFILES`, a profile's `secret_env`).
     pub vars: &'a dyn Fn(&str) -> Option<OsString>,
@@ -111,6 +117,8 @@ pub(crate) struct Ctx<'a> {
     pub stderr_terminal: bool,
     /// Service names for hits (`ssh`): the system's services database.
     pub services: &'a dyn PortNames,
+    /// Whether Ctrl-C was pressed during the run.
+    pub interrupted: &'a dyn Fn() -> bool,
 }
 
 impl Ctx<'_> {
@@ -135,6 +143,10 @@ impl Ctx<'_> {
 pub(crate) fn run_with(args: Vec<OsString>, mut ctx: Ctx<'_>) -> i32 {
     match dispatch(args, &mut ctx) {
         Ok(()) => 0,
+        // Whatever failed once Ctrl-C was pressed (a prompt's read, a lookup) failed
+        // because of it.
+        Err(failure @ Failure::Interrupted(_)) => failure.report(ctx.err),
+        Err(_) if (ctx.interrupted)() => Failure::Interrupted(None).report(ctx.err),
         Err(failure) => failure.report(ctx.err),
     }
 }
@@ -243,6 +255,36 @@ pub(crate) enum Failure {
     /// Errors printed one per line as `knock: ...` with their whole context chain, and the
     /// exit code.
     Errors(i32, Vec<anyhow::Error>),
+    /// Ctrl-C stopped the run (exit 130): after this many hits of how many, when it
+    /// stopped a knock.
+    Interrupted(Option<Sent>),
+}
+
+/// How far a knock got: `sent` of `total` hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub sent: usize,
+    pub total: usize,
+}
+
+impl std::fmt::Display for Failure {
+    /// The interruption's line; other failures are printed by [`Failure::report`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Interrupted(Some(Sent { sent: 0, total })) => {
+                write!(f, "interrupted before hit 1 of {total}; nothing was sent")
+            }
+            Failure::Interrupted(Some(Sent { sent, total })) => {
+                write!(f, "interrupted after hit {sent} of {total}")
+            }
+            Failure::Interrupted(None) => f.write_str("interrupted; nothing was sent"),
+            Failure::Clap(e) => write!(f, "{e}"),
+            Failure::Errors(_, errors) => {
+                let lines: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+                f.write_str(&lines.join("\n"))
+            }
+        }
+    }
 }
 
 impl Failure {
@@ -261,6 +303,7 @@ impl Failure {
         match self {
             Failure::Clap(e) => (e.exit_code(), vec![e.into()]),
             Failure::Errors(code, errors) => (code, errors),
+            Failure::Interrupted(_) => (interrupt::EXIT_CODE, vec![anyhow!("{self}")]),
         }
     }
 
@@ -272,6 +315,7 @@ impl Failure {
             Failure::Errors(code, errors) => {
                 (*code, errors.iter().map(|e| format!("{e:#}")).collect())
             }
+            Failure::Interrupted(_) => (interrupt::EXIT_CODE, vec![self.to_string()]),
         }
     }
 
@@ -288,6 +332,10 @@ impl Failure {
                     let _ = writeln!(err, "knock: {e:#}");
                 }
                 code
+            }
+            Failure::Interrupted(_) => {
+                let _ = writeln!(err, "knock: {self}");
+                interrupt::EXIT_CODE
             }
         }
     }

@@ -56,6 +56,19 @@ pub(crate) fn hitting(hit: &Hit, addr: &Address) -> String {
     format!("hitting {}", target(hit, addr))
 }
 
+/// The line an interactive knock leaves when its bar is taken off the screen:
+/// `knocked 192.0.2.2: 3 hits`, `knocked home.example.net (192.0.2.2): 1 hit`.
+pub(crate) fn knocked(plan: &Plan) -> String {
+    let addr = plan.addr.to_string();
+    let target = if plan.host == addr || plan.host == format!("[{addr}]") {
+        addr
+    } else {
+        format!("{} ({addr})", plan.host)
+    };
+    let n = plan.hits.len();
+    format!("knocked {target}: {n} hit{}", if n == 1 { "" } else { "s" })
+}
+
 /// The `--dry-run` listing: one line per hit, and the pauses where they would be.
 pub(crate) fn dry_run_lines(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();

@@ -13,8 +13,13 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// What the send loop reports as it goes.
 pub(crate) trait Progress {
-    /// Waits `delay` with `sleep` before the next hit.
-    fn pause(&mut self, delay: Duration, sleep: &mut dyn FnMut(Duration));
+    /// Waits `delay` with `sleep` before the next hit, or less once `interrupted`.
+    fn pause(
+        &mut self,
+        delay: Duration,
+        sleep: &mut dyn FnMut(Duration),
+        interrupted: &dyn Fn() -> bool,
+    );
     /// One more hit went out.
     fn sent(&mut self);
 }
@@ -24,7 +29,13 @@ pub(crate) trait Progress {
 pub(crate) struct Silent;
 
 impl Progress for Silent {
-    fn pause(&mut self, delay: Duration, sleep: &mut dyn FnMut(Duration)) {
+    /// One sleep, which itself returns early at Ctrl-C.
+    fn pause(
+        &mut self,
+        delay: Duration,
+        sleep: &mut dyn FnMut(Duration),
+        _interrupted: &dyn Fn() -> bool,
+    ) {
         sleep(delay);
     }
 
@@ -73,9 +84,14 @@ impl Bar {
 }
 
 impl Progress for Bar {
-    fn pause(&mut self, delay: Duration, sleep: &mut dyn FnMut(Duration)) {
+    fn pause(
+        &mut self,
+        delay: Duration,
+        sleep: &mut dyn FnMut(Duration),
+        interrupted: &dyn Fn() -> bool,
+    ) {
         let mut left = delay;
-        while !left.is_zero() {
+        while !left.is_zero() && !interrupted() {
             self.bar
                 .set_message(format!("next in {}", seconds_left(left)));
             let tick = left.min(TICK);
@@ -130,9 +146,13 @@ mod tests {
         // The sleeper notes the countdown shown during each tick.
         let handle = bar.bar.clone();
         let mut ticks = Vec::new();
-        bar.pause(Duration::from_millis(250), &mut |d| {
-            ticks.push((d, handle.message()));
-        });
+        bar.pause(
+            Duration::from_millis(250),
+            &mut |d| {
+                ticks.push((d, handle.message()));
+            },
+            &|| false,
+        );
         let ms = Duration::from_millis;
         assert_eq!(
             ticks,
@@ -169,7 +189,9 @@ mod tests {
     #[test]
     fn silent_sleeps_once_per_pause() {
         let mut slept = Vec::new();
-        Silent.pause(Duration::from_millis(250), &mut |d| slept.push(d));
+        Silent.pause(Duration::from_millis(250), &mut |d| slept.push(d), &|| {
+            false
+        });
         assert_eq!(slept, [Duration::from_millis(250)]);
     }
 }

@@ -55,6 +55,8 @@ pub struct Transcript {
     pub code: Option<i32>,
     /// Everything it wrote, terminal control sequences removed, `\r` dropped.
     pub text: String,
+    /// Everything it wrote, as it wrote it (control sequences and all).
+    pub raw: String,
 }
 
 /// Runs `cmd` (its program, arguments and environment) on a pseudo-terminal, answers
@@ -73,9 +75,11 @@ pub fn answer_prompt(cmd: &Command, prompt: &str, answer: &str) -> Transcript {
         };
     }
     let out = crate::output(&mut driver);
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
     Transcript {
         code: out.status.code(),
-        text: plain(&String::from_utf8_lossy(&out.stdout)),
+        text: plain(&raw),
+        raw,
     }
 }
 

@@ -45,7 +45,8 @@ read is refused on Linux, macOS and FreeBSD; Windows has no mode bits, its ACL d
 
 Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
 missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
-used, or a hit that needs privileges this run does not have (nothing is sent then)."
+used, or a hit or --source-port that needs privileges this run does not have (nothing is
+sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused)."
 )]
 pub(crate) struct ProfileArgs {
     /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
@@ -82,7 +83,8 @@ pub(crate) struct KnockFromProfile {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Draw no progress bar (one is drawn only when stderr is a terminal)
+    /// Draw no progress bar and leave no `knocked` line (a bar is drawn only when stderr
+    /// is a terminal)
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -91,7 +93,7 @@ pub(crate) struct KnockFromProfile {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// With --dry-run, print one JSON object instead of text
+    /// With --dry-run, print one JSON object instead of text (as knock --help describes)
     #[arg(long, requires = "dry_run")]
     pub json: bool,
 
@@ -540,7 +542,8 @@ mod tests {
             "--source-port <PORT>",
             "docs/profiles.md",
             "a one-time list that is used up or has a bad line",
-            "a hit that needs privileges this run does not have",
+            "a hit or --source-port that needs privileges this run does not have",
+            "130 interrupted by Ctrl-C",
         ] {
             assert!(help.contains(text), "help lacks {text:?}:\n{help}");
         }

@@ -57,6 +57,10 @@ pub(crate) struct World {
     pub terminal: Option<String>,
     /// The services database, as the text of `/etc/services`.
     pub services: &'static str,
+    /// Ctrl-C is pressed once this many pauses were taken.
+    pub interrupt_at: Option<usize>,
+    /// Whether stderr is a terminal (a bar is drawn, to a hidden target).
+    pub stderr_terminal: bool,
 }
 
 /// The services database of the tests: a few lines as Debian's netbase has them (ssh for
@@ -79,6 +83,8 @@ impl Default for World {
             now: 0,
             terminal: None,
             services: SERVICES,
+            interrupt_at: None,
+            stderr_terminal: false,
         }
     }
 }
@@ -123,6 +129,8 @@ impl World {
             now,
             terminal,
             services,
+            interrupt_at,
+            stderr_terminal,
         } = self;
         let services = crate::services::Services::from_text("/etc/services", services);
         let timeline = sender.timeline.clone();
@@ -131,8 +139,10 @@ impl World {
         // Every plan gets its own router; all of them record into the one timeline.
         let mut make = move |o: SendOptions| -> Box<dyn Sender> {
             made.set(Some(o));
-            let plain = sender.clone();
-            let raw = sender.raw(privilege);
+            let mut plain = sender.clone();
+            plain.source_port = o.source_port;
+            plain.low_ports = privilege.has_raw();
+            let raw = plain.raw(privilege);
             Box::new(KnockSender::with_senders(plain, raw, o.raw_tcp))
         };
         let mut sleep = timeline.sleeper();
@@ -147,6 +157,8 @@ impl World {
                 .map(|(_, v)| OsString::from(v))
         };
         let clock = || now;
+        let pauses = timeline.clone();
+        let interrupted = move || interrupt_at.is_some_and(|n| pauses.slept() >= n);
         let mut err = Vec::new();
         let code = run_with(
             args,
@@ -158,8 +170,9 @@ impl World {
                 vars: &lookup,
                 now: &clock,
                 prompt: &mut prompt,
-                stderr_terminal: false,
+                stderr_terminal,
                 services: &services,
+                interrupted: &interrupted,
             },
         );
         let asked = asked.borrow().clone();
@@ -497,10 +510,11 @@ fn dry_run_json_is_one_object() {
     assert!(o.events.is_empty());
     assert_eq!(
         o.out,
-        "{\"host\":\"[2001:db8::2]\",\"address\":\"2001:db8::2\",\"hits\":[\
-         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"]},\
-         {\"port\":8000,\"proto\":\"udp\",\"flags\":[]},\
-         {\"port\":110,\"proto\":\"tcp\",\"flags\":[\"psh\",\"urg\"]}]}\n"
+        "{\"host\":\"[2001:db8::2]\",\"address\":\"2001:db8::2\",\"delay_ms\":0,\"hits\":[\
+         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"],\"raw\":false,\"refused\":null},\
+         {\"port\":8000,\"proto\":\"udp\",\"flags\":[],\"raw\":false,\"refused\":null},\
+         {\"port\":110,\"proto\":\"tcp\",\"flags\":[\"psh\",\"urg\"],\"raw\":true,\
+         \"refused\":\"exact TCP flags need a raw socket, which needs root or CAP_NET_RAW\"}]}\n"
     );
 }
 
@@ -673,15 +687,17 @@ fn dry_runs_show_flags_and_note_what_a_real_run_would_refuse() {
         windows,
     );
     assert_eq!(o.code, 0);
-    assert_eq!(
-        o.out,
-        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"hits\":[\
-         {\"port\":110,\"proto\":\"tcp\",\"flags\":[]},\
-         {\"port\":1,\"proto\":\"tcp\",\"flags\":[\"ece\",\"cwr\"]},\
-         {\"port\":2,\"proto\":\"tcp\",\"flags\":[\"syn\"]}]}\n"
-    );
     let why = "exact TCP flags need a raw socket, but Windows does not send TCP through raw \
                sockets";
+    assert_eq!(
+        o.out,
+        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"delay_ms\":0,\"hits\":[\
+         {\"port\":110,\"proto\":\"tcp\",\"flags\":[],\"raw\":true,\"refused\":\"{why}\"},\
+         {\"port\":1,\"proto\":\"tcp\",\"flags\":[\"ece\",\"cwr\"],\"raw\":true,\
+         \"refused\":\"{why}\"},\
+         {\"port\":2,\"proto\":\"tcp\",\"flags\":[\"syn\"],\"raw\":false,\"refused\":null}]}\n"
+            .replace("{why}", why)
+    );
     assert_eq!(
         o.err,
         format!(
@@ -859,6 +875,115 @@ fn a_zone_is_kept_through_sending_and_every_listing() {
         };
         assert_ne!(dest.scope_id, 0);
     }
+}
+
+#[test]
+fn ctrl_c_stops_the_knock_and_says_how_far_it_got() {
+    let world = World {
+        interrupt_at: Some(1),
+        ..World::default()
+    };
+    let o = world.run(&["-d", "1000", "192.0.2.2", "7000", "8000", "9000"]);
+    assert_eq!(o.code, 130);
+    assert_eq!(o.err, "knock: interrupted after hit 1 of 3\n");
+    assert_eq!(
+        o.events,
+        [
+            Event::Sent(Hit::tcp(7000), ip("192.0.2.2")),
+            Event::Slept(Duration::from_millis(1000)),
+        ]
+    );
+    // Under a bar (a terminal), the same: the bar is gone before the line is printed,
+    // and no "knocked" line follows.
+    let world = World {
+        interrupt_at: Some(2),
+        stderr_terminal: true,
+        ..World::default()
+    };
+    let o = world.run(&["-d", "250", "192.0.2.2", "7000", "8000", "9000"]);
+    assert_eq!(
+        (o.code, o.err.as_str()),
+        (130, "knock: interrupted after hit 1 of 3\n")
+    );
+    // Pressed before the first hit (a lookup or a prompt failed because of it).
+    let world = World {
+        interrupt_at: Some(0),
+        ..World::default()
+    };
+    let o = world.run(&["192.0.2.2", "7000"]);
+    assert_eq!(
+        (o.code, o.err.as_str()),
+        (
+            130,
+            "knock: interrupted before hit 1 of 1; nothing was sent\n"
+        )
+    );
+    assert!(o.events.is_empty());
+}
+
+#[test]
+fn an_interactive_knock_leaves_one_line_and_quiet_ones_none() {
+    let terminal = || World {
+        stderr_terminal: true,
+        ..World::default()
+    };
+    let o = terminal().run(&["192.0.2.2", "7000,8000:udp", "9000"]);
+    assert_eq!((o.code, o.err.as_str()), (0, "knocked 192.0.2.2: 3 hits\n"));
+    assert_eq!(o.out, "");
+    let o = terminal().run(&["[2001:db8::2]", "7000"]);
+    assert_eq!(o.err, "knocked 2001:db8::2: 1 hit\n");
+    let o = terminal().run(&["fe80::1%7", "7000"]);
+    assert_eq!(o.err, "knocked fe80::1%7: 1 hit\n");
+    // -q and -v draw no bar, so there is no line to leave; nor without a terminal.
+    for line in [
+        &["-q", "192.0.2.2", "7000"][..],
+        &["-v", "192.0.2.2", "7000"],
+    ] {
+        let o = terminal().run(line);
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{line:?}");
+    }
+    assert_eq!(knock("192.0.2.2 7000").err, "");
+}
+
+#[test]
+fn a_source_port_that_cannot_be_bound_is_found_before_anything_is_sent() {
+    let o = knock("--source-port 80 192.0.2.2 7000 8000:udp");
+    assert_eq!(o.code, 2);
+    assert!(o.events.is_empty());
+    assert_eq!(
+        o.err,
+        "knock: --source-port: source port 80 cannot be bound: permission denied\n\
+         knock: nothing was sent; to send from that port, run knock as root, or choose \
+         another --source-port (1024 or more needs no privileges)\n"
+    );
+    // Raw hits write the port into their header and bind nothing; root binds any port.
+    let o = knock_in(
+        "--source-port 80 --raw 192.0.2.2 7000",
+        with(Privilege::Raw),
+    );
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let o = knock_in("--source-port 80 192.0.2.2 7000", with(Privilege::Raw));
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    assert_eq!(knock("--source-port 1024 192.0.2.2 7000").code, 0);
+    // A dry run lists the hits and notes what a real run would refuse.
+    let o = knock("--dry-run --source-port 80 192.0.2.2 7000");
+    assert_eq!(
+        (o.code, o.out.as_str()),
+        (0, "would hit tcp 192.0.2.2:7000\n")
+    );
+    assert_eq!(
+        o.err,
+        "knock: note: a real run would refuse --source-port: source port 80 cannot be \
+         bound: permission denied\n"
+    );
+    let o = knock("--dry-run --json --source-port 80 192.0.2.2 7000");
+    assert!(
+        o.out.contains(
+            "\"refused\":\"--source-port: source port 80 cannot be bound: permission denied\""
+        ),
+        "{}",
+        o.out
+    );
 }
 
 #[test]

@@ -109,10 +109,11 @@ fn dry_runs_of_a_sequence_profile() {
     assert_eq!(o.code, 0, "{}", o.err);
     assert_eq!(
         o.out,
-        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"hits\":[\
-         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"]},\
-         {\"port\":8000,\"proto\":\"udp\",\"flags\":[]},\
-         {\"port\":110,\"proto\":\"tcp\",\"flags\":[\"psh\",\"urg\"]}]}\n"
+        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"delay_ms\":50,\"hits\":[\
+         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"],\"raw\":false,\"refused\":null},\
+         {\"port\":8000,\"proto\":\"udp\",\"flags\":[],\"raw\":false,\"refused\":null},\
+         {\"port\":110,\"proto\":\"tcp\",\"flags\":[\"psh\",\"urg\"],\"raw\":true,\
+         \"refused\":\"exact TCP flags need a raw socket, which needs root or CAP_NET_RAW\"}]}\n"
     );
 }
 
@@ -395,9 +396,9 @@ fn dry_runs_of_a_one_time_profile_use_nothing() {
     let o = d.run(&["vpn", "--dry-run", "--json"]);
     assert_eq!(
         o.out,
-        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"hits\":[\
-         {\"port\":1001,\"proto\":\"tcp\",\"flags\":[\"syn\"]},\
-         {\"port\":1002,\"proto\":\"udp\",\"flags\":[]}]}\n"
+        "{\"host\":\"192.0.2.2\",\"address\":\"192.0.2.2\",\"delay_ms\":0,\"hits\":[\
+         {\"port\":1001,\"proto\":\"tcp\",\"flags\":[\"syn\"],\"raw\":false,\"refused\":null},\
+         {\"port\":1002,\"proto\":\"udp\",\"flags\":[],\"raw\":false,\"refused\":null}]}\n"
     );
     assert!(o.events.is_empty());
     assert_eq!(d.read("vpn.otp"), before);

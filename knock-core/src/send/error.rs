@@ -49,6 +49,14 @@ pub enum Refusal {
     /// UDP hits always go through a plain socket.
     #[error("UDP hits are not sent through raw sockets")]
     RawUdp,
+    /// The hits that go through ordinary sockets cannot leave from the source port asked
+    /// for: binding it was refused (a port below 1024 without privileges). `ways` are how
+    /// to get the privilege, as clauses (none where no privilege helps).
+    #[error("source port {port} cannot be bound: permission denied")]
+    SourcePort {
+        port: u16,
+        ways: &'static [&'static str],
+    },
 }
 
 /// Why a TCP hit has to go out through a raw socket.

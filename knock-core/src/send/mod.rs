@@ -53,6 +53,16 @@ pub trait Sender {
 
     /// Sends one hit to `dst`, returning once the packet is handed to the OS.
     fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError>;
+
+    /// Which way `hit` goes out: through an ordinary socket or a raw one.
+    fn route(&self, hit: &Hit) -> Route;
+
+    /// Whether `hits` can leave for `dst` from the fixed source port (`--source-port`), found
+    /// by binding it as sending would and letting it go, before anything is sent. A
+    /// sender without a fixed port, or whose sockets bind none, has nothing to check.
+    fn check_source(&self, _hits: &[Hit], _dst: Dest) -> Result<(), SendError> {
+        Ok(())
+    }
 }
 
 /// Where a run's hits go: an address and, for IPv6, its scope: the interface of a

@@ -7,7 +7,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::error::{Op, Refusal, SendError};
 use super::platform::{Native, Platform};
-use super::{Dest, Sender};
+use super::{Dest, Route, Sender};
 use crate::hit::{Hit, Proto};
 
 /// The one byte a UDP hit carries, as knock(1) sends it.
@@ -43,6 +43,39 @@ impl Sender for PlainSender {
         Ok(())
     }
 
+    fn route(&self, _hit: &Hit) -> Route {
+        Route::Plain
+    }
+
+    /// Binds the source port once per protocol among `hits`, as their sends will, and
+    /// closes the sockets again. A refusal for want of privileges is a [`Refusal`]; any
+    /// other failure (the port in use) is the bind error a send would have met.
+    fn check_source(&self, hits: &[Hit], dst: Dest) -> Result<(), SendError> {
+        let Some(port) = self.source_port else {
+            return Ok(());
+        };
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let Some(hit) = hits.iter().find(|h| h.proto == proto) else {
+                continue;
+            };
+            let addr = dst.socket_addr(hit.port);
+            let socket =
+                socket_for(addr, proto, true).map_err(|e| SendError::io(Op::Socket, addr, e))?;
+            match bind_port(&socket, addr, port) {
+                Err(SendError::Io { error, .. })
+                    if error.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    return Err(SendError::Refused(Refusal::SourcePort {
+                        port,
+                        ways: Native::bind_ways(),
+                    }));
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
     fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {
         self.check(hit)?;
         let addr = dst.socket_addr(hit.port);
@@ -66,14 +99,27 @@ fn bind_port(socket: &Socket, dst: SocketAddr, port: u16) -> Result<(), SendErro
         .map_err(|e| SendError::io(Op::Bind, local, e))
 }
 
+/// A socket for a hit of `proto` to `addr`: a non-blocking TCP socket, which may reuse the
+/// port of the previous hit when it binds a `fixed` one, or a UDP socket.
+fn socket_for(addr: SocketAddr, proto: Proto, fixed: bool) -> io::Result<Socket> {
+    let domain = Domain::for_address(addr);
+    match proto {
+        Proto::Tcp => {
+            let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_nonblocking(true)?;
+            if fixed {
+                Native::reuse_fixed_port(&socket)?;
+            }
+            Ok(socket)
+        }
+        Proto::Udp => Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)),
+    }
+}
+
 fn syn(addr: SocketAddr, source_port: Option<u16>) -> Result<(), SendError> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(|e| SendError::io(Op::Socket, addr, e))?;
-    socket
-        .set_nonblocking(true)
+    let socket = socket_for(addr, Proto::Tcp, source_port.is_some())
         .map_err(|e| SendError::io(Op::Socket, addr, e))?;
     if let Some(port) = source_port {
-        Native::reuse_fixed_port(&socket).map_err(|e| SendError::io(Op::Socket, addr, e))?;
         bind_port(&socket, addr, port)?;
     }
     match socket.connect(&addr.into()) {
@@ -88,7 +134,7 @@ fn syn(addr: SocketAddr, source_port: Option<u16>) -> Result<(), SendError> {
 }
 
 fn datagram(addr: SocketAddr, source_port: Option<u16>) -> Result<(), SendError> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+    let socket = socket_for(addr, Proto::Udp, source_port.is_some())
         .map_err(|e| SendError::io(Op::Socket, addr, e))?;
     if let Some(port) = source_port {
         bind_port(&socket, addr, port)?;
@@ -198,6 +244,42 @@ mod tests {
         let mut sender = PlainSender::with_source_port(Some(source));
         sender.send(&Hit::tcp(closed), LOOPBACK.into()).unwrap();
         sender.send(&Hit::tcp(closed), LOOPBACK.into()).unwrap();
+    }
+
+    #[test]
+    fn the_source_port_is_checked_by_binding_it_and_letting_it_go() {
+        let source = free_port();
+        let sender = PlainSender::with_source_port(Some(source));
+        let hits = [Hit::tcp(9), Hit::udp(9)];
+        for _ in 0..2 {
+            sender.check_source(&hits, LOOPBACK.into()).unwrap();
+        }
+        // Nothing to check without a fixed port, or without plain hits.
+        PlainSender::new()
+            .check_source(&hits, LOOPBACK.into())
+            .unwrap();
+        sender.check_source(&[], LOOPBACK.into()).unwrap();
+        // A port another socket holds is the bind error the send would meet.
+        let taken = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = PlainSender::with_source_port(Some(port))
+            .check_source(&[Hit::udp(9)], LOOPBACK.into())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("bind 0.0.0.0:{port}: ")),
+            "{err}"
+        );
+        // A port below 1024 that may not be bound here is a refusal, with the ways to get
+        // the privilege. (Root, Windows, macOS and containers that lower Linux's
+        // ip_unprivileged_port_start bind it.)
+        match PlainSender::with_source_port(Some(1)).check_source(&[Hit::tcp(9)], LOOPBACK.into()) {
+            Err(SendError::Refused(Refusal::SourcePort { port: 1, ways })) => {
+                assert_eq!(ways, Native::bind_ways())
+            }
+            Err(SendError::Refused(other)) => panic!("{other}"),
+            _ => eprintln!("SKIP the privileged-port half: port 1 may be bound here"),
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use socket2::Socket;
 use super::error::{Op, Refusal, SendError};
 use super::platform::{Native, Platform};
 use super::privilege::Privilege;
-use super::{Dest, Sender};
+use super::{Dest, Route, Sender};
 use crate::hit::{Hit, TcpFlags};
 use crate::wire::build::{
     DEFAULT_TTL, DEFAULT_WINDOW, Ipv4Header, TcpSegment, Transport, ipv4_packet, transport_segment,
@@ -91,6 +91,10 @@ impl RawSender {
 impl Sender for RawSender {
     fn check(&self, hit: &Hit) -> Result<(), Refusal> {
         self.privilege.check_raw(hit)
+    }
+
+    fn route(&self, _hit: &Hit) -> Route {
+        Route::Raw
     }
 
     fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {

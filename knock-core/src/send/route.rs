@@ -66,7 +66,7 @@ impl<P: Sender, R: Sender> KnockSender<P, R> {
     }
 
     /// Where `hit` goes.
-    pub fn route(&self, hit: &Hit) -> Route {
+    fn routed(&self, hit: &Hit) -> Route {
         match (hit.proto, hit.flags) {
             (Proto::Udp, _) => Route::Plain,
             (Proto::Tcp, _) if self.raw_tcp => Route::Raw,
@@ -91,15 +91,29 @@ fn as_plain(hit: &Hit) -> Hit {
 }
 
 impl<P: Sender, R: Sender> Sender for KnockSender<P, R> {
+    fn route(&self, hit: &Hit) -> Route {
+        self.routed(hit)
+    }
+
+    /// Only the hits that go plain bind a port: raw ones write it into their header.
+    fn check_source(&self, hits: &[Hit], dst: Dest) -> Result<(), SendError> {
+        let plain: Vec<Hit> = hits
+            .iter()
+            .filter(|h| self.routed(h) == Route::Plain)
+            .map(as_plain)
+            .collect();
+        self.plain.check_source(&plain, dst)
+    }
+
     fn check(&self, hit: &Hit) -> Result<(), Refusal> {
-        match self.route(hit) {
+        match self.routed(hit) {
             Route::Plain => self.plain.check(&as_plain(hit)),
             Route::Raw => self.raw.check(hit),
         }
     }
 
     fn send(&mut self, hit: &Hit, dst: Dest) -> Result<(), SendError> {
-        match self.route(hit) {
+        match self.routed(hit) {
             Route::Plain => self.plain.send(&as_plain(hit), dst),
             Route::Raw => self.raw.send(hit, dst),
         }
@@ -141,6 +155,10 @@ mod tests {
             self.check(hit)?;
             self.log.borrow_mut().push((self.route, *hit));
             Ok(())
+        }
+
+        fn route(&self, _hit: &Hit) -> Route {
+            self.route
         }
     }
 

@@ -216,8 +216,9 @@ netns_test!(refused_and_dry_runs_send_nothing, |pair| {
     let json = pair.knock(&["--dry-run", "--json", "-4", "dual.test", "7000"]);
     assert_eq!(
         json,
-        "{\"host\":\"dual.test\",\"address\":\"192.0.2.2\",\"hits\":\
-         [{\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"]}]}\n"
+        "{\"host\":\"dual.test\",\"address\":\"192.0.2.2\",\"delay_ms\":0,\"hits\":\
+         [{\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"],\"raw\":false,\
+         \"refused\":null}]}\n"
     );
     let text = pair.knock(&["--dry-run", "-6", "dual.test", "7000,8000:udp"]);
     assert_eq!(

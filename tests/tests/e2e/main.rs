@@ -6,6 +6,7 @@
 //! tests that need root are written with [`knock_e2e::netns_test!`].
 
 mod client;
+mod client_feedback;
 mod clock_step;
 mod firewall_doors;
 mod hmac_lite;

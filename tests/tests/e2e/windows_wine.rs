@@ -242,9 +242,9 @@ netns_test!(
         );
         assert_eq!(
             json,
-            "{\"host\":\"door.test\",\"address\":\"192.0.2.2\",\"hits\":[\
-         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"]},\
-         {\"port\":8000,\"proto\":\"udp\",\"flags\":[]}]}\n"
+            "{\"host\":\"door.test\",\"address\":\"192.0.2.2\",\"delay_ms\":0,\"hits\":[\
+         {\"port\":7000,\"proto\":\"tcp\",\"flags\":[\"syn\"],\"raw\":false,\"refused\":null},\
+         {\"port\":8000,\"proto\":\"udp\",\"flags\":[],\"raw\":false,\"refused\":null}]}\n"
         );
         let text = knock_ok(&host, &["--dry-run", "-u", "door.test", "7000,8000:tcp"]);
         assert_eq!(

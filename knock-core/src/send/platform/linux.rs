@@ -46,6 +46,14 @@ impl Platform for Native {
     }
 
     fn hdrincl_layout(_packet: &mut [u8]) {}
+
+    fn bind_ways() -> &'static [&'static str] {
+        &[
+            "run knock as root",
+            "give it CAP_NET_BIND_SERVICE once with \
+             `sudo setcap cap_net_bind_service+ep $(command -v knock)`",
+        ]
+    }
 }
 
 /// The `CapEff:` line of /proc/PID/status: the effective capabilities as a hex mask.

@@ -84,4 +84,10 @@ pub(crate) trait Platform {
     /// Rewrites an IPv4 packet built in wire order into the layout this OS's
     /// `IP_HDRINCL` takes.
     fn hdrincl_layout(packet: &mut [u8]);
+
+    /// The ways to bind a source port this process was refused (a port below 1024), each a
+    /// clause as in [`Grant::ways`](super::Grant::ways).
+    fn bind_ways() -> &'static [&'static str] {
+        &["run knock as root"]
+    }
 }

@@ -38,4 +38,9 @@ impl Platform for Native {
     }
 
     fn hdrincl_layout(_packet: &mut [u8]) {}
+
+    /// Windows has no privileged ports; a refused bind is another program's exclusive use.
+    fn bind_ways() -> &'static [&'static str] {
+        &[]
+    }
 }
