@@ -19,7 +19,7 @@ use knockd_engine::{Mono, used_counter_lifetime_ms};
 
 /// A failed read or write of the state file.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StateError {
+pub enum StateError {
     /// The message holds the OS error, so it is not also the `source()`.
     #[error("{op} {}: {error}", path.display())]
     Io {
@@ -142,22 +142,28 @@ impl HmacCounters {
 }
 
 /// Used HMAC counters per door.
-pub(crate) type UsedCounters = BTreeMap<String, BTreeSet<u64>>;
+pub type UsedCounters = BTreeMap<String, BTreeSet<u64>>;
 
 const HEADER: &str = "# knockd-lite used HMAC counters, v1: COUNTERS<TAB>DOOR";
 
 /// Reads the used-counter file; `None` if it does not exist.
+fn load_counters(path: &Path) -> Result<Option<UsedCounters>, StateError> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse_counters(&text, path).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", path)(e)),
+    }
+}
+
+/// Parses the text of the used-counter file read from `path` (named in errors).
 ///
 /// The format is one line per door, `counter,counter,...<TAB>door name`, after a header
 /// line; the door name is the rest of the line, so it may contain anything but a newline.
-fn load_counters(path: &Path) -> Result<Option<UsedCounters>, StateError> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("read", path)(e)),
-    };
+/// Lines end at `\n` alone, as [`format_counters`] writes them: `str::lines` would also drop
+/// a `\r` that ends a door's name.
+pub fn parse_counters(text: &str, path: &Path) -> Result<UsedCounters, StateError> {
     let mut out = UsedCounters::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in text.split('\n').enumerate() {
         let line_no = i + 1;
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -173,11 +179,23 @@ fn load_counters(path: &Path) -> Result<Option<UsedCounters>, StateError> {
             set.insert(n);
         }
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// Writes the used-counter file atomically, mode 0600 (it tells when a door was opened).
 fn save_counters(path: &Path, used: &UsedCounters) -> Result<(), StateError> {
+    let text = format_counters(used, path)?;
+    Ok(files::write_atomic(
+        path,
+        text.as_bytes(),
+        files::PRIVATE_MODE,
+        Overwrite::Replace,
+    )?)
+}
+
+/// The text of the used-counter file for `path` (named in errors), which
+/// [`parse_counters`] reads back to `used`.
+pub fn format_counters(used: &UsedCounters, path: &Path) -> Result<String, StateError> {
     let mut text = format!("{HEADER}\n");
     for (door, counters) in used {
         if door.contains('\n') {
@@ -190,12 +208,7 @@ fn save_counters(path: &Path, used: &UsedCounters) -> Result<(), StateError> {
         let list: Vec<String> = counters.iter().map(u64::to_string).collect();
         text.push_str(&format!("{}\t{door}\n", list.join(",")));
     }
-    Ok(files::write_atomic(
-        path,
-        text.as_bytes(),
-        files::PRIVATE_MODE,
-        Overwrite::Replace,
-    )?)
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -252,6 +265,14 @@ mod tests {
 
     fn mono(ms: u64) -> Mono {
         Mono::from_millis(ms)
+    }
+
+    #[test]
+    fn a_door_name_ending_in_cr_round_trips() {
+        let path = Path::new("state");
+        let used = UsedCounters::from([("ssh\r".to_string(), BTreeSet::from([5]))]);
+        let text = format_counters(&used, path).unwrap();
+        assert_eq!(parse_counters(&text, path).unwrap(), used);
     }
 
     #[test]

@@ -35,6 +35,13 @@ mod sys;
 #[cfg(test)]
 mod testutil;
 
+/// Pure entry points into private modules for the fuzz targets (`fuzz-props`, run by
+/// `cargo test` and by cargo-fuzz). Not an API: nothing else calls them.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::hmac_state::{StateError, UsedCounters, format_counters, parse_counters};
+}
+
 use std::ffi::OsString;
 use std::time::SystemTime;
 
