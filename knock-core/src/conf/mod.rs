@@ -502,6 +502,14 @@ impl<'p> Parser<'p> {
         if name.is_empty() {
             return Err(self.err(self.line, "empty section name"));
         }
+        // A door's name goes into every log line and message about it, where a control
+        // character (a terminal escape, a newline in a syslog field) would forge output.
+        if name.contains(char::is_control) {
+            return Err(self.err(
+                self.line,
+                format_args!("section name {name:?} has a control character"),
+            ));
+        }
         if name.eq_ignore_ascii_case("options") {
             self.section = Section::Options;
             return Ok(());

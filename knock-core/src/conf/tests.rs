@@ -228,6 +228,10 @@ fn errors_with_pinned_messages() {
             r#"1: unterminated section header "[d" (expected [name])"#,
         ),
         ("[]\n", "1: empty section name"),
+        (
+            "[d\x1b[2J]\nsequence=1\n",
+            r#"1: section name "d\u{1b}[2J" has a control character"#,
+        ),
         ("[ ]\n", "1: empty section name"),
         // Directives outside a section or in the wrong one.
         (
