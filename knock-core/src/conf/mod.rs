@@ -484,6 +484,9 @@ impl<'p> Parser<'p> {
         let Some(inner) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
             if let Some(end) = line.find(']') {
                 let (header, rest) = line.split_at(end + 1);
+                // Before the message quotes the header as written.
+                printable_name("section", header[1..end].trim())
+                    .map_err(|m| self.err(self.line, m))?;
                 return Err(self.err(
                     self.line,
                     format_args!(
@@ -502,14 +505,7 @@ impl<'p> Parser<'p> {
         if name.is_empty() {
             return Err(self.err(self.line, "empty section name"));
         }
-        // A door's name goes into every log line and message about it, where a control
-        // character (a terminal escape, a newline in a syslog field) would forge output.
-        if name.contains(char::is_control) {
-            return Err(self.err(
-                self.line,
-                format_args!("section name {name:?} has a control character"),
-            ));
-        }
+        printable_name("section", name).map_err(|m| self.err(self.line, m))?;
         if name.eq_ignore_ascii_case("options") {
             self.section = Section::Options;
             return Ok(());
@@ -848,6 +844,16 @@ impl<'p> Parser<'p> {
         }
         Ok(())
     }
+}
+
+/// A door's name goes into every log line and message about it, where a control character
+/// (a terminal escape, a newline in a syslog field) would forge output: refused in either
+/// format. `what` says what the file calls it.
+fn printable_name(what: &str, name: &str) -> Result<(), String> {
+    if name.contains(char::is_control) {
+        return Err(format!("{what} name {name:?} has a control character"));
+    }
+    Ok(())
 }
 
 /// Adds one `TCPFlags` line to a door's rule. knockd keeps each flag's state across lines,

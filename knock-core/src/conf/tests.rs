@@ -232,6 +232,10 @@ fn errors_with_pinned_messages() {
             "[d\x1b[2J]\nsequence=1\n",
             r#"1: section name "d\u{1b}[2J" has a control character"#,
         ),
+        (
+            "[d\x1b[2J] x\nsequence=1\n",
+            r#"1: section name "d\u{1b}[2J" has a control character"#,
+        ),
         ("[ ]\n", "1: empty section name"),
         // Directives outside a section or in the wrong one.
         (

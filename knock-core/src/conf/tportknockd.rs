@@ -123,18 +123,18 @@ fn tag_name(tag: &str) -> Result<(bool, &str), String> {
             "unterminated tag {tag:?} (expected <NAME> or </NAME>)"
         ));
     };
-    let rest = inner[end + 1..].trim();
-    if !rest.is_empty() {
-        return Err(format!(
-            "text after the tag <{}>: {rest:?} (put a comment on a line of its own)",
-            &inner[..end]
-        ));
-    }
-    let inner = &inner[..end];
+    let (inner, rest) = (&inner[..end], inner[end + 1..].trim());
     let (closing, name) = match inner.strip_prefix('/') {
         Some(name) => (true, name.trim()),
         None => (false, inner.trim()),
     };
+    // Before any message quotes the tag as written.
+    super::printable_name("event", name)?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "text after the tag <{inner}>: {rest:?} (put a comment on a line of its own)"
+        ));
+    }
     if name.is_empty() || name.contains('<') {
         return Err(format!(
             "bad event name in {tag:?} (expected <NAME> or </NAME>)"
@@ -455,6 +455,10 @@ mod tests {
             (
                 "<>\n",
                 r#"1: bad event name in "<>" (expected <NAME> or </NAME>)"#,
+            ),
+            (
+                "<A\x1b[2J> x\n",
+                r#"1: event name "A\u{1b}[2J" has a control character"#,
             ),
             (
                 "<A> # ssh\n",
