@@ -484,13 +484,13 @@ impl<'p> Parser<'p> {
         let Some(inner) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
             if let Some(end) = line.find(']') {
                 let (header, rest) = line.split_at(end + 1);
-                // Before the message quotes the header as written.
-                printable_name("section", header[1..end].trim())
-                    .map_err(|m| self.err(self.line, m))?;
+                // Before the message quotes the header, which it does by its trimmed name.
+                let name = header[1..end].trim();
+                printable_name("section", name).map_err(|m| self.err(self.line, m))?;
                 return Err(self.err(
                     self.line,
                     format_args!(
-                        "text after the section header {header}: {:?} (put a comment on a \
+                        "text after the section header [{name}]: {:?} (put a comment on a \
                          line of its own: # starts a comment only at the start of a line)",
                         rest.trim()
                     ),

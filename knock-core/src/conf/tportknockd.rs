@@ -128,11 +128,12 @@ fn tag_name(tag: &str) -> Result<(bool, &str), String> {
         Some(name) => (true, name.trim()),
         None => (false, inner.trim()),
     };
-    // Before any message quotes the tag as written.
+    // Before any message quotes the tag, which it does by its trimmed name.
     super::printable_name("event", name)?;
     if !rest.is_empty() {
+        let slash = if closing { "/" } else { "" };
         return Err(format!(
-            "text after the tag <{inner}>: {rest:?} (put a comment on a line of its own)"
+            "text after the tag <{slash}{name}>: {rest:?} (put a comment on a line of its own)"
         ));
     }
     if name.is_empty() || name.contains('<') {
