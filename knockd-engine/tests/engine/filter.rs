@@ -1,8 +1,8 @@
 //! The kernel filter held against the parser: for thousands of generated frames, the
 //! compiled BPF program (run by the interpreter) keeps a frame exactly when
 //! `filter::wanted` does, that is when the parser accepts it and a capture rule matches.
-//! Deterministic (a fixed seed), so it runs in every `cargo test`; `fuzz/` has the same
-//! check as a fuzz target for longer runs.
+//! Deterministic (a fixed seed), so it runs in every `cargo test`; the `filter` fuzz target
+//! (`fuzz-props`) holds the same on mutated bytes, in `cargo test` and under cargo-fuzz.
 //!
 //! Frames are random bytes, and valid VLAN/IPv4/IPv6 TCP/UDP frames (IPv4 options, IPv6
 //! extension headers, fragments) before and after mutation: a flipped bit, a length field

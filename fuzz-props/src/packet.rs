@@ -1,10 +1,10 @@
-//! Arbitrary bytes into the frame parser, once per link type: it must return, never panic,
-//! and what it returns must be self-consistent.
-#![no_main]
+//! `packet`: arbitrary bytes into the frame parser, once per link type. It must return,
+//! never panic, and what it returns must be self-consistent: one address family, no flags
+//! on UDP, bytes after an accepted frame change nothing (length fields bound the packet),
+//! and `parse_ip` is the raw-IP link.
 
 use knock_core::hit::Proto;
 use knock_core::wire::{KnockPacket, LinkType, parse_frame, parse_ip};
-use libfuzzer_sys::fuzz_target;
 
 const LINKS: [LinkType; 4] = [
     LinkType::Ethernet,
@@ -13,20 +13,23 @@ const LINKS: [LinkType; 4] = [
     LinkType::LinuxSll,
 ];
 
-fuzz_target!(|data: &[u8]| {
+/// Accepted: some link type parsed the frame.
+pub fn check(data: &[u8]) -> bool {
+    let mut accepted = false;
     for link in LINKS {
         if let Ok(k) = parse_frame(link, data) {
-            check(&k);
-            // Length fields bound the packet, so bytes after it change nothing.
+            accepted = true;
+            consistent(&k);
             let mut longer = data.to_vec();
             longer.extend([0xa5; 11]);
             assert_eq!(parse_frame(link, &longer), Ok(k), "{link:?}");
         }
     }
     assert_eq!(parse_ip(data), parse_frame(LinkType::RawIp, data));
-});
+    accepted
+}
 
-fn check(k: &KnockPacket) {
+fn consistent(k: &KnockPacket) {
     assert_eq!(k.src.is_ipv4(), k.dst.is_ipv4(), "one address family");
     if k.proto == Proto::Udp {
         assert!(k.tcp_flags.is_empty(), "UDP has no flags");

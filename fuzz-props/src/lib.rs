@@ -1,0 +1,124 @@
+//! Every parser's fuzz target, written once as a property over bytes.
+//!
+//! Each module's `check(&[u8]) -> bool` panics when a property fails and returns whether
+//! the input was accepted (it parsed). Two drivers call the same functions:
+//!
+//! * cargo-fuzz (`fuzz/fuzz_targets/*.rs`, nightly, coverage-guided), for long campaigns
+//!   (`fuzz/campaign.sh`);
+//! * [`driver`], on the stable toolchain: the seed corpus, then a fixed number of inputs
+//!   mutated from it with a fixed seed. `cargo test` runs it for every target
+//!   (`tests/stable.rs`), and `fuzz-stable` runs it for as long as you like.
+//!
+//! `fuzz/README.md` describes the targets, their properties, seeds and dictionaries.
+
+pub mod driver;
+pub mod mutate;
+
+pub mod build_parse;
+pub mod conf;
+pub mod filter;
+pub mod hit;
+pub mod hmac_state;
+pub mod otp;
+pub mod packet;
+pub mod profile;
+pub mod tportknockd;
+
+use std::borrow::Cow;
+
+/// A fuzz target as both drivers see it.
+pub struct Target {
+    /// Also the cargo-fuzz binary's name and the folder of its seeds.
+    pub name: &'static str,
+    /// Panics when a property fails; returns whether the input was accepted.
+    pub check: fn(&[u8]) -> bool,
+    /// Executions in `cargo test` (unoptimized): a few seconds' worth on a slow machine.
+    pub ci_execs: usize,
+    /// Longest input the stable driver makes.
+    pub max_len: usize,
+}
+
+/// Every target, in the order the campaign runs them.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "conf",
+        check: conf::check,
+        ci_execs: 4_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "tportknockd",
+        check: tportknockd::check,
+        ci_execs: 4_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "hit",
+        check: hit::check,
+        ci_execs: 60_000,
+        max_len: 512,
+    },
+    Target {
+        name: "profile",
+        check: profile::check,
+        ci_execs: 20_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "otp",
+        check: otp::check,
+        ci_execs: 10_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "hmac_state",
+        check: hmac_state::check,
+        ci_execs: 50_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "packet",
+        check: packet::check,
+        ci_execs: 100_000,
+        max_len: 2048,
+    },
+    Target {
+        name: "build_parse",
+        check: build_parse::check,
+        ci_execs: 60_000,
+        max_len: 2048,
+    },
+    Target {
+        name: "filter",
+        check: filter::check,
+        ci_execs: 40_000,
+        max_len: 2048,
+    },
+];
+
+/// The target called `name`.
+pub fn target(name: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.name == name)
+}
+
+/// Bytes as the text a file reader would hand a parser: invalid UTF-8 becomes U+FFFD, so
+/// mutations that break a character still reach the parser.
+pub(crate) fn text(data: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(data)
+}
+
+/// Checks an error message the way a log or terminal shows it: non-empty, one line, and no
+/// control characters (a message quoting input must escape it, or a crafted file could
+/// forge log lines or terminal escapes).
+pub(crate) fn printable_message(message: &str) {
+    assert!(!message.is_empty(), "empty message");
+    assert!(
+        !message.chars().any(char::is_control),
+        "control character in message {message:?}"
+    );
+}
+
+/// Lines as the parsers count them (`str::lines`): what a `path:line` may point at.
+pub(crate) fn line_count(text: &str) -> usize {
+    text.lines().count()
+}
