@@ -40,6 +40,7 @@ mod testutil;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::hmac_state::{StateError, UsedCounters, format_counters, parse_counters};
+    pub use crate::stops::{Pending, format_stops, parse_stops};
 }
 
 use std::ffi::OsString;

@@ -24,17 +24,17 @@ const HEADER: &str =
 
 /// One stop command still to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub(crate) door: String,
+pub struct Pending {
+    pub door: String,
     /// The numeric address `%IP%` stands for: the only thing ever put into the command.
-    pub(crate) src: IpAddr,
+    pub src: IpAddr,
     /// The stop command as the door had it when its start ran, with `%IP%` still in it.
-    pub(crate) template: String,
+    pub template: String,
     /// When it is due, wall-clock ms since the epoch.
-    pub(crate) due_ms: u64,
+    pub due_ms: u64,
     /// The door's Cmd_Timeout in ms: after a restart a stop waits at most this long, so
     /// a clock stepped back cannot hold it for hours.
-    pub(crate) delay_ms: u64,
+    pub delay_ms: u64,
 }
 
 /// The pending stops of one config and their file.
@@ -141,17 +141,7 @@ impl StopJournal {
                 error,
             })?;
         }
-        let mut text = format!("{HEADER}\n");
-        for p in self.entries.values() {
-            text.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\n",
-                p.due_ms,
-                p.delay_ms,
-                p.src,
-                escape(&p.door),
-                escape(&p.template)
-            ));
-        }
+        let text = format_stops(self.entries.values());
         Ok(files::write_atomic(
             &self.path,
             text.as_bytes(),
@@ -170,17 +160,36 @@ fn aside_name(path: &Path, now_s: u64) -> PathBuf {
 
 /// The stops in the file; none if it does not exist.
 fn read(path: &Path) -> Result<Vec<Pending>, StateError> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => {
-            return Err(StateError::Io {
-                op: "read",
-                path: path.to_path_buf(),
-                error,
-            });
-        }
-    };
+    match fs::read_to_string(path) {
+        Ok(text) => parse_stops(&text, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(StateError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// The journal's text for `stops`, one line each after a header, which [`parse_stops`]
+/// reads back.
+pub fn format_stops<'a>(stops: impl IntoIterator<Item = &'a Pending>) -> String {
+    let mut text = format!("{HEADER}\n");
+    for p in stops {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            p.due_ms,
+            p.delay_ms,
+            p.src,
+            escape(&p.door),
+            escape(&p.template)
+        ));
+    }
+    text
+}
+
+/// Parses the journal's text, read from `path` (named in errors).
+pub fn parse_stops(text: &str, path: &Path) -> Result<Vec<Pending>, StateError> {
     let bad = |line: usize, message: String| StateError::Format {
         path: path.to_path_buf(),
         line,
@@ -252,10 +261,9 @@ fn unescape(s: &str) -> Result<String, String> {
             Some('n') => '\n',
             Some('r') => '\r',
             other => {
-                return Err(format!(
-                    "bad escape \\{}",
-                    other.map_or(String::new(), String::from)
-                ));
+                // Escaped as {:?} would, without its quotes: the message goes to the log.
+                let shown: String = other.map_or(String::new(), |c| c.escape_debug().collect());
+                return Err(format!("bad escape \\{shown}"));
             }
         });
     }
@@ -362,5 +370,6 @@ mod tests {
             assert!(!escape(s).contains(['\t', '\n', '\r']));
         }
         assert!(unescape("trailing\\").is_err());
+        assert_eq!(unescape("a\\\x1b").unwrap_err(), "bad escape \\\\u{1b}");
     }
 }
