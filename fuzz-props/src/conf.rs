@@ -113,6 +113,12 @@ fn comparable(config: &Config) -> Config {
     for door in &mut c.doors {
         door.line = 0;
         door.notes.clear();
+        for set in [&mut door.nft_set, &mut door.nft_set_6]
+            .into_iter()
+            .flatten()
+        {
+            set.line = 0;
+        }
     }
     c
 }
@@ -158,6 +164,12 @@ fn shifted_by_a_line(data: &[u8], parsed: &Result<Config, ConfError>) {
             for (door, was) in b.doors.iter_mut().zip(&a.doors) {
                 door.line -= 1;
                 door.notes.clone_from(&was.notes);
+                for set in [&mut door.nft_set, &mut door.nft_set_6]
+                    .into_iter()
+                    .flatten()
+                {
+                    set.line -= 1;
+                }
             }
             assert_eq!(*a, b);
         }
@@ -446,6 +458,14 @@ fn door_lines(door: &Door, noise: &mut Noise) -> Vec<String> {
     }
     let cmd_timeout = noise.seconds(door.cmd_timeout);
     out.push(noise.directive(&["Cmd_Timeout"], &cmd_timeout, true));
+    for (set, key) in [(&door.nft_set, "Nft_Set"), (&door.nft_set_6, "Nft_Set_6")] {
+        if let Some(d) = set {
+            let family = noise.case(d.set.family.name());
+            let space = noise.pick(&[" ", "  ", "\t"]);
+            let value = format!("{family}{space}{}{space}{}", d.set.table, d.set.set);
+            out.push(noise.directive(&[key], &value, true));
+        }
+    }
     if let Some(target) = door.target {
         let target = target.to_string();
         let target = if noise.chance(30) {

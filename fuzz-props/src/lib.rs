@@ -22,6 +22,7 @@ pub mod hmac_state;
 pub mod otp;
 pub mod packet;
 pub mod profile;
+pub mod stops;
 pub mod tportknockd;
 
 use std::borrow::Cow;
@@ -73,6 +74,12 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "hmac_state",
         check: hmac_state::check,
+        ci_execs: 50_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "stops",
+        check: stops::check,
         ci_execs: 50_000,
         max_len: 4096,
     },

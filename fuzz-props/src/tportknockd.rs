@@ -16,7 +16,8 @@ pub fn check(data: &[u8]) -> bool {
 
 /// Whether tportknockd's format can say this config: no global settings, and doors with
 /// fixed sequences of frames (a plain TCP hit, or ECE and CWR, have no frame), no
-/// `TCPFlags`, no IPv6 commands of their own, no `Target`, and names a tag can hold.
+/// `TCPFlags`, no IPv6 commands of their own, no `Target`, no nftables sets, and names a
+/// tag can hold.
 pub(crate) fn can_say(config: &Config) -> bool {
     let defaults = knock_core::conf::parse("", std::path::Path::new(crate::conf::PATH))
         .expect("an empty config is valid");
@@ -34,6 +35,8 @@ pub(crate) fn can_say(config: &Config) -> bool {
                 && d.start_command_6.is_none()
                 && d.stop_command_6.is_none()
                 && d.target.is_none()
+                && d.nft_set.is_none()
+                && d.nft_set_6.is_none()
                 && !d.name.contains(['<', '>'])
                 && !d.name.starts_with('/')
                 // Event names are unique.

@@ -51,3 +51,11 @@ fn tportknockd_cr_inside_a_tag_before_text() {
 fn conf_cr_inside_a_header_before_text() {
     pinned("conf", b"[d\r]x\n");
 }
+
+/// A bad escape in the stop journal was quoted raw (`bad escape \<ESC>`), and the server
+/// logs that message when it sets a journal aside. (Seen while writing the stops target,
+/// which fails on it.)
+#[test]
+fn stops_control_character_after_a_backslash() {
+    pinned("stops", b"1\t2\t192.0.2.1\td\\\x1b\tc\n");
+}

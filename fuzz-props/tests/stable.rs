@@ -50,6 +50,7 @@ targets!(
     profile,
     otp,
     hmac_state,
+    stops,
     packet,
     build_parse,
     filter,
