@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 use knock_core::conf::{DEFAULT_HMAC_SKEW, MAX_HMAC_SKEW};
 use knock_core::files::{self, WriteError};
-use knock_core::hit::{Hit, HitFlags, Proto, TcpFlags};
+use knock_core::hit::{TcpFlags, parse_exact_flags};
 use knock_core::hmac::{
     DEFAULT_LENGTH, DEFAULT_PORTS, DEFAULT_STEP, HmacParams, MAX_LENGTH, PortRange, Protocols,
 };
@@ -72,10 +72,11 @@ pub(crate) struct KeygenArgs {
     pub protocols: Protocols,
 
     /// Seconds each sequence is valid for
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STEP, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STEP, allow_negative_numbers = true, value_parser = step)]
     pub step: u64,
 
-    /// Exact TCP flags for TCP hits (fin+psh, or none); without it they are plain SYNs
+    /// Exact TCP flags for TCP hits: names joined by + (fin+psh), or none; without it they
+    /// are plain SYNs (`any`, which a door's sequence may use, derives nothing)
     #[arg(long, value_name = "FLAGS", value_parser = flags)]
     pub flags: Option<TcpFlags>,
 
@@ -130,13 +131,15 @@ fn protocols(s: &str) -> Result<Protocols, String> {
 
 /// `fin+psh` or `none`, in the hit grammar's spelling.
 fn flags(s: &str) -> Result<TcpFlags, String> {
-    match Hit::parse(&format!("1:tcp:{s}"), Proto::Tcp) {
-        Ok(Hit {
-            flags: HitFlags::Exact(f),
-            ..
-        }) => Ok(f),
-        Ok(_) => Err(format!("{s:?}: give exact flags, not \"any\"")),
-        Err(e) => Err(e.kind.to_string()),
+    parse_exact_flags(s)
+}
+
+/// `--step`: whole seconds, at least 1.
+fn step(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ if s.parse::<i64>().is_ok() => Err("the step is at least 1 second".into()),
+        _ => Err("give the step in whole seconds, 1 or more".into()),
     }
 }
 
@@ -324,7 +327,17 @@ mod tests {
             (
                 &["--step", "0"],
                 ErrorKind::ValueValidation,
-                "0 is not in 1..",
+                "invalid value '0' for '--step <SECONDS>': the step is at least 1 second",
+            ),
+            (
+                &["--step", "-5"],
+                ErrorKind::ValueValidation,
+                "the step is at least 1 second",
+            ),
+            (
+                &["--step", "soon"],
+                ErrorKind::ValueValidation,
+                "give the step in whole seconds, 1 or more",
             ),
             (
                 &["--skew", "11"],
@@ -339,7 +352,14 @@ mod tests {
             (
                 &["--flags", "any"],
                 ErrorKind::ValueValidation,
-                "give exact flags, not \"any\"",
+                "\"any\" (flags ignored) is for a door's sequence, not for sending: give exact \
+                 flags (fin+psh, or none), or leave them out for plain SYNs",
+            ),
+            (
+                &["--flags", "fin+bogus"],
+                ErrorKind::ValueValidation,
+                "unknown TCP flag \"bogus\" (expected fin, syn, rst, psh, ack, urg, ece, cwr \
+                 joined by +, or none)",
             ),
             (
                 &["--ports", "1-"],

@@ -439,6 +439,28 @@ pub fn parse_sequence_named(
         .collect()
 }
 
+/// Exact TCP flags as a setting, not a hit (an HMAC profile's `flags`, `knock keygen
+/// --flags`): flag names joined by `+` (`fin+psh`), or `none`. `any` has no place there:
+/// it tells a door to accept any flags, but a derived sequence needs flags to send.
+pub fn parse_exact_flags(text: &str) -> Result<TcpFlags, String> {
+    if text.trim().is_empty() {
+        return Err("no flags given (leave the setting out for plain SYNs)".into());
+    }
+    match parse_flag_names(text.trim()) {
+        Ok(HitFlags::Exact(f)) => Ok(f),
+        Ok(_) => Err(
+            "\"any\" (flags ignored) is for a door's sequence, not for sending: give exact \
+             flags (fin+psh, or none), or leave them out for plain SYNs"
+                .into(),
+        ),
+        Err(HitErrorKind::UnknownFlag(name)) => Err(format!(
+            "unknown TCP flag {name:?} (expected fin, syn, rst, psh, ack, urg, ece, cwr joined \
+             by +, or none)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Writes hits in canonical form, joined by commas.
 pub fn format_sequence(hits: &[Hit]) -> String {
     hits.iter()
@@ -701,6 +723,33 @@ mod tests {
         // Anything else with a slash is an ordinary bad port.
         let err = Hit::parse("a/b", T).unwrap_err();
         assert_eq!(err.kind, HitErrorKind::NotANumber("a/b".into()));
+    }
+
+    #[test]
+    fn exact_flags_as_a_setting() {
+        assert_eq!(
+            parse_exact_flags("fin+psh"),
+            Ok(TcpFlags::FIN | TcpFlags::PSH)
+        );
+        assert_eq!(parse_exact_flags(" none "), Ok(TcpFlags::NONE));
+        let table = [
+            ("", "no flags given (leave the setting out for plain SYNs)"),
+            (
+                "any",
+                "\"any\" (flags ignored) is for a door's sequence, not for sending: give exact \
+                 flags (fin+psh, or none), or leave them out for plain SYNs",
+            ),
+            (
+                "fin+bogus",
+                "unknown TCP flag \"bogus\" (expected fin, syn, rst, psh, ack, urg, ece, cwr \
+                 joined by +, or none)",
+            ),
+            ("fin+", "empty flag list after the last ':'"),
+            ("none+fin", "\"none\" cannot be combined with other flags"),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_exact_flags(text), Err(want.to_string()), "{text:?}");
+        }
     }
 
     #[test]

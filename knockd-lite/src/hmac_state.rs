@@ -397,7 +397,7 @@ mod tests {
         let chain = format!("{:#}", anyhow::Error::from(err));
         assert_eq!(chain.matches("(os error 20)").count(), 1, "{chain}");
         assert!(
-            chain.starts_with(&format!("create {}/.state.", dir.display())),
+            chain.starts_with(&format!("create {}/state: ", dir.display())),
             "{chain}"
         );
     }

@@ -273,7 +273,7 @@ mod tests {
         let err = Pidfile::create(Path::new("/nonexistent-dir/knockd.pid")).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("create /nonexistent-dir/.knockd.pid."),
+                .starts_with("create /nonexistent-dir/knockd.pid: no folder /nonexistent-dir: "),
             "{err}"
         );
         let chain = format!("{:#}", anyhow::Error::from(err));

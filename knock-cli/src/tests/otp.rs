@@ -129,6 +129,25 @@ fn defaults_and_refusals() {
             "knock: cannot generate a list: port range 7000-7002 has 3 ports, fewer than the length 4\n"
         )
     );
+    // A missing folder is named, with the file asked for (not a temporary name).
+    let missing = dir.join("no-such-folder").join("l.otp");
+    let o = World::default().run(&[
+        "otp",
+        "generate",
+        "--count",
+        "1",
+        "--length",
+        "2",
+        &missing.display().to_string(),
+    ]);
+    assert_eq!(o.code, 1);
+    let want = format!(
+        "knock: create one-time list {}: no folder {}: ",
+        missing.display(),
+        dir.join("no-such-folder").display()
+    );
+    assert!(o.err.starts_with(&want), "{}", o.err);
+    assert!(!o.err.contains(".tmp"), "{}", o.err);
     let o = World::default().run(&["otp", "--help"]);
     assert_eq!(o.code, 0);
     assert!(o.out.contains("generate"), "{}", o.out);

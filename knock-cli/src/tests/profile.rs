@@ -261,7 +261,7 @@ fn a_profile_without_a_host_needs_one_on_the_command_line() {
         (o.code, o.err.as_str()),
         (
             2,
-            "knock: profile \"h\": the profile has no host: add host = \"...\" to it\n"
+            "knock: profile \"h\": the profile has no host: give one with --host HOST, or add host = \"...\" to the profile\n"
         )
     );
     let o = d.run(&["h", "--host", "192.0.2.7"]);
@@ -805,7 +805,8 @@ fn save_list_show_remove() {
         (
             2,
             format!(
-                "knock: no profile named \"ssh-home\" (looked for {})\n",
+                "knock: no profile named \"ssh-home\" (looked for {}); `knock profile list` \
+                 shows the profiles there are\n",
                 path.display()
             )
         )
@@ -824,8 +825,17 @@ fn errors_of_the_management_subcommands() {
         (
             &["show", "nope"],
             format!(
-                "knock: no profile named \"nope\" (looked for {})\n",
+                "knock: no profile named \"nope\" (looked for {}); `knock profile list` shows \
+                 the profiles there are\n",
                 d.0.join("nope.toml").display()
+            ),
+        ),
+        (
+            &["bda", "--dry-run"],
+            format!(
+                "knock: no profile named \"bda\" (looked for {}); did you mean \"bad\"? \
+                 `knock profile list` shows them all\n",
+                d.0.join("bda.toml").display()
             ),
         ),
         (

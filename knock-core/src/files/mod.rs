@@ -134,7 +134,7 @@ fn write_atomic_with(
         path: path.to_path_buf(),
         error: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
-    let (temp, file) = create_temp(dir, file_name, mode, &mut suffix)?;
+    let (temp, file) = create_temp(path, dir, file_name, mode, &mut suffix)?;
     let result = fill(file, &temp, bytes).and_then(|()| publish(&temp, path, overwrite));
     // The temporary name is ours (it was created exclusively); after a rename it is gone.
     let _ = std::fs::remove_file(&temp);
@@ -142,8 +142,11 @@ fn write_atomic_with(
     Native::sync_dir(dir).map_err(io_err("sync directory", dir))
 }
 
-/// Creates the temporary file, trying fresh names while something else holds them.
+/// Creates the temporary file for `path`, trying fresh names while something else holds
+/// them. A failure names `path`, the file the user asked for, not the temporary name they
+/// never saw, and a missing folder is said as such.
 fn create_temp(
+    path: &Path,
     dir: &Path,
     file_name: &OsStr,
     mode: u32,
@@ -159,7 +162,11 @@ fn create_temp(
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => {
                 attempt += 1;
             }
-            Err(e) => return Err(io_err("create", &temp)(e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !dir.exists() => {
+                let missing = format!("no folder {}: {e}", dir.display());
+                return Err(io_err("create", path)(io::Error::new(e.kind(), missing)));
+            }
+            Err(e) => return Err(io_err("create", path)(e)),
         }
     }
 }
@@ -239,7 +246,13 @@ mod tests {
         // The message holds the OS error; a `{:#}` chain must not repeat it.
         assert!(std::error::Error::source(&err).is_none());
         let msg = err.to_string();
-        let want = format!("create {}", dir.join("nope").join(".a.toml.").display());
+        // It names the file asked for and the folder that is missing, not the temporary
+        // file the write goes through.
+        let want = format!(
+            "create {}: no folder {}: ",
+            path.display(),
+            dir.join("nope").display()
+        );
         assert!(msg.starts_with(&want), "{msg}");
         let chain = format!("{:#}", anyhow::Error::new(err));
         assert_eq!(chain.matches("(os error").count(), 1, "{chain}");
@@ -274,7 +287,7 @@ mod tests {
         std::fs::write(dir.join(&format!(".f.{:016x}.tmp", 1)), b"x").unwrap();
         let err =
             write_atomic_with(&path, b"new", 0o600, Overwrite::Replace, |_| Ok(1)).unwrap_err();
-        let want = format!("create {}: ", dir.join(".f.0000000000000001.tmp").display());
+        let want = format!("create {}: ", path.display());
         assert!(err.to_string().starts_with(&want), "{err}");
         assert!(!path.exists());
     }

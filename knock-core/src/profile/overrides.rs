@@ -38,7 +38,7 @@ impl Settings {
 
 /// Neither the profile nor the command line gives a host.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the profile has no host: add host = \"...\" to it")]
+#[error("the profile has no host: give one with --host HOST, or add host = \"...\" to the profile")]
 pub struct NoHost;
 
 impl Profile {
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(p.settings(&Overrides::default()), Err(NoHost));
         assert_eq!(
             NoHost.to_string(),
-            "the profile has no host: add host = \"...\" to it"
+            "the profile has no host: give one with --host HOST, or add host = \"...\" to the profile"
         );
         p.host = Some("192.0.2.2".into());
         let s = p.settings(&Overrides::default()).unwrap();

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{FixedSequence, HmacKnock, Knock, OneTime, Profile, SecretRef, base_dir};
-use crate::hit::{Hit, HitFlags, Proto, TcpFlags};
+use crate::hit::{TcpFlags, parse_exact_flags};
 use crate::hmac::{HmacParams, ParamsError, PortRange, Protocols};
 
 /// A profile that cannot be used.
@@ -74,9 +74,92 @@ pub fn parse(path: &Path, text: &str) -> Result<Profile, ProfileError> {
     let at = At { path, text };
     let raw: RawProfile = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(1, |s| at.line(s.start));
-        at.err_line(line, e.message().trim_end())
+        let message = e.message().trim_end();
+        let key = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split_once('='))
+            .map(|(k, _)| k.trim());
+        match key.and_then(|k| wrong_value(k, message)) {
+            Some(better) => at.err_line(line, better),
+            None => at.err_line(line, message),
+        }
     })?;
     at.profile(raw)
+}
+
+/// How each key's value is written, for a message about a value of the wrong type.
+const WRITTEN_AS: &[(&str, &str)] = &[
+    (
+        "description",
+        "description = \"SSH at home\" (text, in quotes)",
+    ),
+    ("host", "host = \"home.example.net\" (in quotes)"),
+    ("sequence", "sequence = \"7000,8000:udp\" (in quotes)"),
+    (
+        "delay_ms",
+        "delay_ms = 100 (milliseconds: a whole number, without quotes)",
+    ),
+    ("udp", "udp = true (true or false, without quotes)"),
+    (
+        "family",
+        "family = \"ipv4\" (\"any\", \"ipv4\" or \"ipv6\", in quotes)",
+    ),
+    ("raw", "raw = true (true or false, without quotes)"),
+    (
+        "one_time_sequences",
+        "one_time_sequences = \"vpn.otp\" (a path, in quotes)",
+    ),
+    ("door", "door = \"ssh\" (in quotes)"),
+    (
+        "secret_file",
+        "secret_file = \"office.secret\" (a path, in quotes)",
+    ),
+    (
+        "secret_env",
+        "secret_env = \"KNOCK_SECRET\" (a variable's name, in quotes)",
+    ),
+    ("length", "length = 4 (a whole number, without quotes)"),
+    ("ports", "ports = \"1024-65535\" (in quotes)"),
+    (
+        "protocols",
+        "protocols = \"tcp\" (\"tcp\", \"udp\" or \"mixed\", in quotes)",
+    ),
+    (
+        "step",
+        "step = 30 (seconds: a whole number, without quotes)",
+    ),
+    ("flags", "flags = \"fin+psh\" (in quotes)"),
+];
+
+/// serde's `invalid type: string "100", expected u64` for `key`, said for a person:
+/// `delay_ms: string "100" is the wrong type; write it as delay_ms = 100 (...)`.
+fn wrong_value(key: &str, message: &str) -> Option<String> {
+    let (_, example) = WRITTEN_AS.iter().find(|(k, _)| *k == key)?;
+    let (found, what) = if let Some(rest) = message.strip_prefix("invalid type: ") {
+        (rest, "is the wrong type")
+    } else if let Some(rest) = message.strip_prefix("invalid value: ") {
+        (rest, "is out of range")
+    } else {
+        return None;
+    };
+    let found = found.split(", expected").next().unwrap_or(found);
+    let hmac_keys = [
+        "door",
+        "secret_file",
+        "secret_env",
+        "length",
+        "ports",
+        "protocols",
+    ];
+    let table = if hmac_keys.contains(&key) || key == "step" || key == "flags" {
+        "[hmac] "
+    } else {
+        ""
+    };
+    Some(format!(
+        "{table}{key}: {found} {what}; write it as {example}"
+    ))
 }
 
 /// Error construction against one file.
@@ -269,27 +352,15 @@ impl At<'_> {
     }
 }
 
-/// Flag names joined by `+` (`fin+psh`), or `none`, as in the hit grammar's extended form.
+/// The `[hmac]` table's `flags`: exact flags as the hit grammar names them.
 fn parse_flags(text: &str) -> Result<TcpFlags, String> {
-    if text.trim().is_empty() {
-        return Err("flags is empty (leave it out for plain SYNs)".into());
-    }
-    // Reuse the grammar so the names and their errors are the hit grammar's own.
-    match Hit::parse(&format!("1:tcp:{text}"), Proto::Tcp) {
-        Ok(Hit {
-            flags: HitFlags::Exact(f),
-            ..
-        }) => Ok(f),
-        Ok(_) => Err(format!(
-            "flags {text:?}: \"any\" is not allowed here; leave flags out for plain SYNs"
-        )),
-        Err(e) => Err(format!("flags {text:?}: {}", e.kind)),
-    }
+    parse_exact_flags(text).map_err(|e| format!("flags {text:?}: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hit::{Hit, Proto};
     use crate::hmac::DEFAULT_PORTS;
     use crate::profile::{Family, Kind};
 
@@ -486,24 +557,24 @@ flags = "fin+psh"
             ),
             (
                 "sequence = 7000\n",
-                "1: invalid type: integer `7000`, expected a string",
+                "1: sequence: integer `7000` is the wrong type; write it as sequence = \"7000,8000:udp\" (in quotes)",
             ),
             ("sequence = \"1\"\nhost = \" \"\n", "2: host is empty"),
             (
                 "sequence = \"1\"\ndelay_ms = -5\n",
-                "2: invalid value: integer `-5`, expected u64",
+                "2: delay_ms: integer `-5` is out of range; write it as delay_ms = 100 (milliseconds: a whole number, without quotes)",
             ),
             (
                 "sequence = \"1\"\ndelay_ms = \"100\"\n",
-                "2: invalid type: string \"100\", expected u64",
+                "2: delay_ms: string \"100\" is the wrong type; write it as delay_ms = 100 (milliseconds: a whole number, without quotes)",
             ),
             (
                 "sequence = \"1\"\nudp = \"yes\"\n",
-                "2: invalid type: string \"yes\", expected a boolean",
+                "2: udp: string \"yes\" is the wrong type; write it as udp = true (true or false, without quotes)",
             ),
             (
                 "sequence = \"1\"\nraw = 1\n",
-                "2: invalid type: integer `1`, expected a boolean",
+                "2: raw: integer `1` is the wrong type; write it as raw = true (true or false, without quotes)",
             ),
             (
                 "sequence = \"1\"\nfamily = \"inet6\"\n",
@@ -511,7 +582,7 @@ flags = "fin+psh"
             ),
             (
                 "sequence = \"1\"\ndescription = [1]\n",
-                "2: invalid type: sequence, expected a string",
+                "2: description: sequence is the wrong type; write it as description = \"SSH at home\" (text, in quotes)",
             ),
             (
                 "one_time_sequences = \" \"\n",
@@ -553,7 +624,7 @@ flags = "fin+psh"
             ),
             (
                 "[hmac]\ndoor = \"d\"\nlength = -1\n",
-                "3: invalid value: integer `-1`, expected usize",
+                "3: [hmac] length: integer `-1` is out of range; write it as length = 4 (a whole number, without quotes)",
             ),
             (
                 "[hmac]\ndoor = \"d\"\nstep = 0\n",
@@ -585,15 +656,15 @@ flags = "fin+psh"
             ),
             (
                 "[hmac]\ndoor = \"d\"\nflags = \"fin+foo\"\n",
-                "3: [hmac] flags \"fin+foo\": unknown TCP flag \"foo\" (expected fin, syn, rst, psh, ack, urg, ece, cwr, none or any)",
+                "3: [hmac] flags \"fin+foo\": unknown TCP flag \"foo\" (expected fin, syn, rst, psh, ack, urg, ece, cwr joined by +, or none)",
             ),
             (
                 "[hmac]\ndoor = \"d\"\nflags = \"\"\n",
-                "3: [hmac] flags is empty (leave it out for plain SYNs)",
+                "3: [hmac] flags \"\": no flags given (leave the setting out for plain SYNs)",
             ),
             (
                 "[hmac]\ndoor = \"d\"\nflags = \"any\"\n",
-                "3: [hmac] flags \"any\": \"any\" is not allowed here; leave flags out for plain SYNs",
+                "3: [hmac] flags \"any\": \"any\" (flags ignored) is for a door's sequence, not for sending: give exact flags (fin+psh, or none), or leave them out for plain SYNs",
             ),
             (
                 "[hmac]\ndoor = \"d\"\nflags = \"syn\"\nprotocols = \"udp\"\n",
@@ -601,7 +672,7 @@ flags = "fin+psh"
             ),
             (
                 "[hmac]\ndoor = \"d\"\nstep = 30.5\n",
-                "3: invalid type: floating point `30.5`, expected u64",
+                "3: [hmac] step: floating point `30.5` is the wrong type; write it as step = 30 (seconds: a whole number, without quotes)",
             ),
         ];
         for (text, want) in table {

@@ -23,8 +23,13 @@ pub const RESERVED: [&str; 6] = ["list", "show", "save", "remove", "import", "he
 pub enum StoreError {
     #[error("profile name {name:?} {reason}")]
     BadName { name: String, reason: &'static str },
-    #[error("no profile named {name:?} (looked for {})", path.display())]
-    NotFound { name: String, path: PathBuf },
+    #[error("no profile named {name:?} (looked for {}); {hint}", path.display())]
+    NotFound {
+        name: String,
+        path: PathBuf,
+        /// The closest name there is, or how to see or make profiles.
+        hint: String,
+    },
     #[error("profile {name:?} already exists ({}); use --force to replace it", path.display())]
     Exists { name: String, path: PathBuf },
     #[error("{} already exists; use --force to replace it", path.display())]
@@ -174,12 +179,45 @@ impl Store {
         let path = self.path(name)?;
         match parse_file(&path) {
             Err(ProfileError::Read { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
-                Err(StoreError::NotFound {
-                    name: name.to_string(),
-                    path,
-                })
+                Err(self.not_found(name, path))
             }
             other => Ok(other?),
+        }
+    }
+
+    /// The names of the profiles here, sorted, without reading them.
+    fn names(&self) -> Vec<String> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = read
+            .filter_map(|item| {
+                let file_name = item.ok()?.file_name();
+                let name = file_name.to_str()?.strip_suffix(".toml")?;
+                check_name(name).is_ok().then(|| name.to_string())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Profile `name` is not here: the error says which name comes closest (a typo), or
+    /// how to list or make profiles.
+    fn not_found(&self, name: &str, path: PathBuf) -> StoreError {
+        let names = self.names();
+        let hint = match closest(name, &names) {
+            Some(near) => format!("did you mean {near:?}? `knock profile list` shows them all"),
+            None if names.is_empty() => format!(
+                "there are no profiles in {} (make one with `knock profile save`, `knock \
+                 profile import`, `knock keygen --save` or `knock otp generate --save`)",
+                self.dir.display()
+            ),
+            None => "`knock profile list` shows the profiles there are".to_string(),
+        };
+        StoreError::NotFound {
+            name: name.to_string(),
+            path,
+            hint,
         }
     }
 
@@ -238,10 +276,7 @@ impl Store {
         let path = self.path(name)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
-                name: name.to_string(),
-                path,
-            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.not_found(name, path)),
             Err(e) => Err(self.io("remove", &path)(e)),
         }
     }
@@ -257,6 +292,47 @@ impl Store {
             error,
         }
     }
+}
+
+/// The name among `names` a typo of `name` most likely meant: the nearest by edit distance
+/// (case ignored), if it is near enough, a third of the name's length at most (and at
+/// least 1, at most 3 edits).
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    names
+        .iter()
+        .map(|n| (edit_distance(&name, &n.to_lowercase()), n))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions, plus a swap of two
+/// neighbours counted as one (the commonest typo).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = d;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 /// `knock profile list`: name, host, kind and description in columns; a broken profile
@@ -289,6 +365,27 @@ pub fn list_table(entries: &[Entry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_finds_the_name_it_meant() {
+        let names: Vec<String> = ["office", "ssh-home", "vpn"].map(String::from).to_vec();
+        let table = [
+            ("ssh-hmoe", Some("ssh-home")),
+            ("sshhome", Some("ssh-home")),
+            ("SSH-HOME", Some("ssh-home")),
+            ("offcie", Some("office")),
+            ("vpm", Some("vpn")),
+            ("web", None),
+            ("x", None),
+        ];
+        for (typed, want) in table {
+            assert_eq!(closest(typed, &names), want, "{typed}");
+        }
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("abc", "acb"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
     use crate::profile::{FixedSequence, Kind, Knock, OneTime};
     use crate::testutil::Scratch;
 
@@ -391,8 +488,11 @@ mod tests {
         assert!(store.list().unwrap().is_empty());
         let err = store.load("ssh").unwrap_err();
         let want = format!(
-            "no profile named \"ssh\" (looked for {})",
-            store.dir().join("ssh.toml").display()
+            "no profile named \"ssh\" (looked for {}); there are no profiles in {} (make one \
+             with `knock profile save`, `knock profile import`, `knock keygen --save` or \
+             `knock otp generate --save`)",
+            store.dir().join("ssh.toml").display(),
+            store.dir().display()
         );
         assert_eq!(err.to_string(), want);
 
