@@ -69,6 +69,40 @@ pub(crate) fn knocked(plan: &Plan) -> String {
     format!("knocked {target}: {n} hit{}", if n == 1 { "" } else { "s" })
 }
 
+/// A moment as a clock reads it, in UTC: `2023-11-14 22:13:20 UTC` (no time zone database
+/// is needed to say it, and it means the same to everyone).
+pub(crate) fn utc(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    let (year, month, day) = civil_date(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The Gregorian date `days` after 1970-01-01: counted in 400-year eras of 146097 days
+/// that start on March 1st, so the leap day falls at the end of each counted year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
 /// The `--dry-run` listing: one line per hit, and the pauses where they would be.
 pub(crate) fn dry_run_lines(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
@@ -157,6 +191,22 @@ mod tests {
         plan.delay = Duration::ZERO;
         plan.hits.truncate(1);
         assert_eq!(dry_run_lines(&plan), ["would hit tcp [2001:db8::2]:7000"]);
+    }
+
+    #[test]
+    fn clock_times_in_utc() {
+        let table = [
+            (0, "1970-01-01 00:00:00 UTC"),
+            (1_700_000_000, "2023-11-14 22:13:20 UTC"),
+            (1_709_164_800, "2024-02-29 00:00:00 UTC"),
+            (1_709_251_199, "2024-02-29 23:59:59 UTC"),
+            (951_782_400, "2000-02-29 00:00:00 UTC"),
+            (4_107_542_400, "2100-03-01 00:00:00 UTC"),
+            (253_402_300_799, "9999-12-31 23:59:59 UTC"),
+        ];
+        for (t, want) in table {
+            assert_eq!(utc(t), want, "{t}");
+        }
     }
 
     /// A writer whose reader has gone away.

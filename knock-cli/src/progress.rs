@@ -119,6 +119,41 @@ impl Drop for Bar {
     }
 }
 
+/// The wait for the next HMAC step, on a terminal: `knock HOST: next sequence in 17 s`,
+/// taken off the screen when dropped. Draws nothing when not `shown`.
+pub(crate) struct Countdown {
+    bar: Option<ProgressBar>,
+}
+
+impl Countdown {
+    pub(crate) fn stderr(shown: bool, target: &str) -> Countdown {
+        let bar = shown.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("knock {prefix}: {msg}")
+                .expect("the template is valid");
+            bar.set_style(style);
+            bar.set_prefix(target.to_string());
+            bar
+        });
+        Countdown { bar }
+    }
+
+    /// `seconds` left.
+    pub(crate) fn show(&self, seconds: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("next sequence in {seconds} s"));
+        }
+    }
+}
+
+impl Drop for Countdown {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //!   was sent (`--dry-run` only peeks);
 //! * an `[hmac]` table gives the knock-hmac-v1 sequence of now, or of `--at`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -15,11 +16,13 @@ use knock_core::profile::{HmacKnock, Kind, Knock, OneTime};
 use knock_core::secret::source::{SecretError, load_with};
 use knock_core::send::SendOptions;
 
+use super::hmac_used::{self, Turn};
 use super::{KnockFromProfile, store_failure};
 use crate::execute::execute;
 use crate::otp::otp_failure;
 use crate::plan::{Mode, Plan};
-use crate::{Ctx, Failure};
+use crate::progress::{self, Countdown};
+use crate::{Ctx, Failure, Sent, output};
 
 /// Knocks from profile NAME, or lists what it would send (`--dry-run`), with the command
 /// line's options over the profile's values. HOST is resolved before a one-time list is
@@ -64,7 +67,7 @@ pub(crate) fn knock(
             execute(&plan, ctx, args.quiet)
         }
         Knock::OneTime(list) => one_time(list, plan, args.quiet, ctx),
-        Knock::Hmac(h) => hmac(h, plan, &args, ctx),
+        Knock::Hmac(h) => hmac(h, plan, &args, &hmac_used::path(store, &name), ctx),
     }
 }
 
@@ -102,10 +105,14 @@ fn one_time(list: &OneTime, mut plan: Plan, quiet: bool, ctx: &mut Ctx<'_>) -> R
 }
 
 /// Derives the sequence of the moment (or of `--at`) from the secret, then knocks or shows.
+/// A knock inside a step whose sequence was sent already (`state`) first waits for the
+/// next step, counting down, since the door takes each sequence once; a sent sequence's
+/// counter is recorded.
 fn hmac(
     h: &HmacKnock,
     mut plan: Plan,
     args: &KnockFromProfile,
+    state: &Path,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Failure> {
     let params = &h.params;
@@ -116,22 +123,114 @@ fn hmac(
         &format!("Secret for door {}: ", params.door),
     )
     .map_err(secret_failure)?;
+    let last = hmac_used::last(state).unwrap_or_else(|e| {
+        ctx.warn(&format!("{e:#}; knocking as if no sequence had been sent"));
+        None
+    });
     // Read the clock only now: typing the secret may have taken a while.
-    let at = args.at.unwrap_or_else(|| (ctx.now)());
-    let hits = params
-        .derive_at(&secret, at)
+    let mut at = args.at.unwrap_or_else(|| (ctx.now)());
+    let turn = hmac_used::turn(at, params.step, last);
+    match (plan.mode, turn) {
+        (_, Turn::Now(_)) => {}
+        (Mode::Send, Turn::Ahead { last, now }) => {
+            return Err(Failure::runtime(anyhow!(
+                "the last sequence sent for door {:?} used counter {last}, ahead of this \
+                 clock's counter {now}: check the clock, or remove {} if it came from \
+                 another machine",
+                params.door,
+                state.display()
+            )));
+        }
+        (
+            Mode::Send,
+            Turn::Wait {
+                seconds,
+                at: next,
+                counter,
+            },
+        ) => {
+            if !args.quiet {
+                ctx.note(&format!(
+                    "the sequence of counter {} was sent already, and the door takes each \
+                     sequence once: waiting {seconds} s for counter {counter} (from {}; \
+                     Ctrl-C to stop)",
+                    counter - 1,
+                    output::utc(next)
+                ));
+            }
+            wait_for_step(seconds, params.length, &plan, args, ctx)?;
+            at = at.max((ctx.now)()).max(next);
+        }
+        // A dry run of now says what a real run would do; one at --at is about that moment.
+        (_, turn) if args.at.is_none() => ctx.note(&match turn {
+            Turn::Wait {
+                seconds, counter, ..
+            } => format!(
+                "the sequence of counter {} was sent already; a real run would wait \
+                 {seconds} s for counter {counter}",
+                counter - 1
+            ),
+            _ => format!(
+                "the last sequence sent used counter {}, ahead of this clock: a real run \
+                 would refuse to knock",
+                last.unwrap_or_default()
+            ),
+        }),
+        _ => {}
+    }
+    let counter = params.counter(at);
+    plan.hits = params
+        .derive(&secret, counter)
         .map_err(|e| Failure::usage(anyhow!(e).context(format!("door {:?}", params.door))))?;
-    plan.hits = hits;
     if plan.mode == Mode::DryRun {
-        let counter = params.counter(at);
         let from = counter.saturating_mul(params.step);
         let to = from.saturating_add(params.step - 1);
+        let (start, end) = (output::utc(from), output::utc(to));
+        // The end's date only when it is another day.
+        let end = match (start.split_once(' '), end.split_once(' ')) {
+            (Some((day, _)), Some((end_day, time))) if day == end_day => time.to_string(),
+            _ => end,
+        };
         ctx.line(&format!(
-            "door {:?}, counter {counter} (unix time {from} to {to})",
-            params.door
+            "door {:?}, counter {counter}: {} to {end}, {} s left",
+            params.door,
+            start.trim_end_matches(" UTC"),
+            to + 1 - at.min(to + 1)
         ))?;
     }
-    execute(&plan, ctx, args.quiet)
+    execute(&plan, ctx, args.quiet)?;
+    if plan.mode == Mode::Send
+        && let Err(e) = hmac_used::record(state, counter)
+    {
+        ctx.warn(&format!(
+            "{e:#}: the next knock inside this step will not know this sequence was sent"
+        ));
+    }
+    Ok(())
+}
+
+/// Waits `seconds` for the next HMAC step (of `length` hits), a second at a time, counting
+/// down on a terminal; Ctrl-C ends the wait and the run.
+fn wait_for_step(
+    seconds: u64,
+    length: usize,
+    plan: &Plan,
+    args: &KnockFromProfile,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Failure> {
+    let shown = progress::wanted(ctx.stderr_terminal, args.verbose, args.quiet);
+    let countdown = Countdown::stderr(shown, &plan.host);
+    for left in (1..=seconds).rev() {
+        countdown.show(left);
+        (ctx.sleep)(Duration::from_secs(1));
+        if (ctx.interrupted)() {
+            return Err(Failure::Interrupted(Some(Sent {
+                sent: 0,
+                total: length,
+            })));
+        }
+    }
+    Ok(())
 }
 
 /// No secret: 2 (the profile, the file's mode or the environment needs fixing), except a

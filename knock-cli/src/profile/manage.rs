@@ -85,5 +85,10 @@ fn profile_from(args: &SaveArgs, names: &dyn PortNames) -> Result<Profile, Failu
 /// Deletes one profile; what it points at stays.
 pub(crate) fn remove(store: &Store, name: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     let path = store.remove(name).map_err(store_failure)?;
+    // Its record of the HMAC counter last sent goes with it.
+    let state = super::hmac_used::path(store, name);
+    if let Err(e) = super::hmac_used::forget(&state) {
+        ctx.warn(&format!("remove {}: {e}", state.display()));
+    }
     ctx.line(&format!("removed profile {name}: {}", path.display()))
 }

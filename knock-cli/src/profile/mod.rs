@@ -5,6 +5,7 @@
 //! rest. Profiles live in the directory `--profiles DIR` or `KNOCK_PROFILES` names, else
 //! in `<config dir>/knock/profiles` (see `docs/profiles.md`).
 
+mod hmac_used;
 mod import;
 mod knock_from;
 mod manage;

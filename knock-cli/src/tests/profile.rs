@@ -503,7 +503,7 @@ fn hmac_dry_run_at_a_moment_matches_the_knock_hmac_v1_vectors() {
     let o = d.run_in(with_secret(), &["ssh", "--dry-run", "--at", "1700000000"]);
     assert_eq!(
         o.out,
-        "door \"ssh\", counter 56666666 (unix time 1699999980 to 1700000009)\n\
+        "door \"ssh\", counter 56666666: 2023-11-14 22:13:00 to 22:13:29 UTC, 10 s left\n\
          would hit tcp 192.0.2.2:58063\n\
          would hit tcp 192.0.2.2:26352\n\
          would hit tcp 192.0.2.2:27769\n\
@@ -512,11 +512,112 @@ fn hmac_dry_run_at_a_moment_matches_the_knock_hmac_v1_vectors() {
     let o = d.run_in(with_secret(), &["web", "--dry-run", "--at", "1800000000"]);
     assert!(
         o.out.starts_with(
-            "door \"web door ✓\", counter 30000000 (unix time 1800000000 to 1800000059)\n"
+            "door \"web door ✓\", counter 30000000: 2027-01-15 08:00:00 to 08:00:59 UTC, 60 s \
+             left\n"
         ),
         "{}",
         o.out
     );
+}
+
+#[test]
+fn a_second_hmac_knock_in_the_same_step_waits_for_the_next() {
+    let d = hmac_dir("hmac-repeat");
+    let at = |now: u64| World {
+        now,
+        ..with_secret()
+    };
+    let first = d.run_in(at(1_700_000_000), &["ssh"]);
+    assert_eq!((first.code, first.err.as_str()), (0, ""));
+    assert_eq!(d.read("ssh.hmac-used"), "56666666\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(d.0.join("ssh.hmac-used")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    // The dry run of now says what a real run would do, on stderr; stdout is the listing.
+    let dry = d.run_in(at(1_700_000_003), &["ssh", "--dry-run"]);
+    assert_eq!(dry.code, 0);
+    assert_eq!(
+        dry.err,
+        "knock: note: the sequence of counter 56666666 was sent already; a real run would \
+         wait 7 s for counter 56666667\n"
+    );
+    assert!(
+        dry.out.starts_with("door \"ssh\", counter 56666666: "),
+        "{}",
+        dry.out
+    );
+    // Three seconds later, in the same step: it waits seven, a second at a time, then
+    // sends the next step's sequence, and says so.
+    let second = d.run_in(at(1_700_000_003), &["ssh"]);
+    assert_eq!(second.code, 0, "{}", second.err);
+    assert_eq!(
+        second.err,
+        "knock: note: the sequence of counter 56666666 was sent already, and the door takes \
+         each sequence once: waiting 7 s for counter 56666667 (from 2023-11-14 22:13:30 UTC; \
+         Ctrl-C to stop)\n"
+    );
+    let waits: Vec<&Event> = second
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Slept(_)))
+        .collect();
+    assert_eq!(waits, [&Event::Slept(Duration::from_secs(1)); 7]);
+    let next = d.run_in(at(1_700_000_010), &["ssh", "--dry-run"]);
+    let want: Vec<u16> = next
+        .out
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    let got: Vec<u16> = sent(&second.events).iter().map(|(h, _)| h.port).collect();
+    assert_eq!(got, want);
+    assert_eq!(d.read("ssh.hmac-used"), "56666667\n");
+    // -q waits without a word.
+    let quiet = d.run_in(at(1_700_000_011), &["ssh", "-q"]);
+    assert_eq!((quiet.code, quiet.err.as_str()), (0, ""));
+    assert_eq!(d.read("ssh.hmac-used"), "56666668\n");
+
+    // Ctrl-C during the wait: nothing is sent, nothing recorded.
+    let world = World {
+        interrupt_at: Some(2),
+        ..at(1_700_000_045)
+    };
+    let o = d.run_in(world, &["ssh"]);
+    assert_eq!(o.code, 130);
+    assert!(
+        o.err
+            .ends_with("knock: interrupted before hit 1 of 4; nothing was sent\n"),
+        "{}",
+        o.err
+    );
+    assert!(sent(&o.events).is_empty());
+    assert_eq!(d.read("ssh.hmac-used"), "56666668\n");
+
+    // A record far ahead of the clock (the clock went back): refused, and said why.
+    d.write("ssh.hmac-used", "56666700\n");
+    let o = d.run_in(at(1_700_000_100), &["ssh"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.err,
+        format!(
+            "knock: the last sequence sent for door \"ssh\" used counter 56666700, ahead of \
+             this clock's counter 56666670: check the clock, or remove {} if it came from \
+             another machine\n",
+            d.0.join("ssh.hmac-used").display()
+        )
+    );
+    // A record that makes no sense is reported, and the knock goes ahead.
+    d.write("ssh.hmac-used", "garbage\n");
+    let o = d.run_in(at(1_700_000_100), &["ssh"]);
+    assert_eq!(o.code, 0);
+    assert!(o.err.starts_with("knock: warning: "), "{}", o.err);
+    assert_eq!(d.read("ssh.hmac-used"), "56666670\n");
+    // Removing the profile removes its record.
+    assert_eq!(d.run(&["remove", "ssh"]).code, 0);
+    assert!(!d.0.join("ssh.hmac-used").exists());
 }
 
 #[test]
@@ -552,7 +653,7 @@ fn hmac_knocks_send_the_sequence_of_now() {
     };
     let last = listing(1_700_000_009);
     assert!(
-        last.starts_with("door \"ssh\", counter 56666666 "),
+        last.starts_with("door \"ssh\", counter 56666666: "),
         "{last}"
     );
     let sent_lines: Vec<String> = seq("58063,26352,27769,27170")
@@ -562,7 +663,7 @@ fn hmac_knocks_send_the_sequence_of_now() {
     assert_eq!(last.lines().skip(1).collect::<Vec<_>>(), sent_lines);
     let next = listing(1_700_000_010);
     assert!(
-        next.starts_with("door \"ssh\", counter 56666667 "),
+        next.starts_with("door \"ssh\", counter 56666667: "),
         "{next}"
     );
     assert_eq!(next.lines().count(), 5, "{next}");

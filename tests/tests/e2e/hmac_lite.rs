@@ -321,3 +321,46 @@ netns_test!(
         s.assert_server_kept_the_secret();
     }
 );
+
+netns_test!(
+    a_second_knock_inside_a_step_waits_for_the_next_and_opens_again,
+    |pair| {
+        let s = Setup::new(&pair, &[("ssh", &[])]);
+        s.knock(&["profile", "ssh", "-4"]);
+        s.lite.wait_events(1, WAIT);
+        let first = s.used_counters("ssh");
+        // At once again, as a second ssh session would: before, the server refused this
+        // as a replay and knock exited 0; now knock waits for the next step.
+        let mut cmd = pair.knock_cmd(&["profile", "ssh", "-4"]);
+        cmd.env("KNOCK_PROFILES", s.profiles.path());
+        let before = counter_now();
+        let out = output(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        if before == first[0] {
+            assert!(
+                stderr.contains("was sent already, and the door takes each sequence once: waiting"),
+                "{stderr}"
+            );
+        }
+        assert_eq!(
+            s.lite.wait_events(2, WAIT),
+            ["ssh 192.0.2.1", "ssh 192.0.2.1"],
+            "{}",
+            s.lite.output()
+        );
+        let log = s.lite.log();
+        assert!(!log.contains("replayed"), "{log}");
+        let used = s.used_counters("ssh");
+        assert_eq!(used.len(), 2, "{used:?}");
+        // The record next to the profile holds the counter sent last, mode 0600.
+        let record = s.profiles.path().join("ssh.hmac-used");
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert_eq!(
+            text.trim().parse::<u64>().unwrap(),
+            *used.iter().max().unwrap()
+        );
+        let mode = std::fs::metadata(&record).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+);
