@@ -570,7 +570,7 @@ fn a_second_hmac_knock_in_the_same_step_waits_for_the_next() {
         .out
         .lines()
         .skip(1)
-        .map(|l| l.rsplit(':').next().unwrap().parse().unwrap())
+        .map(|l| l.rsplit(':').next().unwrap().parse::<u16>().unwrap())
         .collect();
     let got: Vec<u16> = sent(&second.events).iter().map(|(h, _)| h.port).collect();
     assert_eq!(got, want);
