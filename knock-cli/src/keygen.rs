@@ -28,11 +28,17 @@ use crate::{Ctx, Failure, parse_args};
 /// instead, never printed, and the profile reads it from there.
 #[derive(Debug, Parser)]
 #[command(
+    group(clap::ArgGroup::new("written").args(["secret_file", "save"]).multiple(true)),
     name = "keygen",
     bin_name = "knock keygen",
     after_help = "\
 The door and the profile must agree on every derivation parameter (--door, --length,
---ports, --protocols, --step, --flags). See docs/knock-hmac-v1.md.
+--ports, --protocols, --step, --flags).
+
+With --save NAME --host HOST, one command makes the profile: the secret goes to NAME.secret
+in the profile directory (or --secret-file), mode 0600, the profile to NAME.toml pointing at
+it, and stdout gets only the server's door and where the files are. Then `knock profile
+NAME` knocks.
 
 Exit status: 0 done, 1 the random generator or the file system failed, 2 usage error,
 parameters that cannot derive a sequence, or a --secret-file that exists without --force."
@@ -99,13 +105,29 @@ pub(crate) struct KeygenArgs {
     #[arg(long, value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
 
-    /// Replace the --secret-file if it exists
-    #[arg(long, requires = "secret_file")]
+    /// Replace the --secret-file, and the profile of --save, if they exist
+    #[arg(long, requires = "written")]
     pub force: bool,
 
     /// The profile reads the secret from this environment variable instead of a file
     #[arg(long, value_name = "NAME", conflicts_with = "secret_file")]
     pub secret_env: Option<String>,
+
+    /// Save the profile as NAME in the profile directory, with the secret in a file beside
+    /// it (NAME.secret, or --secret-file), instead of printing the profile; needs --host
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "host",
+        conflicts_with = "secret_env"
+    )]
+    pub save: Option<String>,
+
+    /// Profile directory for --save [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
+    // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
+    #[arg(long, value_name = "DIR", requires = "save")]
+    pub profiles: Option<PathBuf>,
 }
 
 /// A door name that knockd.conf can hold as a section: `[NAME]`.
@@ -149,14 +171,15 @@ pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
         return Ok(());
     };
     let mut opts = options(&args)?;
+    if let Some(name) = &args.save {
+        return save(&args, name, opts, ctx);
+    }
     let secret = keygen::new_secret()
         .map_err(|e| Failure::runtime(anyhow!("read random bytes from the OS: {e}")))?;
     let text = match &args.secret_file {
         None => keygen::render(&secret, &opts).map_err(Failure::usage)?,
         Some(path) => {
-            let path = std::path::absolute(path)
-                .with_context(|| format!("make {} absolute", path.display()))
-                .map_err(Failure::runtime)?;
+            let path = absolute(path)?;
             write_secret(&path, &secret, args.force)?;
             opts.client_secret = SecretRef::File {
                 path: path.clone(),
@@ -165,6 +188,67 @@ pub(crate) fn run(args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
             render_without_secret(&opts, &path).map_err(Failure::usage)?
         }
     };
+    for line in text.lines() {
+        ctx.line(line)?;
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path)
+        .with_context(|| format!("make {} absolute", path.display()))
+        .map_err(Failure::runtime)
+}
+
+/// `knock keygen --save NAME`: the secret into NAME.secret beside the profiles (or
+/// --secret-file), the profile into NAME.toml, and on stdout only what the server needs
+/// and where everything went. Nothing is written if the profile exists (without --force).
+fn save(
+    args: &KeygenArgs,
+    name: &str,
+    mut opts: KeygenOptions,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Failure> {
+    let store = crate::profile::open_store(args.profiles.as_deref(), ctx)?;
+    crate::profile::check_free(&store, name, args.force)?;
+    files::create_private_dir(store.dir())
+        .with_context(|| format!("create directory {}", store.dir().display()))
+        .map_err(Failure::runtime)?;
+    let secret_path = match &args.secret_file {
+        Some(path) => absolute(path)?,
+        None => absolute(&store.dir().join(format!("{name}.secret")))?,
+    };
+    let secret = keygen::new_secret()
+        .map_err(|e| Failure::runtime(anyhow!("read random bytes from the OS: {e}")))?;
+    write_secret(&secret_path, &secret, args.force)?;
+    opts.client_secret = SecretRef::File {
+        path: secret_path.clone(),
+        resolved: secret_path.clone(),
+    };
+    let snippet = keygen::profile_snippet(&opts).map_err(Failure::usage)?;
+    let profile_path = store.path(name).map_err(crate::profile::store_failure)?;
+    let profile = knock_core::profile::parse(&profile_path, &snippet).map_err(Failure::usage)?;
+    let saved = store
+        .save(name, &profile, args.force)
+        .map_err(crate::profile::store_failure)?;
+    let door = &opts.params.door;
+    let text = format!(
+        "# New knock-hmac-v1 secret for door {door:?}: written to {secret} (mode 0600), \
+         not shown.\n\
+         \n\
+         # Server (knockd-lite): copy {secret} to {server} (mode 0600),\n\
+         # and add this door to the configuration:\n\
+         {door_snippet}\
+         \n\
+         saved profile {name}: {saved}\n\
+         profile directory: {dir}\n\
+         knock with: knock profile {name}",
+        secret = secret_path.display(),
+        server = opts.server_secret_file.display(),
+        door_snippet = keygen::door_snippet(&opts),
+        saved = saved.display(),
+        dir = store.dir().display(),
+    );
     for line in text.lines() {
         ctx.line(line)?;
     }

@@ -187,7 +187,8 @@ fn help(mut args: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
 }
 
 /// `--profiles DIR` is a global option: `knock --profiles DIR profile ...` is read as
-/// `knock profile --profiles DIR ...`, where the profile command's parser takes it.
+/// `knock profile --profiles DIR ...`, where the profile command's parser takes it; the
+/// same for `keygen` and `otp generate`, which save profiles with `--save`.
 fn lift_profiles_option(mut args: Vec<OsString>) -> Vec<OsString> {
     let first = args.get(1).and_then(|a| a.to_str());
     let width = match first {
@@ -195,11 +196,14 @@ fn lift_profiles_option(mut args: Vec<OsString>) -> Vec<OsString> {
         Some(a) if a.starts_with("--profiles=") => 1,
         _ => return args,
     };
-    if args.get(1 + width).and_then(|a| a.to_str()) != Some("profile") {
-        return args;
-    }
+    let word = |i: usize| args.get(i).and_then(|a| a.to_str());
+    let at = match (word(1 + width), word(2 + width)) {
+        (Some("profile" | "keygen"), _) => 2,
+        (Some("otp"), Some("generate")) => 3,
+        _ => return args,
+    };
     let option: Vec<OsString> = args.drain(1..1 + width).collect();
-    args.splice(2..2, option);
+    args.splice(at..at, option);
     args
 }
 

@@ -9,6 +9,9 @@ use knock_core::hmac::{DEFAULT_PORTS, PortRange};
 use knock_core::otp::GenProtocols;
 use knock_core::otp::file::{GenerateOptions, OtpFileError, generate_file};
 
+use knock_core::files;
+use knock_core::profile::{Knock, OneTime, Profile};
+
 use crate::{Ctx, Failure, parse_args};
 
 /// One-time sequence lists.
@@ -38,6 +41,9 @@ advises, so that marking it used ('#' over the first character) keeps every port
 Ports are drawn without repeats within a line from the OS's random generator. Give the
 server its own copy of the same file.
 
+With --save NAME --host HOST, a one-time profile NAME is saved too, pointing at FILE by its
+absolute path, so `knock profile NAME` knocks with the list at once.
+
 Exit status: 0 written, 1 the random generator or the file system failed, 2 usage error,
 parameters that cannot make a list, or FILE exists without --force.")]
     Generate(GenerateArgs),
@@ -62,9 +68,24 @@ pub(crate) struct GenerateArgs {
     #[arg(long, value_name = "tcp|udp|mixed", default_value_t = GenProtocols::Tcp, value_parser = gen_protocols)]
     pub protocols: GenProtocols,
 
-    /// Replace FILE if it exists
+    /// Replace FILE, and the profile of --save, if they exist
     #[arg(long)]
     pub force: bool,
+
+    /// Also save a one-time profile NAME in the profile directory that knocks on --host
+    /// with this list
+    #[arg(long, value_name = "NAME", requires = "host")]
+    pub save: Option<String>,
+
+    /// The host the profile of --save knocks on
+    #[arg(long, value_name = "HOST", requires = "save", value_parser = crate::args::host_value)]
+    pub host: Option<String>,
+
+    /// Profile directory for --save [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
+    // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
+    #[arg(long, value_name = "DIR", requires = "save")]
+    pub profiles: Option<PathBuf>,
 
     /// The list file to write
     #[arg(value_name = "FILE")]
@@ -96,13 +117,46 @@ fn generate(args: GenerateArgs, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         ports: args.ports,
         protocols: args.protocols,
     };
+    // With --save, the profile's name is checked before the list is written.
+    let store = match &args.save {
+        Some(name) => {
+            let store = crate::profile::open_store(args.profiles.as_deref(), ctx)?;
+            crate::profile::check_free(&store, name, args.force)?;
+            Some((store, name))
+        }
+        None => None,
+    };
     generate_file(&args.file, &opts, args.force).map_err(otp_failure)?;
     ctx.line(&format!(
         "wrote {} sequences of {} hits to {} (mode 0600); give the server a copy of it",
         opts.count,
         opts.length,
         args.file.display()
-    ))
+    ))?;
+    let Some((store, name)) = store else {
+        return Ok(());
+    };
+    // The profile points at the list where it is, by its absolute path.
+    let list = std::path::absolute(&args.file).map_err(|e| {
+        Failure::runtime(anyhow::anyhow!(
+            "make {} absolute: {e}",
+            args.file.display()
+        ))
+    })?;
+    let mut profile = Profile::new(Knock::OneTime(OneTime::new(list, store.dir())));
+    profile.host = args.host.clone();
+    files::create_private_dir(store.dir()).map_err(|e| {
+        Failure::runtime(anyhow::anyhow!(
+            "create directory {}: {e}",
+            store.dir().display()
+        ))
+    })?;
+    let saved = store
+        .save(name, &profile, args.force)
+        .map_err(crate::profile::store_failure)?;
+    ctx.line(&format!("saved profile {name}: {}", saved.display()))?;
+    ctx.line(&format!("profile directory: {}", store.dir().display()))?;
+    ctx.line(&format!("knock with: knock profile {name}"))
 }
 
 /// A list that cannot be used or written: 1 when the file system or the random generator

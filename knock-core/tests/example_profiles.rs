@@ -141,7 +141,7 @@ fn office_hmac_reads_its_secret_from_the_environment() {
     assert_eq!(hits.len(), 4);
     assert!(hits.iter().all(|h| h.port >= 1024));
     // The profile never holds a secret, so show has none to print.
-    let shown = p.show("office-hmac", Path::new("office-hmac.toml"));
+    let shown = p.show("office-hmac", Path::new("office-hmac.toml"), &[]);
     assert!(
         shown.contains("\nhmac.secret_env  KNOCK_OFFICE_SECRET\n"),
         "{shown}"

@@ -19,7 +19,7 @@ pub(crate) fn list(store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    for line in store::list_table(&entries).lines() {
+    for line in store::list_table(&entries, &|p| lines_left(p).map(|(short, _)| short)).lines() {
         ctx.line(line)?;
     }
     Ok(())
@@ -29,10 +29,32 @@ pub(crate) fn list(store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
 pub(crate) fn show(store: &Store, name: &str, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     let profile = store.load(name).map_err(store_failure)?;
     let path = store.path(name).map_err(store_failure)?;
-    for line in profile.show(name, &path).lines() {
+    let extra: Vec<(&'static str, String)> = lines_left(&profile)
+        .map(|(_, long)| ("lines left", long))
+        .into_iter()
+        .collect();
+    for line in profile.show(name, &path, &extra).lines() {
         ctx.line(line)?;
     }
     Ok(())
+}
+
+/// For a one-time profile, how many lines its list has left: short for `list` (`37 left`),
+/// long for `show`; `None` for other kinds.
+fn lines_left(profile: &Profile) -> Option<(String, String)> {
+    let Knock::OneTime(list) = &profile.knock else {
+        return None;
+    };
+    Some(match knock_core::otp::file::lines_left(&list.resolved) {
+        Ok(0) => (
+            "used up".into(),
+            "0: the list is used up; make a new one with `knock otp generate` and give the \
+             server a copy"
+                .into(),
+        ),
+        Ok(n) => (format!("{n} left"), n.to_string()),
+        Err(e) => ("list unreadable".into(), format!("unknown: {e}")),
+    })
 }
 
 /// Writes a sequence profile from a knock command line.

@@ -242,13 +242,7 @@ pub(crate) fn run(argv: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
     let Some(args) = crate::clap_outcome(parsed, ctx)? else {
         return Ok(());
     };
-    let dir = store::resolve_dir(
-        args.profiles.as_deref(),
-        (ctx.vars)(store::ENV_VAR).as_deref(),
-        dirs::config_dir().as_deref(),
-    )
-    .map_err(store_failure)?;
-    let store = Store::new(dir);
+    let store = open_store(args.profiles.as_deref(), ctx)?;
     match args.command {
         None => knock_from::knock(args.knock, &store, ctx),
         Some(ProfileCommand::List) => manage::list(&store, ctx),
@@ -257,6 +251,31 @@ pub(crate) fn run(argv: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
         Some(ProfileCommand::Remove { name }) => manage::remove(&store, &name, ctx),
         Some(ProfileCommand::Import(import)) => import::import(import, &store, ctx),
     }
+}
+
+/// The profile directory: `--profiles DIR`, else `$KNOCK_PROFILES`, else
+/// `<config dir>/knock/profiles`.
+pub(crate) fn open_store(flag: Option<&std::path::Path>, ctx: &Ctx<'_>) -> Result<Store, Failure> {
+    let dir = store::resolve_dir(
+        flag,
+        (ctx.vars)(store::ENV_VAR).as_deref(),
+        dirs::config_dir().as_deref(),
+    )
+    .map_err(store_failure)?;
+    Ok(Store::new(dir))
+}
+
+/// Refuses to go on when profile `name` exists and may not be replaced, before anything
+/// else is written (the secret or list a new profile comes with).
+pub(crate) fn check_free(store: &Store, name: &str, force: bool) -> Result<PathBuf, Failure> {
+    let path = store.path(name).map_err(store_failure)?;
+    if !force && path.exists() {
+        return Err(store_failure(StoreError::Exists {
+            name: name.to_string(),
+            path,
+        }));
+    }
+    Ok(path)
 }
 
 /// A store error with its exit code: 1 when the file system failed, 2 when the name or the

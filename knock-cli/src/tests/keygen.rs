@@ -229,3 +229,97 @@ fn secret_env_goes_into_the_profile() {
             .contains("# Client (knock): set the environment variable VPN_SECRET to the secret.\n")
     );
 }
+
+#[test]
+fn keygen_save_makes_a_profile_that_knocks_and_prints_no_secret() {
+    let dir = Scratch::new("keygen-save");
+    let profiles = dir.join("profiles");
+    let profiles_arg = profiles.display().to_string();
+    let line = [
+        "--profiles",
+        profiles_arg.as_str(),
+        "keygen",
+        "--save",
+        "office",
+        "--host",
+        "192.0.2.2",
+        "--door",
+        "office-ssh",
+        "--step",
+        "60",
+    ];
+    let o = World::default().run(&line);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let secret_path = profiles.join("office.secret");
+    let secret = std::fs::read_to_string(&secret_path).unwrap();
+    assert_eq!(secret.trim().len(), 44);
+    assert!(!o.out.contains(secret.trim()), "the secret was printed");
+    let profile_path = profiles.join("office.toml");
+    for want in [
+        format!(
+            "written to {} (mode 0600), not shown",
+            secret_path.display()
+        ),
+        "[office-ssh]\n".to_string(),
+        "HMAC_Step        = 60\n".to_string(),
+        format!("saved profile office: {}\n", profile_path.display()),
+        format!("profile directory: {}\n", profiles.display()),
+        "knock with: knock profile office\n".to_string(),
+    ] {
+        assert!(o.out.contains(&want), "{want:?} not in:\n{}", o.out);
+    }
+    #[cfg(unix)]
+    for file in [&secret_path, &profile_path] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    let profile = parse(
+        &profile_path,
+        &std::fs::read_to_string(&profile_path).unwrap(),
+    )
+    .unwrap();
+    let h = hmac_of(&profile);
+    assert_eq!((h.params.door.as_str(), h.params.step), ("office-ssh", 60));
+    assert!(matches!(&h.secret, SecretRef::File { resolved, .. } if *resolved == secret_path));
+    assert_eq!(profile.host.as_deref(), Some("192.0.2.2"));
+    // It knocks at once, reading the secret it was given.
+    let o = World::default().run(&[
+        "profile",
+        "--profiles",
+        &profiles_arg,
+        "office",
+        "--dry-run",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert!(
+        o.out.starts_with("door \"office-ssh\", counter 0: "),
+        "{}",
+        o.out
+    );
+
+    // Never over an existing profile without --force, and then nothing is written.
+    let before = std::fs::read_to_string(&secret_path).unwrap();
+    let o = World::default().run(&line);
+    assert_eq!(o.code, 2);
+    assert_eq!(
+        o.err,
+        format!(
+            "knock: profile \"office\" already exists ({}); use --force to replace it\n",
+            profile_path.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), before);
+    let mut forced = line.to_vec();
+    forced.push("--force");
+    assert_eq!(World::default().run(&forced).code, 0);
+    assert_ne!(std::fs::read_to_string(&secret_path).unwrap(), before);
+
+    // --save needs a real host, and keeps the secret in a file.
+    let o = World::default().run(&["keygen", "--save", "x"]);
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("--host <HOST>"), "{}", o.err);
+    let o = World::default().run(&["keygen", "--save", "x", "--host", "h", "--secret-env", "E"]);
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("cannot be used with"), "{}", o.err);
+}

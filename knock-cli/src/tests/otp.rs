@@ -155,3 +155,65 @@ fn defaults_and_refusals() {
     assert!(o.out.contains("starts with a space"), "{}", o.out);
     assert!(o.out.contains("Exit status: 0 written, 1 "), "{}", o.out);
 }
+
+#[test]
+fn generate_save_makes_a_one_time_profile_that_knocks_with_the_list() {
+    let dir = Scratch::new("otp-save");
+    let list = dir.arg("vpn.otp");
+    let profiles = dir.arg("profiles");
+    let line = [
+        "otp",
+        "generate",
+        "--count",
+        "2",
+        "--length",
+        "3",
+        &list,
+        "--save",
+        "vpn",
+        "--host",
+        "192.0.2.2",
+        "--profiles",
+        &profiles,
+    ];
+    let o = World::default().run(&line);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    let profile = dir.join("profiles").join("vpn.toml");
+    assert_eq!(
+        o.out,
+        format!(
+            "wrote 2 sequences of 3 hits to {list} (mode 0600); give the server a copy of it\n\
+             saved profile vpn: {}\n\
+             profile directory: {profiles}\n\
+             knock with: knock profile vpn\n",
+            profile.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&profile).unwrap(),
+        format!(
+            "host = \"192.0.2.2\"\none_time_sequences = {}\n",
+            super::toml_str(&list)
+        )
+    );
+    let o = World::default().run(&["profile", "--profiles", &profiles, "list"]);
+    assert!(o.out.contains("one-time, 2 left"), "{}", o.out);
+    let o = World::default().run(&["profile", "--profiles", &profiles, "vpn"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    assert_eq!(super::sent(&o.events).len(), 3);
+    let o = World::default().run(&["profile", "--profiles", &profiles, "list"]);
+    assert!(o.out.contains("one-time, 1 left"), "{}", o.out);
+    // An existing profile stops it before the list is touched; --host needs --save.
+    let before = std::fs::read_to_string(&list).unwrap();
+    let mut again = line.to_vec();
+    again[2 + 4] = &list;
+    let o = World::default().run(&again);
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("already exists"), "{}", o.err);
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), before);
+    let o = World::default().run(&[
+        "otp", "generate", "--count", "1", "--length", "1", &list, "--host", "h",
+    ]);
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("--save <NAME>"), "{}", o.err);
+}

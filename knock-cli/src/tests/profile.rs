@@ -326,6 +326,48 @@ fn one_time_lines_are_used_in_order_and_marked() {
 }
 
 #[test]
+fn list_and_show_say_how_many_one_time_lines_are_left() {
+    let d = one_time_dir("otp-left");
+    let left = |d: &Dir| {
+        let list = d.run(&["list"]).out;
+        let show = d.run(&["show", "vpn"]).out;
+        let line = show
+            .lines()
+            .find(|l| l.starts_with("lines left"))
+            .unwrap_or_else(|| panic!("{show}"))
+            .to_string();
+        (list, line)
+    };
+    let (list, line) = left(&d);
+    assert_eq!(
+        list,
+        "NAME  HOST       KIND              DESCRIPTION\nvpn   192.0.2.2  one-time, 3 left\n"
+    );
+    assert_eq!(line, "lines left          3");
+    assert_eq!(d.run(&["vpn"]).code, 0);
+    assert!(left(&d).0.contains("one-time, 2 left"));
+    assert_eq!(left(&d).1, "lines left          2");
+    // A dry run uses nothing.
+    assert_eq!(d.run(&["vpn", "--dry-run"]).code, 0);
+    assert!(left(&d).0.contains("one-time, 2 left"));
+    d.write("vpn.otp", "#1001\n");
+    let (list, line) = left(&d);
+    assert!(list.contains("one-time, used up"), "{list}");
+    assert_eq!(
+        line,
+        "lines left          0: the list is used up; make a new one with `knock otp \
+         generate` and give the server a copy"
+    );
+    std::fs::remove_file(d.0.join("vpn.otp")).unwrap();
+    let (list, line) = left(&d);
+    assert!(list.contains("one-time, list unreadable"), "{list}");
+    assert!(
+        line.starts_with("lines left          unknown: open one-time list "),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_failed_send_uses_no_line() {
     let d = one_time_dir("otp-fail");
     let before = d.read("vpn.otp");

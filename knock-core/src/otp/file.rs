@@ -245,6 +245,13 @@ fn consume_locked<T, E>(
     })
 }
 
+/// How many unused lines the list at `path` has left (`knock profile show` and `list`).
+pub fn lines_left(path: &Path) -> Result<usize, OtpFileError> {
+    let mut file = File::open(path).map_err(io_err("open", path))?;
+    let text = read_list(&mut file, path)?;
+    Ok(unused_lines(&text).count())
+}
+
 /// The line the next [`consume`] would send, without using it (for dry runs).
 pub fn peek(path: &Path) -> Result<OtpLine, OtpFileError> {
     let mut file = File::open(path).map_err(io_err("open", path))?;

@@ -51,13 +51,15 @@ impl Profile {
         out
     }
 
-    /// `knock profile show NAME`: one `key  value` line per field, after the name and file.
-    pub fn show(&self, name: &str, file: &Path) -> String {
+    /// `knock profile show NAME`: one `key  value` line per field, after the name and file,
+    /// then the `extra` rows the caller found out (how many one-time lines are left).
+    pub fn show(&self, name: &str, file: &Path, extra: &[(&'static str, String)]) -> String {
         let mut rows = vec![
             ("name", name.to_string()),
             ("file", file.display().to_string()),
         ];
         rows.extend(self.fields());
+        rows.extend(extra.iter().cloned());
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         rows.iter()
             .map(|(k, v)| format!("{k:width$}  {v}\n"))
@@ -81,7 +83,7 @@ mod tests {
 
     fn show(text: &str) -> String {
         let path = Path::new("/p/x.toml");
-        parse(path, text).unwrap().show("x", path)
+        parse(path, text).unwrap().show("x", path, &[])
     }
 
     #[test]

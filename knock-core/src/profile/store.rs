@@ -337,14 +337,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// `knock profile list`: name, host, kind and description in columns; a broken profile
 /// shows its error in place of the rest.
-pub fn list_table(entries: &[Entry]) -> String {
+///
+/// `detail` adds to a profile's kind what the caller found out about it (`one-time, 37
+/// left`).
+pub fn list_table(entries: &[Entry], detail: &dyn Fn(&Profile) -> Option<String>) -> String {
     let rows: Vec<[String; 4]> = entries
         .iter()
         .map(|e| match &e.profile {
             Ok(p) => [
                 e.name.clone(),
                 p.host.clone().unwrap_or_else(|| "-".into()),
-                p.kind().to_string(),
+                match detail(p) {
+                    Some(d) => format!("{}, {d}", p.kind()),
+                    None => p.kind().to_string(),
+                },
                 p.description.clone().unwrap_or_default(),
             ],
             Err(err) => [e.name.clone(), "-".into(), "broken".into(), err.to_string()],
@@ -560,7 +566,7 @@ mod tests {
         assert_eq!(names, ["alpha", "mid", "zeta"]);
         let mid = scratch.join("mid.toml");
         assert_eq!(
-            list_table(&entries),
+            list_table(&entries, &|_| None),
             format!(
                 "NAME   HOST       KIND      DESCRIPTION\n\
                  alpha  192.0.2.1  sequence  first\n\
