@@ -381,6 +381,35 @@ mod tests {
         );
     }
 
+    /// Every help text stands alone: an installed knock has no docs/ folder or README.
+    #[test]
+    fn no_help_sends_the_reader_to_a_file_they_do_not_have() {
+        fn walk(cmd: &mut clap::Command, path: &str, seen: &mut usize) {
+            for long in [true, false] {
+                let help = if long {
+                    cmd.render_long_help()
+                } else {
+                    cmd.render_help()
+                }
+                .to_string();
+                for word in ["docs/", "README", ".md"] {
+                    assert!(!help.contains(word), "{path} help mentions {word}:\n{help}");
+                }
+            }
+            *seen += 1;
+            for sub in cmd.get_subcommands_mut() {
+                let path = format!("{path} {}", sub.get_name());
+                walk(sub, &path, seen);
+            }
+        }
+        let mut cmd = command();
+        cmd.build();
+        let mut seen = 0;
+        walk(&mut cmd, "knock", &mut seen);
+        // knock, profile and its six, otp and its two, keygen, help.
+        assert!(seen >= 12, "{seen}");
+    }
+
     #[test]
     fn a_negative_port_is_named_as_the_grammar_names_it() {
         let table: &[(&[&str], Option<&str>)] = &[

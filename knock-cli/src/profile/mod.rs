@@ -3,7 +3,7 @@
 //!
 //! The syntax is here; [`knock_from`] knocks from a profile of any kind, [`manage`] does the
 //! rest. Profiles live in the directory `--profiles DIR` or `KNOCK_PROFILES` names, else
-//! in `<config dir>/knock/profiles` (see `docs/profiles.md`).
+//! in `<config dir>/knock/profiles`; `knock profile --help` describes the format.
 
 mod hmac_used;
 mod import;
@@ -21,6 +21,94 @@ use knock_core::profile::store::{self, Store, StoreError};
 use crate::args::{SendFlags, SourcePort};
 use crate::{Ctx, Failure};
 
+/// The end of `knock profile -h`: where profiles are, and the way to the whole story.
+const PROFILE_AFTER_HELP: &str = "\
+Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNOCK_PROFILES,
+else <config dir>/knock/profiles (~/.config on Linux and FreeBSD, ~/Library/Application
+Support on macOS, %APPDATA% on Windows). `knock profile --help` describes every key.
+
+Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
+missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
+used, or a hit or --source-port that needs privileges this run does not have (nothing is
+sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
+
+/// The end of `knock profile --help`, `knock help profile` and the man page: the whole
+/// profile format, so an installed `knock` needs no other document.
+const PROFILE_AFTER_LONG_HELP: &str = "\
+WHERE PROFILES LIVE
+Profile NAME is the file NAME.toml in the profile directory, the first of: --profiles DIR
+(anywhere on a `knock profile` line, or before `profile`); $KNOCK_PROFILES (ignored when
+empty); <config dir>/knock/profiles, where <config dir> is $XDG_CONFIG_HOME or ~/.config on
+Linux and FreeBSD, ~/Library/Application Support on macOS, and %APPDATA% on Windows. A name
+may not be empty, contain / or \\ or control characters or any of < > : \" | ? *, or start
+with a dot; list, show, save, remove, import and help (in any case) are subcommands and
+cannot name a profile. knock writes profiles with mode 0600 (a new directory 0700),
+atomically, and replaces one only with --force.
+
+KEYS
+Unknown keys are errors, and every error names the file and line. A profile has exactly
+one of sequence, one_time_sequences and [hmac]; that is its kind.
+  description = \"SSH at home\"        shown by `knock profile list`
+  host = \"home.example.net\"          name or address to knock on (--host overrides;
+                                     required to knock)
+  sequence = \"7000,8000:udp,9000\"    hits in the hit grammar of `knock --help`, port
+                                     numbers only
+  one_time_sequences = \"vpn.otp\"     a one-time list; a relative path is relative to
+                                     the profile's directory
+  delay_ms = 100                     milliseconds between hits (-d); default 0
+  udp = true                         bare ports of sequence are UDP (-u); sequence only
+  family = \"ipv4\"                    \"any\" (the resolver's first answer, the
+                                     default), \"ipv4\" (-4) or \"ipv6\" (-6)
+  raw = true                         plain TCP hits go through a raw socket too (--raw)
+
+[HMAC] TABLE: sequences derived from a secret shared with a knockd-lite door and the clock
+(knock-hmac-v1); its values must match the door's HMAC_* directives.
+  door = \"ssh\"                       the door's name, the label the sequence is
+                                     derived for (required)
+  secret_file = \"ssh.secret\"         file whose first line is the secret (relative to
+                                     the profile's directory); refused if group or
+                                     others can read it, with the chmod that fixes it
+  secret_env = \"KNOCK_SSH_SECRET\"    or: the environment variable holding it
+  length = 4                         hits per sequence, 1 to 32
+  ports = \"1024-65535\"               port pool, at least length ports
+  protocols = \"tcp\"                  \"tcp\", \"udp\" or \"mixed\"
+  step = 30                          seconds each sequence is valid for
+  flags = \"fin+psh\"                  exact TCP flags for TCP hits (names joined by +,
+                                     or none); without it, plain SYNs
+With neither secret_file nor secret_env, knock asks for the secret without echo when stdin
+is a terminal (a console on Windows). The secret is never read from the command line, never
+stored in a profile, never printed. A secret file that group or others can read is refused
+on Linux, macOS and FreeBSD; Windows has no mode bits, its ACL decides.
+
+A door takes each sequence once. knock keeps the counter it last sent for each HMAC profile
+in NAME.hmac-used beside the profile (mode 0600; removed with it), and a second knock inside
+the same step waits for the next step, counting down (Ctrl-C stops it), instead of sending
+a sequence the door would ignore. --dry-run shows the step as UTC clock times and the
+seconds left, and says when a real run would wait.
+
+ONE-TIME LISTS
+A one-time list has knockd's format, one sequence per line in the hit grammar; blank lines
+and lines starting with # are skipped. Each knock sends the first unused line and then marks
+it used as knockd does, with # over its first character, so both ends move through the list
+together (generated lines start with a space for that). The list is locked meanwhile; a
+failed or interrupted send marks nothing. `knock profile list` and `show` say how many lines
+are left. knock otp generate writes a list (and with --save a profile that uses it).
+
+COMMAND LINE OVER PROFILE
+Options given with `knock profile NAME` win over the profile's values one by one: --host,
+-d, -4/-6, --raw, and -u (sequence profiles only); --at only for [hmac].
+
+MAKING PROFILES
+knock profile save NAME HOST HIT... saves a sequence profile from a knock command line
+(service names are saved as numbers); knock profile import KNOCKD_CONF makes one per door;
+knock keygen --save NAME --host HOST makes an [hmac] profile with a new secret; knock otp
+generate ... --save NAME --host HOST a one-time profile with a new list.
+
+Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
+missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
+used, or a hit or --source-port that needs privileges this run does not have (nothing is
+sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
+
 /// Knock from a saved profile, or manage profiles.
 ///
 /// `knock profile NAME` knocks as the profile says: a fixed sequence, the next line of a
@@ -33,21 +121,8 @@ use crate::{Ctx, Failure};
     subcommand_negates_reqs = true,
     override_usage = "knock profile [OPTIONS] <NAME>\n       knock profile [--profiles <DIR>] <COMMAND>",
     subcommand_value_name = "COMMAND",
-    after_help = "\
-Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNOCK_PROFILES,
-else <config dir>/knock/profiles, where <config dir> is $XDG_CONFIG_HOME or ~/.config on
-Linux and FreeBSD, ~/Library/Application Support on macOS, and %APPDATA% on Windows. The
-words list, show, save, remove, import and help are subcommands and cannot name a profile. The
-format is described in docs/profiles.md.
-
-An [hmac] profile with neither secret_file nor secret_env asks for the secret without echo
-when stdin is a terminal (a console on Windows). A secret file that group or others can
-read is refused on Linux, macOS and FreeBSD; Windows has no mode bits, its ACL decides.
-
-Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
-missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
-used, or a hit or --source-port that needs privileges this run does not have (nothing is
-sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused)."
+    after_help = PROFILE_AFTER_HELP,
+    after_long_help = PROFILE_AFTER_LONG_HELP
 )]
 pub(crate) struct ProfileArgs {
     /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
@@ -560,13 +635,21 @@ mod tests {
             "--dry-run",
             "--at <UNIX_SECONDS>",
             "--source-port <PORT>",
-            "docs/profiles.md",
+            "WHERE PROFILES LIVE",
+            "secret_env = \"KNOCK_SSH_SECRET\"",
+            "NAME.hmac-used",
+            "ONE-TIME LISTS",
             "a one-time list that is used up or has a bad line",
             "a hit or --source-port that needs privileges this run does not have",
             "130 interrupted by Ctrl-C",
         ] {
             assert!(help.contains(text), "help lacks {text:?}:\n{help}");
         }
+        let short = parse(&["-h"]).unwrap_err().to_string();
+        assert!(
+            short.contains("`knock profile --help` describes every key"),
+            "{short}"
+        );
         let help = parse(&["save", "--help"]).unwrap_err().to_string();
         assert!(
             help.contains("Usage: knock profile save [OPTIONS] <NAME> <HOST> <HIT>..."),
