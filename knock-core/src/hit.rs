@@ -18,6 +18,8 @@
 
 use std::fmt;
 
+use crate::text::{excerpt, quoted};
+
 /// The transport vocabulary lives with the packets; the grammar speaks it too.
 pub use crate::wire::{Proto, TcpFlags};
 
@@ -183,7 +185,7 @@ impl fmt::Display for Hit {
 
 /// A rejected item: the item as written and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("bad hit {item:?}: {kind}")]
+#[error("bad hit {}: {kind}", quoted(.item))]
 pub struct HitError {
     pub item: String,
     pub kind: HitErrorKind,
@@ -195,25 +197,26 @@ pub struct HitError {
 pub enum HitErrorKind {
     #[error("empty item (a stray or trailing comma?)")]
     Empty,
-    #[error("port {0:?} is not a number (expected 1-65535)")]
+    #[error("port {} is not a number (expected 1-65535)", quoted(.0))]
     NotANumber(String),
     #[error("{0}")]
     UnknownService(Box<UnknownService>),
-    #[error("not a hit; write it as {0} (PORT:PROTO)")]
+    #[error("not a hit; write it as {} (PORT:PROTO)", excerpt(.0))]
     SlashForm(String),
-    #[error("port {0} is negative (expected 1-65535)")]
+    #[error("port {} is negative (expected 1-65535)", excerpt(.0))]
     Negative(String),
-    #[error("port {0} is out of range (expected 1-65535)")]
+    #[error("port {} is out of range (expected 1-65535)", excerpt(.0))]
     OutOfRange(String),
-    #[error("unknown protocol {0:?} (expected tcp or udp)")]
+    #[error("unknown protocol {} (expected tcp or udp)", quoted(.0))]
     UnknownProto(String),
     #[error(
-        "unknown TCP flag {0:?} (expected fin, syn, rst, psh, ack, urg, ece, cwr, none or any)"
+        "unknown TCP flag {} (expected fin, syn, rst, psh, ack, urg, ece, cwr, none or any)",
+        quoted(.0)
     )]
     UnknownFlag(String),
     #[error("unknown flag letter {0:?} (expected letters from f s r p a u, or x, n or i alone)")]
     UnknownLetter(char),
-    #[error("{0:?} cannot be combined with other flags")]
+    #[error("{} cannot be combined with other flags", quoted(.0))]
     FlagNotAlone(String),
     #[error("empty flag list after the last ':'")]
     EmptyFlags,
@@ -223,10 +226,48 @@ pub enum HitErrorKind {
     TooManyFields,
 }
 
+impl HitError {
+    /// The error for an item read from a file that may hold a secret (a one-time list, which
+    /// is one, or a secret named as a list by mistake): what is wrong, never what was
+    /// written.
+    pub fn without_text(&self) -> String {
+        format!(
+            "not a sequence: {} (the line is not shown: the file may hold a secret)",
+            self.kind.reason()
+        )
+    }
+}
+
+impl HitErrorKind {
+    /// What is wrong, in words that quote nothing of the item.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HitErrorKind::Empty => "an empty item (a stray or trailing comma?)",
+            HitErrorKind::NotANumber(_)
+            | HitErrorKind::SlashForm(_)
+            | HitErrorKind::Negative(_)
+            | HitErrorKind::OutOfRange(_) => "a port that is not a number from 1 to 65535",
+            HitErrorKind::UnknownService(_) => {
+                "a port that is neither a number nor a known service name"
+            }
+            HitErrorKind::UnknownProto(_) => "an unknown protocol (expected tcp or udp)",
+            HitErrorKind::UnknownFlag(_)
+            | HitErrorKind::UnknownLetter(_)
+            | HitErrorKind::FlagNotAlone(_)
+            | HitErrorKind::EmptyFlags => "TCP flags that are not valid",
+            HitErrorKind::FlagsOnUdp => "flags on a udp hit",
+            HitErrorKind::TooManyFields => "too many ':' fields",
+        }
+    }
+}
+
 /// A port written as a name that the services table does not have (boxed in
 /// [`HitErrorKind`], which stays small for the errors that carry it).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("port {name:?} is neither a number (1-65535) nor a service name for {proto} in {database}")]
+#[error(
+    "port {} is neither a number (1-65535) nor a service name for {proto} in {database}",
+    quoted(.name)
+)]
 pub struct UnknownService {
     pub name: String,
     pub proto: Proto,

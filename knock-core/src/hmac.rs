@@ -11,6 +11,7 @@ use sha2::Sha256;
 
 use crate::hit::{Hit, HitFlags, Proto, TcpFlags};
 use crate::secret::Secret;
+use crate::text::quoted;
 
 /// The domain-separation label at the start of every HMAC message.
 pub(crate) const LABEL: &[u8] = b"knock-hmac-v1";
@@ -45,19 +46,20 @@ impl fmt::Display for PortRange {
 impl FromStr for PortRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let shown = quoted(s);
         let (lo, hi) = s
             .split_once('-')
-            .ok_or_else(|| format!("port range {s:?} is not LO-HI"))?;
+            .ok_or_else(|| format!("port range {shown:?} is not LO-HI"))?;
         let port = |p: &str| match p.trim().parse::<u16>() {
             Ok(v) if v > 0 && p.trim().bytes().all(|b| b.is_ascii_digit()) => Ok(v),
             _ => Err(format!(
-                "port range {s:?}: {:?} is not a port (1-65535)",
-                p.trim()
+                "port range {shown:?}: {:?} is not a port (1-65535)",
+                quoted(p.trim())
             )),
         };
         let (lo, hi) = (port(lo)?, port(hi)?);
         if lo > hi {
-            return Err(format!("port range {s:?}: low end is above high end"));
+            return Err(format!("port range {shown:?}: low end is above high end"));
         }
         Ok(PortRange { lo, hi })
     }
@@ -98,7 +100,8 @@ impl FromStr for Protocols {
             "udp" => Ok(Protocols::Udp),
             "mixed" => Ok(Protocols::Mixed),
             _ => Err(format!(
-                "unknown protocols {s:?} (expected tcp, udp or mixed)"
+                "unknown protocols {:?} (expected tcp, udp or mixed)",
+                quoted(s)
             )),
         }
     }

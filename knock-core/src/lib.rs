@@ -35,4 +35,5 @@ pub mod secret;
 pub mod send;
 #[cfg(test)]
 mod testutil;
+pub mod text;
 pub mod wire;

@@ -21,10 +21,12 @@ pub struct OtpLine {
     pub hits: Vec<Hit>,
 }
 
-/// An unused line that does not parse. The message holds the hit's error, so it is not also
-/// the `source()`: a context chain (`{:#}`) would print it twice.
+/// An unused line that does not parse. The message says what is wrong and never quotes the
+/// line ([`HitError::without_text`]): a one-time list is a secret, and a file named as one
+/// by mistake may be another. It is not also the `source()`: a context chain (`{:#}`)
+/// would print it twice.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line_no}: {error}")]
+#[error("line {line_no}: {}", error.without_text())]
 pub struct OtpError {
     pub line_no: usize,
     pub error: HitError,
@@ -156,8 +158,27 @@ mod tests {
         let err = first_unused("#1\n 1,abc\n 2\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            r#"line 2: bad hit "abc": port "abc" is not a number (expected 1-65535)"#
+            "line 2: not a sequence: a port that is not a number from 1 to 65535 (the line is \
+             not shown: the file may hold a secret)"
         );
+    }
+
+    /// The hostile run's finding: a secret file named as a one-time list had its first line
+    /// printed in the error, and on SIGHUP written to the log.
+    #[test]
+    fn a_bad_line_is_never_quoted() {
+        for secret in [
+            "c29tZSBzZWNyZXQga2V5IG1hdGVyaWFs\n",
+            "correct horse battery staple\n",
+            "7000,hunter2\n",
+            "tcp:7000:s3cr3t\n",
+        ] {
+            let err = first_unused(secret).unwrap_err().to_string();
+            let words = secret.split(|c: char| !c.is_alphanumeric());
+            for word in words.filter(|w| w.len() > 3) {
+                assert!(!err.contains(word), "{word:?} in {err:?}");
+            }
+        }
     }
 
     #[test]

@@ -100,8 +100,13 @@ impl Default for Options {
 pub enum EngineError {
     #[error("door [{door}]: no one-time list was given to the engine")]
     MissingOneTimeList { door: String },
-    /// The message holds the grammar error, so it is not also the `source()`.
-    #[error("{}:{line}: {error} (one-time list of door [{door}])", path.display())]
+    /// The message says what is wrong without quoting the line (a one-time list is a
+    /// secret); it is not also the `source()`.
+    #[error(
+        "{}:{line}: {} (one-time list of door [{door}])",
+        path.display(),
+        error.without_text()
+    )]
     OneTimeLine {
         door: String,
         path: PathBuf,

@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use knock_core::conf::{self, ConfError, Config};
+use knock_core::files;
 
 /// Why a config could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -20,11 +21,13 @@ pub(crate) enum ConfigError {
 /// Reads and parses the config at `path`; messages name it `shown`, the path as it was
 /// given on the command line.
 pub(crate) fn read(path: &Path, shown: &Path) -> Result<Config, ConfigError> {
-    // Bytes: comments may hold bytes that are not UTF-8, as knockd allows.
-    let text = std::fs::read(path).map_err(|error| ConfigError::Read {
-        path: shown.to_path_buf(),
-        error,
-    })?;
+    // Bytes: comments may hold bytes that are not UTF-8, as knockd allows. A regular file
+    // of at most 16 MiB: a FIFO or /dev/zero is refused at once, never waited on.
+    let text =
+        files::read_regular(path, files::MAX_CONFIG_BYTES).map_err(|error| ConfigError::Read {
+            path: shown.to_path_buf(),
+            error,
+        })?;
     Ok(conf::parse(&text, shown)?)
 }
 

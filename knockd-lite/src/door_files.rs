@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use knock_core::conf::{Config, Door, SequenceSource};
+use knock_core::files;
 use knock_core::secret::source::{self, Prompt, SecretError, SecretSource};
 use knockd_engine::{HmacInput, Inputs};
 
@@ -47,12 +48,11 @@ pub(crate) fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, DoorF
         match &door.sequence {
             SequenceSource::Fixed(_) => {}
             SequenceSource::OneTime(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|error| DoorFileError::OneTimeList {
-                        path: path.clone(),
-                        door: door.name.clone(),
-                        error,
-                    })?;
+                let text = read_list(path).map_err(|error| DoorFileError::OneTimeList {
+                    path: path.clone(),
+                    door: door.name.clone(),
+                    error,
+                })?;
                 inputs.one_time.insert(door.name.clone(), text);
             }
             SequenceSource::Hmac(h) => {
@@ -65,6 +65,14 @@ pub(crate) fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, DoorF
         }
     }
     Ok(inputs)
+}
+
+/// A one-time list's text: a regular file of at most 16 MiB (a FIFO is refused at once,
+/// never waited on), in UTF-8.
+fn read_list(path: &Path) -> io::Result<String> {
+    let bytes = files::read_regular(path, files::MAX_LIST_BYTES)?;
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))
 }
 
 fn read_secret(path: &Path, door: &Door) -> Result<knock_core::secret::Secret, DoorFileError> {

@@ -9,7 +9,6 @@
 //! is wrongly ahead, and a restart after it is set right would accept them again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -148,11 +147,13 @@ const HEADER: &str = "# knockd-lite used HMAC counters, v1: COUNTERS<TAB>DOOR";
 
 /// Reads the used-counter file; `None` if it does not exist.
 fn load_counters(path: &Path) -> Result<Option<UsedCounters>, StateError> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse_counters(&text, path).map(Some),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("read", path)(e)),
-    }
+    let bytes = match files::read_regular(path, files::MAX_STATE_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", path)(e)),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format_err(path, 0, "not valid UTF-8"))?;
+    parse_counters(&text, path).map(Some)
 }
 
 /// Parses the text of the used-counter file read from `path` (named in errors).
@@ -215,6 +216,7 @@ pub fn format_counters(used: &UsedCounters, path: &Path) -> Result<String, State
 mod tests {
     use super::*;
     use crate::testutil::{Scratch, assert_not_followed, plant_symlinks};
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -21,6 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, LineWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -352,10 +353,16 @@ pub(crate) struct Logger {
     write_failed: bool,
 }
 
+/// The mode a new log file gets: it names who knocked when, and what ran for them, so no
+/// one but root and the log's group reads it (the umask can only narrow it further). An
+/// existing file keeps its mode: it is the administrator's.
+pub(crate) const LOG_MODE: u32 = 0o640;
+
 fn open_append(path: &Path) -> Result<LineWriter<File>, LogError> {
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(LOG_MODE)
         .open(path)
         .map(LineWriter::new)
         .map_err(|error| LogError {
@@ -646,6 +653,21 @@ mod tests {
             knockd_engine::Mono::from_millis(ms),
             knockd_engine::Timestamp::from_millis(ms),
         )
+    }
+
+    #[test]
+    fn a_new_log_file_is_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("log-mode");
+        let file = scratch.path().join("k.log");
+        let mut log = Logger::open(LogConfig {
+            file: Some(file.clone()),
+            ..LogConfig::default()
+        });
+        log.event(at(0), "starting up", Kind::Event);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !LOG_MODE, 0, "{mode:o}");
+        assert_eq!(mode & 0o007, 0, "{mode:o}");
     }
 
     #[test]

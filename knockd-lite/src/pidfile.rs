@@ -35,7 +35,9 @@ pub(crate) enum Holder {
 
 /// Whether a live knockd-lite holds the pidfile at `path`.
 pub(crate) fn holder(path: &Path) -> Holder {
-    let Ok(text) = fs::read_to_string(path) else {
+    // A pid is a few bytes; a FIFO or anything large planted here is never waited on.
+    let Ok(text) = files::read_regular(path, 64).map(|b| String::from_utf8_lossy(&b).into_owned())
+    else {
         return Holder::Stale;
     };
     let Ok(pid) = text.trim().parse::<u32>() else {
@@ -124,8 +126,8 @@ impl Pidfile {
 impl Drop for Pidfile {
     fn drop(&mut self) {
         // Leave a file another instance has since written alone.
-        let ours =
-            fs::read_to_string(&self.path).is_ok_and(|t| t.trim().parse::<u32>() == Ok(self.pid));
+        let ours = files::read_regular(&self.path, 64)
+            .is_ok_and(|b| String::from_utf8_lossy(&b).trim().parse::<u32>() == Ok(self.pid));
         if ours {
             let _ = fs::remove_file(&self.path);
         }

@@ -214,3 +214,80 @@ fn check_reads_a_tportknockd_config() {
         )
     );
 }
+
+/// `mkfifo PATH`.
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+}
+
+/// The hostile run's findings: a FIFO as the config or a one-time list blocked `--check`
+/// (and start-up and SIGHUP) until someone wrote to it, /dev/zero grew memory without end,
+/// and a 30 MB bad line made a 30 MB message. Each is refused at once now, in a short
+/// message.
+#[test]
+fn fifos_devices_and_huge_lines_are_refused_at_once_in_short_messages() {
+    let conf = conf_file("fifo.conf", "");
+    let fifo = conf.dir.join("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    let out = run(&["--check", "-c", fifo]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("knockd-lite: cannot read {fifo}: not a regular file (a FIFO)\n")
+    );
+    let out = run(&["--check", "-c", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "knockd-lite: cannot read /dev/zero: not a regular file (a character device)\n"
+    );
+    for (door, what) in [
+        (
+            format!("[o]\none_time_sequences = {fifo}\n"),
+            "one-time list",
+        ),
+        (format!("[h]\nhmac_secret_file = {fifo}\n"), "secret"),
+        (
+            "[o]\none_time_sequences = /dev/zero\n".to_string(),
+            "one-time list",
+        ),
+        ("[h]\nhmac_secret_file = /dev/zero\n".to_string(), "secret"),
+    ] {
+        std::fs::write(conf.path(), &door).unwrap();
+        let out = run(&["--check", "-c", conf.arg()]);
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("not a regular file (a FIFO)")
+                || err.contains("not a regular file (a character device)"),
+            "{what}: {err}"
+        );
+    }
+    // A bad line of 1 MB: the message quotes 60 characters of it.
+    let long = format!("[d]\nsequence = 7000,{}\n", "9".repeat(1 << 20));
+    std::fs::write(conf.path(), &long).unwrap();
+    let out = run(&["--check", "-c", conf.arg()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).len() < 400, "{} bytes", stderr(&out).len());
+    assert!(
+        stderr(&out).contains(&format!("… ({} bytes)", 1 << 20)),
+        "{}",
+        stderr(&out)
+    );
+    // Larger than the 16 MiB a config may hold: refused before it is parsed.
+    let huge = std::fs::File::create(conf.path()).unwrap();
+    huge.set_len(17 << 20).unwrap();
+    let out = run(&["--check", "-c", conf.arg()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "knockd-lite: cannot read {}: {} bytes, more than the {} allowed\n",
+            conf.arg(),
+            17 << 20,
+            16 << 20
+        )
+    );
+}

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use crate::hit::{FlagRule, Hit, HitError, HitErrorKind, Proto, parse_sequence};
 use crate::hmac::{self, HmacParams, PortRange, Protocols};
+use crate::text::{excerpt, quoted};
 
 pub use nft::{MAX_NAME_LEN as NFT_MAX_NAME_LEN, NftFamily, NftSet};
 pub use value::{seconds_text, tcp_flags_text};
@@ -490,15 +491,19 @@ impl<'p> Parser<'p> {
                 return Err(self.err(
                     self.line,
                     format_args!(
-                        "text after the section header [{name}]: {:?} (put a comment on a \
+                        "text after the section header [{}]: {:?} (put a comment on a \
                          line of its own: # starts a comment only at the start of a line)",
-                        rest.trim()
+                        excerpt(name),
+                        quoted(rest.trim())
                     ),
                 ));
             }
             return Err(self.err(
                 self.line,
-                format_args!("unterminated section header {line:?} (expected [name])"),
+                format_args!(
+                    "unterminated section header {} (expected [name])",
+                    quoted(line)
+                ),
             ));
         };
         let name = inner.trim();
@@ -539,7 +544,8 @@ impl<'p> Parser<'p> {
             return Err(self.err(
                 self.line,
                 format_args!(
-                    "{key_text:?} is outside any section (put it under [options] or a [door] header)"
+                    "{} is outside any section (put it under [options] or a [door] header)",
+                    quoted(key_text)
                 ),
             ));
         }
@@ -556,7 +562,10 @@ impl<'p> Parser<'p> {
                 )),
                 None => Err(self.err(
                     self.line,
-                    format_args!("expected \"key = value\" or \"[section]\", found {key_text:?}"),
+                    format_args!(
+                        "expected \"key = value\" or \"[section]\", found {}",
+                        quoted(key_text)
+                    ),
                 )),
             };
         };
@@ -567,7 +576,7 @@ impl<'p> Parser<'p> {
             };
             return Err(self.err(
                 self.line,
-                format_args!("unknown directive {key_text:?} in {place}"),
+                format_args!("unknown directive {} in {place}", quoted(key_text)),
             ));
         };
         let value = value.trim_ascii();
@@ -584,13 +593,14 @@ impl<'p> Parser<'p> {
         if let Some(comment) = comment {
             notes.push(self.note(format!(
                 "{key_text}: ignored the comment {:?}",
-                String::from_utf8_lossy(comment)
+                quoted(&String::from_utf8_lossy(comment))
             )));
         }
         if key.is_path() && lines::split_comment(value.as_bytes()).1.is_some() {
             let warning = self.note(format!(
-                "{key_text}: the path {value:?} holds \" #\": all of it is the path, as in \
-                 knockd (put a comment on a line of its own)"
+                "{key_text}: the path {:?} holds \" #\": all of it is the path, as in \
+                 knockd (put a comment on a line of its own)",
+                quoted(value)
             ));
             self.config.warnings.push(warning);
         }
@@ -732,7 +742,7 @@ impl<'p> Parser<'p> {
                 door.target = Some(
                     value
                         .parse()
-                        .map_err(|_| bad(format!("{value:?} is not an IP address")))?,
+                        .map_err(|_| bad(format!("{:?} is not an IP address", quoted(value))))?,
                 )
             }
             Key::HmacLength => {
@@ -893,7 +903,11 @@ fn combine_flags(draft: &mut DoorDraft, rule: FlagRule, line: usize) -> Result<(
 fn unit_note(key_text: &str, value: &str, read: Duration, line: usize) -> Option<Note> {
     value.ends_with('s').then(|| Note {
         line,
-        message: format!("{key_text}: {value:?} read as {}", seconds_text(read)),
+        message: format!(
+            "{key_text}: {:?} read as {}",
+            quoted(value),
+            seconds_text(read)
+        ),
     })
 }
 
@@ -903,15 +917,16 @@ fn sequence_error(e: &HitError) -> String {
     match &e.kind {
         HitErrorKind::Empty => "empty port (a stray or trailing comma?)".to_string(),
         HitErrorKind::NotANumber(port) if item.contains('#') => format!(
-            "port {port:?} is not a number (expected 1-65535; # starts a comment only at the \
-             start of a line or after a space)"
+            "port {:?} is not a number (expected 1-65535; # starts a comment only at the \
+             start of a line or after a space)",
+            quoted(port)
         ),
         HitErrorKind::NotANumber(_) | HitErrorKind::Negative(_) | HitErrorKind::OutOfRange(_)
             if !item.contains(':') =>
         {
             e.kind.to_string()
         }
-        kind => format!("port {item:?}: {kind}"),
+        kind => format!("port {:?}: {kind}", quoted(item)),
     }
 }
 

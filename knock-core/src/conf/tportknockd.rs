@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use super::{ConfError, Config, Door, Format, Note, SequenceSource, lines, value};
 use crate::hit::{Hit, Proto};
+use crate::text::{excerpt, quoted};
 
 const KEYS: &str = "sequence, timeout, start_command, stop_command or command_delay";
 
@@ -93,7 +94,8 @@ pub(super) fn parse(text: &[u8], path: &Path) -> Result<Config, ConfError> {
             continue;
         }
         let Some(event) = open.as_mut() else {
-            let shown = String::from_utf8_lossy(line.bytes);
+            let text = String::from_utf8_lossy(line.bytes);
+            let shown = quoted(&text);
             return Err(err(
                 n,
                 format!("{shown:?} is outside any event (put it between <NAME> and </NAME>)"),
@@ -120,7 +122,8 @@ fn tag_name(tag: &str) -> Result<(bool, &str), String> {
     };
     let Some(end) = inner.find('>') else {
         return Err(format!(
-            "unterminated tag {tag:?} (expected <NAME> or </NAME>)"
+            "unterminated tag {:?} (expected <NAME> or </NAME>)",
+            quoted(tag)
         ));
     };
     let (inner, rest) = (&inner[..end], inner[end + 1..].trim());
@@ -133,12 +136,15 @@ fn tag_name(tag: &str) -> Result<(bool, &str), String> {
     if !rest.is_empty() {
         let slash = if closing { "/" } else { "" };
         return Err(format!(
-            "text after the tag <{slash}{name}>: {rest:?} (put a comment on a line of its own)"
+            "text after the tag <{slash}{}>: {:?} (put a comment on a line of its own)",
+            excerpt(name),
+            quoted(rest)
         ));
     }
     if name.is_empty() || name.contains('<') {
         return Err(format!(
-            "bad event name in {tag:?} (expected <NAME> or </NAME>)"
+            "bad event name in {:?} (expected <NAME> or </NAME>)",
+            quoted(tag)
         ));
     }
     Ok((closing, name))
@@ -188,7 +194,8 @@ impl Event {
 
     fn directive(&mut self, line: &[u8], n: usize) -> Result<(), String> {
         let Some(eq) = line.iter().position(|&b| b == b'=') else {
-            let shown = String::from_utf8_lossy(line);
+            let text = String::from_utf8_lossy(line);
+            let shown = quoted(&text);
             return Err(format!(
                 "expected \"key = value\" or a tag, found {shown:?} (keys: {KEYS})"
             ));
@@ -196,7 +203,8 @@ impl Event {
         let key_text = lines::text(line[..eq].trim_ascii(), 0)?;
         let Some(key) = Key::lookup(key_text) else {
             return Err(format!(
-                "unknown key {key_text:?} in <{}> (expected {KEYS})",
+                "unknown key {:?} in <{}> (expected {KEYS})",
+                quoted(key_text),
                 self.door.name
             ));
         };
@@ -222,7 +230,7 @@ impl Event {
                 line: n,
                 message: format!(
                     "{key_text}: ignored the comment {:?}",
-                    String::from_utf8_lossy(comment)
+                    quoted(&String::from_utf8_lossy(comment))
                 ),
             });
         }
@@ -283,11 +291,12 @@ fn frames(value: &str) -> Result<Vec<Hit>, String> {
             let proto = item.split(':').next().unwrap_or("");
             if proto.parse::<Proto>().is_err() || !item.contains(':') {
                 return Err(format!(
-                    "frame {item:?} is not PROTO:PORT[:FLAGS] (e.g. tcp:7000:s or udp:53)"
+                    "frame {:?} is not PROTO:PORT[:FLAGS] (e.g. tcp:7000:s or udp:53)",
+                    quoted(item)
                 ));
             }
             let hit = Hit::parse(item, Proto::Tcp)
-                .map_err(|e| format!("frame {:?}: {}", e.item, e.kind))?;
+                .map_err(|e| format!("frame {:?}: {}", quoted(&e.item), e.kind))?;
             hits.push(hit);
         }
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::hit::{FlagRule, TcpFlags};
+use crate::text::quoted;
 
 /// Seconds with up to millisecond precision and an optional unit `s`: `25`, `0.5`,
 /// `1.250`, `5s`, `5 s`.
@@ -13,6 +14,7 @@ use crate::hit::{FlagRule, TcpFlags};
 /// read it; any other text after the number (`5 seconds`, `500ms`) is an error.
 pub(crate) fn seconds(written: &str) -> Result<Duration, String> {
     const HINT: &str = "expected seconds, e.g. 25, 0.5 or 5s";
+    let shown = quoted(written);
     let value = written
         .strip_suffix('s')
         .map_or(written, |v| v.trim_end())
@@ -23,7 +25,7 @@ pub(crate) fn seconds(written: &str) -> Result<Duration, String> {
     if let Some(rest) = value.strip_prefix('-')
         && rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
     {
-        return Err(format!("negative timeout {written:?} ({HINT})"));
+        return Err(format!("negative timeout {shown:?} ({HINT})"));
     }
     let (whole, frac) = match value.split_once('.') {
         Some((w, f)) => (w, Some(f)),
@@ -32,15 +34,15 @@ pub(crate) fn seconds(written: &str) -> Result<Duration, String> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let frac_ok = frac.is_none_or(digits);
     if !(digits(whole) || (whole.is_empty() && frac.is_some_and(digits))) || !frac_ok {
-        return Err(format!("{written:?} is not a number of seconds ({HINT})"));
+        return Err(format!("{shown:?} is not a number of seconds ({HINT})"));
     }
     let frac = frac.unwrap_or("");
     if frac.len() > 3 {
         return Err(format!(
-            "{written:?} is more precise than a millisecond ({HINT})"
+            "{shown:?} is more precise than a millisecond ({HINT})"
         ));
     }
-    let too_large = || format!("{written:?} is too large ({HINT})");
+    let too_large = || format!("{shown:?} is too large ({HINT})");
     let secs: u64 = if whole.is_empty() {
         0
     } else {
@@ -100,8 +102,8 @@ pub(crate) fn tcp_flags(value: &str) -> Result<FlagRule, String> {
         if name.is_empty() {
             return Err(format!("empty flag (a stray or trailing comma?) ({HINT})"));
         }
-        let flag =
-            TcpFlags::from_name(name).ok_or_else(|| format!("unknown flag {item:?} ({HINT})"))?;
+        let flag = TcpFlags::from_name(name)
+            .ok_or_else(|| format!("unknown flag {:?} ({HINT})", quoted(item)))?;
         let (this, other) = if negated {
             (&mut rule.clear, rule.set)
         } else {
@@ -125,13 +127,14 @@ pub(crate) fn yes_no(value: &str) -> Result<bool, String> {
     } else if value.eq_ignore_ascii_case("no") {
         Ok(false)
     } else {
-        Err(format!("expected yes or no, found {value:?}"))
+        Err(format!("expected yes or no, found {:?}", quoted(value)))
     }
 }
 
 /// A decimal integer within `range`, without atoi's coercions (`12abc`, `-1`, empty).
 pub(crate) fn integer(value: &str, lo: u64, hi: u64) -> Result<u64, String> {
-    let out_of_range = || format!("{value:?} is out of range (expected {lo}-{hi})");
+    let shown = quoted(value);
+    let out_of_range = || format!("{shown:?} is out of range (expected {lo}-{hi})");
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         if value
             .strip_prefix('-')
@@ -140,7 +143,7 @@ pub(crate) fn integer(value: &str, lo: u64, hi: u64) -> Result<u64, String> {
             return Err(out_of_range());
         }
         return Err(format!(
-            "{value:?} is not a whole number (expected {lo}-{hi})"
+            "{shown:?} is not a whole number (expected {lo}-{hi})"
         ));
     }
     match value.parse::<u64>() {

@@ -6,8 +6,8 @@
 //! no `cfg` reaches the logic here.
 
 use std::ffi::OsStr;
-use std::fs::{File, Metadata};
-use std::io::{self, Write};
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 #[cfg(not(unix))]
@@ -40,6 +40,11 @@ trait Platform {
     fn shared_mode(meta: &Metadata) -> Option<u32>;
     /// Makes a rename or link inside `dir` durable.
     fn sync_dir(dir: &Path) -> io::Result<()>;
+    /// Opens `path` with `options` without ever waiting: a FIFO with no writer, or a
+    /// device, opens at once (and is then refused by [`open_regular`]).
+    fn open_nonblocking(path: &Path, options: &mut OpenOptions) -> io::Result<File>;
+    /// What a file that is not a regular file is, for messages (`a FIFO`).
+    fn kind_of(meta: &Metadata) -> &'static str;
 }
 
 /// The permission bits of a file that group or others can access, if any (always `None`
@@ -51,6 +56,64 @@ pub(crate) fn shared_mode(meta: &Metadata) -> Option<u32> {
 /// Creates `dir` and its missing parents, new ones with mode 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     Native::create_private_dir(dir)
+}
+
+/// The most a config file may hold: 16 MiB (a config with 100,000 doors is about 5 MB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// The most a one-time list may hold: 16 MiB (about 300,000 sequences of 4 hits).
+pub const MAX_LIST_BYTES: u64 = 16 << 20;
+/// The most a secret file may hold: 64 KiB (a secret is one line).
+pub const MAX_SECRET_BYTES: u64 = 64 << 10;
+/// The most a state file (used HMAC counters, the stop journal, a pidfile) may hold.
+pub const MAX_STATE_BYTES: u64 = 16 << 20;
+
+/// Opens `path` with `options` (read, or read and write), for a file the program was told
+/// to use: a config, a one-time list, a secret, a state file. Never blocks (a FIFO is not
+/// waited on), and refuses what is not a regular file (a FIFO, `/dev/zero`, a directory)
+/// and a file larger than `max` bytes, with a message that says which. The checks look at
+/// the file that was opened, not at the name.
+pub fn open_regular(
+    path: &Path,
+    options: &mut OpenOptions,
+    max: u64,
+) -> io::Result<(File, Metadata)> {
+    let file = Native::open_nonblocking(path, options)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({})", Native::kind_of(&meta)),
+        ));
+    }
+    if meta.len() > max {
+        return Err(too_large(meta.len(), max));
+    }
+    Ok((file, meta))
+}
+
+fn too_large(len: u64, max: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{len} bytes, more than the {max} allowed"),
+    )
+}
+
+/// Reads a whole file opened by [`open_regular`], at most `max` bytes (it may have grown
+/// since it was opened).
+pub fn read_bounded(file: &mut File, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
+
+/// [`open_regular`] for reading, then [`read_bounded`]: the whole of a regular file of at
+/// most `max` bytes.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let (mut file, _) = open_regular(path, OpenOptions::new().read(true), max)?;
+    read_bounded(&mut file, max)
 }
 
 /// What [`write_atomic`] does when the destination already exists.
@@ -277,6 +340,28 @@ mod tests {
         assert_eq!(
             entries(dir.path()),
             [".counters.0000000000000007.tmp", "counters"]
+        );
+    }
+
+    #[test]
+    fn reads_regular_files_up_to_a_size() {
+        let dir = Scratch::new("read-regular");
+        let path = dir.join("conf");
+        std::fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_regular(&path, 10).unwrap(), b"0123456789");
+        let err = read_regular(&path, 9).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), "10 bytes, more than the 9 allowed");
+        let err = read_regular(dir.path(), 100).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("not a regular file (a directory)")
+                || err.kind() == io::ErrorKind::IsADirectory,
+            "{err}"
+        );
+        assert_eq!(
+            read_regular(&dir.join("missing"), 10).unwrap_err().kind(),
+            io::ErrorKind::NotFound
         );
     }
 

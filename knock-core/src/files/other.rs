@@ -26,4 +26,17 @@ impl super::Platform for Native {
         // once the file's data was synced.
         Ok(())
     }
+
+    fn open_nonblocking(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+        // Opening a named pipe or a device here does not wait for a peer.
+        options.open(path)
+    }
+
+    fn kind_of(meta: &Metadata) -> &'static str {
+        if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a plain file"
+        }
+    }
 }

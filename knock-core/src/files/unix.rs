@@ -3,7 +3,7 @@
 
 use std::fs::{DirBuilder, File, Metadata, OpenOptions, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 pub(super) struct Native;
@@ -35,6 +35,32 @@ impl super::Platform for Native {
 
     fn sync_dir(dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn open_nonblocking(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+        // O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for
+        // one. On a regular file the flag changes nothing. O_NOCTTY: a terminal device
+        // never becomes our controlling terminal.
+        options
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+    }
+
+    fn kind_of(meta: &Metadata) -> &'static str {
+        let t = meta.file_type();
+        if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a plain file"
+        }
     }
 }
 
@@ -114,6 +140,24 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
+    }
+
+    /// The hostile run's finding: a FIFO as the config or a one-time list blocked start-up
+    /// and SIGHUP until someone wrote to it; /dev/zero grew memory without end.
+    #[test]
+    fn fifos_and_devices_are_refused_at_once() {
+        let scratch = crate::testutil::Scratch::new("fifo");
+        let fifo = scratch.join("list");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+        let start = std::time::Instant::now();
+        let err = read_regular(&fifo, 100).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a FIFO)");
+        let err = open_regular(&fifo, OpenOptions::new().read(true).write(true), 100).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a FIFO)");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let err = read_regular(Path::new("/dev/zero"), 100).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a character device)");
     }
 
     #[test]

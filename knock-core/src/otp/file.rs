@@ -6,7 +6,7 @@
 //! and server advances the same way on both ends.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{GenProtocols, OtpLine, first_unused, generate, unused_lines};
@@ -25,7 +25,8 @@ pub enum OtpFileError {
         path: PathBuf,
         error: io::Error,
     },
-    #[error("{}:{line_no}: {error}", path.display())]
+    /// Never quotes the line ([`HitError::without_text`]).
+    #[error("{}:{line_no}: {}", path.display(), error.without_text())]
     BadLine {
         path: PathBuf,
         line_no: usize,
@@ -148,11 +149,13 @@ fn with_locked<T, E>(
     io: impl Fn(&'static str, io::Error) -> E,
     f: impl FnOnce(&mut File) -> Result<T, E>,
 ) -> Result<T, E> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io("open", e))?;
+    // A regular file of at most 16 MiB: a FIFO or a device is refused at once.
+    let (mut file, _) = files::open_regular(
+        path,
+        OpenOptions::new().read(true).write(true),
+        files::MAX_LIST_BYTES,
+    )
+    .map_err(|e| io("open", e))?;
     file.lock().map_err(|e| io("lock", e))?;
     let result = f(&mut file);
     // Closing the file releases the lock too; unlocking first just makes it prompt.
@@ -163,9 +166,8 @@ fn with_locked<T, E>(
 /// The check and the write of [`mark_used`], on a file already open and locked.
 fn mark_locked(file: &mut File, line: &OtpLine) -> Result<(), MarkError> {
     let io = |op| move |error| MarkError::Io { op, error };
-    let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0)).map_err(io("read"))?;
-    file.read_to_end(&mut bytes).map_err(io("read"))?;
+    let bytes = files::read_bounded(file, files::MAX_LIST_BYTES).map_err(io("read"))?;
     let at = usize::try_from(line.offset).map_err(|_| MarkError::Changed)?;
     let (before, rest) = bytes.split_at_checked(at).ok_or(MarkError::Changed)?;
     let first_byte = *rest.first().ok_or(MarkError::Changed)?;
@@ -254,14 +256,15 @@ pub fn lines_left(path: &Path) -> Result<usize, OtpFileError> {
 
 /// The line the next [`consume`] would send, without using it (for dry runs).
 pub fn peek(path: &Path) -> Result<OtpLine, OtpFileError> {
-    let mut file = File::open(path).map_err(io_err("open", path))?;
+    let (mut file, _) =
+        files::open_regular(path, OpenOptions::new().read(true), files::MAX_LIST_BYTES)
+            .map_err(io_err("open", path))?;
     let text = read_list(&mut file, path)?;
     first_line(&text, path)
 }
 
 fn read_list(file: &mut File, path: &Path) -> Result<String, OtpFileError> {
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io_err("read", path))?;
+    let bytes = files::read_bounded(file, files::MAX_LIST_BYTES).map_err(io_err("read", path))?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         OtpFileError::NotUtf8 {
@@ -473,7 +476,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}:2: bad hit \"-1\": port -1 is negative (expected 1-65535)",
+                "{}:2: not a sequence: a port that is not a number from 1 to 65535 (the line \
+                 is not shown: the file may hold a secret)",
                 path.display()
             )
         );

@@ -4,7 +4,7 @@
 //! Errors name the file or the variable, never the secret itself.
 
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
@@ -158,9 +158,12 @@ fn read_file(path: &std::path::Path) -> Result<Secret, SecretError> {
         path: path.to_path_buf(),
         error,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    // Check the file that was opened, not the name, so a swap in between cannot slip by.
-    let meta = file.metadata().map_err(read_err)?;
+    // A regular file of at most 64 KiB: a FIFO or a device is refused at once, never
+    // waited on or read without end. The checks look at the file that was opened, not the
+    // name, so a swap in between cannot slip by.
+    let (mut file, meta) =
+        files::open_regular(path, OpenOptions::new().read(true), files::MAX_SECRET_BYTES)
+            .map_err(read_err)?;
     if let Some(mode) = files::shared_mode(&meta) {
         return Err(SecretError::Shared {
             path: path.to_path_buf(),
@@ -168,10 +171,19 @@ fn read_file(path: &std::path::Path) -> Result<Secret, SecretError> {
         });
     }
     let mut bytes = Vec::new();
-    let read = file.read_to_end(&mut bytes);
+    let read = (&mut file)
+        .take(files::MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes);
     if let Err(e) = read {
         wipe(&mut bytes);
         return Err(read_err(e));
+    }
+    if bytes.len() as u64 > files::MAX_SECRET_BYTES {
+        wipe(&mut bytes);
+        return Err(read_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("more than the {} bytes allowed", files::MAX_SECRET_BYTES),
+        )));
     }
     match String::from_utf8(bytes) {
         Ok(text) => {

@@ -71,7 +71,8 @@ fn failed_reload_leaves_the_engine_as_it_was() {
     let err = h.engine.reload(&broken, bad_list, h.clock()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"/l:2: bad hit "x": port "x" is not a number (expected 1-65535) (one-time list of door [otp])"#
+        "/l:2: not a sequence: a port that is not a number from 1 to 65535 (the line is not \
+         shown: the file may hold a secret) (one-time list of door [otp])"
     );
     h.play("10 192.0.2.10 tcp 9000\n");
     assert_eq!(h.opened(), ["192.0.2.10 a"]);

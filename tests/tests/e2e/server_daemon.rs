@@ -2,6 +2,7 @@
 //! changed configs, `-l` names in the log only, losing and regaining the interface, HMAC
 //! doors with their used counters kept across a restart, and bad options.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -171,6 +172,59 @@ netns_test!(sighup_with_a_broken_config_keeps_the_running_one, |pair| {
         lite.output()
     );
 });
+
+// The hostile run's findings on SIGHUP: a FIFO as the config stalled capture (and SIGTERM)
+// until someone wrote to it; a secret named as a one-time list had its first line written
+// to the log, which was created 0644.
+netns_test!(
+    sighup_refuses_a_fifo_at_once_and_never_logs_a_lists_text,
+    |pair| {
+        let mut lite = KnockdLite::start(&pair, DOOR, &[]);
+        let mode = std::fs::metadata(lite.path("knockd-lite.log"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode & 0o037, 0, "log file mode {mode:o}");
+        let conf = lite.config_path();
+        let good = std::fs::read_to_string(&conf).unwrap();
+
+        let secret = "Kq2v9WmZ7xR4tY8uN3bC6dF1gH5jL0pS";
+        let key = lite.path("ssh.key");
+        std::fs::write(&key, format!("{secret}\n")).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let with_list = format!("{good}[otp]\n\tone_time_sequences = {}\n", key.display());
+        std::fs::write(&conf, with_list).unwrap();
+        lite.signal(libc::SIGHUP);
+        lite.wait_log("config not reloaded", 1, WAIT);
+        assert!(
+            lite.log().contains(&format!(
+                "{}:1: not a sequence: a port that is not a number from 1 to 65535 (the line \
+                 is not shown: the file may hold a secret)",
+                key.display()
+            )),
+            "{}",
+            lite.output()
+        );
+        assert!(!lite.output().contains(secret), "{}", lite.output());
+
+        // A FIFO in the config's place: refused at once, and capture goes on.
+        let fifo = lite.path("fifo");
+        check(Command::new("mkfifo").arg(&fifo));
+        std::fs::rename(&fifo, &conf).unwrap();
+        lite.signal(libc::SIGHUP);
+        lite.wait_log("not a regular file (a FIFO)", 1, WAIT);
+        pair.knock(&[SERVER_V4, "7101,7102:udp,7103"]);
+        assert_eq!(
+            lite.wait_events(1, WAIT),
+            ["door 192.0.2.1"],
+            "{}",
+            lite.output()
+        );
+        lite.signal(libc::SIGTERM);
+        assert_eq!(lite.wait_exit(WAIT).code(), Some(0), "{}", lite.output());
+    }
+);
 
 netns_test!(
     sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts,

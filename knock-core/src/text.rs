@@ -1,0 +1,77 @@
+//! Quoting what a user wrote in a message: at most a short excerpt, so a 30 MB line in a
+//! config makes a one-line error, not a 30 MB one (in the log, too).
+
+use std::fmt;
+
+/// Characters of the text a message quotes before it cuts.
+pub const MAX_QUOTED_CHARS: usize = 60;
+
+/// `s` for a message: Rust's `{:?}` quoting (so control characters show), of at most
+/// [`MAX_QUOTED_CHARS`] characters; a longer text is cut there and followed by `…` and
+/// its length. Use it as `{:?}` or `{}`: both print the quoted excerpt.
+pub fn quoted(s: &str) -> Quoted<'_> {
+    Quoted(s)
+}
+
+/// See [`quoted`].
+#[derive(Clone, Copy)]
+pub struct Quoted<'a>(&'a str);
+
+/// `s` as it is, for a message that shows it unquoted (a number as written): at most
+/// [`MAX_QUOTED_CHARS`] characters, then `…` and its length.
+pub fn excerpt(s: &str) -> Excerpt<'_> {
+    Excerpt(s)
+}
+
+/// See [`excerpt`].
+#[derive(Clone, Copy, Debug)]
+pub struct Excerpt<'a>(&'a str);
+
+impl fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(MAX_QUOTED_CHARS) {
+            None => f.write_str(self.0),
+            Some((cut, _)) => write!(f, "{}… ({} bytes)", &self.0[..cut], self.0.len()),
+        }
+    }
+}
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(MAX_QUOTED_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
+        }
+    }
+}
+
+impl fmt::Debug for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_texts_are_quoted_whole_and_long_ones_cut() {
+        assert_eq!(quoted("7000,x").to_string(), "\"7000,x\"");
+        assert_eq!(format!("{:?}", quoted("a\tb")), "\"a\\tb\"");
+        let exact = "x".repeat(MAX_QUOTED_CHARS);
+        assert_eq!(quoted(&exact).to_string(), format!("{exact:?}"));
+        assert_eq!(excerpt("-5").to_string(), "-5");
+        let digits = "9".repeat(100);
+        assert_eq!(
+            excerpt(&digits).to_string(),
+            format!("{}… (100 bytes)", "9".repeat(MAX_QUOTED_CHARS))
+        );
+        let long = "é".repeat(30_000_000 / 2);
+        let shown = quoted(&long).to_string();
+        assert_eq!(
+            shown,
+            format!("{:?}… (30000000 bytes)", "é".repeat(MAX_QUOTED_CHARS))
+        );
+    }
+}
