@@ -140,6 +140,9 @@ pub struct Stats {
 /// The matching engine. See the module documentation for the rules.
 pub struct Engine {
     doors: Vec<Door>,
+    /// The HMAC doors' indexes: timers look at these, not at every door, so a config with
+    /// 100,000 fixed doors costs nothing per packet.
+    hmac_doors: Vec<usize>,
     index: Index,
     local: HashSet<IpAddr>,
     attempts: Table,
@@ -168,6 +171,7 @@ impl Engine {
     ) -> Result<(Engine, Vec<Action>), EngineError> {
         let mut engine = Engine {
             doors: Vec::new(),
+            hmac_doors: Vec::new(),
             index: Index::new(),
             local: HashSet::new(),
             attempts: Table::with_capacity(options.max_attempts),
@@ -215,12 +219,21 @@ impl Engine {
         // Old door index -> new door index, for doors that did not change. Each new door
         // takes at most one old one: two identical doors (one name, one definition) stay
         // two doors, each with its own attempts.
+        // Candidates are looked up by name, so this is linear in the number of doors.
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(doors.len());
+        for (i, door) in doors.iter().enumerate() {
+            by_name.entry(&door.name).or_default().push(i);
+        }
         let mut taken = vec![false; doors.len()];
         let mapping: Vec<Option<u32>> = self
             .doors
             .iter()
             .map(|old| {
-                let i = (0..doors.len()).find(|&i| !taken[i] && old.same_as(&doors[i]))?;
+                let candidates = by_name.get(&*old.name)?;
+                let i = candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| !taken[i] && old.same_as(&doors[i]))?;
                 taken[i] = true;
                 Some(i as u32)
             })
@@ -246,6 +259,9 @@ impl Engine {
             }
         }
         self.doors = doors;
+        self.hmac_doors = (0..self.doors.len())
+            .filter(|&i| matches!(self.doors[i].kind, Kind::Hmac(_)))
+            .collect();
         self.local = inputs.local_addrs.into_iter().collect();
         self.index = door::build_index(&self.doors);
         self.deadlines.prune(&self.attempts);
@@ -269,13 +285,16 @@ impl Engine {
     /// [`HMAC_RECHECK_MS`]: after a step it follows within that time, not a step later.
     pub fn next_deadline(&self) -> Option<Mono> {
         let attempts = self.deadlines.earliest(&self.attempts).map(|(d, _)| d);
-        let hmac = self.doors.iter().filter_map(|d| match &d.kind {
-            Kind::Hmac(h) => h.next_change().map(|wall| {
-                let wait = wall.saturating_sub(self.wall).min(HMAC_RECHECK_MS);
-                self.mono.saturating_add(wait)
-            }),
-            _ => None,
-        });
+        let hmac = self
+            .hmac_doors
+            .iter()
+            .filter_map(|&i| match &self.doors[i].kind {
+                Kind::Hmac(h) => h.next_change().map(|wall| {
+                    let wait = wall.saturating_sub(self.wall).min(HMAC_RECHECK_MS);
+                    self.mono.saturating_add(wait)
+                }),
+                _ => None,
+            });
         attempts
             .into_iter()
             .chain(self.stops.earliest())
@@ -641,7 +660,8 @@ impl Engine {
     fn run_timers(&mut self, now: u64, out: &mut Vec<Action>) {
         let mut moved = false;
         let wall = self.wall;
-        for door in &mut self.doors {
+        for &i in &self.hmac_doors {
+            let door = &mut self.doors[i];
             let flags = door.flags();
             if let Kind::Hmac(h) = &mut door.kind
                 && let Some(variants) = h.refresh(wall, now, flags, &door.variants)

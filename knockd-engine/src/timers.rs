@@ -17,17 +17,18 @@ use super::attempt::{Handle, Table};
 pub(super) struct Deadlines {
     /// (timeout in ms, attempts in deadline order). The deadline itself is in the attempt.
     queues: Vec<(u64, VecDeque<Handle>)>,
+    /// Timeout in ms -> its queue (a config may give each door its own timeout).
+    by_timeout: HashMap<u64, usize>,
     entries: usize,
 }
 
 impl Deadlines {
     /// The queue for attempts with this timeout, created on first use.
     pub(super) fn queue_for(&mut self, timeout_ms: u64) -> usize {
-        if let Some(i) = self.queues.iter().position(|(t, _)| *t == timeout_ms) {
-            return i;
-        }
-        self.queues.push((timeout_ms, VecDeque::new()));
-        self.queues.len() - 1
+        *self.by_timeout.entry(timeout_ms).or_insert_with(|| {
+            self.queues.push((timeout_ms, VecDeque::new()));
+            self.queues.len() - 1
+        })
     }
 
     pub(super) fn push(&mut self, queue: usize, h: Handle) {

@@ -28,11 +28,7 @@ pub(crate) fn report(
     inputs: Inputs,
     now: Timestamp,
 ) -> Result<String, EngineError> {
-    let one_time: Vec<(String, String)> = inputs
-        .one_time
-        .iter()
-        .map(|(d, t)| (d.clone(), t.clone()))
-        .collect();
+    let one_time = inputs.one_time.clone();
     // No timer runs here: only the wall clock (HMAC windows) matters.
     let now = Now::new(Mono::default(), now);
     let (engine, _) = Engine::new(config, inputs, Options::default(), now)?;
@@ -74,10 +70,7 @@ pub(crate) fn report(
         let _ = writeln!(out, "read:      {note}");
     }
     for door in &config.doors {
-        let text = one_time
-            .iter()
-            .find(|(d, _)| *d == door.name)
-            .map(|(_, t)| t.as_str());
+        let text = one_time.get(&door.name).map(String::as_str);
         describe(&mut out, door, text);
     }
     let _ = writeln!(

@@ -824,12 +824,17 @@ impl<'p> Parser<'p> {
 
     /// Two doors with one name: knockd keeps both, and so does this parser, with a
     /// warning, unless the name keys state (see [`Door::name_is_a_key`]).
+    /// Linear in the number of doors: a map from each name to its first door (a config
+    /// with 100,000 doors took 100 s with a search per door, and blocked capture on SIGHUP).
     fn same_names(&mut self) -> Result<(), ConfError> {
         let doors = &self.config.doors;
+        let mut first_of: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(doors.len());
         for (i, door) in doors.iter().enumerate() {
-            let Some(first) = doors[..i].iter().find(|d| d.name == door.name) else {
+            let first = &doors[*first_of.entry(door.name.as_str()).or_insert(i)];
+            if std::ptr::eq(first, door) {
                 continue;
-            };
+            }
             if door.name_is_a_key() || first.name_is_a_key() {
                 return Err(self.err(
                     door.line,

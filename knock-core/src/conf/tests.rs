@@ -753,6 +753,43 @@ fn doors_with_the_same_name() {
     }
 }
 
+/// The hostile run's finding: the duplicate-name check searched every earlier door for
+/// each door, so 100,000 doors took 100 s (and 2 M never finished). It is one map now
+/// (`cargo bench -p knockd-engine --bench doors` times it); this holds the answers at
+/// that scale: every repeat names the first door of its name, three of one name too.
+#[test]
+fn same_names_among_many_doors() {
+    let mut text = String::new();
+    for i in 0..50_000 {
+        text.push_str(&format!("[d{i}]\nsequence = {}\n", 1 + i % 65_000));
+    }
+    text.push_str("[d7]\nsequence = 1\n[d49999]\nsequence = 2\n[d7]\nsequence = 3\n");
+    let c = p(&text).unwrap();
+    assert_eq!(c.doors.len(), 50_003);
+    let said: Vec<(usize, &str)> = c
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (
+                100_001,
+                "door [d7] has the same name as the door on line 15"
+            ),
+            (
+                100_003,
+                "door [d49999] has the same name as the door on line 99999"
+            ),
+            (
+                100_005,
+                "door [d7] has the same name as the door on line 15"
+            ),
+        ]
+    );
+}
+
 /// Messages that said the wrong thing.
 #[test]
 fn messages_name_the_real_problem() {
