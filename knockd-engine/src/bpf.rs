@@ -12,6 +12,11 @@
 //! only first), and the TCP data offset and UDP length. Every offset, type and number
 //! comes from `knock_core::wire::field`.
 //!
+//! Rules whose exact program would not fit the kernel's [`MAX_INSNS`] get a coarser one
+//! from [`compile_fitting`]: no TCP flag tests, and port ranges bridged until it fits. It
+//! keeps a superset of those frames, and user space (the parser, then the engine) drops the
+//! rest; a door is never deaf for want of filter space.
+//!
 //! The outer tag of a received frame is usually already stripped by the kernel into
 //! metadata before the filter runs, so the filter sees such a frame as untagged and tagged
 //! knocks match like plain ones.
@@ -178,7 +183,111 @@ pub fn compile(
     link: LinkType,
     families: Families,
 ) -> Result<Program, FilterError> {
-    if rules.is_empty() {
+    let (tcp, udp) = (groups(rules, Proto::Tcp), groups(rules, Proto::Udp));
+    compile_groups(&tcp, &udp, link, families, rules.len())
+}
+
+/// A program for the kernel made from `rules`, exact when it fits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fitted {
+    pub program: Program,
+    /// `None` when the program keeps exactly the frames [`crate::filter::wanted`] says.
+    pub coarse: Option<Coarse>,
+}
+
+/// A program coarser than the rules: the exact one would not fit the kernel's
+/// [`MAX_INSNS`], so this one ignores TCP flags and keeps whole port ranges, a superset of
+/// the frames the rules want; user space (the parser, then the engine) checks the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coarse {
+    /// Instructions the exact program needs.
+    pub needed: usize,
+    /// What the program keeps, tcpdump-style (`tcp dst portrange 1000-2000`).
+    pub keeps: Vec<String>,
+}
+
+/// [`compile`], except that rules whose exact program would not fit the kernel get a
+/// coarser one that does ([`Coarse`]): a filter that keeps too much costs some CPU, a
+/// filter the kernel refuses leaves doors deaf. The only error is a link type no capture
+/// socket has.
+pub fn compile_fitting(
+    rules: &[CaptureRule],
+    link: LinkType,
+    families: Families,
+) -> Result<Fitted, FilterError> {
+    let needed = match compile(rules, link, families) {
+        Ok(program) => {
+            return Ok(Fitted {
+                program,
+                coarse: None,
+            });
+        }
+        Err(FilterError::TooLarge { insns, .. }) => insns,
+        Err(e) => return Err(e),
+    };
+    let (tcp, udp) = (groups(rules, Proto::Tcp), groups(rules, Proto::Udp));
+    let attempt = |gap: u32| {
+        let (t, u) = (coarsen(&tcp, gap), coarsen(&udp, gap));
+        compile_groups(&t, &u, link, families, rules.len())
+            .ok()
+            .map(|p| (p, t, u))
+    };
+    // The smallest gap between ports that, bridged, makes the program fit: bridging every
+    // gap leaves one range per protocol, which always fits.
+    let (mut lo, mut hi) = (0u32, 65_535u32);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if attempt(mid).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let (program, t, u) = attempt(lo).ok_or(FilterError::TooLarge {
+        rules: rules.len(),
+        insns: needed,
+    })?;
+    let keeps = [(Proto::Tcp, &t), (Proto::Udp, &u)]
+        .iter()
+        .flat_map(|(proto, groups)| {
+            groups.iter().map(move |g| match g.lo == g.hi {
+                true => format!("{proto} dst port {}", g.lo),
+                false => format!("{proto} dst portrange {}-{}", g.lo, g.hi),
+            })
+        })
+        .collect();
+    Ok(Fitted {
+        program,
+        coarse: Some(Coarse { needed, keeps }),
+    })
+}
+
+/// `groups` with the TCP flag tests dropped and every gap of at most `gap` ports between
+/// two groups bridged, so the groups become fewer, wider ranges.
+fn coarsen(groups: &[PortGroup], gap: u32) -> Vec<PortGroup> {
+    let mut out: Vec<PortGroup> = Vec::new();
+    for g in groups {
+        match out.last_mut() {
+            Some(last) if u32::from(g.lo) <= u32::from(last.hi) + 1 + gap => last.hi = g.hi,
+            _ => out.push(PortGroup {
+                lo: g.lo,
+                hi: g.hi,
+                flags: Vec::new(),
+            }),
+        }
+    }
+    out
+}
+
+/// The program for these port groups (TCP and UDP); `rules` is only for the error.
+fn compile_groups(
+    tcp: &[PortGroup],
+    udp: &[PortGroup],
+    link: LinkType,
+    families: Families,
+    rules: usize,
+) -> Result<Program, FilterError> {
+    if tcp.is_empty() && udp.is_empty() {
         return Ok(Program::reject_all());
     }
     let mut a = Asm::default();
@@ -248,15 +357,15 @@ pub fn compile(
     ]);
     a.bind(tcp_entry);
     tcp_header(&mut a);
-    port_table(&mut a, &groups(rules, Proto::Tcp));
+    port_table(&mut a, tcp);
     a.bind(udp_entry);
     udp_header(&mut a);
-    port_table(&mut a, &groups(rules, Proto::Udp));
+    port_table(&mut a, udp);
 
     let insns = a.finish();
     if insns.len() > MAX_INSNS {
         return Err(FilterError::TooLarge {
-            rules: rules.len(),
+            rules,
             insns: insns.len(),
         });
     }
@@ -1209,6 +1318,86 @@ mod tests {
             err.to_string()
                 .starts_with("capture filter for 3000 rules needs")
         );
+    }
+
+    #[test]
+    fn rules_that_fit_compile_exactly() {
+        let fitted = compile_fitting(&door_rules(), LinkType::Ethernet, Families::Both).unwrap();
+        assert_eq!(fitted.coarse, None);
+        assert_eq!(fitted.program, prog(LinkType::Ethernet));
+    }
+
+    /// The hostile run's finding: about 1,365 distinct door ports made a filter the kernel
+    /// refuses, and the doors went deaf. Too many rules now get a coarser filter that fits
+    /// and keeps every frame the rules want (and some more, which user space drops).
+    #[test]
+    fn too_many_rules_get_a_coarser_filter_that_keeps_all_they_want() {
+        let rules: Vec<CaptureRule> = (0..3000u16)
+            .map(|i| syn_not_ack(2 * i + 1))
+            .chain((0..3000u16).map(|i| rule(Proto::Udp, 20_000 + 7 * i, FlagRule::ANY)))
+            .collect();
+        for link in [LinkType::Ethernet, LinkType::RawIp] {
+            let fitted = compile_fitting(&rules, link, Families::Both).unwrap();
+            let coarse = fitted.coarse.as_ref().expect("coarse");
+            assert!(coarse.needed > MAX_INSNS, "{}", coarse.needed);
+            let p = &fitted.program;
+            assert!(p.insns().len() <= MAX_INSNS, "{}", p.insns().len());
+            kernel_check(p.insns()).unwrap();
+            let frame = |l4: Vec<u8>, proto: u8| match link {
+                LinkType::Ethernet => eth(0x0800, &ipv4(proto, &l4)),
+                _ => ipv4(proto, &l4),
+            };
+            for r in &rules {
+                let f = match r.proto {
+                    Proto::Tcp => frame(tcp(r.port, SYN), 6),
+                    Proto::Udp => frame(udp(r.port), 17),
+                };
+                assert!(p.accepts(&f), "{r}");
+            }
+            // Coarser, not open: ports far from every rule are still dropped.
+            assert!(!p.accepts(&frame(tcp(60_000, SYN), 6)));
+            assert!(!p.accepts(&frame(udp(1), 17)));
+            assert!(
+                coarse
+                    .keeps
+                    .iter()
+                    .any(|k| k.starts_with("tcp dst portrange 1-"))
+            );
+            assert!(
+                coarse
+                    .keeps
+                    .iter()
+                    .any(|k| k.starts_with("udp dst portrange 20000-"))
+            );
+        }
+    }
+
+    #[test]
+    fn even_the_widest_spread_of_rules_fits() {
+        // Every other port of both protocols, each with its own flags: nothing merges
+        // until every gap is bridged.
+        let rules: Vec<CaptureRule> = (0..32_000u16)
+            .flat_map(|i| {
+                let port = 2 * i + 1;
+                [
+                    rule(
+                        Proto::Tcp,
+                        port,
+                        FlagRule::exact(TcpFlags::from_bits(i as u8)),
+                    ),
+                    rule(Proto::Udp, port, FlagRule::ANY),
+                ]
+            })
+            .collect();
+        let fitted = compile_fitting(&rules, LinkType::Ethernet, Families::V4Only).unwrap();
+        let coarse = fitted.coarse.unwrap();
+        assert!(fitted.program.insns().len() <= MAX_INSNS);
+        assert!(
+            coarse.keeps.len() <= 2 * (MAX_INSNS / 3),
+            "{}",
+            coarse.keeps.len()
+        );
+        kernel_check(fitted.program.insns()).unwrap();
     }
 
     /// What the kernel's classic BPF checker (`bpf_check_classic`) refuses, restated: an

@@ -157,6 +157,10 @@ impl Door {
         })
     }
 
+    pub(super) fn is_hmac(&self) -> bool {
+        matches!(self.kind, Kind::Hmac(_))
+    }
+
     pub(super) fn flags(&self) -> FlagRule {
         self.conf.tcp_flags
     }
@@ -246,10 +250,10 @@ pub(super) fn build_index(doors: &[Door]) -> Index {
 }
 
 /// Every capture rule the doors imply, first occurrence first, without duplicates.
-pub(super) fn capture_rules(doors: &[Door]) -> Vec<CaptureRule> {
+pub(super) fn capture_rules<'a>(doors: impl IntoIterator<Item = &'a Door>) -> Vec<CaptureRule> {
     let mut seen = HashSet::new();
     doors
-        .iter()
+        .into_iter()
         .flat_map(|d| d.variants.iter())
         .flat_map(|v| v.seq.iter())
         .map(Step::capture_rule)

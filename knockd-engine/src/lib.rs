@@ -121,6 +121,19 @@ pub enum EngineError {
     HmacParams { door: String, message: String },
 }
 
+/// A config's doors, built by [`Engine::prepare`] and not yet in use.
+pub struct Prepared {
+    doors: Vec<Door>,
+    local: Vec<IpAddr>,
+}
+
+impl Prepared {
+    /// The capture rules the engine will have once this is committed.
+    pub fn capture_rules(&self) -> Vec<CaptureRule> {
+        door::capture_rules(&self.doors)
+    }
+}
+
 /// Counters for `-D` output and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -192,12 +205,29 @@ impl Engine {
     /// Switches to a new config. Attempts at doors whose definition (and one-time line or
     /// HMAC secret) did not change carry over; others are dropped. Pending stop commands
     /// always survive. On error the engine is unchanged.
+    ///
+    /// [`Engine::prepare`] then [`Engine::commit`], for a runtime that has nothing else to
+    /// apply with the new doors.
     pub fn reload(
+        &mut self,
+        config: &Config,
+        inputs: Inputs,
+        now: Now,
+    ) -> Result<Vec<Action>, EngineError> {
+        let next = self.prepare(config, inputs, now)?;
+        Ok(self.commit(next))
+    }
+
+    /// The first half of a reload: builds the new doors, and changes nothing the engine
+    /// matches with. The runtime can look at them ([`Prepared::capture_rules`]), install
+    /// what goes with them (the capture filter), and [`Engine::commit`] them only if that
+    /// worked, so doors and filter change together or not at all.
+    pub fn prepare(
         &mut self,
         config: &Config,
         mut inputs: Inputs,
         now: Now,
-    ) -> Result<Vec<Action>, EngineError> {
+    ) -> Result<Prepared, EngineError> {
         self.advance(now);
         let (mono, wall) = (self.mono, self.wall);
         let mut doors = config
@@ -205,9 +235,20 @@ impl Engine {
             .iter()
             .map(|c| Door::build(c, &mut inputs, mono, wall))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::new();
         for door in &mut doors {
             door.queue = self.deadlines.queue_for(door.seq_timeout_ms);
+        }
+        Ok(Prepared {
+            doors,
+            local: inputs.local_addrs,
+        })
+    }
+
+    /// The second half of a reload: switches to the doors `next` holds.
+    pub fn commit(&mut self, next: Prepared) -> Vec<Action> {
+        let Prepared { mut doors, local } = next;
+        let mut out = Vec::new();
+        for door in &doors {
             if let Kind::OneTime(ot) = &door.kind
                 && ot.lines.is_empty()
             {
@@ -218,8 +259,8 @@ impl Engine {
         }
         // Old door index -> new door index, for doors that did not change. Each new door
         // takes at most one old one: two identical doors (one name, one definition) stay
-        // two doors, each with its own attempts.
-        // Candidates are looked up by name, so this is linear in the number of doors.
+        // two doors, each with its own attempts. Candidates are looked up by name, so this
+        // is linear in the number of doors.
         let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(doors.len());
         for (i, door) in doors.iter().enumerate() {
             by_name.entry(&door.name).or_default().push(i);
@@ -238,6 +279,7 @@ impl Engine {
                 Some(i as u32)
             })
             .collect();
+        drop(by_name);
         for (old, new) in self.doors.iter().zip(&mapping) {
             if let (Kind::Hmac(old), Some(new)) = (&old.kind, new)
                 && let Kind::Hmac(new) = &mut doors[*new as usize].kind
@@ -262,11 +304,11 @@ impl Engine {
         self.hmac_doors = (0..self.doors.len())
             .filter(|&i| matches!(self.doors[i].kind, Kind::Hmac(_)))
             .collect();
-        self.local = inputs.local_addrs.into_iter().collect();
+        self.local = local.into_iter().collect();
         self.index = door::build_index(&self.doors);
         self.deadlines.prune(&self.attempts);
         out.push(Action::CaptureRulesChanged);
-        Ok(out)
+        out
     }
 
     /// Replaces the interface's addresses (after an address change).
@@ -277,6 +319,22 @@ impl Engine {
     /// The packets that can matter, for the capture filter. Deduplicated, in door order.
     pub fn capture_rules(&self) -> Vec<CaptureRule> {
         door::capture_rules(&self.doors)
+    }
+
+    /// For output others may see (`--check`): the capture rules of the doors that are not
+    /// HMAC doors, and each HMAC door's name with the number of rules of its live window.
+    /// An HMAC door's rules are its live sequences: anyone who saw them could knock them.
+    pub fn capture_rules_without_hmac(&self) -> (Vec<CaptureRule>, Vec<(Arc<str>, usize)>) {
+        let shown = door::capture_rules(self.doors.iter().filter(|d| !d.is_hmac()));
+        let hidden = self
+            .hmac_doors
+            .iter()
+            .map(|&i| {
+                let d = &self.doors[i];
+                (d.name.clone(), door::capture_rules([d]).len())
+            })
+            .collect();
+        (shown, hidden)
     }
 
     /// When `on_tick` next has something to do, on the monotonic clock: an attempt

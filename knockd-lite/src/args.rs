@@ -71,6 +71,11 @@ pub(crate) struct Args {
     #[arg(short = 'C', long)]
     pub(crate) check: bool,
 
+    /// With --check: list the live ports of HMAC doors in the capture filter too. Each live
+    /// sequence opens its door, for anyone, until its window moves on: never paste them.
+    #[arg(long, requires = "check")]
+    pub(crate) show_hmac_ports: bool,
+
     /// List the interfaces that can be captured on, and exit.
     #[arg(long)]
     pub(crate) list_interfaces: bool,

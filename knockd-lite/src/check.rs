@@ -10,6 +10,11 @@ use knock_core::conf::{Config, Door, SequenceSource, seconds_text, tcp_flags_tex
 use knock_core::hit::format_sequence;
 use knock_core::otp;
 
+use knock_core::hit::{FlagRule, Proto};
+use knock_core::hmac::Protocols;
+use knock_core::wire::LinkType;
+use knockd_engine::bpf::{self, Families, FilterError, MAX_INSNS};
+use knockd_engine::filter::CaptureRule;
 use knockd_engine::{Engine, EngineError, Inputs, Mono, Now, Options, Timestamp};
 
 use crate::door_files::{self, DoorFileError};
@@ -20,13 +25,16 @@ pub(crate) fn load_inputs(config: &Config) -> Result<Inputs, DoorFileError> {
     door_files::load(config, &Default::default())
 }
 
-/// The `--check` report. `interface` is `-i`, which wins over the config.
+/// The `--check` report. `interface` is `-i`, which wins over the config. HMAC doors'
+/// live ports are left out of the filter unless `show_hmac_ports` (`--show-hmac-ports`):
+/// each live sequence opens its door for a minute or so, to anyone who reads it.
 pub(crate) fn report(
     path: &Path,
     config: &Config,
     interface: Option<&str>,
     inputs: Inputs,
     now: Timestamp,
+    show_hmac_ports: bool,
 ) -> Result<String, EngineError> {
     let one_time = inputs.one_time.clone();
     // No timer runs here: only the wall clock (HMAC windows) matters.
@@ -77,14 +85,110 @@ pub(crate) fn report(
         out,
         "\ncapture filter (each packet's destination is then checked against the door's target):"
     );
-    let rules = engine.capture_rules();
-    if rules.is_empty() {
+    let all = engine.capture_rules();
+    let (rules, hidden) = if show_hmac_ports {
+        (all.clone(), Vec::new())
+    } else {
+        engine.capture_rules_without_hmac()
+    };
+    if rules.is_empty() && hidden.is_empty() {
         let _ = writeln!(out, "  (nothing: every door is disabled)");
     }
-    for (i, rule) in rules.iter().enumerate() {
-        let _ = writeln!(out, "  {}({rule})", if i == 0 { "   " } else { "or " });
+    let mut lines = rules
+        .iter()
+        .map(|rule| format!("({rule})"))
+        .chain(hidden.iter().map(|(door, n)| {
+            format!(
+                "the {n} live ports of HMAC door [{door}] (not shown: each live sequence \
+                 opens the door; --show-hmac-ports shows them)"
+            )
+        }));
+    if let Some(first) = lines.next() {
+        let _ = writeln!(out, "     {first}");
+    }
+    for line in lines {
+        let _ = writeln!(out, "  or {line}");
+    }
+    if !all.is_empty() {
+        kernel_filter(&mut out, config, &all);
     }
     Ok(out)
+}
+
+/// Whether the capture filter fits the kernel's 4,096 instructions, now and when HMAC
+/// windows hold as many distinct ports as they can; and what is used when it does not.
+fn kernel_filter(out: &mut String, config: &Config, rules: &[CaptureRule]) {
+    let (link, families) = (LinkType::Ethernet, Families::Both);
+    let Ok(fitted) = bpf::compile_fitting(rules, link, families) else {
+        return;
+    };
+    let size = fitted.program.insns().len();
+    match &fitted.coarse {
+        None => {
+            let _ = writeln!(
+                out,
+                "\nkernel filter: {size} BPF instructions (the kernel takes up to {MAX_INSNS})"
+            );
+        }
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "\nkernel filter: the rules need {} BPF instructions, more than the kernel's \
+                 {MAX_INSNS}; knockd-lite uses a coarser filter ({size} instructions) that \
+                 keeps these, and checks the rest itself:",
+                c.needed
+            );
+            for (i, keep) in c.keeps.iter().enumerate() {
+                let _ = writeln!(out, "  {}({keep})", if i == 0 { "   " } else { "or " });
+            }
+        }
+    }
+    let worst = worst_case_rules(config, rules);
+    if worst.len() > rules.len()
+        && bpf::compile(&worst, link, families)
+            .is_err_and(|e| matches!(e, FilterError::TooLarge { .. }))
+    {
+        let _ = writeln!(
+            out,
+            "kernel filter: as HMAC windows move, their live ports can number {}, more than \
+             an exact filter holds; then a coarser one is used, as above",
+            worst.len() - rules.len()
+        );
+    }
+}
+
+/// `rules` plus, for each HMAC door, as many distinct isolated ports as its window can
+/// hold at once (`2 * skew + 1` sequences of `length` ports), as no real window is worse.
+fn worst_case_rules(config: &Config, rules: &[CaptureRule]) -> Vec<CaptureRule> {
+    let mut out = rules.to_vec();
+    for door in &config.doors {
+        let SequenceSource::Hmac(h) = &door.sequence else {
+            continue;
+        };
+        let ports = usize::try_from(h.skew.saturating_mul(2).saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .saturating_mul(h.length);
+        let protos: &[Proto] = match h.protocols {
+            Protocols::Tcp => &[Proto::Tcp],
+            Protocols::Udp => &[Proto::Udp],
+            Protocols::Mixed => &[Proto::Tcp, Proto::Udp],
+        };
+        let (lo, hi) = (u32::from(h.ports.lo), u32::from(h.ports.hi));
+        for k in 0..ports {
+            let port = lo + (2 * k as u32) % (hi - lo + 1).max(1);
+            let proto = protos[k % protos.len()];
+            out.push(CaptureRule {
+                proto,
+                port: u16::try_from(port.min(hi)).unwrap_or(u16::MAX),
+                flags: if proto == Proto::Tcp {
+                    door.tcp_flags
+                } else {
+                    FlagRule::ANY
+                },
+            });
+        }
+    }
+    out
 }
 
 fn describe(out: &mut String, door: &Door, one_time_text: Option<&str>) {
@@ -208,7 +312,7 @@ mod tests {
         inputs
             .one_time
             .insert("otp".into(), "#1,2\n 3,4:udp\n 5,6\n".into());
-        let got = report(Path::new("k.conf"), &config, Some("ks0"), inputs, T).unwrap();
+        let got = report(Path::new("k.conf"), &config, Some("ks0"), inputs, T, false).unwrap();
         let want = "\
 k.conf: OK, 2 doors
 format:    knockd.conf
@@ -245,6 +349,8 @@ capture filter (each packet's destination is then checked against the door's tar
   or (tcp dst port 9000 and tcp[13] & 0xff == 0x09)
   or (tcp dst port 3)
   or (udp dst port 4)
+
+kernel filter: 528 BPF instructions (the kernel takes up to 4096)
 ";
         assert_eq!(got, want);
     }
@@ -262,7 +368,18 @@ capture filter (each packet's destination is then checked against the door's tar
                 used: Default::default(),
             },
         );
-        let got = report(Path::new("k.conf"), &config, None, inputs, T).unwrap();
+        let inputs = || {
+            let mut inputs = Inputs::default();
+            inputs.hmac.insert(
+                "ssh".into(),
+                HmacInput {
+                    secret: Secret::from_text(secret),
+                    used: Default::default(),
+                },
+            );
+            inputs
+        };
+        let got = report(Path::new("k.conf"), &config, None, inputs(), T, false).unwrap();
         assert!(!got.contains(secret));
         assert!(got.contains(
             "  hmac:           secret in /etc/ssh.key (not shown), length 2, ports 1024-65535, \
@@ -273,11 +390,90 @@ capture filter (each packet's destination is then checked against the door's tar
         let hits = params
             .derive_at(&Secret::from_text(secret), T.unix_seconds())
             .unwrap();
-        let tail = format!(
+        let live = format!(
             "     (tcp dst port {})\n  or (tcp dst port {})\n",
             hits[0].port, hits[1].port
         );
-        assert!(got.ends_with(&tail), "{got}");
+        // The hostile run's finding: --check printed the live sequences, which open the
+        // door to anyone who sees pasted output. They are left out unless asked for.
+        for hit in &hits {
+            assert!(
+                !got.contains(&format!("port {}", hit.port)),
+                "{} in\n{got}",
+                hit.port
+            );
+        }
+        assert!(
+            got.contains(
+                "capture filter (each packet's destination is then checked against the door's \
+                 target):\n     the 2 live ports of HMAC door [ssh] (not shown: each live \
+                 sequence opens the door; --show-hmac-ports shows them)\n"
+            ),
+            "{got}"
+        );
+        let shown = report(Path::new("k.conf"), &config, None, inputs(), T, true).unwrap();
+        assert!(shown.contains(&live), "{shown}");
+        assert!(!shown.contains(secret));
+    }
+
+    /// The hostile run's finding: about 1,365 distinct door ports passed --check and then
+    /// failed at start-up. --check says what the kernel gets.
+    #[test]
+    fn report_says_when_the_filter_does_not_fit_the_kernel() {
+        let mut text = String::new();
+        for i in 0..1500u32 {
+            text.push_str(&format!("[d{i}]\nsequence = {}\n", 2 * i + 1));
+        }
+        let config = parse(&text, Path::new("k.conf")).unwrap();
+        let got = report(
+            Path::new("k.conf"),
+            &config,
+            None,
+            Inputs::default(),
+            T,
+            false,
+        )
+        .unwrap();
+        let want = "\nkernel filter: the rules need ";
+        let at = got.find(want).unwrap_or_else(|| panic!("{got}"));
+        let tail = &got[at..];
+        assert!(
+            tail.contains(
+                " BPF instructions, more than the kernel's 4096; knockd-lite uses a coarser \
+                 filter ("
+            ),
+            "{tail}"
+        );
+        assert!(tail.contains("     (tcp dst portrange 1-"), "{tail}");
+        assert!(!tail.contains("as HMAC windows move"), "{tail}");
+
+        // HMAC doors whose windows can outgrow the filter, though their live ports fit now.
+        let door = |n: u32| {
+            format!("[h{n}]\nhmac_secret_file = /k{n}\nhmac_length = 32\nhmac_skew = 10\n")
+        };
+        let config = parse(
+            &format!("{}{}{}", door(1), door(2), door(3)),
+            Path::new("k.conf"),
+        )
+        .unwrap();
+        let mut inputs = Inputs::default();
+        for n in 1..=3 {
+            inputs.hmac.insert(
+                format!("h{n}"),
+                HmacInput {
+                    secret: Secret::from_text(&format!("s{n}")),
+                    used: Default::default(),
+                },
+            );
+        }
+        let got = report(Path::new("k.conf"), &config, None, inputs, T, false).unwrap();
+        assert!(
+            got.contains(
+                "kernel filter: as HMAC windows move, their live ports can number 2016, more \
+                 than an exact filter holds; then a coarser one is used, as above\n"
+            ),
+            "{got}"
+        );
     }
 
     /// How values were read, stops that can never run, and tportknockd's format.
@@ -287,7 +483,15 @@ capture filter (each packet's destination is then checked against the door's tar
                     [d]\nsequence = 7000,8000 # open\nseq_timeout = 5s\ntcpflags = syn\n\
                     tcpflags = !ack\nstop_command = down %IP%\n";
         let config = parse(text, Path::new("k.conf")).unwrap();
-        let got = report(Path::new("k.conf"), &config, None, Inputs::default(), T).unwrap();
+        let got = report(
+            Path::new("k.conf"),
+            &config,
+            None,
+            Inputs::default(),
+            T,
+            false,
+        )
+        .unwrap();
         let want = "\
 k.conf: OK, 1 door
 format:    knockd.conf
@@ -322,6 +526,7 @@ read:      line 3: interface: ignored the comment \"# lan\"
             Some("eth0"),
             Inputs::default(),
             T,
+            false,
         )
         .unwrap();
         let want = "\
@@ -346,6 +551,8 @@ syslog:    no
 capture filter (each packet's destination is then checked against the door's target):
      (tcp dst port 110 and tcp[13] & 0xff == 0x02)
   or (tcp dst port 110 and tcp[13] & 0xff == 0x10)
+
+kernel filter: 515 BPF instructions (the kernel takes up to 4096)
 ";
         assert_eq!(got, want);
     }
@@ -355,7 +562,7 @@ capture filter (each packet's destination is then checked against the door's tar
         let config = parse("[otp]\none_time_sequences = /l\n", Path::new("k.conf")).unwrap();
         let mut inputs = Inputs::default();
         inputs.one_time.insert("otp".into(), "#used\n".into());
-        let got = report(Path::new("k.conf"), &config, None, inputs, T).unwrap();
+        let got = report(Path::new("k.conf"), &config, None, inputs, T, false).unwrap();
         assert!(got.contains("(0 unused, active: none, door disabled)"));
         assert!(got.ends_with("  (nothing: every door is disabled)\n"));
     }

@@ -117,6 +117,7 @@ fn check(args: &Args) -> anyhow::Result<(String, Vec<String>, Option<String>)> {
         args.interface.as_deref(),
         inputs,
         now,
+        args.show_hmac_ports,
     )?;
     // Sets are checked in the kernel; without CAP_NET_ADMIN the report says so per set.
     let (sets, wrong) = nft::check_report(&config, &args.config, &mut nft::Netlink::default());

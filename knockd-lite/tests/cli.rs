@@ -70,9 +70,14 @@ fn check_prints_doors_and_filter() {
     );
     assert!(stdout.starts_with(&format!("{}: OK, 1 door\n", conf.path().display())));
     assert!(stdout.contains("  sequence:       7000:tcp,8000:udp\n"));
-    assert!(stdout.ends_with(
-        "     (tcp dst port 7000 and tcp[13] & 0x02 == 0x02)\n  or (udp dst port 8000)\n"
+    assert!(stdout.contains(
+        "     (tcp dst port 7000 and tcp[13] & 0x02 == 0x02)\n  or (udp dst port 8000)\n\n\
+         kernel filter: "
     ));
+    assert!(stdout.ends_with(" BPF instructions (the kernel takes up to 4096)\n"));
+    // --show-hmac-ports goes with --check only.
+    let out = run(&["--show-hmac-ports", "-c", conf.arg()]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

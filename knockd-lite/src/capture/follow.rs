@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use knock_core::wire::LinkType;
-use knockd_engine::bpf;
+use knockd_engine::bpf::{self, Coarse};
 use knockd_engine::filter::CaptureRule;
 
 use super::linux::{AfPacket, CaptureOptions};
@@ -64,12 +64,13 @@ pub(crate) trait Binder {
     /// The index of the interface named `ifname` and whether it is up, if it exists.
     fn lookup(&mut self, ifname: &str) -> io::Result<Option<(u32, bool)>>;
 
-    /// Fails if `rules` cannot be made into a filter (for the socket's link, if bound).
+    /// Fails if `rules` cannot be made into a filter (for the socket's link, if bound);
+    /// returns the coarser filter they get when the exact one would not fit.
     fn check(
         &self,
         socket: Option<&Self::Socket>,
         rules: &[CaptureRule],
-    ) -> Result<(), CaptureError>;
+    ) -> Result<Option<Coarse>, CaptureError>;
 
     /// Waits `timeout`, or less if something the caller should see (a signal) arrives.
     fn idle(&mut self, timeout: Duration);
@@ -234,13 +235,19 @@ impl<B: Binder> PacketSource for Follow<B> {
         }
     }
 
-    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        // Check first, so a rule set that is too large fails even while unbound.
-        self.binder.check(self.sock.as_ref(), rules)?;
-        self.rules = rules.to_vec();
+    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError> {
+        // Check first, so rules that make no filter fail even while unbound.
+        let coarse = self.binder.check(self.sock.as_ref(), rules)?;
         match &mut self.sock {
-            Some(s) => s.set_rules(rules),
-            None => Ok(()),
+            Some(s) => {
+                let coarse = s.set_rules(rules)?;
+                self.rules = rules.to_vec();
+                Ok(coarse)
+            }
+            None => {
+                self.rules = rules.to_vec();
+                Ok(coarse)
+            }
         }
     }
 
@@ -287,10 +294,13 @@ impl Binder for Kernel {
         Ok(netif::find(ifname)?.map(|i| (i.index, i.is_up())))
     }
 
-    fn check(&self, socket: Option<&AfPacket>, rules: &[CaptureRule]) -> Result<(), CaptureError> {
+    fn check(
+        &self,
+        socket: Option<&AfPacket>,
+        rules: &[CaptureRule],
+    ) -> Result<Option<Coarse>, CaptureError> {
         let link = socket.map_or(LinkType::Ethernet, AfPacket::link);
-        bpf::compile(rules, link, self.opts.families)?;
-        Ok(())
+        Ok(bpf::compile_fitting(rules, link, self.opts.families)?.coarse)
     }
 
     fn idle(&mut self, timeout: Duration) {
@@ -360,7 +370,7 @@ impl PacketSource for InterfaceCapture {
         self.0.next_batch(timeout, sink)
     }
 
-    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
+    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError> {
         self.0.set_rules(rules)
     }
 
@@ -429,8 +439,8 @@ mod tests {
             }
         }
 
-        fn set_rules(&mut self, _rules: &[CaptureRule]) -> Result<(), CaptureError> {
-            Ok(())
+        fn set_rules(&mut self, _rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError> {
+            Ok(None)
         }
 
         fn stats(&mut self) -> CaptureStats {
@@ -475,14 +485,17 @@ mod tests {
             })
         }
 
-        fn check(&self, _: Option<&FakeSocket>, rules: &[CaptureRule]) -> Result<(), CaptureError> {
+        fn check(
+            &self,
+            _: Option<&FakeSocket>,
+            rules: &[CaptureRule],
+        ) -> Result<Option<Coarse>, CaptureError> {
             if rules.len() > 2 {
-                return Err(CaptureError::Filter(bpf::FilterError::TooLarge {
-                    rules: rules.len(),
-                    insns: 9999,
-                }));
+                return Err(CaptureError::Filter(bpf::FilterError::Link(
+                    knock_core::wire::LinkType::LinuxSll,
+                )));
             }
-            Ok(())
+            Ok(None)
         }
 
         fn idle(&mut self, timeout: Duration) {

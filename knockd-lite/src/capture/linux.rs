@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use knock_core::wire::LinkType;
-use knockd_engine::bpf::{self, Families, Program};
+use knockd_engine::bpf::{self, Coarse, Families, Fitted, Program};
 use knockd_engine::filter::CaptureRule;
 
 use super::pace::{Pace, Wait};
@@ -108,7 +108,7 @@ impl AfPacket {
             ifname: ifname.to_string(),
             hatype: iface.hatype,
         })?;
-        let program = bpf::compile(rules, link, opts.families)?;
+        let program = bpf::compile_fitting(rules, link, opts.families)?.program;
 
         let sock = PacketSocket::open().map_err(|e| io_err("socket(AF_PACKET)", e))?;
         let rcvbuf = i32::try_from(opts.rcvbuf).unwrap_or(i32::MAX);
@@ -325,8 +325,8 @@ impl PacketSource for AfPacket {
         Ok(delivered)
     }
 
-    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        let program = bpf::compile(rules, self.link, self.families)?;
+    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError> {
+        let Fitted { program, coarse } = bpf::compile_fitting(rules, self.link, self.families)?;
         self.sock
             .attach_filter(program.insns())
             .map_err(|error| CaptureError::Io {
@@ -339,7 +339,7 @@ impl PacketSource for AfPacket {
             Some(ring) => ring.refilter(),
             None => self.refilter = true,
         }
-        Ok(())
+        Ok(coarse)
     }
 
     fn stats(&mut self) -> CaptureStats {

@@ -25,7 +25,7 @@ use std::io;
 use std::time::Duration;
 
 use knock_core::wire::LinkType;
-use knockd_engine::bpf::FilterError;
+use knockd_engine::bpf::{Coarse, FilterError};
 use knockd_engine::filter::CaptureRule;
 
 pub use follow::{InterfaceCapture, LinkEvent};
@@ -101,9 +101,11 @@ pub trait PacketSource {
         sink: &mut dyn FnMut(&Frame<'_>),
     ) -> Result<usize, CaptureError>;
 
-    /// Replaces the filter with one compiled from `rules`. Frames queued under the old
-    /// filter that the new one rejects are dropped, not delivered.
-    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError>;
+    /// Replaces the filter with one compiled from `rules` (`bpf::compile_fitting`): the
+    /// exact one, or when that would not fit the kernel a coarser one, which is returned
+    /// (user space filters the rest). Frames queued under the old filter that the new one
+    /// rejects are dropped, not delivered. On error the old filter stays.
+    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError>;
 
     fn stats(&mut self) -> CaptureStats;
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use knock_core::wire::LinkType;
-use knockd_engine::bpf::{self, Families, Program};
+use knockd_engine::bpf::{self, Coarse, Families, Program};
 use knockd_engine::filter::CaptureRule;
 
 use super::{CaptureError, CaptureStats, Frame, PacketSource};
@@ -89,9 +89,10 @@ impl PacketSource for ReplaySource {
         Ok(n)
     }
 
-    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<(), CaptureError> {
-        self.program = bpf::compile(rules, self.link, self.families)?;
-        Ok(())
+    fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError> {
+        let fitted = bpf::compile_fitting(rules, self.link, self.families)?;
+        self.program = fitted.program;
+        Ok(fitted.coarse)
     }
 
     fn stats(&mut self) -> CaptureStats {

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use knock_core::conf::Config;
 use knock_core::wire::{KnockPacket, ParseError, parse_frame};
+use knockd_engine::bpf::{Coarse, MAX_INSNS};
 use knockd_engine::{Action, Engine, Mono, Now, Timestamp};
 
 use crate::args::Args;
@@ -167,6 +168,8 @@ struct Turn {
     last_capture_error: Option<String>,
     /// When the once-a-second duties are next due.
     next_tick: Instant,
+    /// The capture filter is coarser than the rules (they do not fit the kernel).
+    coarse: bool,
 }
 
 impl Default for Turn {
@@ -176,6 +179,7 @@ impl Default for Turn {
             refused: [0; ParseError::ALL.len()],
             last_capture_error: None,
             next_tick: Instant::now() + TICK,
+            coarse: false,
         }
     }
 }
@@ -203,6 +207,8 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         let line = format!("starting up, listening on {}", self.settings.interface);
         self.journal.line(now, &line, Kind::Event);
         self.apply(now, first_actions);
+        // Once at start, so a filter coarser than the rules is said.
+        self.turn.rules_dirty = true;
         self.sync_rules();
     }
 
@@ -317,15 +323,39 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         }
     }
 
-    /// Rebuilds the capture filter if the engine's rules changed.
+    /// Rebuilds the capture filter if the engine's rules changed. On failure the old filter
+    /// stays (the kernel keeps it), and the next change tries again.
     fn sync_rules(&mut self) {
         if !std::mem::take(&mut self.turn.rules_dirty) {
             return;
         }
-        if let Err(e) = self.capture.set_rules(&self.engine.capture_rules()) {
-            let line = format!("capture filter: {e}");
-            self.journal.line(self.now(), &line, Kind::Error);
+        let rules = self.engine.capture_rules();
+        match self.capture.set_rules(&rules) {
+            Ok(coarse) => self.note_filter(self.now(), rules.len(), coarse),
+            Err(e) => {
+                let line = format!("capture filter: {e}");
+                self.journal.line(self.now(), &line, Kind::Error);
+            }
         }
+    }
+
+    /// Logs when the capture filter becomes coarser than the rules (they need more than the
+    /// kernel's 4,096 instructions) or exact again; not on every change (HMAC windows move
+    /// every step).
+    fn note_filter(&mut self, now: Now, rules: usize, coarse: Option<Coarse>) {
+        let was = std::mem::replace(&mut self.turn.coarse, coarse.is_some());
+        let line = match (was, coarse) {
+            (false, Some(c)) => format!(
+                "capture filter: the doors' {rules} rules need {} BPF instructions, more than \
+                 the kernel's {MAX_INSNS}: using a coarser filter of {} port ranges, and \
+                 checking the rest here (--check shows it)",
+                c.needed,
+                c.keeps.len()
+            ),
+            (true, None) => "capture filter: the rules fit the kernel again, exact filter".into(),
+            _ => return,
+        };
+        self.journal.line(now, &line, Kind::Warning);
     }
 
     /// Logs the capture's interface events (down, up, gone, back), and looks at the

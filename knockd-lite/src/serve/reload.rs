@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::Server;
 use super::settings;
-use crate::capture::{CaptureOptions, InterfaceCapture};
+use crate::capture::{CaptureOptions, InterfaceCapture, PacketSource};
 use crate::config;
 use crate::door_files;
 use crate::exec::Executor;
@@ -38,38 +38,51 @@ impl Server<InterfaceCapture, Executor> {
         }
     }
 
-    /// Loads everything first and commits only when all of it succeeded.
+    /// Loads everything first and commits only when all of it succeeded: the new doors and
+    /// the capture filter made from them go in together, or neither does (a door whose
+    /// ports the filter drops would be deaf).
     fn try_reload(&mut self, now: Now, signals: &Signals) -> anyhow::Result<usize> {
         let (config, settings) = settings::load(&self.args, &self.base)?;
         crate::nft::validate(&config, &self.args.config, self.sets.as_mut())
             .map_err(|(e, _)| anyhow!(e))?;
         let mut inputs = door_files::load(&config, &self.counters.used())?;
         let moved = settings.interface != self.settings.interface;
-        let new_link = if moved {
+        let iface = if moved {
             let iface = netif::find(&settings.interface)
                 .with_context(|| settings.interface.clone())?
                 .ok_or_else(|| anyhow!("{}: no such interface", settings.interface))?;
-            let opts = CaptureOptions {
-                families: settings.families,
-                ..CaptureOptions::default()
-            };
-            let capture = InterfaceCapture::open(&settings.interface, &[], &opts)?;
             inputs.local_addrs = iface.addrs.clone();
-            Some((capture, Watch::new(&settings.interface, Some(iface))))
+            Some(iface)
         } else {
             self.poll_addresses(now);
             inputs.local_addrs = self.watch.addrs().to_vec();
             None
         };
-        let actions = self.engine.reload(&config, inputs, now)?;
-        if let Some((mut capture, watch)) = new_link {
-            capture.add_wake_fd(signals.fd());
-            capture.add_wake_fd(self.commands.runner().wake_fd());
-            self.capture = capture;
-            self.watch = watch;
-            let line = format!("listening on {} now", settings.interface);
-            self.journal.line(now, &line, Kind::Event);
-        }
+        let next = self.engine.prepare(&config, inputs, now)?;
+        let rules = next.capture_rules();
+        let coarse = match iface {
+            Some(iface) => {
+                let opts = CaptureOptions {
+                    families: settings.families,
+                    ..CaptureOptions::default()
+                };
+                let mut capture = InterfaceCapture::open(&settings.interface, &rules, &opts)?;
+                let coarse = capture.set_rules(&rules)?;
+                capture.add_wake_fd(signals.fd());
+                capture.add_wake_fd(self.commands.runner().wake_fd());
+                self.capture = capture;
+                self.watch = Watch::new(&settings.interface, Some(iface));
+                let line = format!("listening on {} now", settings.interface);
+                self.journal.line(now, &line, Kind::Event);
+                coarse
+            }
+            None => self
+                .capture
+                .set_rules(&rules)
+                .context("capture filter for the new doors")?,
+        };
+        let actions = self.engine.commit(next);
+        self.note_filter(now, rules.len(), coarse);
         let log_moved = (&settings.log_file, settings.syslog)
             != (&self.settings.log_file, self.settings.syslog);
         let doors = config.doors.len();
@@ -97,8 +110,7 @@ impl Server<InterfaceCapture, Executor> {
             }
         }
         self.apply(now, actions);
-        // A new capture starts with no rules: always rebuild.
-        self.turn.rules_dirty = true;
+        // The filter went in with the doors; what the actions changed since is rebuilt.
         self.sync_rules();
         Ok(doors)
     }

@@ -690,6 +690,77 @@ fn a_wall_clock_a_day_ahead_during_a_reload_fires_nothing_early() {
     assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
 }
 
+/// The hostile run's finding: about 1,365 distinct door ports made a filter the kernel
+/// refused; the doors were deaf. They get a coarser filter now, said once in the log.
+#[test]
+fn doors_whose_filter_does_not_fit_get_a_coarser_one_and_still_open() {
+    let mut conf = String::new();
+    for i in 0..1500u16 {
+        conf.push_str(&format!(
+            "[d{i}]\nsequence = {},{}:udp\ntcpflags = syn\nstart_command = open {i}\n",
+            10_000 + 3 * i,
+            30_000 + 5 * i
+        ));
+    }
+    let mut h = Harness::new(&conf, &[]);
+    let log = h.log();
+    let coarse: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("capture filter: the doors' 3000 rules need "))
+        .collect();
+    assert_eq!(coarse.len(), 1, "{log:#?}");
+    assert!(
+        coarse[0].contains("more than the kernel's 4096: using a coarser filter of "),
+        "{}",
+        coarse[0]
+    );
+    h.knock(&[(TCP, 10_000 + 3 * 1499), (UDP, 30_000 + 5 * 1499)]);
+    h.knock(&[(TCP, 10_000), (UDP, 30_000)]);
+    assert_eq!(h.spawned(), ["open 1499", "open 0"]);
+    // A port between the doors' passes the coarse filter, and user space drops it.
+    h.knock(&[(TCP, 10_001), (UDP, 30_000)]);
+    assert_eq!(h.spawned(), ["open 1499", "open 0"]);
+}
+
+/// HMAC doors with long sequences and a wide skew outgrew the filter as the windows moved
+/// (17 of 20 moves failed in one config), and their doors went deaf.
+#[test]
+fn hmac_windows_that_outgrow_the_filter_keep_their_doors_open() {
+    let door = |name: &str| {
+        format!(
+            "[{name}]\nhmac_secret_file = {name}.key\nhmac_length = 32\nhmac_skew = 10\n\
+             start_command = open {name}\n"
+        )
+    };
+    // Three doors of 21 live sequences of 32 ports: about 2,000 ports at once.
+    let conf = format!("{}{}{}", door("a"), door("b"), door("c"));
+    let mut h = Harness::new(
+        &conf,
+        &[
+            ("a.key", "secret a\n", 0o600),
+            ("b.key", "secret b\n", 0o600),
+            ("c.key", "secret c\n", 0o600),
+        ],
+    );
+    for round in 0..3 {
+        let hits = hmac_hits(&h, "b", "secret b");
+        h.knock(&hits);
+        assert_eq!(
+            h.spawned().len(),
+            round + 1,
+            "round {round}: {:#?}",
+            h.log()
+        );
+        // The next window: the filter is rebuilt for it.
+        h.turn_after(30_000);
+    }
+    assert!(
+        h.log().iter().any(|l| l.contains("using a coarser filter")),
+        "{:#?}",
+        h.log()
+    );
+}
+
 #[test]
 fn debug_lines_for_packets() {
     let p = KnockPacket {

@@ -226,6 +226,52 @@ netns_test!(
     }
 );
 
+// The hostile run's finding: on SIGHUP to a config whose filter did not fit the kernel
+// (about 1,365 distinct door ports), the new doors were committed while the old filter
+// stayed, so they were silently deaf. Doors and filter now change together, and a filter
+// that does not fit is made coarser (user space checks the rest).
+netns_test!(
+    sighup_to_more_doors_than_the_kernel_filter_holds_keeps_them_listening,
+    |pair| {
+        let lite = KnockdLite::start(&pair, DOOR, &[]);
+        let mut doors = String::from(DOOR);
+        for i in 0..1500u32 {
+            doors.push_str(&format!(
+                "[d{i}]\n\tsequence = {},{}:udp\n\tstart_command = echo d{i} %IP% >> \
+                 @DIR@/events\n",
+                10_000 + 3 * i,
+                30_000 + 5 * i
+            ));
+        }
+        let conf = lite.config_path();
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let options_end = text.find("[door]").unwrap();
+        let doors = doors.replace("@DIR@", &lite.dir().display().to_string());
+        std::fs::write(&conf, format!("{}{doors}", &text[..options_end])).unwrap();
+        lite.signal(libc::SIGHUP);
+        lite.wait_log("] re-read ", 1, WAIT);
+        assert!(
+            lite.log().contains("using a coarser filter"),
+            "{}",
+            lite.output()
+        );
+        pair.knock(&[SERVER_V4, "14497,37495:udp"]);
+        assert_eq!(
+            lite.wait_events(1, WAIT),
+            ["d1499 192.0.2.1"],
+            "{}",
+            lite.output()
+        );
+        pair.knock(&[SERVER_V6, "7101,7102:udp,7103"]);
+        assert_eq!(
+            lite.wait_events(2, WAIT),
+            ["d1499 192.0.2.1", "door 2001:db8::1"],
+            "{}",
+            lite.output()
+        );
+    }
+);
+
 netns_test!(
     sighup_with_a_changed_config_switches_doors_and_keeps_unchanged_attempts,
     |pair| {
