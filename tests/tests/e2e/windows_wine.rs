@@ -264,9 +264,16 @@ netns_test!(
         let capture = Capture::start(&pair, &["tcp", "or", "udp"]);
 
         let bad_hit = knock_fails(&host, &[SERVER_V4, "7000,abc"], 2);
+        // Names are looked up in Windows' own services file.
         assert_eq!(
             bad_hit,
-            "knock: bad hit \"abc\": port \"abc\" is not a number (expected 1-65535)\n"
+            "knock: bad hit \"abc\": port \"abc\" is neither a number (1-65535) nor a service \
+             name for tcp in C:\\windows\\System32\\drivers\\etc\\services\n"
+        );
+        let named = knock_ok(&host, &["--dry-run", SERVER_V4, "ssh", "http:udp"]);
+        assert_eq!(
+            named,
+            "would hit tcp 192.0.2.2:22\nwould hit udp 192.0.2.2:80\n"
         );
         let usage = knock_fails(&host, &["-4", "-6", SERVER_V4, "7000"], 2);
         assert!(
