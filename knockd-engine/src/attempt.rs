@@ -7,6 +7,7 @@
 //! Memory matters here (a flood fills the table to its cap), so a source's attempts are
 //! chained through the slots and the map by source holds only the chain's head.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -25,7 +26,7 @@ pub(super) struct Attempt {
 }
 
 /// A reference to a slot as it was when the handle was made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Handle {
     pub(super) slot: u32,
     pub(super) generation: u32,
@@ -72,9 +73,10 @@ impl Table {
     }
 
     pub(super) fn insert(&mut self, attempt: Attempt) -> Handle {
-        let src = attempt.src;
         let first = attempt.stage == 1;
-        let next = self.by_source.get(&src).copied().unwrap_or(NONE);
+        // One hash of the source: its chain's head is read and replaced in place.
+        let head = self.by_source.entry(attempt.src).or_insert(NONE);
+        let next = *head;
         let slot = match self.free.pop() {
             Some(i) => {
                 let s = &mut self.slots[i as usize];
@@ -91,7 +93,7 @@ impl Table {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 attempts")
             }
         };
-        self.by_source.insert(src, slot);
+        *head = slot;
         self.live += 1;
         let handle = Handle {
             slot,
@@ -128,17 +130,18 @@ impl Table {
         s.generation = s.generation.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
-        // Unlink from the source's chain (a few attempts at most).
-        let src = attempt.src;
-        let head = self.by_source.get(&src).copied().unwrap_or(NONE);
-        if head == slot {
+        // Unlink from the source's chain (a few attempts at most), hashing the source once.
+        let Entry::Occupied(mut head) = self.by_source.entry(attempt.src) else {
+            return Some(attempt);
+        };
+        if *head.get() == slot {
             if next == NONE {
-                self.by_source.remove(&src);
+                head.remove();
             } else {
-                self.by_source.insert(src, next);
+                *head.get_mut() = next;
             }
         } else {
-            let mut i = head;
+            let mut i = *head.get();
             while i != NONE {
                 let link = &mut self.slots[i as usize].next;
                 if *link == slot {

@@ -79,6 +79,9 @@ pub(super) struct Door {
     pub(super) seq_timeout_ms: u64,
     /// Index of the deadline queue for `seq_timeout_ms`.
     pub(super) queue: usize,
+    /// Names the door in the first-step filter; kept across reloads while the door stays
+    /// the same, so first steps recorded before a reload still count after it.
+    pub(super) uid: u64,
     /// Live sequences; empty for a disabled door.
     pub(super) variants: Vec<Variant>,
     pub(super) kind: Kind,
@@ -152,6 +155,7 @@ impl Door {
             conf: c.clone(),
             seq_timeout_ms,
             queue: 0,
+            uid: 0,
             variants,
             kind,
         })

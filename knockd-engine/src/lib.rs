@@ -8,8 +8,10 @@
 //!
 //! No syscalls, no clock reads, no file I/O: the runtime passes time and packets in and
 //! carries out the returned [`Action`]s, so traces replay on a virtual clock. Per-packet cost
-//! is O(1) in the number of live attempts, and live attempts are capped (oldest first-step
-//! attempts are evicted first).
+//! is O(1) in the number of live attempts, and live attempts are capped. At the cap the
+//! oldest attempt still at its first step moves into a fixed-size, time-sliced Bloom filter
+//! (`first_steps`), where a spoofed flood from any number of sources cannot push it out;
+//! its second step brings it back as an exact attempt.
 //!
 //! Matching, per packet:
 //! 1. A packet counts only if some door's step has its protocol and port, its TCP flags
@@ -20,6 +22,10 @@
 //! 3. If the source had no attempt, or the packet cancelled one, every door whose first
 //!    step it is starts a fresh attempt (so a retransmitted first knock starts over).
 //! 4. `Seq_Timeout` bounds the whole sequence from the first knock, in milliseconds.
+//! 5. Under pressure (a first step moved to the filter) a source's second step finds the
+//!    first one there, with a deadline up to `Seq_Timeout / 16` earlier than the exact one;
+//!    packets between the two steps do not cancel it. `docs/knockd-lite-matching.md` says
+//!    why that is safe.
 //!
 //! Time comes in as [`Now`], both clocks read at one moment: every timer and timeout
 //! (`Seq_Timeout`, `Cmd_Timeout`, when a stop is due) runs on the monotonic one, and only
@@ -32,6 +38,7 @@ pub mod filter;
 mod action;
 mod attempt;
 mod door;
+mod first_steps;
 mod hmac_door;
 mod time;
 mod timers;
@@ -53,14 +60,22 @@ pub use time::{MAX_PACKET_AGE_MS, Mono, Now, Timestamp};
 use crate::filter::CaptureRule;
 use attempt::{Attempt, Table};
 use door::{Door, Index, Kind};
+use first_steps::FirstSteps;
 use timers::{Deadlines, PendingStop, Stops};
 
 /// While HMAC doors exist, the longest the engine goes without looking at the wall clock
 /// for a window move, in ms (see [`Engine::next_deadline`]).
 pub const HMAC_RECHECK_MS: u64 = 1000;
 
-/// Default cap on live attempts (`--max-attempts`).
-pub const DEFAULT_MAX_ATTEMPTS: usize = 100_000;
+/// Default cap on live attempts (`--max-attempts`): about 2 MiB. Beyond it first steps go
+/// to the first-step filter, so the cap bounds memory, not the flood a knock survives.
+pub const DEFAULT_MAX_ATTEMPTS: usize = 20_000;
+
+/// Default memory for first steps beyond the cap (`--first-step-memory`): 8 MiB, shared by
+/// the doors' `Seq_Timeout`s in proportion to their length. About 1% false positives at
+/// 800,000 distinct first steps a second with a 5-second timeout (see
+/// `docs/knockd-lite-matching.md`).
+pub const DEFAULT_FIRST_STEP_MEMORY: usize = 8 << 20;
 
 /// What the engine needs besides the config: things the runtime reads from the system.
 #[derive(Debug, Default)]
@@ -85,12 +100,19 @@ pub struct HmacInput {
 pub struct Options {
     /// Cap on live attempts; at least 1.
     pub max_attempts: usize,
+    /// Bytes for first steps beyond the cap; 0 forgets them (the oldest is dropped).
+    pub first_step_memory: usize,
+    /// Keys the first-step filter's hash. The runtime passes a random one, so nobody
+    /// outside can pick sources that collide; replays pass a fixed one.
+    pub seed: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            first_step_memory: DEFAULT_FIRST_STEP_MEMORY,
+            seed: 0,
         }
     }
 }
@@ -144,8 +166,14 @@ pub struct Stats {
     pub live_attempts: usize,
     /// Sources with at least one live attempt.
     pub sources: usize,
-    /// Attempts evicted at the cap while still at their first step.
-    pub evicted_first_step: u64,
+    /// First-step attempts moved into the first-step filter at the cap.
+    pub first_steps_filed: u64,
+    /// First-step attempts forgotten at the cap (no filter memory, or already expired).
+    pub first_steps_dropped: u64,
+    /// Second steps whose first step was found in the filter.
+    pub first_steps_recalled: u64,
+    /// Bytes the first-step filter has allocated.
+    pub first_step_bytes: usize,
     /// Attempts evicted at the cap further along (only when no first-step attempt was left).
     pub evicted_later: u64,
 }
@@ -159,6 +187,9 @@ pub struct Engine {
     index: Index,
     local: HashSet<IpAddr>,
     attempts: Table,
+    first_steps: FirstSteps,
+    /// The next door's `uid`.
+    next_uid: u64,
     deadlines: Deadlines,
     stops: Stops,
     /// Latest monotonic time seen, in ms: it never runs backwards inside the engine.
@@ -188,6 +219,8 @@ impl Engine {
             index: Index::new(),
             local: HashSet::new(),
             attempts: Table::with_capacity(options.max_attempts),
+            first_steps: FirstSteps::new(options.first_step_memory, options.seed),
+            next_uid: 1,
             deadlines: Deadlines::default(),
             stops: Stops::default(),
             mono: now.mono.as_millis(),
@@ -281,12 +314,21 @@ impl Engine {
             .collect();
         drop(by_name);
         for (old, new) in self.doors.iter().zip(&mapping) {
+            if let Some(new) = new {
+                doors[*new as usize].uid = old.uid;
+            }
             if let (Kind::Hmac(old), Some(new)) = (&old.kind, new)
                 && let Kind::Hmac(new) = &mut doors[*new as usize].kind
             {
                 new.merge_used(old);
             }
         }
+        for door in doors.iter_mut().filter(|d| d.uid == 0) {
+            door.uid = self.next_uid;
+            self.next_uid += 1;
+        }
+        let timeouts: Vec<u64> = doors.iter().map(|d| d.seq_timeout_ms).collect();
+        self.first_steps.configure(&timeouts);
         for slot in self.attempts.all_slots() {
             let door = self.attempts.get(slot).map(|a| a.door as usize);
             match door.and_then(|d| mapping.get(d).copied().flatten()) {
@@ -434,9 +476,14 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Stats {
+        let counts = self.first_steps.counts;
         Stats {
             live_attempts: self.attempts.live(),
             sources: self.attempts.sources(),
+            first_steps_filed: counts.inserted,
+            first_steps_dropped: counts.dropped,
+            first_steps_recalled: counts.recalled,
+            first_step_bytes: self.first_steps.allocated(),
             ..self.stats
         }
     }
@@ -450,6 +497,9 @@ impl Engine {
         if !self.visible(p) {
             self.stats.ignored += 1;
             return out;
+        }
+        if self.first_steps.live(now) {
+            self.recall_first_steps(p, now);
         }
         let mut slots = std::mem::take(&mut self.scratch);
         self.attempts.slots_of(&p.src, &mut slots);
@@ -515,6 +565,47 @@ impl Engine {
             })
     }
 
+    /// If `p` is the second step of a sequence whose first step from `p.src` was moved to
+    /// the first-step filter, brings that attempt back (at its first step, with the filter's
+    /// deadline) so the packet advances it as if it had never left the table.
+    fn recall_first_steps(&mut self, p: &KnockPacket, now: u64) {
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.clear();
+        if let Some(entries) = self.index.get(&(p.proto, p.dst_port)) {
+            for e in entries {
+                let door = &self.doors[e.door as usize];
+                if e.step == 1
+                    && e.matches_flags(p.proto, p.tcp_flags)
+                    && door.accepts_dst(&p.dst, &self.local)
+                {
+                    starts.push((e.door, door.variants[e.variant as usize].key));
+                }
+            }
+        }
+        for &(d, variant) in &starts {
+            if self.attempts.has_attempt(&p.src, d, variant) {
+                continue;
+            }
+            let door = &self.doors[d as usize];
+            let (timeout, queue) = (door.seq_timeout_ms, door.queue);
+            let key = self.first_steps.key(p.src, door.uid, variant);
+            let Some(deadline) = self.first_steps.recall(timeout, key, now) else {
+                continue;
+            };
+            self.make_room();
+            let attempt = Attempt {
+                src: p.src,
+                door: d,
+                variant,
+                stage: 1,
+                deadline,
+            };
+            let handle = self.attempts.insert(attempt);
+            self.deadlines.push(queue, handle, deadline, &self.attempts);
+        }
+        self.starts = starts;
+    }
+
     fn advance_attempt(&mut self, slot: u32, len: usize, out: &mut Vec<Action>) {
         let Some(a) = self.attempts.get_mut(slot) else {
             return;
@@ -567,7 +658,7 @@ impl Engine {
                 self.complete(p.src, d, key, out);
                 continue;
             }
-            while self.attempts.live() >= self.max_attempts && self.evict_one() {}
+            self.make_room();
             let deadline = now.saturating_add(timeout);
             let handle = self.attempts.insert(Attempt {
                 src: p.src,
@@ -576,17 +667,27 @@ impl Engine {
                 stage: 1,
                 deadline,
             });
-            self.deadlines.push(queue, handle);
+            self.deadlines.push(queue, handle, deadline, &self.attempts);
         }
         self.starts = starts;
     }
 
-    /// Makes room for one attempt: the oldest still at its first step goes, else the one
-    /// closest to its deadline. False if there was nothing to evict.
+    /// Makes room for one more attempt under the cap.
+    fn make_room(&mut self) {
+        while self.attempts.live() >= self.max_attempts && self.evict_one() {}
+    }
+
+    /// Makes room for one attempt: the oldest still at its first step moves to the
+    /// first-step filter, else the one closest to its deadline goes. False if there was
+    /// nothing to evict.
     fn evict_one(&mut self) -> bool {
         if let Some(slot) = self.attempts.oldest_first_step() {
-            self.attempts.remove(slot);
-            self.stats.evicted_first_step += 1;
+            if let Some(a) = self.attempts.remove(slot) {
+                let door = &self.doors[a.door as usize];
+                let key = self.first_steps.key(a.src, door.uid, a.variant);
+                let start = a.deadline.saturating_sub(door.seq_timeout_ms);
+                self.first_steps.insert(door.seq_timeout_ms, key, start);
+            }
             return true;
         }
         self.deadlines.prune(&self.attempts);

@@ -12,7 +12,11 @@ fn engine(text: &str, max_attempts: usize) -> Engine {
         local_addrs: vec!["192.0.2.2".parse().unwrap()],
         ..Inputs::default()
     };
-    Engine::new(&config, inputs, Options { max_attempts }, at(1_000_000))
+    let options = Options {
+        max_attempts,
+        ..Options::default()
+    };
+    Engine::new(&config, inputs, options, at(1_000_000))
         .unwrap()
         .0
 }

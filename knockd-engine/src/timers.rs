@@ -1,8 +1,10 @@
 //! Timers: attempt deadlines and scheduled stop commands.
 //!
 //! Attempts sharing a `Seq_Timeout` start in time order, so their deadlines come in order
-//! too: one FIFO per distinct timeout is a priority queue that never needs scanning. Removed
-//! attempts leave stale entries that are skipped when they reach the front.
+//! too: one FIFO per distinct timeout is a priority queue that never needs scanning. An
+//! attempt recalled from the first-step filter keeps its first step's (earlier) deadline, so
+//! it goes to a small heap instead. Removed attempts leave stale entries that are skipped
+//! when they reach the front.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -19,6 +21,8 @@ pub(super) struct Deadlines {
     queues: Vec<(u64, VecDeque<Handle>)>,
     /// Timeout in ms -> its queue (a config may give each door its own timeout).
     by_timeout: HashMap<u64, usize>,
+    /// Attempts whose deadline is earlier than their queue's last one, earliest first.
+    late: BinaryHeap<Reverse<(u64, Handle)>>,
     entries: usize,
 }
 
@@ -31,8 +35,18 @@ impl Deadlines {
         })
     }
 
-    pub(super) fn push(&mut self, queue: usize, h: Handle) {
-        self.queues[queue].1.push_back(h);
+    /// Files attempt `h`, due at `deadline`, under `queue`.
+    pub(super) fn push(&mut self, queue: usize, h: Handle, deadline: u64, table: &Table) {
+        let q = &mut self.queues[queue].1;
+        let in_order = q
+            .back()
+            .and_then(|&last| table.resolve(last))
+            .is_none_or(|last| last.deadline <= deadline);
+        if in_order {
+            q.push_back(h);
+        } else {
+            self.late.push(Reverse((deadline, h)));
+        }
         self.entries += 1;
     }
 
@@ -42,6 +56,16 @@ impl Deadlines {
 
     /// Pops one live attempt whose deadline is at or before `now`.
     pub(super) fn pop_due(&mut self, now: u64, table: &Table) -> Option<Handle> {
+        while let Some(&Reverse((deadline, h))) = self.late.peek() {
+            if deadline > now && table.resolve(h).is_some() {
+                break;
+            }
+            self.late.pop();
+            self.entries -= 1;
+            if table.resolve(h).is_some() {
+                return Some(h);
+            }
+        }
         for (_, q) in &mut self.queues {
             while let Some(&h) = q.front() {
                 let deadline = table.resolve(h).map(|a| a.deadline);
@@ -60,6 +84,13 @@ impl Deadlines {
 
     /// Drops stale entries at the fronts, so `earliest` is exact.
     pub(super) fn prune(&mut self, table: &Table) {
+        while let Some(&Reverse((_, h))) = self.late.peek() {
+            if table.resolve(h).is_some() {
+                break;
+            }
+            self.late.pop();
+            self.entries -= 1;
+        }
         for (_, q) in &mut self.queues {
             while let Some(&h) = q.front() {
                 if table.resolve(h).is_some() {
@@ -76,6 +107,7 @@ impl Deadlines {
         self.queues
             .iter()
             .filter_map(|(_, q)| q.front().copied())
+            .chain(self.late.peek().map(|&Reverse((_, h))| h))
             .filter_map(|h| table.resolve(h).map(|a| (a.deadline, h)))
             .min_by_key(|&(deadline, _)| deadline)
     }
@@ -87,6 +119,9 @@ impl Deadlines {
             q.retain(|&h| table.resolve(h).is_some());
             self.entries += q.len();
         }
+        self.late
+            .retain(|&Reverse((_, h))| table.resolve(h).is_some());
+        self.entries += self.late.len();
     }
 }
 

@@ -1,11 +1,11 @@
-//! Command-line flags: knockd's own set, plus `--check`, `--list-interfaces` and
-//! `--max-attempts`.
+//! Command-line flags: knockd's own set, plus `--check`, `--list-interfaces`, the limits on
+//! attempts (`--max-attempts`, `--first-step-memory`) and on door commands.
 
 use std::path::PathBuf;
 
 use clap::Parser;
 use knock_core::conf::DEFAULT_INTERFACE;
-use knockd_engine::DEFAULT_MAX_ATTEMPTS;
+use knockd_engine::{DEFAULT_FIRST_STEP_MEMORY, DEFAULT_MAX_ATTEMPTS};
 
 use crate::exec;
 
@@ -80,8 +80,9 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) list_interfaces: bool,
 
-    /// Cap on knock attempts in progress; at the cap, attempts still at their first step are
-    /// evicted first.
+    /// Cap on knock attempts kept exactly. At the cap, the oldest attempt still at its first
+    /// step moves to the first-step filter (see --first-step-memory); attempts further
+    /// along are evicted only when none is left.
     #[arg(
         long,
         value_name = "N",
@@ -89,6 +90,17 @@ pub(crate) struct Args {
         value_parser = parse_max_attempts
     )]
     pub(crate) max_attempts: usize,
+
+    /// Memory for first steps beyond --max-attempts, in MiB: a time-sliced Bloom filter in
+    /// which no spoofed flood can push out a knock's first step (it only raises the
+    /// false-positive rate). 0 turns it off: the oldest first step is then forgotten.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = (DEFAULT_FIRST_STEP_MEMORY >> 20) as u64,
+        value_parser = clap::value_parser!(u64).range(0..=1024)
+    )]
+    pub(crate) first_step_memory: u64,
 
     /// Kill a door command (and its process group) still running after this many seconds
     /// (1 to 86400).
@@ -171,7 +183,8 @@ mod tests {
     fn defaults_and_additions() {
         let a = parse(&[]).unwrap();
         assert_eq!(a.config, PathBuf::from("/etc/knockd.conf"));
-        assert_eq!(a.max_attempts, 100_000);
+        assert_eq!(a.max_attempts, 20_000);
+        assert_eq!(a.first_step_memory, 8);
         assert_eq!(a.command_limit, 300);
         assert_eq!(a.state_dir, PathBuf::from("/var/lib/knockd-lite"));
         assert!(!a.check && !a.list_interfaces && !a.daemon);
@@ -180,6 +193,8 @@ mod tests {
             "--list-interfaces",
             "--max-attempts",
             "5000",
+            "--first-step-memory",
+            "0",
             "--command-limit",
             "20",
             "--state-dir",
@@ -188,6 +203,7 @@ mod tests {
         .unwrap();
         assert!(a.check && a.list_interfaces);
         assert_eq!(a.max_attempts, 5000);
+        assert_eq!(a.first_step_memory, 0);
         assert!(
             parse(&["-C", "-c", "/tmp/k.conf"]).unwrap().check,
             "tportknockd's -C"
@@ -203,7 +219,8 @@ mod tests {
         for want in [
             "the config's Interface, else eth0)",
             "[default: /etc/knockd.conf]",
-            "[default: 100000]",
+            "[default: 20000]",
+            "[default: 8]",
             "[default: 300]",
             "[default: /var/lib/knockd-lite]",
             "need CAP_NET_ADMIN",
@@ -236,6 +253,10 @@ mod tests {
         assert_eq!(
             parse(&["--command-limit", "86400"]).unwrap().command_limit,
             86_400
+        );
+        assert_eq!(
+            parse(&["--first-step-memory", "1025"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
         );
         assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
         assert_eq!(

@@ -8,11 +8,11 @@ use knock_core::hmac::HmacParams;
 use knock_core::secret::Secret;
 use knockd_engine::{Action, HMAC_RECHECK_MS, HmacInput, Inputs, Mono, Now, Options, Timestamp};
 
-const DOOR: &str =
+pub(crate) const DOOR: &str =
     "[ssh]\nhmac_secret_file = /etc/knockd/ssh.key\nseq_timeout = 10\nstart_command = open %IP%\n";
 const SECRET: &str = "correct horse battery staple";
 
-fn inputs(used: &[u64]) -> Inputs {
+pub(crate) fn inputs(used: &[u64]) -> Inputs {
     Inputs {
         hmac: HashMap::from([(
             "ssh".to_string(),
@@ -30,7 +30,7 @@ fn harness(conf: &str, used: &[u64]) -> Harness {
 }
 
 /// The counter at the harness's start time, with the default 30 s step.
-fn c0() -> u64 {
+pub(crate) fn c0() -> u64 {
     T0 / 1000 / 30
 }
 
@@ -38,7 +38,7 @@ fn sequence(params: &HmacParams, counter: u64) -> Vec<Hit> {
     params.derive(&Secret::from_text(SECRET), counter).unwrap()
 }
 
-fn hits(counter: u64) -> Vec<Hit> {
+pub(crate) fn hits(counter: u64) -> Vec<Hit> {
     sequence(&HmacParams::new("ssh"), counter)
 }
 

@@ -7,6 +7,7 @@
 mod clock;
 mod doors;
 mod filter;
+mod flood;
 mod hmac;
 mod reload;
 mod replay;

@@ -24,6 +24,13 @@ use crate::signals::Signals;
 use crate::stops::StopJournal;
 use crate::sys;
 
+/// A seed for the first-step filter's hash that nobody outside can predict: std's hash
+/// maps take their keys from the OS's random source.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+}
+
 impl Server<InterfaceCapture, Executor> {
     pub(super) fn start(args: Args, signals: &Signals) -> Result<Self, Failure> {
         let base = std::env::current_dir()
@@ -56,6 +63,8 @@ impl Server<InterfaceCapture, Executor> {
         inputs.local_addrs = iface.addrs.clone();
         let options = Options {
             max_attempts: args.max_attempts,
+            first_step_memory: (args.first_step_memory as usize) << 20,
+            seed: random_seed(),
         };
         let (engine, first_actions) =
             Engine::new(&config, inputs, options, now).map_err(Failure::config)?;
