@@ -8,6 +8,7 @@ use knock_core::conf::DEFAULT_INTERFACE;
 use knockd_engine::{DEFAULT_FIRST_STEP_MEMORY, DEFAULT_MAX_ATTEMPTS};
 
 use crate::exec;
+use crate::serve::gate;
 
 /// knockd's config file.
 const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
@@ -102,6 +103,23 @@ pub(crate) struct Args {
     )]
     pub(crate) first_step_memory: u64,
 
+    /// Door commands running at once, at most. Beyond it start commands wait in a queue of
+    /// 64 (then are dropped); stop commands always run. Queued and dropped starts are
+    /// logged once a second with their counts.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = gate::DEFAULT_MAX_COMMANDS,
+        value_parser = parse_max_attempts
+    )]
+    pub(crate) max_commands: usize,
+
+    /// Start commands each door runs per second at most, and in a burst after a quiet
+    /// spell; beyond it they are dropped and logged once a second (0: no limit). Stop
+    /// commands always run.
+    #[arg(long, value_name = "N", default_value_t = gate::DEFAULT_DOOR_RATE)]
+    pub(crate) door_rate: u32,
+
     /// Kill a door command (and its process group) still running after this many seconds
     /// (1 to 86400).
     #[arg(
@@ -122,6 +140,7 @@ pub(crate) struct Args {
     pub(crate) state_dir: PathBuf,
 }
 
+/// A whole number of at least 1 (--max-attempts, --max-commands).
 fn parse_max_attempts(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -186,6 +205,7 @@ mod tests {
         assert_eq!(a.max_attempts, 20_000);
         assert_eq!(a.first_step_memory, 8);
         assert_eq!(a.command_limit, 300);
+        assert_eq!((a.max_commands, a.door_rate), (16, 5));
         assert_eq!(a.state_dir, PathBuf::from("/var/lib/knockd-lite"));
         assert!(!a.check && !a.list_interfaces && !a.daemon);
         let a = parse(&[
@@ -197,6 +217,10 @@ mod tests {
             "0",
             "--command-limit",
             "20",
+            "--max-commands",
+            "2",
+            "--door-rate",
+            "0",
             "--state-dir",
             "/tmp/st",
         ])
@@ -209,6 +233,7 @@ mod tests {
             "tportknockd's -C"
         );
         assert_eq!(a.command_limit, 20);
+        assert_eq!((a.max_commands, a.door_rate), (2, 0));
         assert_eq!(a.state_dir, PathBuf::from("/tmp/st"));
     }
 
@@ -222,6 +247,8 @@ mod tests {
             "[default: 20000]",
             "[default: 8]",
             "[default: 300]",
+            "[default: 16]",
+            "[default: 5]",
             "[default: /var/lib/knockd-lite]",
             "need CAP_NET_ADMIN",
         ] {
@@ -256,6 +283,10 @@ mod tests {
         );
         assert_eq!(
             parse(&["--first-step-memory", "1025"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["--max-commands", "0"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);

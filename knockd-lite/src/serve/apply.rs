@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use knock_core::otp;
-use knockd_engine::{Action, CommandKind, Now};
+use knockd_engine::{Action, CommandId, CommandKind, Now};
 
 use super::Server;
 use super::commands::{Deferred, Running};
+use super::gate::Verdict;
 use crate::capture::PacketSource;
 use crate::exec::{self, Completion, Runner};
 use crate::log::Kind;
@@ -20,6 +21,20 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         // Doors whose knock could not be recorded: their start command must not run, or a
         // used one-time line or HMAC counter could open the door again after a restart.
         let mut unrecorded: Vec<Arc<str>> = Vec::new();
+        // Start commands in this batch, and what the limits decided for those whose stop
+        // came first: a start that will not run gets no stop in the journal.
+        let starts: Vec<CommandId> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RunCommand {
+                    id,
+                    kind: CommandKind::Start,
+                    ..
+                } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut decided: Vec<(CommandId, Verdict)> = Vec::new();
         for action in actions {
             match action {
                 Action::Log(event) => self.journal.event(now, &event),
@@ -70,7 +85,20 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                         CommandKind::Stop { start } if self.commands.is_running(start) => {
                             self.commands.defer(start, d);
                         }
-                        _ => self.run_command(now, d),
+                        // Stops are never limited: a stop whose start ran always runs.
+                        CommandKind::Stop { .. } => self.run_command(now, d),
+                        CommandKind::Start => {
+                            let verdict = match decided.iter().position(|(s, _)| *s == id) {
+                                Some(i) => decided.swap_remove(i).1,
+                                None => self.decide(now, &d.door),
+                            };
+                            match verdict {
+                                Verdict::Run => self.run_command(now, d),
+                                Verdict::Queue => self.commands.enqueue(d),
+                                // Its stop must not run: the door was never opened.
+                                Verdict::Drop => self.engine.cancel_start(id),
+                            }
+                        }
                     }
                 }
                 Action::CaptureRulesChanged => self.turn.rules_dirty = true,
@@ -96,6 +124,13 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                     if unrecorded.contains(&door) {
                         continue; // its start is cancelled below
                     }
+                    if starts.contains(&start) {
+                        let verdict = self.decide(now, &door);
+                        decided.push((start, verdict));
+                        if verdict == Verdict::Drop {
+                            continue; // its start is dropped below
+                        }
+                    }
                     let stop = Pending {
                         door: door.to_string(),
                         src,
@@ -109,6 +144,12 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 }
             }
         }
+    }
+
+    /// What the limits say about a start command of `door`; the rate runs on the monotonic
+    /// clock, like every timer.
+    fn decide(&mut self, now: Now, door: &Arc<str>) -> Verdict {
+        self.commands.decide(now.mono.as_millis(), door)
     }
 
     /// Logs and starts one command, with `%IP%` replaced by the numeric source address.
@@ -126,10 +167,28 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         );
     }
 
-    /// Collects finished commands without waiting.
+    /// Collects finished commands without waiting, and starts queued ones in the slots
+    /// they freed.
     pub(super) fn collect_completions(&mut self) {
         for (c, r) in self.commands.completions() {
             self.finished(&c, &r);
+        }
+        self.run_queued();
+    }
+
+    /// Starts queued start commands while slots are free.
+    pub(super) fn run_queued(&mut self) {
+        while let Some(d) = self.commands.next_queued() {
+            let now = self.now();
+            self.run_command(now, d);
+        }
+    }
+
+    /// The once-a-second line per door whose start commands were queued or dropped.
+    pub(super) fn report_held_back(&mut self, now: Now) {
+        for (line, dropped) in self.commands.report() {
+            let kind = if dropped { Kind::Error } else { Kind::Event };
+            self.journal.line(now, &line, kind);
         }
     }
 

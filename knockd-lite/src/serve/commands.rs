@@ -1,5 +1,6 @@
-//! Door commands in flight: which engine command each running process is, and stop
-//! commands held back until their start command has finished (at shutdown).
+//! Door commands in flight: which engine command each running process is, start commands
+//! waiting behind the limits ([`Gate`]), and stop commands held back until their start
+//! command has finished (at shutdown).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use knockd_engine::{CommandId, CommandKind};
 
+use super::gate::{Gate, Limits, Verdict};
 use crate::exec::{Completion, Runner};
 
 /// A running command, as the engine knows it.
@@ -35,15 +37,49 @@ pub(crate) struct Commands<R> {
     running: HashMap<CommandId, Running>,
     /// Stops waiting for their start, by the start's id.
     deferred: Vec<(CommandId, Deferred)>,
+    /// The limits on start commands, and the starts queued behind them.
+    gate: Gate,
 }
 
 impl<R: Runner> Commands<R> {
-    pub(crate) fn new(runner: R) -> Commands<R> {
+    pub(crate) fn new(runner: R, limits: Limits) -> Commands<R> {
         Commands {
             runner,
             running: HashMap::new(),
             deferred: Vec::new(),
+            gate: Gate::new(limits),
         }
+    }
+
+    /// Whether a start command of `door` may run now, waits in the queue
+    /// ([`Commands::enqueue`]), or is dropped; commands running count against the cap,
+    /// stops included.
+    pub(crate) fn decide(&mut self, now_ms: u64, door: &Arc<str>) -> Verdict {
+        let running = self.running.len();
+        self.gate.decide(now_ms, door, running)
+    }
+
+    /// Queues a start command that [`Commands::decide`] said to queue.
+    pub(crate) fn enqueue(&mut self, d: Deferred) {
+        self.gate.enqueue(d);
+    }
+
+    /// The next queued start command, once a slot is free.
+    pub(crate) fn next_queued(&mut self) -> Option<Deferred> {
+        let running = self.running.len();
+        self.gate.next(running)
+    }
+
+    /// Every queued start command (at shutdown).
+    pub(crate) fn take_queued(&mut self) -> Vec<Deferred> {
+        self.gate.take_queued()
+    }
+
+    /// The once-a-second lines about start commands held back: (body, whether any was
+    /// dropped).
+    pub(crate) fn report(&mut self) -> Vec<(String, bool)> {
+        let running = self.running.len();
+        self.gate.report(running)
     }
 
     pub(crate) fn runner(&self) -> &R {
@@ -130,11 +166,12 @@ impl<R: Runner> Commands<R> {
 mod tests {
     use super::*;
     use crate::exec::{DEFAULT_LIMIT, Executor};
+    use crate::serve::gate::Limits;
     use std::time::Instant;
 
     #[test]
     fn completions_name_their_engine_command_and_stops_wait_for_starts() {
-        let mut c = Commands::new(Executor::new(DEFAULT_LIMIT).unwrap());
+        let mut c = Commands::new(Executor::new(DEFAULT_LIMIT).unwrap(), Limits::default());
         let door: Arc<str> = Arc::from("d");
         let start = Running {
             id: CommandId(1),

@@ -14,6 +14,7 @@
 mod apply;
 mod commands;
 mod doors;
+pub(crate) mod gate;
 mod journal;
 mod lookup;
 mod reload;
@@ -263,6 +264,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         if Instant::now() >= self.turn.next_tick {
             self.turn.next_tick = Instant::now() + TICK;
             self.poll_addresses(now);
+            self.report_held_back(now);
             self.journal.tick(now);
         }
         self.journal.poll();

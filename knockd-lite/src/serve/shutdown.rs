@@ -35,6 +35,21 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     pub(super) fn shutdown(&mut self) {
         let now = self.now();
         self.close_sets(now);
+        // Queued starts never ran: they are dropped, and so are their stops.
+        let queued = self.commands.take_queued();
+        if !queued.is_empty() {
+            for d in &queued {
+                self.engine.cancel_start(d.id);
+                // Its stop was journalled when it was queued.
+                self.stop_done(d.id.0);
+            }
+            let line = format!(
+                "shutting down: {} queued start command(s) not run",
+                queued.len()
+            );
+            self.journal.line(now, &line, Kind::Error);
+        }
+        self.report_held_back(now);
         let actions = self.engine.shutdown(now);
         self.apply(now, actions);
         let mut stage = Stage::Starts;

@@ -7,6 +7,7 @@ use anyhow::{Context, anyhow};
 use knockd_engine::{Engine, Options};
 
 use super::commands::Commands;
+use super::gate::Limits;
 use super::journal::Journal;
 use super::lookup::{self, Resolver};
 use super::{Failure, Server, Turn, clock_now, settings};
@@ -125,6 +126,10 @@ impl Server<InterfaceCapture, Executor> {
         capture.add_wake_fd(exec.wake_fd());
         let watch = Watch::new(&settings.interface, Some(iface));
         let opened = StopJournal::open(&settings.stops_file, clock_now().wall.unix_seconds());
+        let limits = Limits {
+            max_running: args.max_commands,
+            door_rate: args.door_rate,
+        };
         let mut server = Server {
             args,
             base,
@@ -135,7 +140,7 @@ impl Server<InterfaceCapture, Executor> {
             watch,
             lookup: netif::find,
             journal: Journal::new(logger, resolver),
-            commands: Commands::new(exec),
+            commands: Commands::new(exec, limits),
             counters,
             sets: Box::new(sets),
             open_sets: Default::default(),

@@ -21,6 +21,7 @@ use knock_core::wire::{Ipv4Header, LinkType, TcpSegment, Transport, UdpDatagram,
 use knockd_engine::bpf::Families;
 use knockd_engine::{CommandId, Options};
 
+use super::gate::{Limits, QUEUE_LEN};
 use super::*;
 use crate::capture::{ReplayFrame, ReplaySource};
 use crate::door_files;
@@ -239,21 +240,38 @@ fn test_iface(name: &str) -> io::Result<Option<Interface>> {
 impl Harness {
     /// A server for `conf`, after writing `files` (name, text, mode) next to it.
     fn new(conf: &str, files: &[(&str, &str, u32)]) -> Harness {
-        Harness::started_off(0, conf, files)
+        Harness::build(Scratch::new("serve"), 0, conf, files, Limits::default())
     }
 
     /// Like [`Harness::new`], started while the wall clock reads `wall_offset` ms ahead of
     /// the monotonic one.
     fn started_off(wall_offset: i64, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
-        Harness::build(Scratch::new("serve"), wall_offset, conf, files)
+        Harness::build(
+            Scratch::new("serve"),
+            wall_offset,
+            conf,
+            files,
+            Limits::default(),
+        )
     }
 
     /// [`Harness::new`] in a folder that may hold state from an earlier server.
     fn in_dir(dir: Scratch, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
-        Harness::build(dir, 0, conf, files)
+        Harness::build(dir, 0, conf, files, Limits::default())
     }
 
-    fn build(dir: Scratch, wall_offset: i64, conf: &str, files: &[(&str, &str, u32)]) -> Harness {
+    /// Like [`Harness::new`], with other limits on start commands.
+    fn with_limits(conf: &str, files: &[(&str, &str, u32)], limits: Limits) -> Harness {
+        Harness::build(Scratch::new("serve"), 0, conf, files, limits)
+    }
+
+    fn build(
+        dir: Scratch,
+        wall_offset: i64,
+        conf: &str,
+        files: &[(&str, &str, u32)],
+        limits: Limits,
+    ) -> Harness {
         use std::os::unix::fs::PermissionsExt;
         for (name, text, mode) in files {
             let path = dir.path().join(name);
@@ -306,7 +324,7 @@ impl Harness {
             watch,
             lookup: test_iface,
             journal: Journal::new(logger, None),
-            commands: Commands::new(FakeRunner(Rc::clone(&shell))),
+            commands: Commands::new(FakeRunner(Rc::clone(&shell)), limits),
             counters,
             sets: Box::new(FakeSets(Rc::clone(&kernel))),
             open_sets: Default::default(),
@@ -350,8 +368,13 @@ impl Harness {
 
     /// One packet per hit from CLIENT, 100 ms apart, through the loop's receive step.
     fn knock(&mut self, hits: &[(Proto, u16)]) {
+        self.knock_from(CLIENT, hits, 100);
+    }
+
+    /// Like [`Harness::knock`], from `src` with `gap_ms` before each hit.
+    fn knock_from(&mut self, src: Ipv4Addr, hits: &[(Proto, u16)], gap_ms: u64) {
         for &(proto, port) in hits {
-            self.wait(100);
+            self.wait(gap_ms);
             let l4 = match proto {
                 Proto::Tcp => Transport::Tcp(TcpSegment::new(40000, port, TcpFlags::SYN)),
                 Proto::Udp => Transport::Udp(UdpDatagram {
@@ -360,7 +383,7 @@ impl Harness {
                     payload: b"k",
                 }),
             };
-            let data = ipv4_packet(&Ipv4Header::new(CLIENT, SERVER), &l4).unwrap();
+            let data = ipv4_packet(&Ipv4Header::new(src, SERVER), &l4).unwrap();
             self.server.capture.push(ReplayFrame {
                 ts_ns: self.wall() * 1_000_000,
                 vlan: None,
@@ -963,4 +986,127 @@ fn a_corrupt_journal_is_set_aside_and_the_server_starts() {
         "{log:#?}"
     );
     assert!(!path.exists() && std::path::Path::new(&aside).exists());
+}
+
+/// The addresses of the stops in the journal, sorted.
+fn journalled(h: &Harness) -> Vec<String> {
+    let text = std::fs::read_to_string(stops_file(h)).unwrap_or_default();
+    let mut addrs: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split('\t').nth(2).map(str::to_string))
+        .collect();
+    addrs.sort();
+    addrs
+}
+
+/// Spoofed source `i` of 198.18.0.0/15.
+fn spoofed(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0xC612_0000 + i)
+}
+
+const PLAIN: &str = "[d]\nsequence = 7000,8000\nstart_command = open %IP%\n\
+                     stop_command = close %IP%\ncmd_timeout = 10\n";
+
+#[test]
+fn a_replayed_sequence_starts_the_doors_rate_and_the_rest_is_dropped_and_counted() {
+    let limits = Limits {
+        max_running: 16,
+        door_rate: 2,
+    };
+    let mut h = Harness::with_limits(PLAIN, &[], limits);
+    for i in 0..10 {
+        h.knock_from(spoofed(i), &[(TCP, 7000), (TCP, 8000)], 1);
+    }
+    assert_eq!(h.spawned(), ["open 198.18.0.0", "open 198.18.0.1"]);
+    // Only the starts that run have their stop in the journal: a dropped one costs no write.
+    assert_eq!(journalled(&h), ["198.18.0.0", "198.18.0.1"]);
+    h.server.report_held_back(h.server.now());
+    let log = h.log();
+    assert_eq!(log.iter().filter(|l| l.contains("OPEN SESAME")).count(), 10);
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some(
+            "d: start commands held back in the last second: 8 dropped over the door's rate \
+             of 2/s (2 running, at most 16; 0 waiting)"
+        )
+    );
+    // Only the two that ran get their stop, Cmd_Timeout after they finished; the dropped
+    // ones get none, not even at shutdown.
+    h.finish("open 198.18.0.0");
+    h.finish("open 198.18.0.1");
+    h.turn_after(10_000);
+    h.shell.borrow_mut().finish_on_wait = true;
+    h.server.shutdown();
+    assert_eq!(
+        h.spawned(),
+        [
+            "open 198.18.0.0",
+            "open 198.18.0.1",
+            "close 198.18.0.0",
+            "close 198.18.0.1"
+        ]
+    );
+}
+
+#[test]
+fn beyond_the_cap_starts_wait_in_order_and_run_as_commands_finish() {
+    let limits = Limits {
+        max_running: 1,
+        door_rate: 0,
+    };
+    let mut h = Harness::with_limits(PLAIN, &[], limits);
+    for i in 0..3 {
+        h.knock_from(spoofed(i), &[(TCP, 7000), (TCP, 8000)], 1);
+    }
+    assert_eq!(h.spawned(), ["open 198.18.0.0"]);
+    h.server.report_held_back(h.server.now());
+    assert_eq!(
+        h.log().last().map(String::as_str),
+        Some(
+            "d: start commands held back in the last second: 2 queued (1 running, at most 1; \
+             2 waiting)"
+        )
+    );
+    h.finish("open 198.18.0.0");
+    assert_eq!(h.spawned(), ["open 198.18.0.0", "open 198.18.0.1"]);
+    // Stops are never held back, even with the cap reached.
+    h.turn_after(10_000);
+    assert_eq!(
+        h.spawned(),
+        ["open 198.18.0.0", "open 198.18.0.1", "close 198.18.0.0"]
+    );
+    h.finish("open 198.18.0.1");
+    h.finish("close 198.18.0.0");
+    assert_eq!(h.spawned().len(), 4);
+    assert_eq!(h.spawned()[3], "open 198.18.0.2");
+}
+
+#[test]
+fn queued_starts_are_not_run_at_shutdown_and_neither_are_their_stops() {
+    let limits = Limits {
+        max_running: 1,
+        door_rate: 0,
+    };
+    let mut h = Harness::with_limits(PLAIN, &[], limits);
+    for i in 0..QUEUE_LEN as u32 + 3 {
+        h.knock_from(spoofed(i), &[(TCP, 7000), (TCP, 8000)], 1);
+    }
+    assert_eq!(h.spawned(), ["open 198.18.0.0"]);
+    h.shell.borrow_mut().finish_on_wait = true;
+    h.server.shutdown();
+    assert_eq!(h.spawned(), ["open 198.18.0.0", "close 198.18.0.0"]);
+    // The queued starts' stops left the journal with them.
+    assert!(journalled(&h).is_empty(), "{:?}", journalled(&h));
+    let log = h.log();
+    let not_run = format!("shutting down: {QUEUE_LEN} queued start command(s) not run");
+    let counted = format!(
+        "d: start commands held back in the last second: {QUEUE_LEN} queued, 2 dropped \
+         with the queue full ({QUEUE_LEN}) (1 running, at most 1; 0 waiting)"
+    );
+    let at = |want: &str| log.iter().position(|l| l == want);
+    assert!(
+        at(&not_run).is_some() && at(&not_run) < at(&counted),
+        "{log:#?}"
+    );
 }
