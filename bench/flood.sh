@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Flood benchmark: knockd-lite and Debian's knockd 0.8 under a spoofed-source SYN flood on
-# a door's first port, with one genuine knock in the middle, plus idle knock latency.
+# a door's first port from a given number of sources, with one genuine knock typed with a
+# given delay between hits in the middle; idle knock latency; and the command flood (a plain
+# sequence completed by 1,000 or 10,000 spoofed sources at once).
 #
 # Run as root from anywhere in the repository:  bench/flood.sh [--quick] [options]
 # See bench/README.md for what each figure means. Everything happens in a namespace pair
@@ -11,20 +13,29 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bench/flood.sh [--quick] [--rates "0 10000 100000"] [--duration S] [--after S]
-                      [--idle-knocks N] [--servers "knockd-lite knockd"] [--knock PATH]
-                      [--repeat N] [--no-build] [--no-pin] [--nft]
+usage: bench/flood.sh [--quick] [--sources "32768 131072"] [--delays "0 500 1000"]
+                      [--rates "0"] [--repeat N] [--duration S] [--after S]
+                      [--idle-knocks N] [--completions "1000 10000"]
+                      [--knockd-completions "1000"] [--servers "knockd-lite knockd"]
+                      [--knock PATH] [--no-build] [--no-pin] [--nft]
 
-  --quick         one full-rate flood of 3 s, 3 s after, 5 idle knocks (under a minute)
-  --rates         flood rates in packets/s; 0 = the generator's full rate
-                  (default "0 10000 100000")
+  --quick         2^17 sources, delays 0 and 1000, one flood each, 5 idle knocks, 1,000
+                  completions (about 3 minutes)
+  --sources       spoofed source counts, spread over 198.18.0.0/15 (default
+                  "32768 131072", at most 131072)
+  --delays        ms between the genuine knock's hits, knock -d (default "0 500 1000")
+  --rates         flood rates in packets/s; 0 = the generator's full rate (default "0")
+  --repeat        floods per server and cell (default 10): one knock is one sample
   --duration      seconds of flood per run (default 6, at most 30)
   --after         seconds watched after each flood (default 5)
-  --idle-knocks   knocks for the idle latency figures (default 20)
+  --idle-knocks   knocks for the idle latency figures (default 20; 0 skips them)
+  --completions   command flood: spoofed sources that each complete the door once, all
+                  at once ("" skips it; default "1000 10000")
+  --knockd-completions  the same for knockd 0.8, which forks a process per completion
+                  (default "1000": 10,000 would fork 30,000 processes on a shared machine)
   --servers       which servers to run (default "knockd-lite knockd")
   --knock         knock client for the genuine knocks (default /usr/bin/knock, else
                   target/release/knock)
-  --repeat        floods per server and rate (default 1): one knock is one sample
   --no-build      use the release binaries already built
   --no-pin        do not pin the generator to CPU 0 and the server to CPU 1
   --nft           give knockd-lite's door an nftables set too (Nft_Set, in a set made
@@ -37,22 +48,31 @@ EOF
 }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RATES="0 10000 100000"
+RATES="0"
+SOURCES="32768 131072"
+DELAYS="0 500 1000"
 DURATION=6
 AFTER=5
 IDLE_KNOCKS=20
+COMPLETIONS="1000 10000"
+KNOCKD_COMPLETIONS="1000"
 SERVERS="knockd-lite knockd"
 KNOCK=""
 BUILD=1
 PIN=1
-REPEAT=1
+REPEAT=10
 MODE=full
 NFT=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) MODE=quick; RATES="0"; DURATION=3; AFTER=3; IDLE_KNOCKS=5 ;;
+        --quick) MODE=quick; SOURCES="131072"; DELAYS="0 1000"; REPEAT=1; AFTER=3
+                 IDLE_KNOCKS=5; COMPLETIONS="1000"; KNOCKD_COMPLETIONS="1000" ;;
         --rates) RATES=$2; shift ;;
+        --sources) SOURCES=$2; shift ;;
+        --delays) DELAYS=$2; shift ;;
+        --completions) COMPLETIONS=$2; shift ;;
+        --knockd-completions) KNOCKD_COMPLETIONS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --after) AFTER=$2; shift ;;
         --idle-knocks) IDLE_KNOCKS=$2; shift ;;
@@ -73,8 +93,15 @@ log() { echo "== $*" >&2; }
 
 [ "$REPEAT" -ge 1 ] 2>/dev/null || die "--repeat must be a whole number, at least 1"
 [ "$AFTER" -ge 1 ] 2>/dev/null || die "--after must be a whole number of seconds, at least 1"
+for n in $SOURCES $COMPLETIONS $KNOCKD_COMPLETIONS; do
+    { [ "$n" -ge 1 ] && [ "$n" -le 131072 ]; } 2>/dev/null ||
+        die "source and completion counts are between 1 and 131072, not $n"
+done
+for d in $DELAYS; do
+    [ "$d" -ge 0 ] 2>/dev/null || die "--delays: $d is not a whole number of ms"
+done
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, AF_PACKET)"
-for tool in ip tcpdump taskset awk getconf; do
+for tool in ip tcpdump taskset awk getconf ps; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -163,9 +190,29 @@ lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 now() { date +%s.%N; }
 iface_stat() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 
-# write_conf DIR SERVER: the same door for both servers. The command appends the time it
-# ran and the knocker's address to DIR/marks. With --nft knockd-lite's door also fills a set.
+# write_conf DIR SERVER [commands]: the same door for both servers. The command appends the
+# time it ran and the knocker's address to DIR/marks. With --nft knockd-lite's door also
+# fills a set. For the command flood ("commands") the start command takes CMD_SECONDS, as a
+# slow firewall tool would, and a stop command follows CMD_TIMEOUT seconds later (knockd then
+# forks a process for each completion).
+CMD_SECONDS=1
+CMD_TIMEOUT=2
 write_conf() {
+    if [ "${3:-}" = commands ]; then
+        cat >"$1/knockd.conf" <<EOF
+[options]
+    logfile = $1/server.log
+
+[bench]
+    sequence      = 7000,8000,9000
+    seq_timeout   = 5
+    tcpflags      = syn
+    start_command = sleep $CMD_SECONDS; echo %IP% >> $1/marks
+    cmd_timeout   = $CMD_TIMEOUT
+    stop_command  = echo %IP% >> $1/stops
+EOF
+        return
+    fi
     cat >"$1/knockd.conf" <<EOF
 [options]
     logfile = $1/server.log
@@ -182,8 +229,8 @@ EOF
 }
 
 SERVER_PID=""
-# start_server NAME DIR: starts the server in the server namespace, waits until its log
-# says it listens. Returns 1 (and leaves the reason in DIR/server.out) if it cannot.
+# start_server NAME DIR [commands]: starts the server in the server namespace, waits until
+# its log says it listens. Returns 1 (and leaves the reason in DIR/failure) if it cannot.
 start_server() {
     local name=$1 dir=$2 bin extra=()
     case "$name" in
@@ -200,8 +247,9 @@ start_server() {
         *) die "unknown server $name" ;;
     esac
     [ -x "$bin" ] || { echo "$bin is missing" >"$dir/failure"; return 1; }
-    write_conf "$dir" "$name"
+    write_conf "$dir" "$name" "${3:-}"
     : >"$dir/marks"
+    : >"$dir/stops"
     ip netns exec "$SNS" "${SRV_PIN[@]}" "$bin" -i "$SIF" -c "$dir/knockd.conf" "${extra[@]}" \
         </dev/null >"$dir/server.out" 2>&1 &
     SERVER_PID=$!
@@ -276,6 +324,23 @@ latencies() {
         awk '$2 == "k" { k = $1 } $2 == "m" && k != "" { printf "%.3f\n", ($1 - k) * 1000; k = "" }'
 }
 
+# descendants PID: how many processes descend from PID (its commands and theirs).
+descendants() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            n = 0
+            for (p in parent) {
+                q = parent[p]; hops = 0
+                while (q != "" && q != 0 && q != root && hops < 64) { q = parent[q]; hops++ }
+                if (q == root) n++
+            }
+            print n
+        }'
+}
+
+threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
 # knock_and_wait DIR N: one knock, then wait up to 3 s for the Nth command line.
 knock_and_wait() {
     ip netns exec "$CNS" "$KNOCK" "$SERVER_IP" "${DOOR_PORTS[@]}" >/dev/null 2>&1 || true
@@ -304,7 +369,9 @@ OUT=$ROOT/bench/out
 mkdir -p "$OUT"
 TSV=$OUT/flood-$STAMP.tsv
 TXT=$OUT/flood-$STAMP.txt
-printf 'server\trate\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\tload1\n' >"$TSV"
+printf 'server\trate\tsources\tdelay_ms\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\tload1\n' >"$TSV"
+CMD_TSV=$OUT/commands-$STAMP.tsv
+printf 'server\tcompletions\tsent\tpeak_processes\tpeak_threads\tstarts_run\tstops_run\tlog_lines\topen_sesame_lines\theld_back_lines\tquiet_after_s\tpeak_rss_mib\tload1\n' >"$CMD_TSV"
 IDLE_TSV=$OUT/idle-$STAMP.tsv
 printf 'server\tknocks\tdetected\tmedian_ms\tworst_ms\tnote\n' >"$IDLE_TSV"
 
@@ -333,12 +400,12 @@ idle_run() {
 }
 
 flood_run() {
-    local name=$1 rate=$2 run=$3
-    local dir=$WORK/$name-$rate-$run
+    local name=$1 rate=$2 sources=$3 delay=$4 run=$5
+    local dir=$WORK/$name-$rate-$sources-$delay-$run
     mkdir -p "$dir"
-    log "$name: flood at ${rate/#0/full rate} for $DURATION s, knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s"
+    log "$name: flood at ${rate/#0/full rate} from $sources sources for $DURATION s, knock -d $delay at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s (run $run)"
     if ! start_server "$name" "$dir"; then
-        printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tdid not start: %s\t-\n' "$name" "$rate" "$(cat "$dir/failure")" >>"$TSV"
+        printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tdid not start: %s\t-\n' "$name" "$rate" "$sources" "$delay" "$(cat "$dir/failure")" >>"$TSV"
         return
     fi
     start_capture "$dir/knocks.pcap"
@@ -349,12 +416,12 @@ flood_run() {
     rx0=$(iface_stat "$SNS" "$SIF" rx_packets)
     t0=$(cpu_ticks "$pid")
     ip netns exec "$CNS" "${GEN_PIN[@]}" "$FLOOD" -i "$CIF" --dst-mac "$SERVER_MAC" \
-        --dst "$SERVER_IP" -p "${DOOR_PORTS[0]}" -r "$rate" -d "$DURATION" \
+        --dst "$SERVER_IP" -p "${DOOR_PORTS[0]}" -n "$sources" -r "$rate" -d "$DURATION" \
         </dev/null >"$dir/flood.out" 2>&1 &
     flood_pid=$!
     PIDS+=("$flood_pid")
     sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
-    ip netns exec "$CNS" "$KNOCK" "$SERVER_IP" "${DOOR_PORTS[@]}" >/dev/null 2>&1 || true
+    ip netns exec "$CNS" "$KNOCK" -d "$delay" "$SERVER_IP" "${DOOR_PORTS[@]}" >/dev/null 2>&1 || true
     wait "$flood_pid" || die "knock-flood failed: $(cat "$dir/flood.out")"
     forget "$flood_pid"
     t1=$(cpu_ticks "$pid")
@@ -392,8 +459,8 @@ flood_run() {
         note="log for $CLIENT_IP: $({ grep -F "$CLIENT_IP:" "$dir/server.log" || true; } | sed 's/^\[[^]]*\] *//' | tr '\n' ';' | cut -c1-120)"
         [ "$note" = "log for $CLIENT_IP: " ] && note="log has nothing from $CLIENT_IP"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$name" "$rate" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$name" "$rate" "$sources" "$delay" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
         "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
         "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%.0f", 100 * t / hz / d }')" \
         "$(awk -v t=$((t2 - t1)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
@@ -402,42 +469,172 @@ flood_run() {
         "$loglines" "$note" "$load1" >>"$TSV"
 }
 
-log "namespaces $CNS/$SNS, servers: $SERVERS, rates: $RATES, flood $DURATION s, after $AFTER s, knock client $KNOCK"
+# completions_run NAME COUNT: COUNT spoofed sources of 198.18.0.0/15 each send the whole
+# sequence once, all first hits, then all second hits, then all third: COUNT completions of
+# a plain door within milliseconds. Samples the server's threads and the processes under it
+# every 50 ms until it has been quiet (no process under it) for CMD_TIMEOUT + 2 s (so the
+# stops have had their time), at most 60 s.
+completions_run() {
+    local name=$1 count=$2
+    local dir=$WORK/$name-commands-$count
+    mkdir -p "$dir"
+    log "$name: $count spoofed completions of a door whose start command takes $CMD_SECONDS s, stop after $CMD_TIMEOUT s"
+    if ! start_server "$name" "$dir" commands; then
+        printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tdid not start: %s\n' "$name" "$count" "$(cat "$dir/failure")" >>"$CMD_TSV"
+        return
+    fi
+    local pid=$SERVER_PID load1 log0
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    log0=$(lines "$dir/server.log")
+    ip netns exec "$CNS" "${GEN_PIN[@]}" "$FLOOD" -i "$CIF" --dst-mac "$SERVER_MAC" \
+        --dst "$SERVER_IP" --sequence "$(IFS=,; echo "${DOOR_PORTS[*]}")" -n "$count" -d 10 \
+        </dev/null >"$dir/flood.out" 2>&1 || die "knock-flood failed: $(cat "$dir/flood.out")"
+    local t0 procs threads peak_p=0 peak_t=0 quiet_since="" end
+    t0=$(date +%s.%N)
+    end=$(awk -v t="$t0" 'BEGIN { printf "%.3f", t + 60 }')
+    while :; do
+        procs=$(descendants "$pid")
+        threads=$(threads_of "$pid")
+        [ "$procs" -gt "$peak_p" ] && peak_p=$procs
+        [ "$threads" -gt "$peak_t" ] && peak_t=$threads
+        local t
+        t=$(date +%s.%N)
+        if [ "$procs" -eq 0 ]; then
+            [ -n "$quiet_since" ] || quiet_since=$t
+            awk -v a="$quiet_since" -v b="$t" -v q=$((CMD_TIMEOUT + 2)) 'BEGIN { exit !(b - a >= q) }' && break
+        else
+            quiet_since=""
+        fi
+        awk -v a="$t" -v b="$end" 'BEGIN { exit !(a >= b) }' && break
+        sleep 0.05
+    done
+    local quiet hwm
+    quiet=$(awk -v a="$t0" -v b="${quiet_since:-$end}" 'BEGIN { printf "%.1f", b - a }')
+    hwm=$(hwm_kib "$pid")
+    local log_lines open_lines held_lines
+    log_lines=$(( $(lines "$dir/server.log") - log0 ))
+    open_lines=$(grep -c 'OPEN SESAME' "$dir/server.log" || true)
+    held_lines=$(grep -c 'held back' "$dir/server.log" || true)
+    stop_server
+    local sent
+    sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' "$dir/flood.out")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$name" "$count" "$sent" "$peak_p" "$peak_t" "$(lines "$dir/marks")" "$(lines "$dir/stops")" \
+        "$log_lines" "$open_lines" "$held_lines" "$quiet" \
+        "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')" "$load1" >>"$CMD_TSV"
+}
+
+log "namespaces $CNS/$SNS, servers: $SERVERS, rates: $RATES, sources: $SOURCES, delays: $DELAYS, $REPEAT run(s) each, flood $DURATION s, after $AFTER s, knock client $KNOCK"
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 FLOOR=$(command_floor)
-# Servers take turns at each rate, so both meet much the same load from the rest of the
+# Servers take turns in every cell, so both meet much the same load from the rest of the
 # machine.
-for server in $SERVERS; do
-    idle_run "$server"
-done
+if [ "$IDLE_KNOCKS" -gt 0 ]; then
+    for server in $SERVERS; do
+        idle_run "$server"
+    done
+fi
 for rate in $RATES; do
-    for run in $(seq "$REPEAT"); do
-        for server in $SERVERS; do
-            flood_run "$server" "$rate" "$run"
+    for sources in $SOURCES; do
+        for delay in $DELAYS; do
+            for run in $(seq "$REPEAT"); do
+                for server in $SERVERS; do
+                    flood_run "$server" "$rate" "$sources" "$delay" "$run"
+                done
+            done
         done
     done
 done
+for server in $SERVERS; do
+    counts=$COMPLETIONS
+    [ "$server" = knockd ] && counts=$KNOCKD_COMPLETIONS
+    for count in $counts; do
+        completions_run "$server" "$count"
+    done
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- the report
 {
     echo "knock flood benchmark, $(date '+%Y-%m-%d %H:%M %Z'), mode $MODE"
-    echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load average at start $LOAD"
+    echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load average at start $LOAD, at the end $LOAD_END"
     echo "generator pinned to CPU 0 and server to CPU 1: $([ "$PIN" = 1 ] && echo yes || echo no); knock client $KNOCK"
     echo "knockd-lite: ${KNOCKD_LITE:-$(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)}${KNOCKD_LITE_ARGS:+, extra flags: $KNOCKD_LITE_ARGS}"
     echo
-    echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate), one knock at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after"
+    echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate) from N sources spread over 198.18.0.0/15,"
+    echo "one knock (knock -d DELAY) at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after; Seq_Timeout 5 s"
+    echo
+    echo "Per cell ($REPEAT run(s) each; runs where the knock did not reach the interface are not counted):"
+    awk -F'\t' '
+        NR > 1 && $5 != "-" {
+            k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4
+            if (!(k in runs)) order[++n] = k
+            runs[k]++
+            if ($8 != "3/3") { invalid[k]++; next }
+            valid[k]++
+            if ($9 == "yes") { caught[k]++; lat[k] = lat[k] " " $10 }
+            pps[k] = pps[k] " " $6
+            cpu[k] = cpu[k] " " $12
+            if ($13 + 0 > after[k]) after[k] = $13 + 0
+            if ($14 + 0 > busy[k]) busy[k] = $14 + 0
+            if ($15 + 0 > rss[k]) rss[k] = $15 + 0
+            if ($16 + 0 > logl[k]) logl[k] = $16 + 0
+        }
+        function median(list,   a, m, i, j, t) {
+            m = split(list, a, " ")
+            if (m == 0) return "-"
+            for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        function maxof(list,   a, m, i, x) {
+            m = split(list, a, " "); x = "-"
+            for (i = 1; i <= m; i++) if (x == "-" || a[i] + 0 > x + 0) x = a[i]
+            return x
+        }
+        BEGIN {
+            printf "%-11s %6s %7s %6s %8s %9s %9s %9s %9s %8s %8s %6s\n",
+                "server", "rate", "sources", "delay", "caught", "sent/s", "latency", "latency", "cpu flood", "cpu after", "peakRSS", "log"
+            printf "%-11s %6s %7s %6s %8s %9s %9s %9s %9s %8s %8s %6s\n",
+                "", "pkt/s", "", "ms", "", "median", "median ms", "worst ms", "% median", "s max", "MiB max", "max"
+        }
+        END {
+            for (i = 1; i <= n; i++) {
+                k = order[i]; split(k, f, SUBSEP)
+                printf "%-11s %6s %7s %6s %8s %9.0f %9s %9s %9s %8.2f %8.1f %6d", f[1], (f[2] == 0 ? "full" : f[2]), f[3], f[4],
+                    (caught[k] + 0) "/" (valid[k] + 0), median(pps[k]), median(lat[k]), maxof(lat[k]), median(cpu[k]), after[k], rss[k], logl[k]
+                if (invalid[k]) printf "  (%d not valid)", invalid[k]
+                printf "\n"
+            }
+        }' "$TSV"
+    echo
+    echo "Every run:"
     awk -F'\t' 'BEGIN {
-            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
-                "server", "rate", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log", "load"
-            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
-                "", "pkt/s", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines", "1 min"
+            printf "%-11s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
+                "server", "rate", "sources", "delay", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log", "load"
+            printf "%-11s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
+                "", "pkt/s", "", "ms", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines", "1 min"
         }
         NR > 1 {
-            if ($3 == "-") { printf "%-11s %8s  %s\n", $1, ($2 == 0 ? "full" : $2), $15; next }
-            printf "%-11s %8s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s", $1, ($2 == 0 ? "full" : $2), $4, $5, $6, $7, $8, $9 " (" $10 "%)", $11, $12, $13, $14, $16
-            if ($15 != "") printf "  %s", $15
+            if ($5 == "-") { printf "%-11s %6s %7s %5s  %s\n", $1, ($2 == 0 ? "full" : $2), $3, $4, $17; next }
+            printf "%-11s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s", $1, ($2 == 0 ? "full" : $2), $3, $4, $6, $7, $8, $9, $10, $11 " (" $12 "%)", $13, $14, $15, $16, $18
+            if ($17 != "") printf "  %s", $17
             printf "\n"
         }' "$TSV"
+    if [ "$(wc -l <"$CMD_TSV")" -gt 1 ]; then
+        echo
+        echo "Command flood: N spoofed sources each complete the door once, at once; its start command"
+        echo "takes $CMD_SECONDS s and its stop follows $CMD_TIMEOUT s later. knockd-lite flags: ${KNOCKD_LITE_ARGS:-defaults}"
+        awk -F'\t' 'BEGIN {
+                printf "%-11s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n",
+                    "server", "completions", "peak procs", "peak thrds", "starts", "stops", "log", "OPEN", "held", "busy", "peakRSS", "load"
+                printf "%-11s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n",
+                    "", "", "under it", "", "run", "run", "lines", "SESAME", "back", "to s", "MiB", "1 min"
+            }
+            NR > 1 {
+                if ($3 == "-") { printf "%-11s %11s  %s\n", $1, $2, $13; next }
+                printf "%-11s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+            }' "$CMD_TSV"
+    fi
     echo
     echo "Idle latency: last knock packet (kernel capture time) to the command's date +%s.%N"
     echo "(includes starting the command: fork + /bin/sh -c + date alone takes $FLOOR)"
@@ -447,4 +644,4 @@ done
             printf "%-11s %7s %9s %10s %9s\n", $1, $2, $3, $4, $5
         }' "$IDLE_TSV"
 } | tee "$TXT"
-echo "written: $TXT $TSV $IDLE_TSV" >&2
+echo "written: $TXT $TSV $IDLE_TSV $CMD_TSV" >&2

@@ -43,7 +43,7 @@ fn packet(src: IpAddr, port: u16) -> KnockPacket {
     }
 }
 
-fn new_engine(conf: &str, max_attempts: usize) -> Engine {
+fn new_engine(conf: &str, max_attempts: usize, first_step_memory: usize) -> Engine {
     let config = knock_core::conf::parse(conf, Path::new("bench.conf")).unwrap();
     let inputs = Inputs {
         local_addrs: vec!["192.0.2.2".parse().unwrap()],
@@ -51,6 +51,7 @@ fn new_engine(conf: &str, max_attempts: usize) -> Engine {
     };
     let options = Options {
         max_attempts,
+        first_step_memory,
         ..Options::default()
     };
     Engine::new(&config, inputs, options, NOW).unwrap().0
@@ -58,7 +59,7 @@ fn new_engine(conf: &str, max_attempts: usize) -> Engine {
 
 /// An engine with `live` first-step attempts from sources 0..live.
 fn engine(live: u32, max_attempts: usize) -> Engine {
-    let mut e = new_engine(CONF, max_attempts);
+    let mut e = new_engine(CONF, max_attempts, DEFAULT_FIRST_STEP_MEMORY);
     for i in 0..live {
         e.on_packet(NOW, &packet(spoofed(i), 7000));
     }
@@ -100,14 +101,15 @@ fn flood_source(i: u32) -> IpAddr {
 }
 
 /// Feeds `FLOOD_SOURCES` distinct first steps at `rate` a second (virtual clock) to a door
-/// with `timeout_s`, while one knock comes from 192.0.2.10 with a second between hits.
-fn first_step_flood(timeout_s: u32, rate: u32) {
+/// with `timeout_s`, while one knock comes from 192.0.2.10 with a second between hits;
+/// `memory` bytes of first-step filter (0: the oldest first step is forgotten at the cap).
+fn first_step_flood(timeout_s: u32, rate: u32, memory: usize) {
     let conf = format!(
         "[open]\nsequence = 7000,8000,9000\nseq_timeout = {timeout_s}\ntcpflags = syn\n\
          command = open %IP%\n"
     );
     let before = rss_kib();
-    let mut e = new_engine(&conf, DEFAULT_MAX_ATTEMPTS);
+    let mut e = new_engine(&conf, DEFAULT_MAX_ATTEMPTS, memory);
     let genuine: IpAddr = "192.0.2.10".parse().unwrap();
     let per_ms = u64::from(rate / 1000).max(1);
     // Two seconds into the flood, then a second apart.
@@ -148,7 +150,8 @@ fn first_step_flood(timeout_s: u32, rate: u32) {
         _ => "-".to_string(),
     };
     println!(
-        "{timeout_s:>8} {rate:>10} {ns:>10.0} {rss:>9} {:>10.1} {:>9} {:>8} {:>11.3}",
+        "{timeout_s:>8} {rate:>10} {:>7} {ns:>10.0} {rss:>9} {:>10.1} {:>9} {:>8} {:>11.3}",
+        memory >> 20,
         stats.first_step_bytes as f64 / f64::from(1 << 20),
         stats.live_attempts,
         if opened { "caught" } else { "MISSED" },
@@ -170,13 +173,13 @@ fn main() {
     }
     println!(
         "\nfirst-step flood: {FLOOD_SOURCES} distinct sources, a knock with 1 s between hits, \
-         {} MiB of filter, {DEFAULT_MAX_ATTEMPTS} exact attempts",
-        DEFAULT_FIRST_STEP_MEMORY >> 20
+         {DEFAULT_MAX_ATTEMPTS} exact attempts, first-step filter of MiB"
     );
     println!(
-        "{:>8} {:>10} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11}",
+        "{:>8} {:>10} {:>7} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11}",
         "timeout",
         "packets/s",
+        "MiB",
         "ns/packet",
         "RSS +MiB",
         "filter MiB",
@@ -184,8 +187,15 @@ fn main() {
         "knock",
         "false pos %"
     );
-    for (timeout_s, rate) in [(5, 1_000_000), (25, 1_000_000), (25, 200_000)] {
-        first_step_flood(timeout_s, rate);
+    let mib = DEFAULT_FIRST_STEP_MEMORY;
+    for (timeout_s, rate, memory) in [
+        (5, 1_000_000, 0),
+        (5, 1_000_000, mib),
+        (25, 1_000_000, mib),
+        (25, 1_000_000, 4 * mib),
+        (25, 200_000, mib),
+    ] {
+        first_step_flood(timeout_s, rate, memory);
     }
     println!();
     println!(

@@ -59,23 +59,56 @@ pub fn source(index: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(SOURCE_NET) + offset)
 }
 
-/// One frame per source address of [`SOURCE_NET`], in a shuffled order, each a SYN with
-/// a random source port (1024-65535), sequence number and IP identification, laid end to
-/// end in one buffer of `source_count() * FRAME_LEN` bytes.
-pub fn build_all(target: &Target, rng: &mut XorShift) -> anyhow::Result<Vec<u8>> {
-    let count = source_count();
-    let mut order: Vec<u32> = (0..count).collect();
-    // Fisher-Yates, so consecutive packets do not come from neighbouring addresses.
+/// The `i`-th of `count` sources spread evenly over the whole of [`SOURCE_NET`]: with
+/// 2^15 of them, every fourth address. `count` is between 1 and [`source_count`].
+pub fn spread(i: u32, count: u32) -> Ipv4Addr {
+    let offset = u64::from(i) * u64::from(source_count()) / u64::from(count.max(1));
+    source(offset as u32)
+}
+
+/// `count` sources spread over [`SOURCE_NET`] ([`spread`]), in a shuffled order (Fisher-Yates),
+/// so consecutive packets do not come from neighbouring addresses.
+pub fn shuffled_sources(count: u32, rng: &mut XorShift) -> Vec<Ipv4Addr> {
+    let mut order: Vec<Ipv4Addr> = (0..count).map(|i| spread(i, count)).collect();
     for i in (1..order.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
-    let mut out = Vec::with_capacity(count as usize * FRAME_LEN);
-    for index in order {
+    order
+}
+
+/// One frame per source of `sources`, in that order, each a SYN to `target` with a random
+/// source port (1024-65535), sequence number and IP identification, laid end to end.
+pub fn build_all(
+    target: &Target,
+    sources: &[Ipv4Addr],
+    rng: &mut XorShift,
+) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(sources.len() * FRAME_LEN);
+    for &src in sources {
         let random = rng.next_u64();
         let port = 1024 + (random % (65536 - 1024)) as u16;
-        let frame = build_one(target, source(index), port, (random >> 16) as u32)?;
+        let frame = build_one(target, src, port, (random >> 16) as u32)?;
         out.extend_from_slice(&frame);
+    }
+    Ok(out)
+}
+
+/// A whole knock from every source: the frames of `ports[0]` from all of them, then those
+/// of `ports[1]`, and so on, so every source completes the sequence in the same round.
+pub fn build_rounds(
+    target: &Target,
+    sources: &[Ipv4Addr],
+    ports: &[u16],
+    rng: &mut XorShift,
+) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(sources.len() * ports.len() * FRAME_LEN);
+    for &port in ports {
+        let round = Target {
+            dst_port: port,
+            ..*target
+        };
+        out.extend_from_slice(&build_all(&round, sources, rng)?);
     }
     Ok(out)
 }
@@ -175,7 +208,9 @@ mod tests {
 
     #[test]
     fn all_frames_cover_the_benchmark_range_once_each() {
-        let frames = build_all(&TARGET, &mut XorShift::new(42)).unwrap();
+        let mut rng = XorShift::new(42);
+        let sources = shuffled_sources(source_count(), &mut rng);
+        let frames = build_all(&TARGET, &sources, &mut rng).unwrap();
         assert_eq!(frames.len(), 131_072 * FRAME_LEN);
         let mut sources = HashSet::new();
         let mut ports = HashSet::new();
@@ -204,6 +239,53 @@ mod tests {
             .map(|f| u32::from_be_bytes([f[26], f[27], f[28], f[29]]))
             .collect();
         assert!(first.windows(2).any(|w| w[1] != w[0] + 1), "{first:?}");
+    }
+
+    #[test]
+    fn fewer_sources_spread_over_the_whole_range() {
+        let n = 1 << 15;
+        let all: HashSet<Ipv4Addr> = (0..n).map(|i| spread(i, n)).collect();
+        assert_eq!(all.len(), n as usize);
+        assert_eq!(spread(0, n), Ipv4Addr::new(198, 18, 0, 0));
+        assert_eq!(spread(1, n), Ipv4Addr::new(198, 18, 0, 4));
+        assert_eq!(spread(n - 1, n), Ipv4Addr::new(198, 19, 255, 252));
+        // An odd count still covers both halves of the /15, without repeats.
+        let odd: HashSet<Ipv4Addr> = (0..1000).map(|i| spread(i, 1000)).collect();
+        assert_eq!(odd.len(), 1000);
+        assert!(odd.contains(&Ipv4Addr::new(198, 19, 255, 124)));
+        let shuffled = shuffled_sources(1000, &mut XorShift::new(1));
+        assert_eq!(shuffled.iter().copied().collect::<HashSet<_>>(), odd);
+    }
+
+    #[test]
+    fn rounds_send_every_sources_first_hit_before_any_second_hit() {
+        let sources = [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 19, 0, 2)];
+        let frames = build_rounds(
+            &TARGET,
+            &sources,
+            &[7000, 8000, 9000],
+            &mut XorShift::new(3),
+        )
+        .unwrap();
+        let seen: Vec<(IpAddr, u16)> = frames
+            .chunks_exact(FRAME_LEN)
+            .map(|f| {
+                let p = parse_frame(LinkType::Ethernet, f).unwrap();
+                (p.src, p.dst_port)
+            })
+            .collect();
+        let (a, b) = (IpAddr::V4(sources[0]), IpAddr::V4(sources[1]));
+        assert_eq!(
+            seen,
+            [
+                (a, 7000),
+                (b, 7000),
+                (a, 8000),
+                (b, 8000),
+                (a, 9000),
+                (b, 9000)
+            ]
+        );
     }
 
     #[test]

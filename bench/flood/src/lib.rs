@@ -1,10 +1,12 @@
 //! knock-flood: a spoofed-source TCP SYN flood over AF_PACKET, for benchmarking knock
 //! servers in test namespaces.
 //!
-//! Sources cycle through every address of 198.18.0.0/15 (the benchmark range) with
-//! random source ports; the destination must be in 192.0.2.0/24 and the process must run
-//! inside a network namespace other than the host's. The run stops by itself after at
-//! most [`MAX_DURATION_SECS`] seconds.
+//! Sources are spread over the whole of 198.18.0.0/15 (the benchmark range; `--sources`
+//! of its 131,072 addresses) with random source ports. A flood cycles through them on one
+//! port; `--sequence` instead sends a whole knock from each source once (spoofed
+//! completions, for the command-flood test). The destination must be in 192.0.2.0/24 and
+//! the process must run inside a named network namespace. The run stops by itself after
+//! at most [`MAX_DURATION_SECS`] seconds.
 
 pub mod frames;
 pub mod pace;
@@ -34,9 +36,26 @@ pub struct Args {
     /// The server's IPv4 address; must be in 192.0.2.0/24.
     #[arg(long, value_name = "ADDR", default_value = "192.0.2.2")]
     pub dst: Ipv4Addr,
-    /// Destination TCP port (the door's first port).
-    #[arg(short, long)]
-    pub port: u16,
+    /// Destination TCP port of the flood (the door's first port).
+    #[arg(
+        short,
+        long,
+        required_unless_present = "sequence",
+        conflicts_with = "sequence"
+    )]
+    pub port: Option<u16>,
+    /// Instead of a flood: each source sends these ports once, in order (all sources'
+    /// first hits, then all second hits, ...), and the run ends.
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    pub sequence: Option<Vec<u16>>,
+    /// How many sources, spread evenly over the whole of 198.18.0.0/15.
+    #[arg(
+        short = 'n',
+        long,
+        default_value_t = frames::source_count(),
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(frames::source_count()))
+    )]
+    pub sources: u32,
     /// Packets per second; 0 sends as fast as possible.
     #[arg(short, long, default_value_t = 0)]
     pub rate: u64,
@@ -87,11 +106,17 @@ pub fn flood(args: &Args) -> anyhow::Result<Report> {
         src_mac: frames::parse_mac(&sys::interface_mac(&args.interface)?)?,
         dst_mac: frames::parse_mac(&args.dst_mac)?,
         dst: args.dst,
-        dst_port: args.port,
+        dst_port: args.port.unwrap_or(0),
     };
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
-    let frames = frames::build_all(&target, &mut XorShift::new(u64::from_ne_bytes(seed)))?;
+    let mut rng = XorShift::new(u64::from_ne_bytes(seed));
+    let sources = frames::shuffled_sources(args.sources, &mut rng);
+    let once = args.sequence.is_some();
+    let frames = match &args.sequence {
+        Some(ports) => frames::build_rounds(&target, &sources, ports, &mut rng)?,
+        None => frames::build_all(&target, &sources, &mut rng)?,
+    };
     let socket = sys::FrameSocket::open(&args.interface)?;
     let mut batch = socket.batch(&frames, FRAME_LEN);
 
@@ -101,7 +126,7 @@ pub fn flood(args: &Args) -> anyhow::Result<Report> {
     let start = Instant::now();
     loop {
         let elapsed = start.elapsed();
-        if elapsed >= limit {
+        if elapsed >= limit || (once && sent >= batch.len() as u64) {
             break;
         }
         match pacer.next(elapsed, sent) {
@@ -182,6 +207,8 @@ mod tests {
         let a = args(&[]).unwrap();
         assert_eq!(a.rate, 0);
         assert_eq!(a.duration, 6.0);
+        assert_eq!(a.sources, 131_072);
+        assert_eq!(a.sequence, None);
         assert_eq!(a.dst, Ipv4Addr::new(192, 0, 2, 2));
     }
 
@@ -209,5 +236,27 @@ mod tests {
             assert_eq!(args(extra).unwrap_err(), message, "{extra:?}");
         }
         assert!(args(&["-d", "30", "--dst", "192.0.2.9"]).is_ok());
+        assert!(args(&["-n", "0"]).is_err());
+        assert!(args(&["-n", "131073"]).is_err());
+        assert_eq!(args(&["-n", "32768"]).unwrap().sources, 32_768);
+    }
+
+    #[test]
+    fn a_sequence_replaces_the_port() {
+        let a = Args::try_parse_from([
+            "knock-flood",
+            "-i",
+            "veth0",
+            "--dst-mac",
+            "02:00:00:00:00:02",
+            "--sequence",
+            "7000,8000,9000",
+            "-n",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(a.sequence, Some(vec![7000, 8000, 9000]));
+        assert_eq!(a.port, None);
+        assert!(args(&["--sequence", "1,2"]).is_err(), "not with -p");
     }
 }
