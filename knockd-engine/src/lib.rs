@@ -73,7 +73,7 @@ pub const DEFAULT_MAX_ATTEMPTS: usize = 20_000;
 
 /// Default memory for first steps beyond the cap (`--first-step-memory`): 8 MiB, shared by
 /// the doors' `Seq_Timeout`s in proportion to their length. About 1% false positives at
-/// 800,000 distinct first steps a second with a 5-second timeout (see
+/// 720,000 distinct first steps a second with a 5-second timeout (see
 /// `docs/knockd-lite-matching.md`).
 pub const DEFAULT_FIRST_STEP_MEMORY: usize = 8 << 20;
 

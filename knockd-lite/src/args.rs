@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(a.max_attempts, 20_000);
         assert_eq!(a.first_step_memory, 8);
         assert_eq!(a.command_limit, 300);
-        assert_eq!((a.max_commands, a.door_rate), (16, 5));
+        assert_eq!((a.max_commands, a.door_rate), (16, 20));
         assert_eq!(a.state_dir, PathBuf::from("/var/lib/knockd-lite"));
         assert!(!a.check && !a.list_interfaces && !a.daemon);
         let a = parse(&[
@@ -248,7 +248,7 @@ mod tests {
             "[default: 8]",
             "[default: 300]",
             "[default: 16]",
-            "[default: 5]",
+            "[default: 20]",
             "[default: /var/lib/knockd-lite]",
             "need CAP_NET_ADMIN",
         ] {
