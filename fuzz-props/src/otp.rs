@@ -175,7 +175,7 @@ fn on_disk(data: &[u8]) -> bool {
             // Refused for its first byte before its hits were compared: a refusal either way.
             Err(MarkError::NotAsciiStart) => assert!(!ascii, "{candidate:?}"),
             Err(MarkError::Changed) => assert!(!unused_now, "refused {candidate:?}"),
-            Err(e @ MarkError::Io { .. }) => panic!("{e}"),
+            Err(e @ (MarkError::Io { .. } | MarkError::Replaced)) => panic!("{e}"),
         }
         assert_eq!(file.read(), now, "after mark_used({candidate:?})");
     }

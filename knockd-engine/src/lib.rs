@@ -43,13 +43,14 @@ mod hmac_door;
 mod time;
 mod timers;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use knock_core::conf::Config;
 use knock_core::hit::{HitError, Proto};
+use knock_core::otp::{self, OtpLine};
 use knock_core::secret::Secret;
 use knock_core::wire::KnockPacket;
 
@@ -421,6 +422,69 @@ impl Engine {
             out.push(scheduled(stop, due));
         }
         self.run_timers(now, &mut out);
+        out
+    }
+
+    /// The one-time list of `door` as it is on disk now, `text`, read again because marking
+    /// a line failed (the file is immutable, was replaced or edited): the door follows the
+    /// file from its first unused line, so memory and disk stay in step and a restart
+    /// changes nothing. `path` names the file in errors. On error nothing changes.
+    pub fn set_one_time(
+        &mut self,
+        door: &str,
+        path: &Path,
+        text: &str,
+    ) -> Result<Vec<Action>, EngineError> {
+        let lines = otp::unused_lines(text)
+            .collect::<Result<VecDeque<_>, _>>()
+            .map_err(|e| EngineError::OneTimeLine {
+                door: door.to_string(),
+                path: path.to_path_buf(),
+                line: e.line_no,
+                error: e.error,
+            })?;
+        Ok(self.replace_one_time(door, |_| lines.clone()))
+    }
+
+    /// Puts `line` back as the active line of `door`, after marking it failed and the list
+    /// could not be read again: the disk still has it unused, so memory does too.
+    pub fn restore_one_time(&mut self, door: &str, line: OtpLine) -> Vec<Action> {
+        self.replace_one_time(door, |lines| {
+            let mut lines = lines.clone();
+            if lines.front() != Some(&line) {
+                lines.push_front(line.clone());
+            }
+            lines
+        })
+    }
+
+    /// Gives the one-time doors named `door` the lines `f` makes from their current ones.
+    fn replace_one_time(
+        &mut self,
+        door: &str,
+        f: impl Fn(&VecDeque<OtpLine>) -> VecDeque<OtpLine>,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        for d in self.doors.iter_mut().filter(|d| &*d.name == door) {
+            let flags = d.flags();
+            if let Kind::OneTime(ot) = &mut d.kind {
+                ot.lines = f(&ot.lines);
+                d.variants = ot.variants(flags);
+                out.push(Action::Log(match ot.lines.front() {
+                    Some(line) => Event::OneTimeNext {
+                        door: d.name.clone(),
+                        line_no: line.line_no,
+                    },
+                    None => Event::OneTimeExhausted {
+                        door: d.name.clone(),
+                    },
+                }));
+            }
+        }
+        if !out.is_empty() {
+            self.index = door::build_index(&self.doors);
+            out.push(Action::CaptureRulesChanged);
+        }
         out
     }
 

@@ -22,7 +22,7 @@ use crate::door_files::{self, DoorFileError};
 /// Reads what the doors need from disk: one-time list texts and HMAC secrets (refusing
 /// secret files others can read, as the server does).
 pub(crate) fn load_inputs(config: &Config) -> Result<Inputs, DoorFileError> {
-    door_files::load(config, &Default::default())
+    door_files::load(config, &Default::default()).map(|loaded| loaded.inputs)
 }
 
 /// The `--check` report. `interface` is `-i`, which wins over the config. HMAC doors'

@@ -2,11 +2,12 @@
 //! secrets (refusing files others can read, as `knock` does), with the HMAC counters
 //! already used.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use knock_core::conf::{Config, Door, SequenceSource};
-use knock_core::files;
+use knock_core::files::{self, FileId};
 use knock_core::secret::source::{self, Prompt, SecretError, SecretSource};
 use knockd_engine::{HmacInput, Inputs};
 
@@ -40,20 +41,35 @@ impl Prompt for NoPrompt {
     }
 }
 
+/// Which one-time list files were read, as they were: a list is written into (a line
+/// marked used) only while it is still that file.
+pub(crate) type ListIds = HashMap<PathBuf, FileId>;
+
+/// What the doors' files hold.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// For the engine, without local addresses.
+    pub(crate) inputs: Inputs,
+    pub(crate) lists: ListIds,
+}
+
 /// The engine's inputs for `config`, without local addresses: one-time texts and HMAC
-/// secrets, each HMAC door with the counters `used` lists for it.
-pub(crate) fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, DoorFileError> {
+/// secrets, each HMAC door with the counters `used` lists for it; and which list files
+/// were read.
+pub(crate) fn load(config: &Config, used: &UsedCounters) -> Result<Loaded, DoorFileError> {
     let mut inputs = Inputs::default();
+    let mut lists = ListIds::new();
     for door in &config.doors {
         match &door.sequence {
             SequenceSource::Fixed(_) => {}
             SequenceSource::OneTime(path) => {
-                let text = read_list(path).map_err(|error| DoorFileError::OneTimeList {
+                let (text, id) = read_list(path).map_err(|error| DoorFileError::OneTimeList {
                     path: path.clone(),
                     door: door.name.clone(),
                     error,
                 })?;
                 inputs.one_time.insert(door.name.clone(), text);
+                lists.insert(path.clone(), id);
             }
             SequenceSource::Hmac(h) => {
                 let secret = read_secret(&h.secret_file, door)?;
@@ -64,15 +80,16 @@ pub(crate) fn load(config: &Config, used: &UsedCounters) -> Result<Inputs, DoorF
             }
         }
     }
-    Ok(inputs)
+    Ok(Loaded { inputs, lists })
 }
 
-/// A one-time list's text: a regular file of at most 16 MiB (a FIFO is refused at once,
-/// never waited on), in UTF-8.
-fn read_list(path: &Path) -> io::Result<String> {
-    let bytes = files::read_regular(path, files::MAX_LIST_BYTES)?;
-    String::from_utf8(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))
+/// A one-time list's text, and which file it was: a regular file of at most 16 MiB (a
+/// FIFO is refused at once, never waited on), in UTF-8.
+pub(crate) fn read_list(path: &Path) -> io::Result<(String, FileId)> {
+    let (bytes, id) = files::read_regular_id(path, files::MAX_LIST_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))?;
+    Ok((text, id))
 }
 
 fn read_secret(path: &Path, door: &Door) -> Result<knock_core::secret::Secret, DoorFileError> {
@@ -114,7 +131,8 @@ mod tests {
         ));
         let mut used = UsedCounters::new();
         used.entry("h".into()).or_default().extend([5, 6]);
-        let inputs = load(&c, &used).unwrap();
+        let Loaded { inputs, lists } = load(&c, &used).unwrap();
+        assert_eq!(lists.keys().collect::<Vec<_>>(), [&list]);
         assert_eq!(inputs.one_time["otp"], "7000,8000\n");
         assert_eq!(inputs.hmac["h"].secret.expose(), b"s3cret");
         assert_eq!(

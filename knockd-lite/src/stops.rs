@@ -160,7 +160,12 @@ fn aside_name(path: &Path, now_s: u64) -> PathBuf {
 
 /// The stops in the file; none if it does not exist.
 fn read(path: &Path) -> Result<Vec<Pending>, StateError> {
-    match fs::read_to_string(path) {
+    // A regular file of bounded size: a FIFO or a device planted here is refused at once.
+    let text = files::read_regular(path, files::MAX_STATE_BYTES).and_then(|b| {
+        String::from_utf8(b)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))
+    });
+    match text {
         Ok(text) => parse_stops(&text, path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(error) => Err(StateError::Io {

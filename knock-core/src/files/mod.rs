@@ -45,6 +45,28 @@ trait Platform {
     fn open_nonblocking(path: &Path, options: &mut OpenOptions) -> io::Result<File>;
     /// What a file that is not a regular file is, for messages (`a FIFO`).
     fn kind_of(meta: &Metadata) -> &'static str;
+    /// Which file this is: (device, inode) where the OS has them.
+    fn identity(meta: &Metadata) -> Option<(u64, u64)>;
+}
+
+/// Which file was read, and how long it was: compared before a file read earlier is
+/// written into, so a file replaced (or grown, or cut) since is noticed, not written at
+/// offsets that belonged to the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// (device, inode); `None` where the OS has no such numbers.
+    node: Option<(u64, u64)>,
+    len: u64,
+}
+
+impl FileId {
+    /// The identity of the file `meta` describes (from the open file, not the name).
+    pub fn of(meta: &Metadata) -> FileId {
+        FileId {
+            node: Native::identity(meta),
+            len: meta.len(),
+        }
+    }
 }
 
 /// The permission bits of a file that group or others can access, if any (always `None`
@@ -112,8 +134,19 @@ pub fn read_bounded(file: &mut File, max: u64) -> io::Result<Vec<u8>> {
 /// [`open_regular`] for reading, then [`read_bounded`]: the whole of a regular file of at
 /// most `max` bytes.
 pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let (mut file, _) = open_regular(path, OpenOptions::new().read(true), max)?;
-    read_bounded(&mut file, max)
+    read_regular_id(path, max).map(|(bytes, _)| bytes)
+}
+
+/// [`read_regular`], with the identity of the file that was read.
+pub fn read_regular_id(path: &Path, max: u64) -> io::Result<(Vec<u8>, FileId)> {
+    let (mut file, meta) = open_regular(path, OpenOptions::new().read(true), max)?;
+    let bytes = read_bounded(&mut file, max)?;
+    // The length read, which is what later writes must match.
+    let id = FileId {
+        len: bytes.len() as u64,
+        ..FileId::of(&meta)
+    };
+    Ok((bytes, id))
 }
 
 /// What [`write_atomic`] does when the destination already exists.

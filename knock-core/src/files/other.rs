@@ -32,6 +32,10 @@ impl super::Platform for Native {
         options.open(path)
     }
 
+    fn identity(_meta: &Metadata) -> Option<(u64, u64)> {
+        None
+    }
+
     fn kind_of(meta: &Metadata) -> &'static str {
         if meta.is_dir() {
             "a directory"

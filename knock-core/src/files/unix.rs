@@ -46,6 +46,10 @@ impl super::Platform for Native {
             .open(path)
     }
 
+    fn identity(meta: &Metadata) -> Option<(u64, u64)> {
+        Some((meta.dev(), meta.ino()))
+    }
+
     fn kind_of(meta: &Metadata) -> &'static str {
         let t = meta.file_type();
         if t.is_dir() {

@@ -8,9 +8,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{GenProtocols, OtpLine, first_unused, generate, unused_lines};
-use crate::files::{self, WriteError};
+use crate::files::{self, FileId, WriteError};
 use crate::hit::HitError;
 use crate::hmac::{DEFAULT_PORTS, PortRange};
 
@@ -79,6 +80,10 @@ pub enum MarkError {
     /// Writing `#` over the first byte would cut a multi-byte character in half.
     #[error("the line starts with a non-ASCII character; start it with a space")]
     NotAsciiStart,
+    /// The file at the path is not the one the line was read from: another file (replaced)
+    /// or one of another length (edited) since.
+    #[error("the list was replaced or edited since it was read")]
+    Replaced,
 }
 
 /// Why [`consume`] used nothing.
@@ -137,15 +142,43 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OtpFileErr
 pub fn mark_used(path: &Path, line: &OtpLine) -> Result<(), MarkError> {
     with_locked(
         path,
+        None,
         |op, error| MarkError::Io { op, error },
         |file| mark_locked(file, line),
     )
 }
 
+/// [`mark_used`] for a list read earlier, long before (the server's): the file at `path`
+/// must still be the one `read` describes, the same file and the same length, or nothing
+/// is written ([`MarkError::Replaced`]). A list replaced on disk is noticed before any `#`
+/// lands at offsets that belonged to the old one. The lock is waited for at most
+/// [`SERVER_LOCK_WAIT`]: whoever holds the list locked cannot hold up the server's capture.
+pub fn mark_used_in(path: &Path, line: &OtpLine, read: &FileId) -> Result<(), MarkError> {
+    with_locked(
+        path,
+        Some(SERVER_LOCK_WAIT),
+        |op, error| MarkError::Io { op, error },
+        |file| {
+            let meta = file
+                .metadata()
+                .map_err(|error| MarkError::Io { op: "stat", error })?;
+            if FileId::of(&meta) != *read {
+                return Err(MarkError::Replaced);
+            }
+            mark_locked(file, line)
+        },
+    )
+}
+
+/// How long [`mark_used_in`] waits for a list someone else holds locked.
+pub const SERVER_LOCK_WAIT: Duration = Duration::from_secs(1);
+
 /// Opens the list at `path` for reading and writing, runs `f` on it under an exclusive lock,
-/// and unlocks it. `io` makes the error of a failed open or lock.
+/// and unlocks it. The lock is waited for as long as it takes, or at most `wait`. `io`
+/// makes the error of a failed open or lock.
 fn with_locked<T, E>(
     path: &Path,
+    wait: Option<Duration>,
     io: impl Fn(&'static str, io::Error) -> E,
     f: impl FnOnce(&mut File) -> Result<T, E>,
 ) -> Result<T, E> {
@@ -156,11 +189,34 @@ fn with_locked<T, E>(
         files::MAX_LIST_BYTES,
     )
     .map_err(|e| io("open", e))?;
-    file.lock().map_err(|e| io("lock", e))?;
+    match wait {
+        None => file.lock().map_err(|e| io("lock", e))?,
+        Some(wait) => lock_within(&file, wait).map_err(|e| io("lock", e))?,
+    }
     let result = f(&mut file);
     // Closing the file releases the lock too; unlocking first just makes it prompt.
     let _ = file.unlock();
     result
+}
+
+/// Takes the exclusive lock on `file`, trying again every 10 ms for at most `wait`.
+fn lock_within(file: &File, wait: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("held locked by another process for {} ms", wait.as_millis()),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 /// The check and the write of [`mark_used`], on a file already open and locked.
@@ -209,6 +265,7 @@ pub fn consume<T, E>(
 ) -> Result<Used<T>, ConsumeError<E>> {
     with_locked(
         path,
+        None,
         |op, error| ConsumeError::List(io_err(op, path)(error)),
         |file| consume_locked(file, path, send),
     )
@@ -466,6 +523,40 @@ mod tests {
         assert_eq!(peek(&path).unwrap().hits, vec![Hit::tcp(21), Hit::tcp(22)]);
     }
 
+    /// The hostile run's finding: a list replaced on disk (same text, new file) got `#`
+    /// written at the old list's offsets. A server's mark now checks it is the same file.
+    #[test]
+    fn a_list_replaced_or_edited_since_it_was_read_is_not_written() {
+        let dir = Scratch::new("otp-replaced");
+        let text = " 7000,8000\n 7001,8001\n";
+        let path = write(&dir, "list", text);
+        let (bytes, id) = files::read_regular_id(&path, files::MAX_LIST_BYTES).unwrap();
+        let line = first_unused(std::str::from_utf8(&bytes).unwrap())
+            .unwrap()
+            .unwrap();
+        // Replaced by a copy: the same text, another file.
+        let copy = write(&dir, "copy", text);
+        std::fs::rename(&copy, &path).unwrap();
+        let err = mark_used_in(&path, &line, &id).unwrap_err();
+        assert!(matches!(err, MarkError::Replaced), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        // Grown in place (a line appended): another length.
+        let (_, id) = files::read_regular_id(&path, files::MAX_LIST_BYTES).unwrap();
+        std::fs::write(&path, format!("{text} 7002\n")).unwrap();
+        assert!(matches!(
+            mark_used_in(&path, &line, &id),
+            Err(MarkError::Replaced)
+        ));
+        // The file as it was read: marked.
+        let (_, id) = files::read_regular_id(&path, files::MAX_LIST_BYTES).unwrap();
+        mark_used_in(&path, &line, &id).unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .starts_with("#7000,8000\n")
+        );
+    }
+
     #[test]
     fn bad_line_gives_path_and_line() {
         let dir = Scratch::new("otp-bad");
@@ -653,11 +744,7 @@ mod tests {
         };
         // Without the lock the mark takes microseconds; with it, it must still be waiting.
         // (The file is not read meanwhile: Windows locks are mandatory, reads included.)
-        assert!(
-            marked
-                .recv_timeout(std::time::Duration::from_millis(200))
-                .is_err()
-        );
+        assert!(marked.recv_timeout(Duration::from_millis(200)).is_err());
         // Closing releases the lock (an explicit unlock fails under Wine while another
         // handle waits for the lock).
         drop(holder);
@@ -729,7 +816,7 @@ mod tests {
             .unwrap();
         for _ in 0..count {
             let got = consume(&path, |line| {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                std::thread::sleep(Duration::from_millis(1));
                 Ok::<_, String>(line.line_no)
             })
             .unwrap();

@@ -2,15 +2,17 @@
 //! made durable before the start command they belong to, commands, filter changes; and
 //! reporting finished commands back to the engine.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use knock_core::otp;
+use knock_core::otp::{self, OtpLine};
 use knockd_engine::{Action, CommandId, CommandKind, Now};
 
 use super::Server;
 use super::commands::{Deferred, Running};
 use super::gate::Verdict;
 use crate::capture::PacketSource;
+use crate::door_files;
 use crate::exec::{self, Completion, Runner};
 use crate::log::Kind;
 use crate::stops::Pending;
@@ -35,18 +37,26 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             })
             .collect();
         let mut decided: Vec<(CommandId, Verdict)> = Vec::new();
+        // One-time lists a line could not be marked in: read again once this batch is done.
+        let mut resync = Vec::new();
         for action in actions {
             match action {
                 Action::Log(event) => self.journal.event(now, &event),
                 Action::ConsumeOneTime { door, path, line } => {
-                    if let Err(e) = otp::file::mark_used(&path, &line) {
-                        let line = format!(
+                    // Only in the file that was read: one replaced since is never written.
+                    let marked = match self.lists.get(&path) {
+                        Some(read) => otp::file::mark_used_in(&path, &line, read),
+                        None => otp::file::mark_used(&path, &line),
+                    };
+                    if let Err(e) = marked {
+                        let text = format!(
                             "{door}: cannot mark line {} of {} used, command not run: {e}",
                             line.line_no,
                             path.display()
                         );
-                        self.journal.line(now, &line, Kind::Error);
-                        unrecorded.push(door);
+                        self.journal.line(now, &text, Kind::Error);
+                        unrecorded.push(door.clone());
+                        resync.push((door, path, line));
                     }
                 }
                 Action::HmacCounterUsed { door, counter } => {
@@ -144,6 +154,42 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 }
             }
         }
+        for (door, path, line) in resync {
+            self.resync_one_time(now, &door, &path, line);
+        }
+    }
+
+    /// After a line could not be marked used in `path`: the door follows the list as it is
+    /// on disk now (read again), so memory and disk agree and a restart changes nothing. If
+    /// the list cannot be read, `line`, still unused on disk, is the active line again.
+    fn resync_one_time(&mut self, now: Now, door: &str, path: &Path, line: OtpLine) {
+        let reread = door_files::read_list(path)
+            .map_err(|e| format!("cannot read it again: {e}"))
+            .and_then(|(text, id)| {
+                let actions = self
+                    .engine
+                    .set_one_time(door, path, &text)
+                    .map_err(|e| e.to_string())?;
+                Ok((actions, id))
+            });
+        let actions = match reread {
+            Ok((actions, id)) => {
+                self.lists.insert(path.to_path_buf(), id);
+                let text = format!("{door}: read {} again, and follow it", path.display());
+                self.journal.line(now, &text, Kind::Event);
+                actions
+            }
+            Err(why) => {
+                let text = format!(
+                    "{door}: one-time list {}: {why}; line {} stays the active line",
+                    path.display(),
+                    line.line_no
+                );
+                self.journal.line(now, &text, Kind::Error);
+                self.engine.restore_one_time(door, line)
+            }
+        };
+        self.apply(now, actions);
     }
 
     /// What the limits say about a start command of `door`; the rate runs on the monotonic

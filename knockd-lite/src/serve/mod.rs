@@ -37,6 +37,7 @@ use knockd_engine::{Action, Engine, Mono, Now, Timestamp};
 
 use crate::args::Args;
 use crate::capture::{InterfaceCapture, LinkEvent, PacketSource};
+use crate::door_files::ListIds;
 use crate::exec::{Executor, Runner};
 use crate::hmac_state::HmacCounters;
 use crate::log::Kind;
@@ -144,6 +145,8 @@ struct Server<S, R> {
     journal: Journal,
     commands: Commands<R>,
     counters: HmacCounters,
+    /// The one-time list files as they were read: a line is marked only in the same file.
+    lists: ListIds,
     /// nftables sets: netlink, or a fake in tests.
     sets: Box<dyn Sets>,
     /// Elements this process added and that may still be live.

@@ -45,7 +45,8 @@ impl Server<InterfaceCapture, Executor> {
         let (config, settings) = settings::load(&self.args, &self.base)?;
         crate::nft::validate(&config, &self.args.config, self.sets.as_mut())
             .map_err(|(e, _)| anyhow!(e))?;
-        let mut inputs = door_files::load(&config, &self.counters.used())?;
+        let door_files::Loaded { mut inputs, lists } =
+            door_files::load(&config, &self.counters.used())?;
         let moved = settings.interface != self.settings.interface;
         let iface = if moved {
             let iface = netif::find(&settings.interface)
@@ -82,6 +83,7 @@ impl Server<InterfaceCapture, Executor> {
                 .context("capture filter for the new doors")?,
         };
         let actions = self.engine.commit(next);
+        self.lists = lists;
         self.note_filter(now, rules.len(), coarse);
         let log_moved = (&settings.log_file, settings.syslog)
             != (&self.settings.log_file, self.settings.syslog);

@@ -55,7 +55,8 @@ impl Server<InterfaceCapture, Executor> {
         )
         .context("HMAC state")
         .map_err(Failure::runtime)?;
-        let mut inputs = door_files::load(&config, &counters.used()).map_err(Failure::config)?;
+        let door_files::Loaded { mut inputs, lists } =
+            door_files::load(&config, &counters.used()).map_err(Failure::config)?;
         let iface = netif::find(&settings.interface)
             .with_context(|| settings.interface.clone())
             .map_err(Failure::runtime)?
@@ -142,6 +143,7 @@ impl Server<InterfaceCapture, Executor> {
             journal: Journal::new(logger, resolver),
             commands: Commands::new(exec, limits),
             counters,
+            lists,
             sets: Box::new(sets),
             open_sets: Default::default(),
             stops: opened.journal,

@@ -305,7 +305,8 @@ impl Harness {
             read().mono,
         )
         .unwrap();
-        let mut inputs = door_files::load(&config, &counters.used()).unwrap();
+        let door_files::Loaded { mut inputs, lists } =
+            door_files::load(&config, &counters.used()).unwrap();
         inputs.local_addrs = vec![IpAddr::V4(SERVER)];
         let (engine, first_actions) =
             Engine::new(&config, inputs, Options::default(), read()).unwrap();
@@ -326,6 +327,7 @@ impl Harness {
             journal: Journal::new(logger, None),
             commands: Commands::new(FakeRunner(Rc::clone(&shell)), limits),
             counters,
+            lists,
             sets: Box::new(FakeSets(Rc::clone(&kernel))),
             open_sets: Default::default(),
             stops: opened.journal,
@@ -459,6 +461,71 @@ fn a_one_time_line_is_marked_used_before_its_start_command_runs() {
     // The next line is live now, through a filter rebuilt for it.
     h.knock(&[(TCP, 7001), (UDP, 8001)]);
     assert_eq!(h.spawned(), ["open 192.0.2.1", "open 192.0.2.1"]);
+}
+
+/// The hostile run's findings: a list replaced on disk without SIGHUP got `#` written at
+/// the old list's offsets; and a line that could not be marked (an immutable list) was
+/// skipped in memory while the disk kept it unused, so after a restart server and client
+/// disagreed. The server notices the replacement and writes nothing, and follows the list
+/// as it is on disk.
+#[test]
+fn a_replaced_list_is_not_written_and_memory_follows_the_disk() {
+    let list = " 7000,8000:udp\n 7001,8001:udp\n";
+    let mut h = Harness::new(
+        "[otp]\none_time_sequences = otp.list\nstart_command = open %IP%\n",
+        &[("otp.list", list, 0o600)],
+    );
+    // Replaced by a copy with the same text: another file.
+    std::fs::write(h.path("copy"), list).unwrap();
+    std::fs::rename(h.path("copy"), h.path("otp.list")).unwrap();
+    h.knock(&[(TCP, 7000), (UDP, 8000)]);
+    assert!(h.spawned().is_empty());
+    assert_eq!(std::fs::read_to_string(h.path("otp.list")).unwrap(), list);
+    let log = h.log();
+    assert!(
+        log.iter().any(|l| l
+            .ends_with("used, command not run: the list was replaced or edited since it was read")),
+        "{log:#?}"
+    );
+    // Memory agrees with the disk: line 1 is still the one, line 2 is not yet.
+    h.knock(&[(TCP, 7001), (UDP, 8001)]);
+    assert!(h.spawned().is_empty());
+    h.knock(&[(TCP, 7000), (UDP, 8000)]);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    assert_eq!(
+        std::fs::read_to_string(h.path("otp.list")).unwrap(),
+        "#7000,8000:udp\n 7001,8001:udp\n"
+    );
+}
+
+#[test]
+fn a_line_that_cannot_be_marked_stays_the_active_line() {
+    let list = " 7000,8000:udp\n 7001,8001:udp\n";
+    let mut h = Harness::new(
+        "[otp]\none_time_sequences = otp.list\nstart_command = open %IP%\n",
+        &[("otp.list", list, 0o600)],
+    );
+    // Someone holds the list locked (as an immutable list refuses the write): the mark
+    // fails with the disk unchanged, and the server's view stays with the disk's.
+    let held = std::fs::File::open(h.path("otp.list")).unwrap();
+    held.lock().unwrap();
+    h.knock(&[(TCP, 7000), (UDP, 8000)]);
+    assert!(h.spawned().is_empty());
+    assert!(
+        h.log()
+            .iter()
+            .any(|l| l.contains("held locked by another process")),
+        "{:#?}",
+        h.log()
+    );
+    drop(held);
+    h.knock(&[(TCP, 7001), (UDP, 8001)]);
+    assert!(
+        h.spawned().is_empty(),
+        "line 2 is not next: line 1 is unused on disk"
+    );
+    h.knock(&[(TCP, 7000), (UDP, 8000)]);
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
 }
 
 #[test]
