@@ -630,6 +630,33 @@ mod tests {
 
     use LinkType::{Ethernet, LinuxSll, Loopback, RawIp};
 
+    /// As in knockd 0.8 (the README says so): checksums are never verified, so a knock with
+    /// a bad IPv4 header, TCP or UDP checksum counts like any other.
+    #[test]
+    fn bad_checksums_count() {
+        use crate::wire::field::{ipv4, tcp as tcp_field, udp as udp_field};
+        let ip = ipv4::MIN_HEADER_LEN;
+        let bad_ip = with(v4(tcp(FIN_PSH)), |p| p[ipv4::CHECKSUM].fill(0xde));
+        let bad_tcp = with(v4(tcp(FIN_PSH)), |p| {
+            p[ip + tcp_field::CHECKSUM.start] ^= 0xff;
+        });
+        let bad_udp = with(v4(udp(b"k")), |p| {
+            p[ip + udp_field::CHECKSUM.start] ^= 0xff;
+        });
+        assert_eq!(parse_frame(RawIp, &bad_ip), k4_tcp(FIN_PSH));
+        assert_eq!(parse_frame(RawIp, &bad_tcp), k4_tcp(FIN_PSH));
+        assert_eq!(
+            parse_frame(RawIp, &bad_udp),
+            Ok(knock(
+                SRC4.into(),
+                DST4.into(),
+                Proto::Udp,
+                9000,
+                TcpFlags::NONE
+            ))
+        );
+    }
+
     #[test]
     fn link_layers() {
         let p4 = v4(tcp(FIN_PSH));

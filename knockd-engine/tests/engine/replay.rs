@@ -688,3 +688,28 @@ fn rule3_attempt_for_another_destination_does_not_block_new_attempts() {
     );
     assert_eq!(h.opened(), ["192.0.2.10 open", "192.0.2.10 routed"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// As in knockd 0.8, and said in the README: a SYN scan of every port in increasing order
+// walks an increasing sequence (packets to ports no door uses are not candidates at all),
+// so it opens such a door if it is fast enough for Seq_Timeout; a sequence that goes
+// down, or that another door's port interrupts, it does not.
+
+#[test]
+fn an_in_order_port_scan_opens_an_increasing_sequence() {
+    let mut h = Harness::new(&format!(
+        "{OPEN}[down]\nsequence = 60000,50000\nseq_timeout = 30\ncommand = down %IP%\n\
+         [cut]\nsequence = 20000,30000\nseq_timeout = 30\ncommand = cut %IP%\n\
+         [cutter]\nsequence = 40000,25000\ncommand = cutter %IP%\n"
+    ));
+    // Every port, in order, one every 0.1 ms as nmap -T5 sends them: 6.6 s in all.
+    for port in 1..=65_535u32 {
+        if port % 10 == 0 {
+            h.wait(1);
+        }
+        h.play(&format!("0 198.18.0.7 tcp {port}\n"));
+    }
+    // [open] goes up with nothing in between; [down] goes down; [cut] is interrupted by
+    // 25000, a step of [cutter], which cancels its attempt.
+    assert_eq!(h.opened(), ["198.18.0.7 open"]);
+}
