@@ -6,14 +6,15 @@
 //!   spelling where it has one, and from its canonical spelling in capitals;
 //! * the default protocol changes the protocol of bare ports and nothing else: both
 //!   readings succeed or fail together, on the same item;
-//! * rejected: the error names the first item that does not parse, as written (trimmed).
+//! * rejected: the error names the first item that does not parse, as written (trimmed),
+//!   in a printable message.
 //!
 //! The first bytes also make a hit directly (port, protocol, flags), which must survive the
 //! same spellings: every hit the grammar can express, not only those the input spells.
 
 use knock_core::hit::{Hit, HitFlags, Proto, TcpFlags, format_sequence, parse_sequence};
 
-use crate::text;
+use crate::{printable_message, text};
 
 /// Accepted: the input is a valid sequence.
 pub fn check(data: &[u8]) -> bool {
@@ -54,6 +55,7 @@ pub fn check(data: &[u8]) -> bool {
         }
         (Err(t), Err(u)) => {
             assert_eq!(t, u, "the default protocol changed the error");
+            printable_message(&t.to_string());
             let first_bad = input
                 .split(',')
                 .map(str::trim)
