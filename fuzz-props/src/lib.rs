@@ -44,13 +44,13 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "conf",
         check: conf::check,
-        ci_execs: 4_000,
+        ci_execs: 30_000,
         max_len: 4096,
     },
     Target {
         name: "tportknockd",
         check: tportknockd::check,
-        ci_execs: 4_000,
+        ci_execs: 30_000,
         max_len: 4096,
     },
     Target {
@@ -68,7 +68,7 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "otp",
         check: otp::check,
-        ci_execs: 10_000,
+        ci_execs: 6_000,
         max_len: 4096,
     },
     Target {
