@@ -495,8 +495,9 @@ pub fn parse_exact_flags(text: &str) -> Result<TcpFlags, String> {
                 .into(),
         ),
         Err(HitErrorKind::UnknownFlag(name)) => Err(format!(
-            "unknown TCP flag {name:?} (expected fin, syn, rst, psh, ack, urg, ece, cwr joined \
-             by +, or none)"
+            "unknown TCP flag {:?} (expected fin, syn, rst, psh, ack, urg, ece, cwr joined \
+             by +, or none)",
+            quoted(&name)
         )),
         Err(e) => Err(e.to_string()),
     }

@@ -20,16 +20,26 @@ pub struct Quoted<'a>(&'a str);
 /// `s` as it is, for a message that shows it unquoted (a number as written): at most
 /// [`MAX_QUOTED_CHARS`] characters, then `…` and its length.
 pub fn excerpt(s: &str) -> Excerpt<'_> {
-    Excerpt(s)
+    Excerpt(s, MAX_QUOTED_CHARS)
 }
 
-/// See [`excerpt`].
+/// Characters kept of a library's message (a TOML parser's error) that ours passes on: it
+/// may quote what was written at any length.
+pub const MAX_FOREIGN_CHARS: usize = 300;
+
+/// A library's message for one of ours: at most [`MAX_FOREIGN_CHARS`] characters, then `…`
+/// and its length.
+pub fn foreign(s: &str) -> Excerpt<'_> {
+    Excerpt(s, MAX_FOREIGN_CHARS)
+}
+
+/// See [`excerpt`] and [`foreign`]: the text, and the characters kept.
 #[derive(Clone, Copy, Debug)]
-pub struct Excerpt<'a>(&'a str);
+pub struct Excerpt<'a>(&'a str, usize);
 
 impl fmt::Display for Excerpt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(MAX_QUOTED_CHARS) {
+        match self.0.char_indices().nth(self.1) {
             None => f.write_str(self.0),
             Some((cut, _)) => write!(f, "{}… ({} bytes)", &self.0[..cut], self.0.len()),
         }
@@ -67,6 +77,13 @@ mod tests {
             excerpt(&digits).to_string(),
             format!("{}… (100 bytes)", "9".repeat(MAX_QUOTED_CHARS))
         );
+        let message = format!("unknown field `{}`", "k".repeat(400));
+        let cut = foreign(&message).to_string();
+        assert_eq!(
+            cut.chars().count(),
+            MAX_FOREIGN_CHARS + "… (416 bytes)".len() - 2
+        );
+        assert!(cut.ends_with("k… (416 bytes)"), "{cut}");
         let long = "é".repeat(30_000_000 / 2);
         let shown = quoted(&long).to_string();
         assert_eq!(

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use knock_core::conf::{Config, SequenceSource};
 use knock_core::files::{self, Overwrite, WriteError};
+use knock_core::text::quoted;
 use knockd_engine::{Mono, used_counter_lifetime_ms};
 
 /// A failed read or write of the state file.
@@ -176,7 +177,7 @@ pub fn parse_counters(text: &str, path: &Path) -> Result<UsedCounters, StateErro
         for c in counters.split(',').filter(|c| !c.is_empty()) {
             let n = c
                 .parse::<u64>()
-                .map_err(|_| format_err(path, line_no, format!("bad counter {c:?}")))?;
+                .map_err(|_| format_err(path, line_no, format!("bad counter {:?}", quoted(c))))?;
             set.insert(n);
         }
     }
@@ -203,7 +204,7 @@ pub fn format_counters(used: &UsedCounters, path: &Path) -> Result<String, State
             return Err(format_err(
                 path,
                 0,
-                format!("door name {door:?} has a newline"),
+                format!("door name {:?} has a newline", quoted(door)),
             ));
         }
         let list: Vec<String> = counters.iter().map(u64::to_string).collect();

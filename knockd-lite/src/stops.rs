@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use knock_core::files::{self, Overwrite};
+use knock_core::text::quoted;
 
 use crate::hmac_state::StateError;
 
@@ -218,14 +219,14 @@ pub fn parse_stops(text: &str, path: &Path) -> Result<Vec<Pending>, StateError> 
         };
         let number = |s: &str, what: &str| {
             s.parse::<u64>()
-                .map_err(|_| bad(n, format!("bad {what} {s:?}")))
+                .map_err(|_| bad(n, format!("bad {what} {:?}", quoted(s))))
         };
         let stop = Pending {
             due_ms: number(due, "due time")?,
             delay_ms: number(delay, "delay")?,
             src: src
                 .parse()
-                .map_err(|_| bad(n, format!("bad address {src:?}")))?,
+                .map_err(|_| bad(n, format!("bad address {:?}", quoted(src))))?,
             door: unescape(door).map_err(|m| bad(n, format!("door: {m}")))?,
             template: unescape(template).map_err(|m| bad(n, format!("command: {m}")))?,
         };

@@ -487,7 +487,7 @@ impl<'p> Parser<'p> {
                 let (header, rest) = line.split_at(end + 1);
                 // Before the message quotes the header, which it does by its trimmed name.
                 let name = header[1..end].trim();
-                printable_name("section", name).map_err(|m| self.err(self.line, m))?;
+                check_name("section", name).map_err(|m| self.err(self.line, m))?;
                 return Err(self.err(
                     self.line,
                     format_args!(
@@ -510,7 +510,7 @@ impl<'p> Parser<'p> {
         if name.is_empty() {
             return Err(self.err(self.line, "empty section name"));
         }
-        printable_name("section", name).map_err(|m| self.err(self.line, m))?;
+        check_name("section", name).map_err(|m| self.err(self.line, m))?;
         if name.eq_ignore_ascii_case("options") {
             self.section = Section::Options;
             return Ok(());
@@ -861,12 +861,27 @@ impl<'p> Parser<'p> {
     }
 }
 
+/// The longest door name: names go into every log line and message about their door, which
+/// must stay short whatever a file holds.
+pub const MAX_NAME_CHARS: usize = 128;
+
 /// A door's name goes into every log line and message about it, where a control character
-/// (a terminal escape, a newline in a syslog field) would forge output: refused in either
-/// format. `what` says what the file calls it.
-fn printable_name(what: &str, name: &str) -> Result<(), String> {
+/// (a terminal escape, a newline in a syslog field) would forge output and a long name
+/// would make every line long: both refused in either format. `what` says what the file
+/// calls it.
+fn check_name(what: &str, name: &str) -> Result<(), String> {
     if name.contains(char::is_control) {
-        return Err(format!("{what} name {name:?} has a control character"));
+        return Err(format!(
+            "{what} name {:?} has a control character",
+            quoted(name)
+        ));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(format!(
+            "{what} name {:?} is {chars} characters long (at most {MAX_NAME_CHARS})",
+            quoted(name)
+        ));
     }
     Ok(())
 }

@@ -394,6 +394,23 @@ fn errors_with_pinned_messages() {
     }
 }
 
+/// A door's name goes into every message and log line about the door: at most
+/// MAX_NAME_CHARS characters, so that they stay short whatever the file holds.
+#[test]
+fn long_door_names_are_refused() {
+    let name = "d".repeat(MAX_NAME_CHARS);
+    assert_eq!(door(&format!("[{name}]\nsequence = 1\n")).name, name);
+    let text = format!("[{name}é]\nsequence = 1\n");
+    let shown = "d".repeat(60);
+    assert_eq!(
+        err(&text),
+        format!(
+            "/etc/knockd.conf:1: section name \"{shown}\"… (130 bytes) is 129 characters long \
+             (at most 128)"
+        )
+    );
+}
+
 /// The four examples of knockd's manual page, laid out afresh.
 #[test]
 fn man_page_examples_parse() {

@@ -132,7 +132,7 @@ fn tag_name(tag: &str) -> Result<(bool, &str), String> {
         None => (false, inner.trim()),
     };
     // Before any message quotes the tag, which it does by its trimmed name.
-    super::printable_name("event", name)?;
+    super::check_name("event", name)?;
     if !rest.is_empty() {
         let slash = if closing { "/" } else { "" };
         return Err(format!(

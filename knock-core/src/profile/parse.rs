@@ -13,6 +13,7 @@ use toml::Spanned;
 use super::{FixedSequence, HmacKnock, Knock, OneTime, Profile, SecretRef, base_dir};
 use crate::hit::{TcpFlags, parse_exact_flags};
 use crate::hmac::{HmacParams, ParamsError, PortRange, Protocols};
+use crate::text::{foreign, quoted};
 
 /// A profile that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +81,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Profile, ProfileError> {
             .nth(line - 1)
             .and_then(|l| l.split_once('='))
             .map(|(k, _)| k.trim());
-        match key.and_then(|k| wrong_value(k, message)) {
-            Some(better) => at.err_line(line, better),
-            None => at.err_line(line, message),
-        }
+        // TOML's messages quote keys and values whole.
+        let message = match key.and_then(|k| wrong_value(k, message)) {
+            Some(better) => better,
+            None => message.to_string(),
+        };
+        at.err_line(line, foreign(&message).to_string())
     })?;
     at.profile(raw)
 }
@@ -303,7 +306,10 @@ impl At<'_> {
                 if name.is_empty() || name.contains(['=', '\0']) {
                     return Err(self.err(
                         env.span(),
-                        format!("[hmac] secret_env {name:?} is not a variable name"),
+                        format!(
+                            "[hmac] secret_env {:?} is not a variable name",
+                            quoted(name)
+                        ),
                     ));
                 }
                 SecretRef::Env(env.into_inner())
@@ -354,7 +360,7 @@ impl At<'_> {
 
 /// The `[hmac]` table's `flags`: exact flags as the hit grammar names them.
 fn parse_flags(text: &str) -> Result<TcpFlags, String> {
-    parse_exact_flags(text).map_err(|e| format!("flags {text:?}: {e}"))
+    parse_exact_flags(text).map_err(|e| format!("flags {:?}: {e}", quoted(text)))
 }
 
 #[cfg(test)]
