@@ -123,7 +123,18 @@ pub(crate) fn printable_message(message: &str) {
         !message.chars().any(char::is_control),
         "control character in message {message:?}"
     );
+    assert!(
+        message.chars().count() <= MAX_MESSAGE_CHARS,
+        "a message of {} characters: {message:?}",
+        message.chars().count()
+    );
 }
+
+/// The longest message a bad file may produce: the longest fixed wording (about 250
+/// characters) and a few quotes of at most `knock_core::text::MAX_QUOTED_CHARS` characters
+/// each, `{:?}`-escaped (up to 10 bytes a character), so that a 30 MB line never makes a 30
+/// MB message.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// Lines as the parsers count them (`str::lines`): what a `path:line` may point at.
 pub(crate) fn line_count(text: &str) -> usize {

@@ -141,10 +141,15 @@ impl Mutator {
             10 | 11 => self.line_edit(rng, input),
             12 if len > 0 => input.truncate(rng.below(len)),
             _ => {
-                // Repeat one byte a few times (runs of spaces, zeros, separators).
+                // Repeat one byte a few times (runs of spaces, zeros, separators), now and
+                // then thousands of times: a long name or value, the 30 MB line in small.
                 let at = rng.below(len + 1);
                 let byte = input.get(at).copied().unwrap_or(b' ');
-                let n = 1 + rng.below(32);
+                let n = if rng.chance(5) {
+                    64 + rng.below(3000)
+                } else {
+                    1 + rng.below(32)
+                };
                 input.splice(at..at, std::iter::repeat_n(byte, n));
             }
         }

@@ -59,3 +59,88 @@ fn conf_cr_inside_a_header_before_text() {
 fn stops_control_character_after_a_backslash() {
     pinned("stops", b"1\t2\t192.0.2.1\td\\\x1b\tc\n");
 }
+
+/// A long run of one byte: what a 30 MB line looks like, at fuzzing size.
+fn long(byte: u8) -> Vec<u8> {
+    vec![byte; 3000]
+}
+
+/// Messages quote at most a short excerpt of what was written (issue 14): a door name was
+/// quoted whole ("door [...] has no sequence"), and every later message about the door
+/// quotes the name.
+#[test]
+fn conf_long_door_name() {
+    let input = [&b"["[..], &long(b'x'), b"]\ncommand = y\n"].concat();
+    pinned("conf", &input);
+}
+
+/// The same for a tportknockd event name.
+#[test]
+fn tportknockd_long_event_name() {
+    let input = [&b"<"[..], &long(b'x'), b">\nbogus = 1\n"].concat();
+    pinned("tportknockd", &input);
+}
+
+/// A long flag name after `PORT:tcp:` was quoted whole.
+#[test]
+fn hit_long_flag_name() {
+    pinned("hit", &[&b"1:tcp:"[..], &long(b'q')].concat());
+}
+
+/// A profile's `secret_env` and `[hmac] flags` were quoted whole.
+#[test]
+fn profile_long_secret_env_and_flags() {
+    let env = [
+        &b"host = \"h\"\n[hmac]\ndoor = \"d\"\nsecret_env = \"="[..],
+        &long(b'e'),
+        b"\"\n",
+    ]
+    .concat();
+    pinned("profile", &env);
+    let flags = [
+        &b"host = \"h\"\n[hmac]\ndoor = \"d\"\nflags = \""[..],
+        &long(b'f'),
+        b"\"\n",
+    ]
+    .concat();
+    pinned("profile", &flags);
+}
+
+/// A bad counter in the HMAC state file was quoted whole (the server logs the message).
+#[test]
+fn hmac_state_long_bad_counter() {
+    pinned("hmac_state", &[&long(b'c')[..], b"\tssh\n"].concat());
+}
+
+/// A bad field in the stop journal was quoted whole (the server logs the message).
+#[test]
+fn stops_long_bad_field() {
+    let due = [&long(b'd')[..], b"\t1\t192.0.2.1\td\tc\n"].concat();
+    pinned("stops", &due);
+    let address = [&b"1\t1\t"[..], &long(b'a'), b"\td\tc\n"].concat();
+    pinned("stops", &address);
+}
+
+/// TOML's own messages quote keys and values whole ("unknown field `kkk...`"): a profile
+/// passes them on cut.
+#[test]
+fn profile_long_unknown_key() {
+    pinned("profile", &[&long(b'k')[..], b" = 1\n"].concat());
+    let value = [
+        &b"delay_ms = \""[..],
+        &long(b'v'),
+        b"\"\nsequence = \"1\"\n",
+    ]
+    .concat();
+    pinned("profile", &value);
+}
+
+/// Counters built (by `arbitrary`) for a long door name with a newline in it: the writer
+/// refuses the name, and its message quoted the name whole.
+#[test]
+fn hmac_state_long_door_name_with_newline() {
+    pinned(
+        "hmac_state",
+        include_bytes!("pinned/hmac_state-long-door-name-with-newline"),
+    );
+}
