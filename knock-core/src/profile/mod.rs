@@ -50,6 +50,9 @@ pub struct Profile {
     pub family: Option<Family>,
     /// Send plain TCP hits over a raw socket too (knock's `--raw`).
     pub raw: Option<bool>,
+    /// The TCP port that accepts once the door is open: knocking waits for it (knock's
+    /// `--wait`).
+    pub open_port: Option<u16>,
     pub knock: Knock,
 }
 
@@ -63,6 +66,7 @@ impl Profile {
             udp: None,
             family: None,
             raw: None,
+            open_port: None,
             knock,
         }
     }

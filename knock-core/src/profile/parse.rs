@@ -43,6 +43,7 @@ struct RawProfile {
     udp: Option<Spanned<bool>>,
     family: Option<Spanned<String>>,
     raw: Option<Spanned<bool>>,
+    open_port: Option<Spanned<i64>>,
     one_time_sequences: Option<Spanned<String>>,
     hmac: Option<Spanned<RawHmac>>,
 }
@@ -254,6 +255,20 @@ impl At<'_> {
         {
             return Err(self.err(host.span(), "host is empty"));
         }
+        let open_port = match &raw.open_port {
+            None => None,
+            Some(p) => Some(
+                u16::try_from(*p.get_ref())
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        self.err(
+                            p.span(),
+                            format!("open_port {} is not a port (expected 1-65535)", p.get_ref()),
+                        )
+                    })?,
+            ),
+        };
         let family = match raw.family {
             None => None,
             Some(f) => Some(
@@ -269,6 +284,7 @@ impl At<'_> {
             udp: raw.udp.map(Spanned::into_inner),
             family,
             raw: raw.raw.map(Spanned::into_inner),
+            open_port,
             knock,
         })
     }
@@ -393,6 +409,7 @@ delay_ms = 150
 udp = true
 family = "ipv6"
 raw = true
+open_port = 22
 "#);
         assert_eq!(p.description.as_deref(), Some("SSH on the home router"));
         assert_eq!(p.host.as_deref(), Some("home.example.net"));
@@ -400,6 +417,7 @@ raw = true
         assert_eq!(p.udp, Some(true));
         assert_eq!(p.family, Some(Family::Ipv6));
         assert_eq!(p.raw, Some(true));
+        assert_eq!(p.open_port, Some(22));
         assert_eq!(p.kind(), Kind::Fixed);
         let Knock::Fixed(seq) = &p.knock else {
             panic!("{p:?}")
@@ -422,6 +440,7 @@ raw = true
             (p.description, p.host, p.delay_ms, p.udp, p.family, p.raw),
             (None, None, None, None, None, None)
         );
+        assert_eq!(p.open_port, None);
         for (text, family) in [
             ("any", Family::Any),
             ("ipv4", Family::Ipv4),
@@ -514,7 +533,7 @@ flags = "fin+psh"
         let table: &[(&str, &str)] = &[
             (
                 "sequence = \"1\"\n\nport = 7\n",
-                "3: unknown field `port`, expected one of `description`, `host`, `sequence`, `delay_ms`, `udp`, `family`, `raw`, `one_time_sequences`, `hmac`",
+                "3: unknown field `port`, expected one of `description`, `host`, `sequence`, `delay_ms`, `udp`, `family`, `raw`, `open_port`, `one_time_sequences`, `hmac`",
             ),
             (
                 "sequence = \"1\"\n[hmac]\ndoor = \"d\"\nsecret = \"x\"\n",
@@ -581,6 +600,18 @@ flags = "fin+psh"
             (
                 "sequence = \"1\"\nraw = 1\n",
                 "2: raw: integer `1` is the wrong type; write it as raw = true (true or false, without quotes)",
+            ),
+            (
+                "sequence = \"1\"\nopen_port = 0\n",
+                "2: open_port 0 is not a port (expected 1-65535)",
+            ),
+            (
+                "sequence = \"1\"\n\nopen_port = 70000\n",
+                "3: open_port 70000 is not a port (expected 1-65535)",
+            ),
+            (
+                "sequence = \"1\"\nopen_port = \"ssh\"\n",
+                "2: invalid type: string \"ssh\", expected i64",
             ),
             (
                 "sequence = \"1\"\nfamily = \"inet6\"\n",

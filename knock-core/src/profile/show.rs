@@ -23,6 +23,7 @@ impl Profile {
         opt("udp", self.udp.map(|v| v.to_string()));
         opt("family", self.family.map(|v| v.to_string()));
         opt("raw", self.raw.map(|v| v.to_string()));
+        opt("open_port", self.open_port.map(|v| v.to_string()));
         match &self.knock {
             Knock::Fixed(seq) => out.push(("sequence", seq.to_string())),
             Knock::OneTime(list) => {
@@ -90,7 +91,7 @@ mod tests {
     fn sequence_profile() {
         assert_eq!(
             show(
-                "description = \"home\"\nhost = \"h.example.net\"\nsequence = \"7000,8000:udp\"\ndelay_ms = 5\nudp = true\nfamily = \"ipv4\"\nraw = false\n"
+                "description = \"home\"\nhost = \"h.example.net\"\nsequence = \"7000,8000:udp\"\ndelay_ms = 5\nudp = true\nfamily = \"ipv4\"\nraw = false\nopen_port = 2222\n"
             ),
             "name         x\n\
              file         /p/x.toml\n\
@@ -101,6 +102,7 @@ mod tests {
              udp          true\n\
              family       ipv4\n\
              raw          false\n\
+             open_port    2222\n\
              sequence     7000,8000:udp\n"
         );
     }

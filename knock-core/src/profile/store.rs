@@ -572,7 +572,7 @@ mod tests {
                  alpha  192.0.2.1  sequence  first\n\
                  mid    -          broken    {}:3: unknown field `bogus`, expected one of \
                  `description`, `host`, `sequence`, `delay_ms`, `udp`, `family`, `raw`, \
-                 `one_time_sequences`, `hmac`\n\
+                 `open_port`, `one_time_sequences`, `hmac`\n\
                  zeta   192.0.2.9  sequence\n",
                 mid.display()
             )

@@ -25,6 +25,8 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     raw: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    open_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     hmac: Option<OutHmac<'a>>,
 }
 
@@ -83,6 +85,7 @@ impl Profile {
             udp: self.udp,
             family: self.family.map(|f| f.as_str()),
             raw: self.raw,
+            open_port: self.open_port,
             hmac: None,
         };
         match &self.knock {
@@ -138,9 +141,10 @@ mod tests {
         p.udp = Some(false);
         p.family = Some(Family::Ipv4);
         p.raw = Some(true);
+        p.open_port = Some(22);
         let text = round_trip(&p);
         assert!(text.starts_with("description = "), "{text}");
-        assert!(text.contains("\nhost = \"home.example.net\"\nsequence = \"7000,8000:udp\"\ndelay_ms = 100\nudp = false\nfamily = \"ipv4\"\nraw = true\n"), "{text}");
+        assert!(text.contains("\nhost = \"home.example.net\"\nsequence = \"7000,8000:udp\"\ndelay_ms = 100\nudp = false\nfamily = \"ipv4\"\nraw = true\nopen_port = 22\n"), "{text}");
     }
 
     #[test]
