@@ -7,6 +7,9 @@ use clap::{Args, CommandFactory, Parser};
 use knock_core::hit::{Hit, HitError, Proto, parse_sequence};
 use knock_core::profile::{DEFAULT_DELAY_MS, Family};
 
+use crate::connect::ConnectFlags;
+use crate::connect::flags::with_wait_help;
+
 /// First words that are subcommands (`knock profile ...`, `knock help`). None of them can
 /// be a HOST, so a subcommand never changes what a working command line does.
 pub(crate) const RESERVED: [&str; 4] = ["profile", "otp", "keygen", "help"];
@@ -40,7 +43,7 @@ pub fn command() -> clap::Command {
     // The same name in usage lines on every system, not argv[0] (`knock.exe` on Windows).
     bin_name = "knock",
     version,
-    after_help = KNOCK_AFTER_HELP
+    after_help = with_wait_help(KNOCK_AFTER_HELP)
 )]
 pub(crate) struct KnockArgs {
     #[command(flatten)]
@@ -48,6 +51,9 @@ pub(crate) struct KnockArgs {
 
     #[command(flatten)]
     pub source: SourcePort,
+
+    #[command(flatten)]
+    pub connect: ConnectFlags,
 
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
@@ -194,7 +200,8 @@ draw no bar and leave no line, and nothing is drawn when stderr is not a termina
 Ctrl-C stops a knock between two hits: the bar is erased, `knock: interrupted after hit 1
 of 3` says how far it got, and the exit status is 130.
 
-Exit status: 0 every hit was sent, 1 a lookup or send failed, 2 usage error, bad hit, or a
+Exit status: 0 every hit was sent (and the port of --wait or --proxy accepted), 1 a lookup
+or send failed, the port never accepted, or the relay failed, 2 usage error, bad hit, or a
 hit or --source-port that needs privileges this run does not have (nothing is sent then),
 130 interrupted by Ctrl-C.
 
@@ -591,6 +598,15 @@ mod tests {
             "--json",
             "--raw",
             "--source-port <PORT>",
+            "--wait <PORT>",
+            "--proxy <PORT>",
+            "--no-wait",
+            "--wait-timeout <SECONDS>",
+            "[default: 10]",
+            "--retries <N>",
+            "[default: 2]",
+            "Tries start 0, 20, 50, 100, 200, 400, 800 and 1600 ms after a knock",
+            "ProxyCommand knock profile %n --proxy %p",
             "-V, --version",
             "PORT:tcp:FLAGS",
             "root or CAP_NET_RAW on Linux",

@@ -1,10 +1,12 @@
 //! Carrying out a plan: every hit checked before the first is sent, then all listed (dry
-//! runs) or sent in order with the delay between them.
+//! runs) or sent in order with the delay between them, and with `--wait` or `--proxy` the
+//! wait for the door and the relay ([`crate::connect`]).
 
 use anyhow::{Context, anyhow};
 use knock_core::hit::Hit;
 use knock_core::send::{Grant, RawNeed, Refusal, SendError, Sender};
 
+use crate::connect::{self, Again, Opened};
 use crate::output::{self, hitting};
 use crate::plan::{Mode, Plan};
 use crate::progress::{self, Bar, Progress, Silent};
@@ -22,11 +24,23 @@ pub(crate) struct AtHit<E: std::error::Error + 'static> {
     pub source: E,
 }
 
-/// Carries out a plan: checks every hit, then lists them (dry runs, with a note on stderr
-/// for each hit a real run would refuse), or sends them all when none is refused, with a
-/// progress bar when [`progress::wanted`]. A knock under a bar that went out whole leaves
-/// one line behind on stderr (`knocked 192.0.2.2: 3 hits`).
+/// Carries out a plan: [`knock`], then [`finish`].
 pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(), Failure> {
+    let opened = knock(plan, ctx, quiet, None)?;
+    finish(plan, opened, ctx)
+}
+
+/// Checks every hit, then lists them (dry runs, with a note on stderr for each hit a real
+/// run would refuse), or sends them all when none is refused, with a progress bar when
+/// [`progress::wanted`] (never under `--proxy`, whose stderr ssh shares). With
+/// `plan.connect`, then waits for the port ([`connect::knock_and_wait`]) and returns the
+/// connection that got through. `again` gives the hits of a knock sent again.
+pub(crate) fn knock(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    quiet: bool,
+    again: Again<'_>,
+) -> Result<Option<Opened>, Failure> {
     let mut sender = (ctx.sender)(plan.send);
     let refused = refusals(plan, sender.as_ref());
     let source = sender.check_source(&plan.hits, plan.addr.dest).err();
@@ -41,19 +55,37 @@ pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(),
             ctx.line(&doc.to_json())?;
         }
         Mode::Send if refused.is_empty() && source.is_none() => {
-            let bar = progress::wanted(ctx.stderr_terminal, plan.verbose, quiet);
+            // Under --proxy ssh shares stderr: no bar, only -v lines.
+            let bar = !plan.proxy() && progress::wanted(ctx.stderr_terminal, plan.verbose, quiet);
             let mut progress: Box<dyn Progress> = if bar {
                 Box::new(Bar::stderr(plan.hits.len(), &plan.host))
             } else {
                 Box::new(Silent)
             };
-            send_all(plan, sender.as_mut(), ctx, progress.as_mut())?;
+            let opened = match plan.connect {
+                None => {
+                    send_all(plan, sender.as_mut(), ctx, progress.as_mut())?;
+                    None
+                }
+                Some(connect) => Some(connect::knock_and_wait(
+                    plan,
+                    connect,
+                    again,
+                    sender.as_mut(),
+                    ctx,
+                    progress.as_mut(),
+                )?),
+            };
             // The bar goes first, so the line is left on a clean screen.
             drop(progress);
             if bar {
-                let _ = writeln!(ctx.err, "{}", output::knocked(plan));
+                let mut line = output::knocked(plan);
+                if let Some(o) = &opened {
+                    line.push_str(&format!("; {}", o.summary()));
+                }
+                let _ = writeln!(ctx.err, "{line}");
             }
-            return Ok(());
+            return Ok(opened);
         }
         Mode::Send => {
             let ways_out = ways_out(&refused);
@@ -77,6 +109,37 @@ pub(crate) fn execute(plan: &Plan, ctx: &mut Ctx<'_>, quiet: bool) -> Result<(),
     }
     if let Some(e) = source {
         ctx.note(&format!("a real run would refuse --source-port: {e}"));
+    }
+    Ok(None)
+}
+
+/// What follows a knock: under `--proxy`, the relay over the connection that proved the
+/// door open; under `--wait`, nothing (the connection is closed).
+pub(crate) fn finish(
+    plan: &Plan,
+    opened: Option<Opened>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Failure> {
+    let Some(opened) = opened else {
+        return Ok(());
+    };
+    if !plan.proxy() {
+        return Ok(());
+    }
+    let relayed = ctx
+        .dial
+        .relay(opened.stream, ctx.interrupted)
+        .map_err(Failure::runtime)?;
+    if relayed.interrupted {
+        let n = plan.hits.len();
+        return Err(Failure::Interrupted(Some(Sent { sent: n, total: n })));
+    }
+    if plan.verbose {
+        let _ = writeln!(
+            ctx.err,
+            "connection closed: {} bytes sent, {} received",
+            relayed.sent, relayed.received
+        );
     }
     Ok(())
 }
@@ -183,10 +246,7 @@ pub(crate) fn send_all(
             return Err(Failure::Interrupted(Some(Sent { sent: i, total })));
         }
         if plan.verbose {
-            ctx.out
-                .line(&hitting(hit, &plan.addr))
-                .context("write stdout")
-                .map_err(Failure::runtime)?;
+            verbose_line(plan, ctx, &hitting(hit, &plan.addr))?;
         }
         sender
             .send(hit, plan.addr.dest)
@@ -202,18 +262,34 @@ pub(crate) fn send_all(
     Ok(())
 }
 
+/// Prints a `-v` line: on stdout, or on stderr under `--proxy`, whose stdout carries only
+/// the connection's bytes.
+pub(crate) fn verbose_line(plan: &Plan, ctx: &mut Ctx<'_>, text: &str) -> Result<(), Failure> {
+    if plan.proxy() {
+        let _ = writeln!(ctx.err, "{text}");
+        return Ok(());
+    }
+    ctx.out
+        .line(text)
+        .context("write stdout")
+        .map_err(Failure::runtime)
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
-    //! Senders and a sleeper that write one shared timeline, for tests of the send loop
-    //! and of `run`.
+    //! Senders, a sleeper and a network that write one shared timeline on one virtual
+    //! clock, for tests of the send loop, the wait and of `run`.
 
     use std::cell::{Cell, RefCell};
     use std::io;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::rc::Rc;
     use std::time::Duration;
 
     use knock_core::hit::Hit;
     use knock_core::send::{Dest, Op, PlainSender, Privilege, Refusal, Route, SendError, Sender};
+
+    use crate::connect::{Dial, RelayError, Relayed};
 
     /// One thing that happened, in order.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,13 +299,19 @@ pub(crate) mod testing {
         /// Sent by the raw sender.
         SentRaw(Hit, Dest),
         Slept(Duration),
+        /// A try to connect, at this virtual time, given this long.
+        Tried(SocketAddr, Duration, Duration),
+        /// The connection was relayed.
+        Relayed,
     }
 
-    /// What the senders and the sleeper did, in order, and how many sends were tried.
+    /// What the senders, the sleeper and the network did, in order, how many sends were
+    /// tried, and the virtual clock (moved on by sleeps and by tries that time out).
     #[derive(Clone, Debug, Default)]
     pub(crate) struct Timeline {
         events: Rc<RefCell<Vec<Event>>>,
         attempts: Rc<Cell<usize>>,
+        clock: Rc<Cell<Duration>>,
     }
 
     impl Timeline {
@@ -246,10 +328,101 @@ pub(crate) mod testing {
                 .count()
         }
 
-        /// A sleeper that records the pause instead of taking it.
+        /// A sleeper that records the pause and moves the clock on instead of waiting.
         pub(crate) fn sleeper(&self) -> impl FnMut(Duration) + use<> {
             let events = Rc::clone(&self.events);
-            move |d| events.borrow_mut().push(Event::Slept(d))
+            let clock = Rc::clone(&self.clock);
+            move |d| {
+                events.borrow_mut().push(Event::Slept(d));
+                clock.set(clock.get() + d);
+            }
+        }
+
+        /// The virtual clock.
+        pub(crate) fn now(&self) -> Duration {
+            self.clock.get()
+        }
+
+        /// Sends tried so far, failed ones included.
+        fn attempts(&self) -> usize {
+            self.attempts.get()
+        }
+    }
+
+    /// When the fake door opens.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub(crate) enum Door {
+        /// Never; every try times out (a firewall that drops).
+        #[default]
+        Dropping,
+        /// Never; every try is refused at once (nothing listens, no firewall).
+        Refusing,
+        /// Once this many hits were sent (counting every knock).
+        AfterSends(usize),
+        /// From this virtual time on.
+        At(Duration),
+    }
+
+    /// A network for tests: a door that opens as [`Door`] says. An open door hands out
+    /// real loopback connections (the relay's tests need a real socket); the relay itself
+    /// only records that it ran.
+    pub(crate) struct FakeNet {
+        pub timeline: Timeline,
+        pub door: Door,
+        listener: Option<TcpListener>,
+    }
+
+    impl FakeNet {
+        pub(crate) fn new(timeline: Timeline, door: Door) -> FakeNet {
+            FakeNet {
+                timeline,
+                door,
+                listener: None,
+            }
+        }
+
+        fn open(&self) -> bool {
+            match self.door {
+                Door::Dropping | Door::Refusing => false,
+                Door::AfterSends(n) => self.timeline.attempts() >= n,
+                Door::At(t) => self.timeline.now() >= t,
+            }
+        }
+    }
+
+    impl Dial for FakeNet {
+        fn elapsed(&self) -> Duration {
+            self.timeline.now()
+        }
+
+        fn connect(&mut self, addr: SocketAddr, within: Duration) -> io::Result<TcpStream> {
+            let t = &self.timeline;
+            t.events
+                .borrow_mut()
+                .push(Event::Tried(addr, t.now(), within));
+            if self.open() {
+                let listener = match &self.listener {
+                    Some(l) => l,
+                    None => self.listener.insert(TcpListener::bind("127.0.0.1:0")?),
+                };
+                return TcpStream::connect(listener.local_addr()?);
+            }
+            match self.door {
+                Door::Refusing => Err(io::ErrorKind::ConnectionRefused.into()),
+                _ => {
+                    t.clock.set(t.now() + within);
+                    Err(io::ErrorKind::TimedOut.into())
+                }
+            }
+        }
+
+        fn relay(
+            &mut self,
+            _stream: TcpStream,
+            _interrupted: &dyn Fn() -> bool,
+        ) -> Result<Relayed, RelayError> {
+            self.timeline.events.borrow_mut().push(Event::Relayed);
+            Ok(Relayed::default())
         }
     }
 
@@ -338,7 +511,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{Event, Recorder, Timeline};
+    use super::testing::{Door, Event, FakeNet, Recorder, Timeline};
     use super::*;
     use crate::output::Out;
     use crate::plan::Mode;
@@ -357,6 +530,7 @@ mod tests {
             verbose,
             mode: Mode::Send,
             send: Default::default(),
+            connect: None,
         }
     }
 
@@ -375,6 +549,7 @@ mod tests {
         let services = knock_core::hit::NoNames;
         let pauses = timeline.clone();
         let interrupted = move || interrupt_at.is_some_and(|n| pauses.slept() >= n);
+        let mut net = FakeNet::new(timeline.clone(), Door::default());
         let mut ctx = Ctx {
             out: Out::new(text),
             err: &mut err,
@@ -386,6 +561,7 @@ mod tests {
             stderr_terminal: false,
             services: &services,
             interrupted: &interrupted,
+            dial: &mut net,
         };
         f(&mut ctx)
     }

@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use knock_core::hit::Hit;
 use knock_core::send::{Refusal, Route, SendError, Sender};
 
+use crate::connect::Connect;
 use crate::execute::AtHit;
 use crate::plan::Plan;
 
-/// `{"host": "...", "address": "192.0.2.2", "delay_ms": 0, "hits": [...]}`.
+/// `{"host": "...", "address": "192.0.2.2", "delay_ms": 0, "hits": [...]}`, and
+/// `"wait": {...}` when the knock would be followed by a wait.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DryRun {
     /// HOST as written.
@@ -19,6 +21,31 @@ pub(crate) struct DryRun {
     /// The pause between two hits, in milliseconds.
     pub delay_ms: u64,
     pub hits: Vec<JsonHit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<JsonWait>,
+}
+
+/// `{"port": 22, "timeout_ms": 10000, "retries": 2, "proxy": false}`: `--wait` or
+/// `--proxy` (`proxy: true`) on `address`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JsonWait {
+    pub port: u16,
+    pub timeout_ms: u64,
+    /// Knocks sent again at most, at equal intervals of the timeout.
+    pub retries: u32,
+    /// Whether stdin and stdout would be relayed over the connection.
+    pub proxy: bool,
+}
+
+impl From<&Connect> for JsonWait {
+    fn from(c: &Connect) -> JsonWait {
+        JsonWait {
+            port: c.port,
+            timeout_ms: u64::try_from(c.schedule.timeout.as_millis()).unwrap_or(u64::MAX),
+            retries: c.schedule.retries,
+            proxy: c.proxy,
+        }
+    }
 }
 
 /// `{"port": 7000, "proto": "tcp", "flags": ["syn"], "raw": false, "refused": null}`.
@@ -82,6 +109,7 @@ impl DryRun {
             address: plan.addr.to_string(),
             delay_ms: u64::try_from(plan.delay.as_millis()).unwrap_or(u64::MAX),
             hits,
+            wait: plan.connect.as_ref().map(JsonWait::from),
         }
     }
 
@@ -110,6 +138,7 @@ mod tests {
             verbose: false,
             mode: Mode::DryRunJson,
             send: Default::default(),
+            connect: None,
         }
     }
 
@@ -196,6 +225,23 @@ mod tests {
             ]
         );
         assert!(d.to_json().contains(r#""address":"2001:db8::2""#));
+    }
+
+    #[test]
+    fn a_wait_adds_its_own_key() {
+        let mut p = plan("h", "192.0.2.2", "7000");
+        p.connect = Some(Connect {
+            port: 22,
+            proxy: true,
+            schedule: crate::connect::Schedule {
+                timeout: Duration::from_millis(2500),
+                retries: 1,
+            },
+        });
+        assert_eq!(
+            doc(&p).to_json(),
+            r#"{"host":"h","address":"192.0.2.2","delay_ms":0,"hits":[{"port":7000,"proto":"tcp","flags":["syn"],"raw":false,"refused":null}],"wait":{"port":22,"timeout_ms":2500,"retries":1,"proxy":true}}"#
+        );
     }
 
     #[test]

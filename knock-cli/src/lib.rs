@@ -12,6 +12,9 @@
 //! * [`otp`]: `knock otp generate` writes a one-time list;
 //! * [`keygen`]: `knock keygen` makes an HMAC secret with its door and profile.
 //!
+//! With `--wait` or `--proxy`, [`connect`] waits for the door after the knock, knocks
+//! again while it stays closed, and carries the connection over stdin and stdout.
+//!
 //! Everything outside the process (stdout, stderr, the sender, the sleeper, environment
 //! variables, the clock, the terminal) comes in through [`Ctx`], so whole runs are tested
 //! with stand-ins.
@@ -21,6 +24,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 mod args;
+mod connect;
 mod execute;
 mod interrupt;
 mod json;
@@ -47,6 +51,7 @@ use knock_core::send::{KnockSender, Privilege, SendOptions, Sender};
 
 use crate::args::KnockArgs;
 pub use crate::args::command;
+use crate::connect::{Dial, Net};
 use crate::output::Out;
 use crate::plan::Plan;
 use crate::services::Services;
@@ -71,6 +76,7 @@ where
     let mut sleep = interrupt::sleep;
     let mut prompt = TerminalPrompt;
     let services = Services::system();
+    let mut net = Net::new();
     run_with(
         args,
         Ctx {
@@ -84,6 +90,7 @@ where
             stderr_terminal: io::stderr().is_terminal(),
             services: &services,
             interrupted: &interrupt::interrupted,
+            dial: &mut net,
         },
     )
 }
@@ -119,6 +126,8 @@ pub(crate) struct Ctx<'a> {
     pub services: &'a dyn PortNames,
     /// Whether Ctrl-C was pressed during the run.
     pub interrupted: &'a dyn Fn() -> bool,
+    /// The network and the monotonic clock of `--wait` and `--proxy`, and the relay.
+    pub dial: &'a mut dyn Dial,
 }
 
 impl Ctx<'_> {

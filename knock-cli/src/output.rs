@@ -112,6 +112,9 @@ pub(crate) fn dry_run_lines(plan: &Plan) -> Vec<String> {
         }
         lines.push(format!("would hit {}", target(hit, &plan.addr)));
     }
+    if let Some(connect) = &plan.connect {
+        lines.extend(crate::connect::describe(connect, &plan.addr));
+    }
     lines
 }
 
@@ -177,6 +180,7 @@ mod tests {
             verbose: false,
             mode: Mode::DryRun,
             send: Default::default(),
+            connect: None,
         };
         assert_eq!(
             dry_run_lines(&plan),

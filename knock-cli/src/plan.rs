@@ -9,6 +9,7 @@ use knock_core::send::SendOptions;
 
 use crate::Failure;
 use crate::args::KnockArgs;
+use crate::connect::Connect;
 use crate::resolve::{Address, ResolveError, resolve};
 
 /// What a run does.
@@ -35,6 +36,8 @@ pub(crate) struct Plan {
     pub mode: Mode,
     /// `--raw` and `--source-port`, for the sender.
     pub send: SendOptions,
+    /// `--wait` or `--proxy` (or a profile's `open_port`): what follows the knock.
+    pub connect: Option<Connect>,
 }
 
 impl Mode {
@@ -49,13 +52,19 @@ impl Mode {
 }
 
 impl Plan {
+    /// Whether the knock is followed by `--proxy`'s relay, so stdout is the connection's.
+    pub(crate) fn proxy(&self) -> bool {
+        self.connect.is_some_and(|c| c.proxy)
+    }
+
     /// Parses the hits, with service names from `names` (a bad one is a usage error), then
     /// resolves HOST once (a failure there is a runtime error). Hits come first so a typo
     /// never waits on a lookup.
     pub(crate) fn new(args: KnockArgs, names: &dyn PortNames) -> Result<Plan, Failure> {
         let hits = parse_hits(&args.hits, args.send.udp, names).map_err(Failure::usage)?;
+        let connect = args.connect.settle(None)?;
         let family = args.send.family().unwrap_or_default();
-        Plan::resolve(
+        let mut plan = Plan::resolve(
             args.host,
             family,
             hits,
@@ -66,12 +75,15 @@ impl Plan {
                 raw_tcp: args.send.raw,
                 source_port: args.source.source_port,
             },
-        )
+        )?;
+        plan.connect = connect;
+        Ok(plan)
     }
 
     /// A plan for hits already parsed: resolves `host` once (a failure is a runtime
     /// error, a HOST that cannot name a host a usage error). The hits may be left empty and
     /// filled in later, by a one-time list that is read only once the address is known.
+    /// Nothing follows the knock until the caller sets `connect`.
     pub(crate) fn resolve(
         host: String,
         family: Family,
@@ -93,6 +105,7 @@ impl Plan {
             verbose,
             mode,
             send,
+            connect: None,
         })
     }
 }

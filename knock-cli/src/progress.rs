@@ -1,4 +1,5 @@
-//! The progress bar on stderr: hits sent so far, and a countdown through each delay.
+//! The progress bar on stderr: hits sent so far, a countdown through each delay, and the
+//! time left while `--wait` waits for the port.
 //!
 //! The send loop talks to a [`Progress`]; only a terminal on stderr with neither `-v` nor
 //! `-q` gets a real bar ([`wanted`]), and dry runs (`--json` among them) draw none. The bar
@@ -22,6 +23,10 @@ pub(crate) trait Progress {
     );
     /// One more hit went out.
     fn sent(&mut self);
+    /// The wait for `port` goes on, `left` before it gives up.
+    fn waiting(&mut self, _port: u16, _left: Duration) {}
+    /// A knock starts again: its hits count from zero.
+    fn again(&mut self) {}
 }
 
 /// No bar: a pause is one sleep.
@@ -103,6 +108,18 @@ impl Progress for Bar {
 
     fn sent(&mut self) {
         self.bar.inc(1);
+    }
+
+    fn waiting(&mut self, port: u16, left: Duration) {
+        self.bar.set_message(format!(
+            "waiting for port {port}, {} left",
+            seconds_left(left)
+        ));
+    }
+
+    fn again(&mut self) {
+        self.bar.set_position(0);
+        self.bar.set_message("knocking again");
     }
 }
 
@@ -205,6 +222,20 @@ mod tests {
         bar.sent();
         bar.sent();
         assert_eq!(bar.position(), 3);
+    }
+
+    #[test]
+    fn the_wait_shows_the_time_left_and_a_new_knock_counts_again() {
+        let mut bar = Bar::with_target(2, "192.0.2.2", ProgressDrawTarget::hidden());
+        bar.sent();
+        bar.sent();
+        bar.waiting(22, Duration::from_millis(9_950));
+        assert_eq!(bar.message(), "waiting for port 22, 10.0 s left");
+        bar.again();
+        assert_eq!(
+            (bar.position(), bar.message().as_str()),
+            (0, "knocking again")
+        );
     }
 
     #[test]

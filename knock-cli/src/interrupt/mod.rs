@@ -4,8 +4,8 @@
 //! The handler only sets a flag. Every long wait of a run (the delay between hits, the
 //! wait for an HMAC step) sleeps in short slices and looks at the flag between them
 //! ([`sleep`]), and the send loop looks before each hit, so a Ctrl-C is acted on within a
-//! slice. One module per OS installs the handler; they are the only unsafe code of the
-//! client.
+//! slice. One module per OS installs the handler; they and `connect::stdio` (which hands
+//! stdout over to `--proxy`'s relay) are the only unsafe code of the client.
 //!
 //! A crate (ctrlc) would do the same with a thread of its own and a dependency on nix;
 //! this is the flag and two system calls per OS, and it puts the previous handler back

@@ -3,9 +3,13 @@
 //!
 //! * a `sequence` gives its hits;
 //! * a one-time list gives its first unused line, marked used only after every hit of it
-//!   was sent (`--dry-run` only peeks);
-//! * an `[hmac]` table gives the knock-hmac-v1 sequence of now, or of `--at`.
+//!   was sent, and with a wait only once the port accepted (`--dry-run` only peeks);
+//! * an `[hmac]` table gives the knock-hmac-v1 sequence of now, or of `--at`; a knock sent
+//!   again while waiting sends the sequence of that moment.
+//!
+//! A profile's `open_port` makes the knock wait for that port, as `--wait` does.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,7 +22,8 @@ use knock_core::send::SendOptions;
 
 use super::hmac_used::{self, Turn};
 use super::{KnockFromProfile, store_failure};
-use crate::execute::execute;
+use crate::connect::still_closed;
+use crate::execute::{execute, finish, knock as knock_plan};
 use crate::otp::otp_failure;
 use crate::plan::{Mode, Plan};
 use crate::progress::{self, Countdown};
@@ -49,6 +54,7 @@ pub(crate) fn knock(
     let settings = profile
         .settings(&args.overrides())
         .map_err(|e| Failure::usage(anyhow!(e).context(format!("profile {name:?}"))))?;
+    let connect = args.connect.settle(Some(profile.open_port))?;
     let mut plan = Plan::resolve(
         settings.host.clone(),
         settings.family,
@@ -61,6 +67,7 @@ pub(crate) fn knock(
             source_port: args.source.source_port,
         },
     )?;
+    plan.connect = connect;
     match &profile.knock {
         Knock::Fixed(seq) => {
             plan.hits = seq.hits(settings.default_proto()).to_vec();
@@ -86,12 +93,24 @@ fn one_time(list: &OneTime, mut plan: Plan, quiet: bool, ctx: &mut Ctx<'_>) -> R
         }
         return execute(&plan, ctx, quiet);
     }
+    let mut line_no = 0;
     let used = consume(path, |line| {
+        line_no = line.line_no;
         plan.hits = line.hits.clone();
-        execute(&plan, ctx, quiet)
+        knock_plan(&plan, ctx, quiet, None)
     })
     .map_err(|e| match e {
-        ConsumeError::Send(failure) => failure,
+        ConsumeError::Send(failure) => {
+            if still_closed(&failure) {
+                ctx.note(&format!(
+                    "line {line_no} of {} stays unused: a server that never got it still \
+                     expects it, so the next knock sends it again (if the server did take \
+                     it, mark it used here too: put # at the start of the line)",
+                    path.display()
+                ));
+            }
+            failure
+        }
         ConsumeError::List(e) => otp_failure(e),
     })?;
     if used.remaining == 0 {
@@ -101,13 +120,15 @@ fn one_time(list: &OneTime, mut plan: Plan, quiet: bool, ctx: &mut Ctx<'_>) -> R
             path.display()
         ));
     }
-    Ok(())
+    // The line is marked and the list unlocked before the relay, which lasts as long as
+    // the session.
+    finish(&plan, used.value, ctx)
 }
 
 /// Derives the sequence of the moment (or of `--at`) from the secret, then knocks or shows.
 /// A knock inside a step whose sequence was sent already (`state`) first waits for the
 /// next step, counting down, since the door takes each sequence once; a sent sequence's
-/// counter is recorded.
+/// counter is recorded (with a wait, the highest sent, once the door opened).
 fn hmac(
     h: &HmacKnock,
     mut plan: Plan,
@@ -179,9 +200,12 @@ fn hmac(
         _ => {}
     }
     let counter = params.counter(at);
-    plan.hits = params
-        .derive(&secret, counter)
-        .map_err(|e| Failure::usage(anyhow!(e).context(format!("door {:?}", params.door))))?;
+    let derive = |counter: u64| {
+        params
+            .derive(&secret, counter)
+            .map_err(|e| Failure::usage(anyhow!(e).context(format!("door {:?}", params.door))))
+    };
+    plan.hits = derive(counter)?;
     if plan.mode == Mode::DryRun {
         let from = counter.saturating_mul(params.step);
         let to = from.saturating_add(params.step - 1);
@@ -198,15 +222,25 @@ fn hmac(
             to + 1 - at.min(to + 1)
         ))?;
     }
-    execute(&plan, ctx, args.quiet)?;
+    // A knock sent again while the door stays closed sends the sequence of that moment,
+    // never a later step's (which would use up a counter the server has yet to reach).
+    let highest = Cell::new(counter);
+    let again = |now: u64| {
+        let c = params.counter(now).max(counter);
+        highest.set(highest.get().max(c));
+        derive(c)
+    };
+    // Only a knock that went out, and with a wait got the door open, is recorded: one the
+    // door never took is one the next run may send again.
+    let opened = knock_plan(&plan, ctx, args.quiet, Some(&again))?;
     if plan.mode == Mode::Send
-        && let Err(e) = hmac_used::record(state, counter)
+        && let Err(e) = hmac_used::record(state, highest.get())
     {
         ctx.warn(&format!(
             "{e:#}: the next knock inside this step will not know this sequence was sent"
         ));
     }
-    Ok(())
+    finish(&plan, opened, ctx)
 }
 
 /// Waits `seconds` for the next HMAC step (of `length` hits), a second at a time, counting

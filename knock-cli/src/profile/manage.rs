@@ -101,6 +101,7 @@ fn profile_from(args: &SaveArgs, names: &dyn PortNames) -> Result<Profile, Failu
     p.udp = args.send.udp.then_some(true);
     p.family = args.send.family();
     p.raw = args.send.raw.then_some(true);
+    p.open_port = args.open_port;
     Ok(p)
 }
 

@@ -19,6 +19,8 @@ use knock_core::profile::Overrides;
 use knock_core::profile::store::{self, Store, StoreError};
 
 use crate::args::{SendFlags, SourcePort};
+use crate::connect::ConnectFlags;
+use crate::connect::flags::with_wait_help;
 use crate::{Ctx, Failure};
 
 /// The end of `knock profile -h`: where profiles are, and the way to the whole story.
@@ -27,10 +29,11 @@ Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNO
 else <config dir>/knock/profiles (~/.config on Linux and FreeBSD, ~/Library/Application
 Support on macOS, %APPDATA% on Windows). `knock profile --help` describes every key.
 
-Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
-missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
-used, or a hit or --source-port that needs privileges this run does not have (nothing is
-sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
+Exit status: 0 done, 1 a lookup, send or file operation failed, the port of --wait, --proxy
+or open_port never accepted, or the relay failed, 2 usage error, bad or missing profile, a
+one-time list that is used up or has a bad line, a secret that cannot be used, or a hit or
+--source-port that needs privileges this run does not have (nothing is sent then), 130
+interrupted by Ctrl-C (a one-time line is then left unused).";
 
 /// The end of `knock profile --help`, `knock help profile` and the man page: the whole
 /// profile format, so an installed `knock` needs no other document.
@@ -60,6 +63,9 @@ one of sequence, one_time_sequences and [hmac]; that is its kind.
   family = \"ipv4\"                    \"any\" (the resolver's first answer, the
                                      default), \"ipv4\" (-4) or \"ipv6\" (-6)
   raw = true                         plain TCP hits go through a raw socket too (--raw)
+  open_port = 22                     the TCP port that accepts once the door is open:
+                                     knocking waits for it as --wait does (--no-wait
+                                     skips that)
 
 [HMAC] TABLE: sequences derived from a secret shared with a knockd-lite door and the clock
 (knock-hmac-v1); its values must match the door's HMAC_* directives.
@@ -91,7 +97,8 @@ A one-time list has knockd's format, one sequence per line in the hit grammar; b
 and lines starting with # are skipped. Each knock sends the first unused line and then marks
 it used as knockd does, with # over its first character, so both ends move through the list
 together (generated lines start with a space for that). The list is locked meanwhile; a
-failed or interrupted send marks nothing. `knock profile list` and `show` say how many lines
+failed or interrupted send marks nothing, and with a wait (--wait, --proxy, open_port) a
+line is marked only once the port accepted. `knock profile list` and `show` say how many lines
 are left. knock otp generate writes a list (and with --save a profile that uses it).
 
 COMMAND LINE OVER PROFILE
@@ -104,10 +111,11 @@ knock profile save NAME HOST HIT... saves a sequence profile from a knock comman
 knock keygen --save NAME --host HOST makes an [hmac] profile with a new secret; knock otp
 generate ... --save NAME --host HOST a one-time profile with a new list.
 
-Exit status: 0 done, 1 a lookup, send or file operation failed, 2 usage error, bad or
-missing profile, a one-time list that is used up or has a bad line, a secret that cannot be
-used, or a hit or --source-port that needs privileges this run does not have (nothing is
-sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
+Exit status: 0 done, 1 a lookup, send or file operation failed, the port of --wait, --proxy
+or open_port never accepted, or the relay failed, 2 usage error, bad or missing profile, a
+one-time list that is used up or has a bad line, a secret that cannot be used, or a hit or
+--source-port that needs privileges this run does not have (nothing is sent then), 130
+interrupted by Ctrl-C (a one-time line is then left unused).";
 
 /// Knock from a saved profile, or manage profiles.
 ///
@@ -121,8 +129,8 @@ sent then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
     subcommand_negates_reqs = true,
     override_usage = "knock profile [OPTIONS] <NAME>\n       knock profile [--profiles <DIR>] <COMMAND>",
     subcommand_value_name = "COMMAND",
-    after_help = PROFILE_AFTER_HELP,
-    after_long_help = PROFILE_AFTER_LONG_HELP
+    after_help = with_wait_help(PROFILE_AFTER_HELP),
+    after_long_help = with_wait_help(PROFILE_AFTER_LONG_HELP)
 )]
 pub(crate) struct ProfileArgs {
     /// Profile directory [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]
@@ -155,6 +163,9 @@ pub(crate) struct KnockFromProfile {
     #[command(flatten)]
     pub source: SourcePort,
 
+    #[command(flatten)]
+    pub connect: ConnectFlags,
+
     /// Print each hit as it is sent
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -186,6 +197,7 @@ impl KnockFromProfile {
             host,
             send,
             source: SourcePort { source_port },
+            connect,
             verbose,
             quiet,
             dry_run,
@@ -196,6 +208,7 @@ impl KnockFromProfile {
             && host.is_none()
             && send.is_empty()
             && source_port.is_none()
+            && connect.is_empty()
             && at.is_none()
             && ![verbose, quiet, dry_run, json].iter().any(|&&b| b)
     }
@@ -263,6 +276,11 @@ pub(crate) struct SaveArgs {
     /// A line shown by `knock profile list`
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+
+    /// The TCP port that accepts once the door is open: knocking from the profile then
+    /// waits for it, as --wait PORT does
+    #[arg(long, value_name = "PORT", value_parser = crate::connect::flags::port)]
+    pub open_port: Option<u16>,
 
     /// Replace an existing profile of that name
     #[arg(long)]
@@ -616,6 +634,11 @@ mod tests {
             describe(&profile, "source_port"),
             describe(&knock, "source_port")
         );
+        // Waiting for the door, likewise (a profile keeps only open_port, as --open-port).
+        for id in ["wait", "proxy", "no_wait", "wait_timeout", "retries"] {
+            assert_eq!(describe(&profile, id), describe(&knock, id));
+            assert!(save.get_arguments().all(|a| a.get_id() != id), "{id}");
+        }
         // A profile keeps no source port.
         assert!(save.get_arguments().all(|a| a.get_id() != "source_port"));
     }

@@ -1,6 +1,7 @@
 //! Whole runs of `knock` with a recording sender and clock: exit codes, what is printed
 //! where, and what would have been sent.
 
+mod connect;
 mod import;
 mod keygen;
 mod otp;
@@ -19,7 +20,7 @@ use knock_core::hit::Hit;
 use knock_core::secret::source::Prompt;
 use knock_core::send::{Dest, Grant, KnockSender, Privilege, SendOptions, Sender};
 
-use crate::execute::testing::{Event, Recorder};
+use crate::execute::testing::{Door, Event, FakeNet, Recorder};
 use crate::output::Out;
 use crate::{Ctx, run_with};
 
@@ -61,6 +62,8 @@ pub(crate) struct World {
     pub interrupt_at: Option<usize>,
     /// Whether stderr is a terminal (a bar is drawn, to a hidden target).
     pub stderr_terminal: bool,
+    /// When the port of `--wait` and `--proxy` opens.
+    pub door: Door,
 }
 
 /// The services database of the tests: a few lines as Debian's netbase has them (ssh for
@@ -74,7 +77,7 @@ ntp\t\t123/udp\t\t\t\t# Network Time Protocol
 ";
 
 impl Default for World {
-    /// An ordinary user, nothing set, the clock at 0, no terminal.
+    /// An ordinary user, nothing set, the clock at 0, no terminal, a door that drops.
     fn default() -> World {
         World {
             sender: Recorder::default(),
@@ -85,6 +88,7 @@ impl Default for World {
             services: SERVICES,
             interrupt_at: None,
             stderr_terminal: false,
+            door: Door::default(),
         }
     }
 }
@@ -131,9 +135,11 @@ impl World {
             services,
             interrupt_at,
             stderr_terminal,
+            door,
         } = self;
         let services = crate::services::Services::from_text("/etc/services", services);
         let timeline = sender.timeline.clone();
+        let mut net = FakeNet::new(timeline.clone(), door);
         let options = Rc::new(Cell::new(None));
         let made = Rc::clone(&options);
         // Every plan gets its own router; all of them record into the one timeline.
@@ -156,7 +162,9 @@ impl World {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| OsString::from(v))
         };
-        let clock = || now;
+        // The wall clock moves with the virtual one (HMAC sequences sent again).
+        let virtual_clock = timeline.clone();
+        let clock = move || now + virtual_clock.now().as_secs();
         let pauses = timeline.clone();
         let interrupted = move || interrupt_at.is_some_and(|n| pauses.slept() >= n);
         let mut err = Vec::new();
@@ -173,6 +181,7 @@ impl World {
                 stderr_terminal,
                 services: &services,
                 interrupted: &interrupted,
+                dial: &mut net,
             },
         );
         let asked = asked.borrow().clone();
@@ -283,7 +292,7 @@ pub(crate) fn sent(events: &[Event]) -> Vec<(Hit, Dest)> {
         .iter()
         .filter_map(|e| match e {
             Event::Sent(h, a) | Event::SentRaw(h, a) => Some((*h, *a)),
-            Event::Slept(_) => None,
+            _ => None,
         })
         .collect()
 }
