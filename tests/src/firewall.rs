@@ -53,6 +53,12 @@ impl Firewall {
         Firewall::of(&pair.server)
     }
 
+    /// The client namespace's firewall (to lose a packet on its way out, before any
+    /// capture of the server's can see it).
+    pub fn client(pair: &Pair) -> Firewall {
+        Firewall::of(&pair.client)
+    }
+
     fn of(ns: &str) -> Firewall {
         assert!(
             ns.starts_with("kt") && ns.ends_with(['c', 's']),

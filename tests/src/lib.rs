@@ -12,6 +12,7 @@ pub mod lite;
 pub mod raw;
 pub mod server;
 pub mod service;
+pub mod sshd;
 pub mod terminal;
 pub mod wine;
 
@@ -43,23 +44,31 @@ pub enum Need {
     Wine,
     /// Debian's libfaketime ([`faketime::library`]).
     Faketime,
+    /// Debian's OpenSSH server and client ([`sshd::SSHD`], [`sshd::SSH`]).
+    Ssh,
 }
 
 impl Need {
     /// Why the test cannot run here, if it cannot.
     fn missing(self) -> Option<String> {
-        let program = match self {
-            Need::Knockd => knockd::KNOCKD,
-            Need::DebianKnock => knockd::DEBIAN_KNOCK,
+        let (programs, package): (&[&str], _) = match self {
+            Need::Knockd => (&[knockd::KNOCKD], "knockd"),
+            Need::DebianKnock => (&[knockd::DEBIAN_KNOCK], "knockd"),
             Need::Wine => return wine::Wine::get().err(),
             Need::Faketime => {
                 return faketime::library()
                     .is_none()
                     .then(|| "libfaketime is missing (apt-get install libfaketime)".into());
             }
+            Need::Ssh => (
+                &[sshd::SSHD, sshd::SSH, sshd::SCP, sshd::SSH_KEYGEN],
+                "openssh-server openssh-client",
+            ),
         };
-        (!std::path::Path::new(program).exists())
-            .then(|| format!("{program} is missing (apt-get install knockd)"))
+        programs
+            .iter()
+            .find(|p| !std::path::Path::new(p).exists())
+            .map(|program| format!("{program} is missing (apt-get install {package})"))
     }
 }
 

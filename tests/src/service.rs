@@ -4,14 +4,16 @@
 //!
 //! The service greets each connection with [`GREETING`] and then echoes every line: a door
 //! is proven open by a connection and that answer, and a connection kept open shows that an
-//! established connection outlives its door.
+//! established connection outlives its door. [`OneShot`] serves one connection and ends it
+//! in a chosen order, for relays that must pass each end on.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -152,4 +154,57 @@ pub fn connect(
         )));
     }
     Ok(Conn { reader })
+}
+
+/// How a [`OneShot`] service ends its one connection, to show what a relay does with each
+/// end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ends {
+    /// Sends `banner\n` and ends its sending side at once, then reads to the end.
+    BannerFirst,
+    /// Reads to the end, then answers `got N\n` (N bytes read) and closes.
+    ReplyAtEnd,
+}
+
+/// A service for one connection; [`OneShot::got`] says what it read.
+pub struct OneShot {
+    done: mpsc::Receiver<io::Result<Vec<u8>>>,
+}
+
+impl OneShot {
+    /// Listens on `[::]:port` (IPv4 too) in namespace `ns` for one connection.
+    pub fn start(ns: &str, port: u16, ends: Ends) -> OneShot {
+        let listener = in_netns(ns, move || {
+            TcpListener::bind(("::", port)).unwrap_or_else(|e| panic!("bind [::]:{port}: {e}"))
+        });
+        let (tx, done) = mpsc::channel();
+        thread::spawn(move || {
+            let exchange = || -> io::Result<Vec<u8>> {
+                let (mut conn, _) = listener.accept()?;
+                let mut got = Vec::new();
+                match ends {
+                    Ends::BannerFirst => {
+                        conn.write_all(b"banner\n")?;
+                        conn.shutdown(Shutdown::Write)?;
+                        conn.read_to_end(&mut got)?;
+                    }
+                    Ends::ReplyAtEnd => {
+                        conn.read_to_end(&mut got)?;
+                        writeln!(conn, "got {}", got.len())?;
+                    }
+                }
+                Ok(got)
+            };
+            let _ = tx.send(exchange());
+        });
+        OneShot { done }
+    }
+
+    /// What the connection brought, once it has ended; panics after `timeout`.
+    pub fn got(&self, timeout: Duration) -> Vec<u8> {
+        self.done
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("the one-shot service had no connection end: {e}"))
+            .unwrap_or_else(|e| panic!("the one-shot service failed: {e}"))
+    }
 }

@@ -8,6 +8,7 @@
 mod client;
 mod client_feedback;
 mod clock_step;
+mod connect;
 mod firewall_doors;
 mod hmac_lite;
 mod interop_knockd;
