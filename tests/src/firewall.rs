@@ -42,6 +42,19 @@ pub fn assert_host_untouched() {
     );
 }
 
+/// The iptables rule every door's firewall starts with: established connections go on,
+/// so a session outlives its door.
+pub const ACCEPT_ESTABLISHED: &[&str] = &[
+    "-A",
+    "INPUT",
+    "-m",
+    "conntrack",
+    "--ctstate",
+    "ESTABLISHED,RELATED",
+    "-j",
+    "ACCEPT",
+];
+
 /// The firewall of one test namespace.
 pub struct Firewall {
     ns: String,

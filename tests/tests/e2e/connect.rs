@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
 
-use knock_e2e::firewall::Firewall;
+use knock_e2e::firewall::{ACCEPT_ESTABLISHED, Firewall};
 use knock_e2e::knockd::Knockd;
 use knock_e2e::lite::KnockdLite;
 use knock_e2e::service::{Ends, OneShot, Service};
@@ -28,16 +28,7 @@ const PROXY_COMMAND: &str = "knock profile %n --proxy %p";
 /// inserts before the drop rules; established ones go on (a session outlives its door).
 fn guard_ports(pair: &Pair, ports: &[u16]) -> Firewall {
     let fw = Firewall::server(pair);
-    fw.iptables(&[
-        "-A",
-        "INPUT",
-        "-m",
-        "conntrack",
-        "--ctstate",
-        "ESTABLISHED,RELATED",
-        "-j",
-        "ACCEPT",
-    ]);
+    fw.iptables(ACCEPT_ESTABLISHED);
     for port in ports {
         let port = port.to_string();
         fw.iptables(&["-A", "INPUT", "-p", "tcp", "--dport", &port, "-j", "DROP"]);
@@ -308,18 +299,25 @@ netns_test!(
     }
 );
 
-netns_test!(proxy_passes_each_end_on, |pair| {
-    // The far end speaks first and ends its side: stdout ends while stdin is still open,
-    // and what is typed after that still arrives.
-    let service = OneShot::start(&pair.server, 2223, Ends::BannerFirst);
+/// `knock --proxy PORT SERVER 7001` in the client namespace, stdin, stdout and stderr
+/// piped; returns it and its stdin.
+fn spawn_proxy(pair: &Pair, port: u16) -> (std::process::Child, std::process::ChildStdin) {
     let mut knock = pair
-        .knock_cmd(&["--proxy", "2223", SERVER_V4, "7001"])
+        .knock_cmd(&["--proxy", &port.to_string(), SERVER_V4, "7001"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = knock.stdin.take().unwrap();
+    let stdin = knock.stdin.take().unwrap();
+    (knock, stdin)
+}
+
+netns_test!(proxy_passes_each_end_on, |pair| {
+    // The far end speaks first and ends its side: stdout ends while stdin is still open,
+    // and what is typed after that still arrives.
+    let service = OneShot::start(&pair.server, 2223, Ends::BannerFirst);
+    let (mut knock, mut stdin) = spawn_proxy(&pair, 2223);
     let mut banner = String::new();
     knock
         .stdout
@@ -342,14 +340,7 @@ netns_test!(proxy_passes_each_end_on, |pair| {
     // The near end finishes first: stdin's end reaches the far end, which then answers.
     let service = OneShot::start(&pair.server, 2224, Ends::ReplyAtEnd);
     let data = payload(1 << 20);
-    let mut knock = pair
-        .knock_cmd(&["--proxy", "2224", SERVER_V4, "7001"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = knock.stdin.take().unwrap();
+    let (knock, mut stdin) = spawn_proxy(&pair, 2224);
     let feeder = {
         let data = data.clone();
         thread::spawn(move || stdin.write_all(&data))

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use knock_core::hmac::HmacParams;
 use knock_core::secret::Secret;
-use knock_e2e::firewall::Firewall;
+use knock_e2e::firewall::{ACCEPT_ESTABLISHED, Firewall};
 use knock_e2e::knockd::Knockd;
 use knock_e2e::lite::KnockdLite;
 use knock_e2e::service::{Conn, Service, connect};
@@ -74,16 +74,7 @@ fn nft_server(pair: &Pair) -> (Firewall, Service) {
 fn iptables_server(pair: &Pair) -> (Firewall, Service) {
     let fw = Firewall::server(pair);
     for args in [
-        &[
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ][..],
+        ACCEPT_ESTABLISHED,
         &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"],
         &["-P", "INPUT", "DROP"],
     ] {
