@@ -49,6 +49,7 @@ fn ssh_home_is_a_plain_sequence() {
         (s.host.as_str(), s.delay_ms, s.family, s.raw),
         ("home.example.net", 100, Family::Any, false)
     );
+    assert_eq!(p.open_port, Some(22));
     let Knock::Fixed(seq) = &p.knock else {
         panic!("{p:?}")
     };
