@@ -29,11 +29,11 @@ Profiles are NAME.toml files in the profile directory: --profiles DIR, else $KNO
 else <config dir>/knock/profiles (~/.config on Linux and FreeBSD, ~/Library/Application
 Support on macOS, %APPDATA% on Windows). `knock profile --help` describes every key.
 
-Exit status: 0 done, 1 a lookup, send or file operation failed, the port of --wait, --proxy
-or open_port never accepted, or the relay failed, 2 usage error, bad or missing profile, a
-one-time list that is used up or has a bad line, a secret that cannot be used, or a hit or
---source-port that needs privileges this run does not have (nothing is sent then), 130
-interrupted by Ctrl-C (a one-time line is then left unused).";
+Exit status: 0 done, 1 a lookup, send or file operation failed, the port of --wait,
+--proxy or open_port never accepted, or the relay failed, 2 usage error, bad or missing
+profile, a one-time list that is used up or has a bad line, a secret that cannot be used,
+or a hit or --source-port that needs privileges this run does not have (nothing is sent
+then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
 
 /// The end of `knock profile --help`, `knock help profile` and the man page: the whole
 /// profile format, so an installed `knock` needs no other document.
@@ -111,11 +111,11 @@ knock profile save NAME HOST HIT... saves a sequence profile from a knock comman
 knock keygen --save NAME --host HOST makes an [hmac] profile with a new secret; knock otp
 generate ... --save NAME --host HOST a one-time profile with a new list.
 
-Exit status: 0 done, 1 a lookup, send or file operation failed, the port of --wait, --proxy
-or open_port never accepted, or the relay failed, 2 usage error, bad or missing profile, a
-one-time list that is used up or has a bad line, a secret that cannot be used, or a hit or
---source-port that needs privileges this run does not have (nothing is sent then), 130
-interrupted by Ctrl-C (a one-time line is then left unused).";
+Exit status: 0 done, 1 a lookup, send or file operation failed, the port of --wait,
+--proxy or open_port never accepted, or the relay failed, 2 usage error, bad or missing
+profile, a one-time list that is used up or has a bad line, a secret that cannot be used,
+or a hit or --source-port that needs privileges this run does not have (nothing is sent
+then), 130 interrupted by Ctrl-C (a one-time line is then left unused).";
 
 /// Knock from a saved profile, or manage profiles.
 ///

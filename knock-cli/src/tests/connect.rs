@@ -503,6 +503,36 @@ fn an_hmac_profile_sends_the_sequence_of_the_moment_again() {
         "{}",
         o.out
     );
+    // The counter recorded as sent is the highest one: the next knock in that step waits.
+    assert_eq!(p.read("ssh.hmac-used"), "56666667\n");
+}
+
+#[test]
+fn an_hmac_knock_the_door_never_took_is_not_recorded() {
+    let p = Profiles::new(
+        "hmac-closed",
+        &[(
+            "ssh.toml",
+            "host = \"192.0.2.2\"\nopen_port = 22\n[hmac]\ndoor = \"ssh\"\n\
+             secret_env = \"KNOCK_TEST_SECRET\"\n",
+        )],
+    );
+    let world = || World {
+        vars: vec![(
+            "KNOCK_TEST_SECRET".into(),
+            "correct horse battery staple".into(),
+        )],
+        now: 1_700_000_000,
+        ..World::default()
+    };
+    let o = p.run(world(), &["ssh", "--wait-timeout", "1"]);
+    assert_eq!(o.code, 1, "{}", o.err);
+    assert!(!p.0.join("ssh.hmac-used").exists(), "nothing recorded");
+    // So the next knock in the same step goes at once, with the same sequence.
+    let again = p.run(world(), &["ssh", "--wait-timeout", "1", "--retries", "0"]);
+    assert_eq!(again.code, 1);
+    assert_eq!(sent(&again.events), sent(&o.events)[..4]);
+    assert!(!again.err.contains("waiting"), "{}", again.err);
 }
 
 #[test]
