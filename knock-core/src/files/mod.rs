@@ -385,13 +385,12 @@ mod tests {
         let err = read_regular(&path, 9).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(err.to_string(), "10 bytes, more than the 9 allowed");
+        // A directory: refused (Windows refuses to open it at all).
         let err = read_regular(dir.path(), 100).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("not a regular file (a directory)")
-                || err.kind() == io::ErrorKind::IsADirectory,
-            "{err}"
-        );
+        #[cfg(unix)]
+        assert_eq!(err.to_string(), "not a regular file (a directory)");
+        #[cfg(not(unix))]
+        let _ = err;
         assert_eq!(
             read_regular(&dir.join("missing"), 10).unwrap_err().kind(),
             io::ErrorKind::NotFound
