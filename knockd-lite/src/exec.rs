@@ -38,6 +38,12 @@ pub(crate) fn expand(template: &str, ip: IpAddr) -> String {
     template.replace("%IP%", &ip.to_string())
 }
 
+/// The log line before a door command runs, in knockd's words:
+/// `door: running command: /usr/sbin/iptables -A INPUT -s 192.0.2.1 -j ACCEPT`.
+pub(crate) fn running_line(door: &str, command: &str) -> String {
+    format!("{door}: running command: {command}")
+}
+
 /// How a command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {

@@ -14,6 +14,8 @@
 //! * `hmac_state`: the used HMAC counters that survive a restart;
 //! * `nft`: nftables doors, over nf_tables netlink;
 //! * `stops`: the stop journal, pending stop commands that survive a crash;
+//! * `keeper`: the stop keeper, a small process that runs pending stops on time when the
+//!   daemon dies and is not started again;
 //! * `sys`: every libc call outside the capture ring, behind safe functions;
 //! * `serve`: the daemon itself, which wires all of the above together.
 
@@ -24,6 +26,7 @@ mod config;
 mod door_files;
 mod exec;
 mod hmac_state;
+mod keeper;
 mod log;
 pub mod netif;
 mod nft;
@@ -40,10 +43,15 @@ mod testutil;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::hmac_state::{StateError, UsedCounters, format_counters, parse_counters};
+    pub use crate::keeper::msg::{
+        DecodeError as KeeperDecodeError, Message as KeeperMessage, decode as decode_keeper,
+        encode as encode_keeper,
+    };
     pub use crate::stops::{Pending, format_stops, parse_stops};
 }
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use clap::Parser;
@@ -59,6 +67,20 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // The stop keeper the daemon starts: not an option anyone types (not in --help).
+    if args.get(1).is_some_and(|a| a == keeper::ARG) {
+        return match &args[..] {
+            [_, _, journal] => keeper::run(PathBuf::from(journal)),
+            _ => {
+                eprintln!(
+                    "knockd-lite: {} is internal: knockd-lite starts it",
+                    keeper::ARG
+                );
+                2
+            }
+        };
+    }
     let args = match Args::try_parse_from(args) {
         Ok(args) => args,
         Err(e) => {

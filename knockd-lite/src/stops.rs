@@ -152,6 +152,24 @@ impl StopJournal {
     }
 }
 
+/// Takes one entry equal to `stop` out of the journal at `path` and writes the rest back
+/// (the file goes when none is left), for a stop run by another process than the one that
+/// wrote the journal: the stop keeper, after its daemon died. Entries it does not know stay
+/// for the next start. `Ok(false)` when there was no such entry.
+pub(crate) fn forget(path: &Path, stop: &Pending) -> Result<bool, StateError> {
+    let mut stops = read(path)?;
+    let Some(i) = stops.iter().position(|s| s == stop) else {
+        return Ok(false);
+    };
+    stops.remove(i);
+    let journal = StopJournal {
+        path: path.to_path_buf(),
+        entries: (0u64..).zip(stops).collect(),
+    };
+    journal.save()?;
+    Ok(true)
+}
+
 /// `NAME.corrupt-<now_s>` beside `path`.
 fn aside_name(path: &Path, now_s: u64) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -321,6 +339,26 @@ mod tests {
         j.remove(2).unwrap();
         assert!(!path.exists());
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn forget_takes_out_one_matching_entry_and_keeps_the_others() {
+        let scratch = Scratch::new("stops-forget");
+        let path = scratch.path().join("k.stops");
+        assert!(!forget(&path, &stop("ssh", 5)).unwrap(), "no journal");
+        let mut j = StopJournal::open(&path, 0).journal;
+        j.put(1, stop("ssh", 5)).unwrap();
+        j.put(2, stop("web", 6)).unwrap();
+        j.put(3, stop("ssh", 5)).unwrap();
+        assert!(!forget(&path, &stop("ssh", 9)).unwrap(), "another due time");
+        assert!(forget(&path, &stop("ssh", 5)).unwrap());
+        assert_eq!(
+            StopJournal::open(&path, 0).pending,
+            [stop("web", 6), stop("ssh", 5)]
+        );
+        assert!(forget(&path, &stop("ssh", 5)).unwrap());
+        assert!(forget(&path, &stop("web", 6)).unwrap());
+        assert!(!path.exists());
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// Logs and starts one command, with `%IP%` replaced by the numeric source address.
     pub(super) fn run_command(&mut self, now: Now, d: Deferred) {
         let command = exec::expand(&d.template, d.src);
-        let line = format!("{}: running command: {command}", d.door);
+        let line = exec::running_line(&d.door, &command);
         self.journal.line(now, &line, Kind::Event);
         self.commands.spawn(
             &command,

@@ -1,19 +1,20 @@
 //! What a door does besides its commands: knockers put in nftables sets (and taken out again
-//! at a clean stop), and pending stop commands kept in the stop journal and taken over
-//! after a restart.
+//! at a clean stop), and pending stop commands kept in the stop journal, mirrored to the
+//! stop keeper, and taken over after a restart.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use knock_core::conf::NftSet;
 use knock_core::conf::seconds_text as seconds;
+use knock_core::conf::{Config, NftSet};
 use knockd_engine::{Mono, Now};
 
 use super::Server;
 use crate::capture::PacketSource;
 use crate::exec::Runner;
+use crate::keeper::link::Note;
 use crate::log::{Kind, LocalTime};
 use crate::stops::Pending;
 
@@ -91,8 +92,14 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         // Persisted times are wall-clock (PHASE2 decision 3).
         let left = due.as_millis().saturating_sub(now.mono.as_millis());
         let due_ms = now.wall.as_millis().saturating_add(left);
-        match self.stops.put(start, Pending { due_ms, ..stop }) {
-            Ok(()) => true,
+        let stop = Pending { due_ms, ..stop };
+        match self.stops.put(start, stop.clone()) {
+            Ok(()) => {
+                // The keeper holds what the journal holds, no more.
+                let notes = self.keeper.schedule(start, due, &stop);
+                self.keeper_notes(notes);
+                true
+            }
             Err(e) => {
                 let tail = if update {
                     "a crash before it runs loses it"
@@ -114,6 +121,22 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         if let Err(e) = self.stops.remove(start) {
             let line = format!("cannot update the stop journal: {e}");
             self.journal.line(self.now(), &line, Kind::Error);
+        }
+        let notes = self.keeper.done(start);
+        self.keeper_notes(notes);
+    }
+
+    /// Starts the stop keeper if one is needed and none runs (once a second, and at
+    /// start-up before stops are taken over).
+    pub(super) fn sync_keeper(&mut self) {
+        let notes = self.keeper.sync();
+        self.keeper_notes(notes);
+    }
+
+    /// Logs what the keeper link reports.
+    pub(super) fn keeper_notes(&mut self, notes: Vec<Note>) {
+        for (kind, line) in notes {
+            self.journal.line(self.now(), &line, kind);
         }
     }
 
@@ -143,15 +166,26 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 self.journal.line(now, &line, Kind::Event);
                 delay
             };
+            let due = now.mono.plus(delay);
             let (key, actions) = self.engine.restore_stop(
                 now,
                 Arc::from(stop.door.as_str()),
                 stop.src,
                 stop.template.clone(),
-                now.mono.plus(delay),
+                due,
             );
+            let notes = self.keeper.schedule(key.0, due, &stop);
+            self.keeper_notes(notes);
             self.stops.adopt(key.0, stop);
             self.apply(now, actions);
         }
     }
+}
+
+/// Whether a door of `config` has a stop command: its daemon wants a stop keeper.
+pub(super) fn has_stop_commands(config: &Config) -> bool {
+    config
+        .doors
+        .iter()
+        .any(|d| d.stop_command.is_some() || d.stop_command_6.is_some())
 }

@@ -40,6 +40,7 @@ use crate::capture::{InterfaceCapture, LinkEvent, PacketSource};
 use crate::door_files::ListIds;
 use crate::exec::{Executor, Runner};
 use crate::hmac_state::HmacCounters;
+use crate::keeper::KeeperLink;
 use crate::log::Kind;
 use crate::netif::{Change, Interface, Watch};
 use crate::nft::Sets;
@@ -90,7 +91,7 @@ impl Failure {
 
 /// Both clocks: the time since boot for timers, the wall clock (which packet timestamps
 /// use) for HMAC windows and log stamps.
-fn clock_now() -> Now {
+pub(crate) fn clock_now() -> Now {
     Now::new(
         Mono::from_millis(crate::sys::boot_ms()),
         Timestamp::from_system_time(SystemTime::now()),
@@ -153,6 +154,8 @@ struct Server<S, R> {
     open_sets: OpenSets,
     /// Stop commands pending, on disk.
     stops: StopJournal,
+    /// The stop keeper, told of every change to `stops`.
+    keeper: KeeperLink,
     /// Both clocks (virtual ones in tests).
     clock: Box<dyn Fn() -> Now>,
     /// Kept for its `Drop`, which removes the file.
@@ -226,6 +229,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         if let Some(problem) = problem {
             self.journal.line(self.now(), &problem, Kind::Error);
         }
+        self.sync_keeper();
         self.restore_stops(pending);
     }
 
@@ -269,6 +273,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             self.poll_addresses(now);
             self.report_held_back(now);
             self.journal.tick(now);
+            self.sync_keeper();
         }
         self.journal.poll();
         self.sync_rules();

@@ -111,6 +111,11 @@ impl Server<InterfaceCapture, Executor> {
                 }
             }
         }
+        let log = self.settings.log_config(&self.args);
+        let notes = self.keeper.set_log(log.file, log.syslog);
+        self.keeper_notes(notes);
+        self.keeper
+            .set_wanted(super::doors::has_stop_commands(&self.config));
         self.apply(now, actions);
         // The filter went in with the doors; what the actions changed since is rebuilt.
         self.sync_rules();

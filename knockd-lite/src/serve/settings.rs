@@ -37,6 +37,8 @@ pub(crate) struct Settings {
     pub(crate) legacy_state_file: PathBuf,
     /// The stop journal: stop commands still due, which a restart runs.
     pub(crate) stops_file: PathBuf,
+    /// The stop keeper's pid.
+    pub(crate) keeper_file: PathBuf,
 }
 
 impl Settings {
@@ -81,6 +83,7 @@ pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), Confi
         state_file: state::state_file(&state_dir, &config_path, StateKind::HmacUsed),
         legacy_state_file: state::legacy_hmac_file(&state_dir, &config_path),
         stops_file: state::state_file(&state_dir, &config_path, StateKind::Stops),
+        keeper_file: state::state_file(&state_dir, &config_path, StateKind::Keeper),
         config_path,
     };
     Ok((config, settings))

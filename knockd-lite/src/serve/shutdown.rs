@@ -1,7 +1,8 @@
 //! SIGTERM and SIGINT: knockers this process put in nftables sets are taken out, pending
 //! stop commands run at once (each after its start command, which is killed with its
 //! process group if it is still running after a while), shutdown waits for them within a
-//! bound, and the last line is `shutting down`.
+//! bound, the stop keeper is told goodbye (so it runs none of them again), and the last
+//! line is `shutting down`.
 
 use std::time::Duration;
 
@@ -109,6 +110,9 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             );
             self.journal.line(now, &line, Kind::Error);
         }
+        // Every pending stop ran here: the keeper leaves without running any.
+        let notes = self.keeper.bye();
+        self.keeper_notes(notes);
         if self.journal.debug_enabled() {
             self.debug_stats(now);
         }

@@ -7,6 +7,7 @@ use anyhow::{Context, anyhow};
 use knockd_engine::{Engine, Options};
 
 use super::commands::Commands;
+use super::doors;
 use super::gate::Limits;
 use super::journal::Journal;
 use super::lookup::{self, Resolver};
@@ -17,6 +18,7 @@ use crate::config;
 use crate::door_files;
 use crate::exec::Executor;
 use crate::hmac_state::HmacCounters;
+use crate::keeper::{self, KeeperLink, Launch};
 use crate::log::{Kind, Logger};
 use crate::netif::{self, Watch};
 use crate::nft::{self, Netlink};
@@ -126,11 +128,29 @@ impl Server<InterfaceCapture, Executor> {
         capture.add_wake_fd(signals.fd());
         capture.add_wake_fd(exec.wake_fd());
         let watch = Watch::new(&settings.interface, Some(iface));
+        // A keeper left by an earlier process hands its stops back before the journal is
+        // read, so each of them runs once, here.
+        if let Some((kind, line)) = keeper::retire_previous(
+            &settings.keeper_file,
+            &settings.stops_file,
+            keeper::HANDOVER_WAIT,
+        ) {
+            logger.event(clock_now(), &line, kind);
+        }
         let opened = StopJournal::open(&settings.stops_file, clock_now().wall.unix_seconds());
         let limits = Limits {
             max_running: args.max_commands,
             door_rate: args.door_rate,
         };
+        let mut keeper = KeeperLink::new(
+            Launch::exec(&settings.stops_file),
+            settings.keeper_file.clone(),
+            Duration::from_secs(args.command_limit),
+        );
+        keeper.set_wanted(doors::has_stop_commands(&config));
+        let log = settings.log_config(&args);
+        // Not started yet: nothing to report.
+        let _ = keeper.set_log(log.file, log.syslog);
         let mut server = Server {
             args,
             base,
@@ -147,6 +167,7 @@ impl Server<InterfaceCapture, Executor> {
             sets: Box::new(sets),
             open_sets: Default::default(),
             stops: opened.journal,
+            keeper,
             clock: Box::new(clock_now),
             _pidfile: pidfile,
             turn: Turn::default(),

@@ -17,6 +17,9 @@ pub(crate) enum StateKind {
     HmacUsed,
     /// The stop journal: stop commands still due.
     Stops,
+    /// The pid of the stop keeper, for the next process to find it (a restart takes the
+    /// stops over from a keeper still running).
+    Keeper,
 }
 
 impl StateKind {
@@ -24,6 +27,7 @@ impl StateKind {
         match self {
             StateKind::HmacUsed => "hmac-used",
             StateKind::Stops => "stops",
+            StateKind::Keeper => "keeper",
         }
     }
 }

@@ -26,6 +26,8 @@ use super::*;
 use crate::capture::{ReplayFrame, ReplaySource};
 use crate::door_files;
 use crate::exec::{Completion, Outcome};
+use crate::keeper::msg::Message;
+use crate::keeper::{KeeperLink, Launch};
 use crate::log::Logger;
 use crate::stops::StopJournal;
 use crate::testutil::Scratch;
@@ -224,6 +226,8 @@ struct Harness {
     clock: Rc<Cell<u64>>,
     /// The wall clock's lead on `clock`, ms.
     wall_offset: Rc<Cell<i64>>,
+    /// What the stop keeper was told.
+    told: Rc<RefCell<Vec<Message>>>,
 }
 
 /// The interface every lookup finds: up, with the server's address.
@@ -315,6 +319,13 @@ impl Harness {
         let kernel = Rc::new(RefCell::new(Kernel::default()));
         let watch = Watch::new("test0", test_iface("test0").unwrap());
         let opened = StopJournal::open(&settings.stops_file, read().wall.unix_seconds());
+        let told = Rc::new(RefCell::new(Vec::new()));
+        let mut keeper = KeeperLink::new(
+            Launch::Record(Rc::clone(&told)),
+            settings.keeper_file.clone(),
+            Duration::from_secs(60),
+        );
+        keeper.set_wanted(super::doors::has_stop_commands(&config));
         let mut server = Server {
             args,
             base,
@@ -331,6 +342,7 @@ impl Harness {
             sets: Box::new(FakeSets(Rc::clone(&kernel))),
             open_sets: Default::default(),
             stops: opened.journal,
+            keeper,
             clock: Box::new(read),
             _pidfile: None,
             turn: Turn::default(),
@@ -344,6 +356,7 @@ impl Harness {
             kernel,
             clock,
             wall_offset,
+            told,
         }
     }
 
@@ -1185,4 +1198,148 @@ fn queued_starts_are_not_run_at_shutdown_and_neither_are_their_stops() {
         at(&not_run).is_some() && at(&not_run) < at(&counted),
         "{log:#?}"
     );
+}
+
+/// What the stop keeper was told after the greeting (`Hello`, `Log`) every keeper gets.
+fn told(h: &Harness) -> Vec<Message> {
+    h.told
+        .borrow()
+        .iter()
+        .filter(|m| !matches!(m, Message::Hello { .. } | Message::Log { .. }))
+        .cloned()
+        .collect()
+}
+
+fn close_client(due_ms: u64) -> Pending {
+    Pending {
+        door: "d".into(),
+        src: IpAddr::V4(CLIENT),
+        template: "close %IP%".into(),
+        due_ms,
+        delay_ms: 10_000,
+    }
+}
+
+#[test]
+fn the_keeper_is_told_each_stop_as_the_journal_has_it_and_each_stop_that_ran() {
+    let mut h = Harness::new(STOP_DOOR, &[]);
+    assert!(
+        matches!(
+            h.told.borrow()[..],
+            [
+                Message::Hello {
+                    limit_ms: 60_000,
+                    ..
+                },
+                Message::Log { .. }
+            ]
+        ),
+        "a config with stop commands has its keeper from the start: {:?}",
+        h.told.borrow()
+    );
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    let knocked = h.clock.get();
+    let told_now = told(&h);
+    let [Message::Schedule { id, .. }] = told_now[..] else {
+        panic!("{told_now:?}")
+    };
+    // Both clocks read the same in the harness: the journal's wall-clock due time and
+    // the keeper's monotonic one are equal numbers.
+    let schedule = |due| Message::Schedule {
+        id,
+        due_ms: due,
+        stop: close_client(due),
+    };
+    assert_eq!(told_now, [schedule(knocked + 10_000)]);
+    // Before the start ran: the keeper knew of the stop when the journal did.
+    assert_eq!(h.spawned(), ["open 192.0.2.1"]);
+    h.turn_after(2_000);
+    h.finish("open 192.0.2.1");
+    assert_eq!(
+        told(&h),
+        [schedule(knocked + 10_000), schedule(knocked + 12_000)]
+    );
+    h.turn_after(10_000);
+    assert_eq!(told(&h).len(), 2, "a stop running is not done yet");
+    h.finish("close 192.0.2.1");
+    assert_eq!(
+        told(&h),
+        [
+            schedule(knocked + 10_000),
+            schedule(knocked + 12_000),
+            Message::Done { id }
+        ]
+    );
+}
+
+#[test]
+fn a_clean_stop_runs_the_stops_then_says_goodbye() {
+    let mut h = Harness::new(STOP_DOOR, &[]);
+    h.knock(&[(TCP, 7000), (TCP, 8000)]);
+    h.finish("open 192.0.2.1");
+    h.shell.borrow_mut().finish_on_wait = true;
+    h.server.shutdown();
+    assert_eq!(h.spawned(), ["open 192.0.2.1", "close 192.0.2.1"]);
+    let told = told(&h);
+    assert!(
+        matches!(
+            told[..],
+            [
+                Message::Schedule { id: a, .. },
+                Message::Schedule { id: b, .. },
+                Message::Done { id: c },
+                Message::Bye
+            ] if a == b && b == c
+        ),
+        "{told:?}"
+    );
+}
+
+#[test]
+fn stops_taken_over_after_a_restart_go_to_the_keeper_too() {
+    let first = Harness::new(STOP_DOOR, &[]);
+    let path = stops_file(&first);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{}\t10000\t192.0.2.1\td\tclose %IP%\n{}\t10000\t192.0.2.1\td\tclose %IP%\n",
+            T0 - 1_000,
+            T0 + 4_000
+        ),
+    )
+    .unwrap();
+    let Harness { dir, .. } = first;
+    let mut h = Harness::in_dir(dir, STOP_DOOR, &[]);
+    assert_eq!(h.spawned(), ["close 192.0.2.1"]);
+    let told_now = told(&h);
+    let [
+        Message::Schedule {
+            id: overdue,
+            due_ms: d1,
+            ..
+        },
+        Message::Schedule {
+            id: later,
+            due_ms: d2,
+            ..
+        },
+    ] = told_now[..]
+    else {
+        panic!("{told_now:?}")
+    };
+    assert_eq!((d1, d2), (T0, T0 + 4_000));
+    h.finish("close 192.0.2.1");
+    assert_eq!(told(&h)[2], Message::Done { id: overdue });
+    h.turn_after(4_000);
+    h.finish("close 192.0.2.1");
+    assert_eq!(told(&h)[3], Message::Done { id: later });
+}
+
+#[test]
+fn a_config_without_stop_commands_starts_no_keeper() {
+    let mut h = Harness::new("[d]\nsequence = 7000\nstart_command = open %IP%\n", &[]);
+    h.knock(&[(TCP, 7000)]);
+    h.finish("open 192.0.2.1");
+    assert!(h.told.borrow().is_empty());
 }

@@ -25,7 +25,7 @@ pub(crate) use ifaddrs::{IfAddr, if_entries, index_and_hatype};
 pub(crate) use netlink::NetlinkSocket;
 pub(crate) use packet::{PacketSocket, RecvBatch};
 pub(crate) use poll::{PollFd, poll};
-pub(crate) use process::{Pidfd, detach, kill_group};
+pub(crate) use process::{Pidfd, detach, kill_group, new_session, set_name};
 pub(crate) use signal::SignalFd;
 #[cfg(test)]
 pub(crate) use signal::raise;

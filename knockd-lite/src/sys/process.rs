@@ -1,8 +1,11 @@
-//! Processes: detaching from the terminal, process groups, and pidfds to wait on a child.
+//! Processes: detaching from the terminal, process groups, sessions, names, and pidfds to
+//! wait on (and signal) a process.
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// Detaches from the terminal: fork, setsid, fork again (so the daemon can never reacquire
 /// a terminal), chdir `/`, stdin/stdout/stderr to /dev/null.
@@ -171,6 +174,52 @@ impl Pidfd {
         // SAFETY: raw is a fresh descriptor that nothing else owns.
         Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(raw) }))
     }
+}
+
+impl Pidfd {
+    /// Sends `sig` to the process, or fails with `ESRCH` once it has exited: unlike
+    /// kill(2), never to another process that took over its pid.
+    pub(crate) fn send_signal(&self, sig: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal takes our descriptor, a signal number, a null siginfo
+        // (the kernel fills in one as for kill) and flags 0; it touches no memory of ours.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        super::check(rc).map(drop)
+    }
+}
+
+/// Makes the child `cmd` starts the leader of a new session (setsid between fork and exec):
+/// no controlling terminal, and no signal sent to the parent's process group or session
+/// reaches it.
+pub(crate) fn new_session(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only setsid, which
+    // is async-signal-safe and touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sets the calling thread's name, which `ps`, `pidof` and `/proc/PID/comm` show for the
+/// process when it is the main thread (at most 15 bytes; longer names are cut).
+pub(crate) fn set_name(name: &str) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from buf, which
+    // is 16 bytes long and ends in at least one NUL.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
 impl AsRawFd for Pidfd {
