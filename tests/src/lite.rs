@@ -212,6 +212,48 @@ impl KnockdLite {
         }
     }
 
+    /// The stop keeper's pid, from the `keeper` state file, while that process is a live
+    /// keeper.
+    pub fn keeper_pid(&self) -> Option<u32> {
+        let dir = self.path("state");
+        let file = std::fs::read_dir(&dir).ok()?.flatten().find(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("knockd.conf.") && name.ends_with(".keeper")
+        })?;
+        let pid = std::fs::read_to_string(file.path())
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        is_keeper(pid).then_some(pid)
+    }
+
+    /// Waits for the stop keeper to run (under its own name, which it takes as it starts)
+    /// and returns its pid.
+    pub fn wait_keeper(&self) -> u32 {
+        let mut pid = None;
+        self.wait_for("the stop keeper", START_TIMEOUT, || {
+            pid = self.keeper_pid();
+            pid.is_some()
+        });
+        pid.unwrap_or_default()
+    }
+
+    /// Sends `sig` to the stop keeper; returns its pid. Panics if there is none.
+    pub fn signal_keeper(&self, sig: i32) -> u32 {
+        let pid = self.wait_keeper();
+        // SAFETY: kill() with a pid just checked to be a live knockd-keeper.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill -{sig} {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        pid
+    }
+
     /// Log lines without their `[YYYY-MM-DD HH:MM] ` stamp.
     pub fn log_bodies(&self) -> Vec<String> {
         self.log()
@@ -291,6 +333,9 @@ impl Server for KnockdLite {
 
 impl Drop for KnockdLite {
     fn drop(&mut self) {
+        // The keeper outlives a killed daemon (that is its job): it goes too, so no test
+        // leaves a process behind.
+        let keeper = self.keeper_pid();
         match &mut self.child {
             Some(child) => {
                 let _ = child.kill();
@@ -306,18 +351,35 @@ impl Drop for KnockdLite {
             }
             None => {}
         }
+        if let Some(pid) = keeper.filter(|&pid| is_keeper(pid)) {
+            // SAFETY: kill() on the keeper of the daemon this guard started, checked to
+            // still be a live knockd-keeper (not a reused pid).
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL)
+            };
+        }
     }
 }
 
 /// Whether `pid` is a live (not zombie) knockd-lite.
 pub fn is_knockd_lite(pid: u32) -> bool {
+    is_live(pid, "knockd-lite")
+}
+
+/// Whether `pid` is a live (not zombie) stop keeper, which names itself `knockd-keeper`.
+pub fn is_keeper(pid: u32) -> bool {
+    is_live(pid, "knockd-keeper")
+}
+
+fn is_live(pid: u32, name: &str) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat
         .rsplit(')')
         .next()
         .and_then(|s| s.split_whitespace().next());
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    comm.trim_end() == "knockd-lite" && !matches!(state, None | Some("Z"))
+    comm.trim_end() == name && !matches!(state, None | Some("Z"))
 }
 
 fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {

@@ -6,8 +6,9 @@
 //!
 //! nftables doors (knockd-lite's `Nft_Set`): the kernel closes them, with or without the
 //! daemon. Command doors with iptables, the classic knockd setup: Debian's knockd 0.8 as
-//! the reference, then knockd-lite through the same checks, and its stop journal after a
-//! SIGKILL. Every firewall command runs in the test's namespace through
+//! the reference, then knockd-lite through the same checks; after a SIGKILL its stop keeper
+//! closes the door on time, a clean stop runs each stop once, a restart takes the stops
+//! over from a surviving keeper, and the stop journal covers the keeper dying too. Every firewall command runs in the test's namespace through
 //! `knock_e2e::firewall`, which also checks that the host's ruleset never changes.
 
 use std::net::{IpAddr, SocketAddr};
@@ -498,24 +499,143 @@ netns_test!(lite_iptables_door, || {
     });
 });
 
+/// The iptables door with its stop also appending to `@DIR@/events`, so a test can count
+/// how often it ran (a second `iptables -D` would fail, and still count); Cmd_Timeout `secs`.
+fn counted_door(sequence: &str, secs: u64) -> String {
+    format!(
+        "[openSSH]\n\tsequence = {sequence}\n\
+         \tstart_command = /usr/sbin/iptables -I INPUT -s %IP% -p tcp --dport 2222 -j ACCEPT\n\
+         \tcmd_timeout = {secs}\n\
+         \tstop_command = /usr/sbin/iptables -D INPUT -s %IP% -p tcp --dport 2222 -j ACCEPT; \
+         echo stop %IP% >> @DIR@/events\n"
+    )
+}
+
+/// Whether the state folder holds a stop journal.
+fn has_journal(lite: &KnockdLite) -> bool {
+    std::fs::read_dir(lite.path("state")).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".stops"))
+    })
+}
+
+/// Waits `after` more, then checks the stop ran exactly once.
+fn assert_stopped_once(lite: &KnockdLite, after: Duration) {
+    std::thread::sleep(after);
+    assert_eq!(
+        lite.events(),
+        ["stop 192.0.2.1"],
+        "the stop ran once\n{}",
+        lite.output()
+    );
+}
+
+// knockd 0.8's forked child closes the door after a SIGKILL of the daemon (the reference
+// above); knockd-lite's stop keeper does the same, with no restart.
+netns_test!(lite_iptables_door_closes_on_time_after_sigkill, || {
+    let pair = Pair::new();
+    let (_fw, _service) = iptables_server(&pair);
+    let mut lite = KnockdLite::start(&pair, &counted_door("7800,7801", 3), &[]);
+    let keeper = lite.wait_keeper();
+    let knocked = Instant::now();
+    knock(&pair, CLIENT_V4, "7800,7801");
+    let mut kept = wait_open(&pair, CLIENT_V4, &lite);
+    lite.signal(libc::SIGKILL);
+    lite.wait_gone(WAIT);
+    let _again =
+        try_connect(&pair, CLIENT_V4, Duration::from_secs(1)).expect("open after the kill");
+    let shut_after = wait_shut(&pair, CLIENT_V4, knocked, &lite);
+    assert!(
+        shut_after + SHUT_WAIT >= OPEN_FOR,
+        "the door closed after {shut_after:?}, before its {OPEN_FOR:?}\n{}",
+        lite.output()
+    );
+    assert_eq!(kept.echo("kept").unwrap(), "kept");
+    lite.wait_for("the keeper to leave", WAIT, || {
+        !knock_e2e::lite::is_keeper(keeper)
+    });
+    let log = lite.log_bodies();
+    let orphaned = log
+        .iter()
+        .position(|l| {
+            l.contains(" ended without a clean stop: its stop keeper (pid ")
+                && l.ends_with(") runs the 1 pending stop command when due")
+        })
+        .unwrap_or_else(|| panic!("{}", lite.output()));
+    assert_eq!(
+        log[orphaned + 1..orphaned + 3],
+        [
+            "192.0.2.1: openSSH: command timeout".to_string(),
+            "openSSH: running command: /usr/sbin/iptables -D INPUT -s 192.0.2.1 -p tcp \
+             --dport 2222 -j ACCEPT; echo stop 192.0.2.1 >> "
+                .to_string()
+                + &lite.path("events").display().to_string()
+        ],
+        "{}",
+        lite.output()
+    );
+    assert!(
+        !has_journal(&lite),
+        "the keeper took the stop out of the journal"
+    );
+    // A start later finds nothing to run again.
+    lite.start_again(&pair, &[]);
+    assert_stopped_once(&lite, Duration::from_millis(500));
+    assert!(!lite.log().contains("overdue"), "{}", lite.output());
+});
+
+// -d, a SIGHUP, then a clean stop: the stop runs at the SIGTERM, and the keeper, told
+// goodbye, runs nothing.
+netns_test!(lite_clean_stop_runs_each_stop_once, || {
+    let pair = Pair::new();
+    let (_fw, _service) = iptables_server(&pair);
+    let dir = TempDir::new("fw-clean");
+    let pidfile = dir.path().join("knockd-lite.pid");
+    let mut lite = KnockdLite::start_daemon(&pair, dir, &counted_door("7810,7811", 3), &pidfile);
+    let keeper = lite.wait_keeper();
+    lite.signal(libc::SIGHUP);
+    lite.wait_log("re-read ", 1, WAIT);
+    assert_eq!(
+        lite.keeper_pid(),
+        Some(keeper),
+        "the keeper stays across a SIGHUP"
+    );
+    knock(&pair, CLIENT_V4, "7810,7811");
+    let _conn = wait_open(&pair, CLIENT_V4, &lite);
+    lite.signal(libc::SIGTERM);
+    lite.wait_gone(WAIT);
+    assert_shut(&pair, CLIENT_V4, "after SIGTERM", &lite);
+    assert!(
+        !knock_e2e::lite::is_keeper(keeper),
+        "the keeper left with the daemon"
+    );
+    assert_stopped_once(&lite, OPEN_FOR);
+    assert!(
+        lite.log_bodies()
+            .contains(&"192.0.2.1: openSSH: shutting down, running the stop command now".into()),
+        "{}",
+        lite.output()
+    );
+});
+
+// Both killed (the unit's processes killed together, a reboot): the journal runs the
+// overdue stop at the next start, once.
 netns_test!(
-    lite_command_door_sigkill_then_restart_runs_the_overdue_stop,
+    lite_command_door_keeper_and_daemon_killed_then_restart_runs_the_overdue_stop_once,
     || {
         let pair = Pair::new();
         let (_fw, _service) = iptables_server(&pair);
-        let mut lite = KnockdLite::start(
-            &pair,
-            &format!("[openSSH]\n\tsequence = 7700,7701\n{IPTABLES_DOOR}"),
-            &[],
-        );
+        let mut lite = KnockdLite::start(&pair, &counted_door("7700,7701", 3), &[]);
         knock(&pair, CLIENT_V4, "7700,7701");
         let _conn = wait_open(&pair, CLIENT_V4, &lite);
         lite.signal(libc::SIGKILL);
+        lite.signal_keeper(libc::SIGKILL);
         lite.wait_gone(WAIT);
-        // The stop was due OPEN_FOR after the start; with no daemon the door stays open.
+        // The stop was due OPEN_FOR after the start; with neither process the door stays
+        // open.
         std::thread::sleep(OPEN_FOR + Duration::from_millis(500));
         let _still = try_connect(&pair, CLIENT_V4, Duration::from_secs(1))
-            .expect("nothing closed the door while knockd-lite was dead");
+            .expect("nothing closed the door while both were dead");
         lite.start_again(&pair, &[]);
         lite.wait_log(
             "192.0.2.1: openSSH: running overdue stop command (was due ",
@@ -535,5 +655,73 @@ netns_test!(
             "{}",
             lite.output()
         );
+        assert_stopped_once(&lite, Duration::from_millis(500));
     }
 );
+
+// Started again while the dead daemon's keeper still waits: the keeper hands the stop
+// back, the new daemon runs it when due, once.
+netns_test!(
+    lite_restart_takes_the_stops_over_from_a_surviving_keeper,
+    || {
+        let pair = Pair::new();
+        let (_fw, _service) = iptables_server(&pair);
+        let mut lite = KnockdLite::start(&pair, &counted_door("7900,7901", 6), &[]);
+        let knocked = Instant::now();
+        knock(&pair, CLIENT_V4, "7900,7901");
+        let _conn = wait_open(&pair, CLIENT_V4, &lite);
+        let old = lite.wait_keeper();
+        lite.signal(libc::SIGKILL);
+        lite.wait_gone(WAIT);
+        lite.start_again(&pair, &[]);
+        assert!(!knock_e2e::lite::is_keeper(old), "the old keeper left");
+        lite.wait_log(
+            &format!(
+                "] the stop keeper (pid {old}) of an earlier knockd-lite handed its stops over"
+            ),
+            1,
+            WAIT,
+        );
+        lite.wait_log(
+            "] 192.0.2.1: openSSH: stop command pending from before the restart, due in ",
+            1,
+            WAIT,
+        );
+        let shut_after = wait_shut(&pair, CLIENT_V4, knocked, &lite);
+        assert!(
+            shut_after + SHUT_WAIT >= Duration::from_secs(6),
+            "closed after {shut_after:?}\n{}",
+            lite.output()
+        );
+        assert_stopped_once(&lite, Duration::from_millis(500));
+        let new = lite.wait_keeper();
+        assert_ne!(new, old);
+    }
+);
+
+// Orphaned, then SIGTERM (systemd stopping what is left of the unit): the keeper runs its
+// stops at once, as the daemon's SIGTERM would.
+netns_test!(an_orphaned_keeper_runs_its_stops_at_once_on_sigterm, || {
+    let pair = Pair::new();
+    let (_fw, _service) = iptables_server(&pair);
+    let mut lite = KnockdLite::start(&pair, &counted_door("7950,7951", 600), &[]);
+    knock(&pair, CLIENT_V4, "7950,7951");
+    let _conn = wait_open(&pair, CLIENT_V4, &lite);
+    lite.signal(libc::SIGKILL);
+    lite.wait_gone(WAIT);
+    lite.wait_log(" ended without a clean stop: its stop keeper ", 1, WAIT);
+    let keeper = lite.signal_keeper(libc::SIGTERM);
+    lite.wait_events(1, WAIT);
+    assert_shut(&pair, CLIENT_V4, "after the keeper's SIGTERM", &lite);
+    lite.wait_for("the keeper to leave", WAIT, || {
+        !knock_e2e::lite::is_keeper(keeper)
+    });
+    assert!(
+        lite.log_bodies()
+            .contains(&"192.0.2.1: openSSH: shutting down, running the stop command now".into()),
+        "{}",
+        lite.output()
+    );
+    assert!(!has_journal(&lite));
+    assert_stopped_once(&lite, Duration::from_millis(300));
+});
