@@ -132,8 +132,9 @@ pub(crate) struct Args {
 
     /// Folder for state that must survive restarts: the used HMAC counters, in
     /// DIR/<config file name>.<digest of its path>.hmac-used (only written when the config
-    /// has HMAC doors), and the stop commands still due, in DIR/<config file
-    /// name>.<digest>.stops.
+    /// has HMAC doors), the stop commands still due, in DIR/<config file
+    /// name>.<digest>.stops, and the pid of the stop keeper (the process that runs them
+    /// on time should knockd-lite die), in DIR/<config file name>.<digest>.keeper.
     // This doc is the --help text, where <...> is a placeholder, not an HTML tag.
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
