@@ -439,9 +439,14 @@ flood_run() {
         prev=$cur
     done
     t2=$cur
-    local hwm loglines
+    local hwm loglines in_set=""
     hwm=$(hwm_kib "$pid")
     loglines=$(( $(lines "$dir/server.log") - log0 ))
+    if [ "$NFT" = 1 ] && [ "$name" = knockd-lite ]; then
+        # The knocker's element, read back from the kernel before a clean stop takes it out.
+        in_set=$(ip netns exec "$SNS" nft list set inet knockbench door4 2>/dev/null |
+            grep -c "$CLIENT_IP" || true)
+    fi
     stop_capture
     stop_server
 
@@ -458,6 +463,9 @@ flood_run() {
         # from a sequence the server dropped.
         note="log for $CLIENT_IP: $({ grep -F "$CLIENT_IP:" "$dir/server.log" || true; } | sed 's/^\[[^]]*\] *//' | tr '\n' ';' | cut -c1-120)"
         [ "$note" = "log for $CLIENT_IP: " ] && note="log has nothing from $CLIENT_IP"
+    fi
+    if [ "$detected" = yes ] && [ "$in_set" = 0 ]; then
+        note="knock detected but $CLIENT_IP not in the set: $({ grep -F "nft add" "$dir/server.log" || true; } | tail -n1 | sed 's/^\[[^]]*\] *//' | cut -c1-120)"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$name" "$rate" "$sources" "$delay" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
@@ -560,6 +568,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load average at start $LOAD, at the end $LOAD_END"
     echo "generator pinned to CPU 0 and server to CPU 1: $([ "$PIN" = 1 ] && echo yes || echo no); knock client $KNOCK"
     echo "knockd-lite: ${KNOCKD_LITE:-$(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-70)}${KNOCKD_LITE_ARGS:+, extra flags: $KNOCKD_LITE_ARGS}"
+    if [ "$NFT" = 1 ]; then
+        echo "--nft: knockd-lite's door also adds the knocker to inet knockbench door4 (checked in the kernel after each flood run)"
+    fi
     echo
     echo "Flood on port ${DOOR_PORTS[0]} for $DURATION s (rate 0 = generator's full rate) from N sources spread over 198.18.0.0/15,"
     echo "one knock (knock -d DELAY) at $(awk -v d="$DURATION" 'BEGIN { print d / 2 }') s, watched $AFTER s after; Seq_Timeout 5 s"

@@ -176,10 +176,20 @@ impl KeeperLink {
 
     /// A clean shutdown, after every pending stop ran: says goodbye, waits (briefly) for the
     /// keeper to leave and removes its pid file.
-    pub(crate) fn bye(&mut self) -> Vec<Note> {
-        let notes = self.send(&Message::Bye);
+    pub(crate) fn bye(&mut self) {
         self.wanted = false;
-        if let Some(Conn::Process { mut child, .. }) = self.conn.take() {
+        #[cfg(test)]
+        if let Some(Conn::Record(r)) = &self.conn {
+            r.borrow_mut().push(Message::Bye);
+        }
+        // A keeper already gone (killed with the daemon's unit) needs no goodbye.
+        if let Some(Conn::Process {
+            mut child,
+            mut sock,
+            ..
+        }) = self.conn.take()
+        {
+            let _ = sock.write_all(&msg::encode(&Message::Bye));
             let deadline = Instant::now() + BYE_WAIT;
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
@@ -190,7 +200,6 @@ impl KeeperLink {
             }
             let _ = std::fs::remove_file(&self.pid_file);
         }
-        notes
     }
 
     fn log_message(&self) -> Message {

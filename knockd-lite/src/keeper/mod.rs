@@ -14,7 +14,8 @@
 //!   replaced by the numeric address only, `/bin/sh -c`, the daemon's `--command-limit`),
 //!   logs in knockd's words to the daemon's log, takes each stop out of the journal once it
 //!   has run, and exits when none is left. A SIGTERM then (systemd stopping what is left of
-//!   the unit) runs them all at once, as the daemon's SIGTERM does.
+//!   the unit) runs them all at once, as the daemon's SIGTERM does. While the daemon lives a
+//!   SIGTERM is only remembered: a unit stop signals both, and the daemon says goodbye.
 //!
 //! Never twice: a stop runs either in the daemon or, once the daemon is gone, in the keeper,
 //! and whoever runs it takes it out of the journal. A daemon started while an earlier

@@ -85,8 +85,7 @@ enum Ending {
     Orphaned {
         at_once: bool,
     },
-    /// SIGUSR1 (a new knockd-lite for the same config takes over the journal), or SIGTERM
-    /// or SIGINT while the daemon is alive (it runs the stops).
+    /// SIGUSR1: a new knockd-lite for the same config takes over the journal.
     TakenOver,
     Garbled(DecodeError),
 }
@@ -99,8 +98,13 @@ struct Keeper {
 }
 
 impl Keeper {
-    /// Reads the daemon's messages until it says goodbye or goes away, or a signal ends it.
+    /// Reads the daemon's messages until it says goodbye or goes away, or SIGUSR1 ends it.
+    ///
+    /// SIGTERM and SIGINT are remembered, not obeyed, while the daemon lives: a unit stop
+    /// sends SIGTERM to both, and the daemon runs its stops and says goodbye; should the
+    /// daemon die instead, the keeper runs the stops at once, as asked.
     fn listen(&mut self, channel: &UnixStream, signals: &mut SignalFd) -> Ending {
+        let mut terminate = false;
         loop {
             let mut fds = [
                 PollFd::readable(std::os::fd::AsRawFd::as_raw_fd(channel)),
@@ -116,20 +120,19 @@ impl Keeper {
                 Ok(open) => open,
                 Err(e) => return Ending::Garbled(e),
             };
+            for sig in signals.pending() {
+                match sig {
+                    libc::SIGTERM | libc::SIGINT => terminate = true,
+                    libc::SIGUSR1 => return Ending::TakenOver,
+                    _ => {}
+                }
+            }
             if !open {
                 return if self.book.bye {
                     Ending::Bye
                 } else {
-                    Ending::Orphaned { at_once: false }
+                    Ending::Orphaned { at_once: terminate }
                 };
-            }
-            for sig in signals.pending() {
-                match sig {
-                    // The daemon is alive (its end is open, read just now): a signal to
-                    // both, or to the keeper alone; either way the daemon has the stops.
-                    libc::SIGTERM | libc::SIGINT | libc::SIGUSR1 => return Ending::TakenOver,
-                    _ => {}
-                }
             }
         }
     }

@@ -111,8 +111,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             self.journal.line(now, &line, Kind::Error);
         }
         // Every pending stop ran here: the keeper leaves without running any.
-        let notes = self.keeper.bye();
-        self.keeper_notes(notes);
+        self.keeper.bye();
         if self.journal.debug_enabled() {
             self.debug_stats(now);
         }

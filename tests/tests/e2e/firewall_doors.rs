@@ -602,6 +602,9 @@ netns_test!(lite_clean_stop_runs_each_stop_once, || {
     );
     knock(&pair, CLIENT_V4, "7810,7811");
     let _conn = wait_open(&pair, CLIENT_V4, &lite);
+    // A unit stop signals every process of the unit: the keeper waits for the daemon's
+    // goodbye.
+    lite.signal_keeper(libc::SIGTERM);
     lite.signal(libc::SIGTERM);
     lite.wait_gone(WAIT);
     assert_shut(&pair, CLIENT_V4, "after SIGTERM", &lite);
@@ -610,10 +613,15 @@ netns_test!(lite_clean_stop_runs_each_stop_once, || {
         "the keeper left with the daemon"
     );
     assert_stopped_once(&lite, OPEN_FOR);
+    let log = lite.log_bodies();
     assert!(
-        lite.log_bodies()
-            .contains(&"192.0.2.1: openSSH: shutting down, running the stop command now".into()),
+        log.contains(&"192.0.2.1: openSSH: shutting down, running the stop command now".into()),
         "{}",
+        lite.output()
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("keeper")),
+        "nothing for the keeper to say\n{}",
         lite.output()
     );
 });
