@@ -324,10 +324,11 @@ latencies() {
         awk '$2 == "k" { k = $1 } $2 == "m" && k != "" { printf "%.3f\n", ($1 - k) * 1000; k = "" }'
 }
 
-# descendants PID: how many processes descend from PID (its commands and theirs).
+# descendants PID: how many processes descend from PID (its commands and theirs), not
+# counting knockd-lite's stop keeper, which lives as long as the daemon does.
 descendants() {
-    ps -e -o pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2 }
+    ps -e -o pid=,ppid=,comm= | awk -v root="$1" '
+        $3 != "knockd-keeper" { parent[$1] = $2 }
         END {
             n = 0
             for (p in parent) {
