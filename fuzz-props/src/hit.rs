@@ -11,8 +11,16 @@
 //!
 //! The first bytes also make a hit directly (port, protocol, flags), which must survive the
 //! same spellings: every hit the grammar can express, not only those the input spells.
+//!
+//! Service names (`ssh`, `domain:udp`, as `knock` looks them up) only add: where the plain
+//! grammar reads a sequence, the named one reads the same; where the named one refuses, so
+//! does the plain one. And the input read as exact flags (a profile's `[hmac] flags`):
+//! accepted flags read back from their name, refusals are printable.
 
-use knock_core::hit::{Hit, HitFlags, Proto, TcpFlags, format_sequence, parse_sequence};
+use knock_core::hit::{
+    Hit, HitFlags, PortNames, Proto, TcpFlags, format_sequence, parse_exact_flags, parse_sequence,
+    parse_sequence_named,
+};
 
 use crate::{printable_message, text};
 
@@ -22,7 +30,9 @@ pub fn check(data: &[u8]) -> bool {
         spellings(&hit);
     }
     let input = text(data);
+    exact_flags(&input);
     let tcp = parse_sequence(&input, Proto::Tcp);
+    named(&input, &tcp);
     let udp = parse_sequence(&input, Proto::Udp);
     match (&tcp, &udp) {
         (Ok(tcp), Ok(udp)) => {
@@ -127,4 +137,39 @@ fn hit_from_bytes(data: &[u8]) -> Option<Hit> {
             flags: HitFlags::Any,
         },
     })
+}
+
+/// A services table of a few names, as `/etc/services` would give them.
+struct Services;
+
+impl PortNames for Services {
+    fn port(&self, name: &str, proto: Proto) -> Option<u16> {
+        match (name, proto) {
+            ("ssh", Proto::Tcp) => Some(22),
+            ("http", Proto::Tcp) => Some(80),
+            ("domain", _) => Some(53),
+            _ => None,
+        }
+    }
+
+    fn source(&self) -> Option<String> {
+        Some("the fuzz target's table".to_string())
+    }
+}
+
+fn named(input: &str, plain: &Result<Vec<Hit>, knock_core::hit::HitError>) {
+    let named = parse_sequence_named(input, Proto::Tcp, &Services);
+    match (plain, &named) {
+        (Ok(p), Ok(n)) => assert_eq!(p, n, "a name changed a sequence without names"),
+        (Ok(_), Err(e)) => panic!("names refuse what the plain grammar reads: {e}"),
+        (Err(_), Ok(_)) => {}
+        (Err(_), Err(e)) => printable_message(&e.to_string()),
+    }
+}
+
+fn exact_flags(input: &str) {
+    match parse_exact_flags(input) {
+        Ok(flags) => assert_eq!(parse_exact_flags(&flags.to_string()), Ok(flags)),
+        Err(message) => printable_message(&message),
+    }
 }
