@@ -44,6 +44,7 @@ mod time;
 mod timers;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -142,6 +143,38 @@ pub enum EngineError {
     EmptyHmacSecret { door: String, path: PathBuf },
     #[error("door [{door}]: {message}")]
     HmacParams { door: String, message: String },
+}
+
+/// What a completion reported by another process claims ([`Engine::on_completed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// A door with one fixed sequence.
+    Fixed,
+    /// A one-time door's active line, by its 1-based line number.
+    OneTime { line_no: usize },
+    /// An HMAC door's counter, one of its live window.
+    Hmac { counter: u64 },
+}
+
+impl fmt::Display for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proof::Fixed => f.write_str("its fixed sequence"),
+            Proof::OneTime { line_no } => write!(f, "one-time line {line_no}"),
+            Proof::Hmac { counter } => write!(f, "HMAC counter {counter}"),
+        }
+    }
+}
+
+/// Why [`Engine::on_completed`] refused a completion.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("no door [{door}]")]
+    NoSuchDoor { door: String },
+    /// The door exists but `proof` is not what it takes now: another kind of door, a
+    /// line that is not the active one, a counter outside the live window.
+    #[error("door [{door}] does not take {proof} now")]
+    Proof { door: String, proof: Proof },
 }
 
 /// A config's doors, built by [`Engine::prepare`] and not yet in use.
@@ -550,6 +583,68 @@ impl Engine {
             first_step_bytes: self.first_steps.allocated(),
             ..self.stats
         }
+    }
+
+    /// A sequence of `door` completed by `src` in another process (knockd-lite's
+    /// sandboxed worker, which runs its own engine on the packets), with what it claims as
+    /// `proof`. This engine, which has seen no packet, checks the claim against its own
+    /// doors and, if it holds, completes the door as [`Engine::on_packet`] would have:
+    /// the same actions (log, one-time line or HMAC counter, set, commands, stop) in the
+    /// same order. A refused claim changes nothing.
+    ///
+    /// The first door named `door` whose `proof` holds is taken: a fixed door takes
+    /// [`Proof::Fixed`], a one-time door the line number of its active line, an HMAC door
+    /// a counter of its live window (a used one gives the replay line, as a knock would).
+    pub fn on_completed(
+        &mut self,
+        now: Now,
+        door: &str,
+        src: IpAddr,
+        proof: Proof,
+    ) -> Result<Vec<Action>, Refused> {
+        let now = self.advance(now);
+        let mut out = Vec::new();
+        self.run_timers(now, &mut out);
+        let mut named = false;
+        let mut found = None;
+        for (i, d) in self.doors.iter().enumerate() {
+            if &*d.name != door {
+                continue;
+            }
+            named = true;
+            let variant = match (&d.kind, proof) {
+                (Kind::Fixed, Proof::Fixed) => d.variants.first().map(|v| v.key),
+                (Kind::OneTime(ot), Proof::OneTime { line_no }) => ot
+                    .lines
+                    .front()
+                    .filter(|l| l.line_no == line_no)
+                    .map(|l| l.line_no as u64),
+                (Kind::Hmac(_), Proof::Hmac { counter }) => {
+                    d.variants.iter().find(|v| v.key == counter).map(|v| v.key)
+                }
+                _ => None,
+            };
+            if let Some(variant) = variant {
+                found = Some((i as u32, variant));
+                break;
+            }
+        }
+        let Some((d, variant)) = found else {
+            return Err(if named {
+                Refused::Proof {
+                    door: door.to_string(),
+                    proof,
+                }
+            } else {
+                Refused::NoSuchDoor {
+                    door: door.to_string(),
+                }
+            });
+        };
+        // The door's live attempts from `src` are finished with it, as in `on_packet`.
+        self.complete(src, d, variant, &mut out);
+        self.tidy();
+        Ok(out)
     }
 
     /// Feeds one captured packet; `now` is when it was received ([`Now::of_packet`]).

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod clock;
+mod completed;
 mod doors;
 mod filter;
 mod flood;
