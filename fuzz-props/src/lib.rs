@@ -24,6 +24,7 @@ pub mod packet;
 pub mod profile;
 pub mod stops;
 pub mod tportknockd;
+pub mod worker_channel;
 
 use std::borrow::Cow;
 
@@ -100,6 +101,12 @@ pub const TARGETS: &[Target] = &[
         check: filter::check,
         ci_execs: 40_000,
         max_len: 2048,
+    },
+    Target {
+        name: "worker_channel",
+        check: worker_channel::check,
+        ci_execs: 60_000,
+        max_len: 1024,
     },
 ];
 

@@ -54,6 +54,7 @@ targets!(
     packet,
     build_parse,
     filter,
+    worker_channel,
 );
 
 /// cargo-fuzz has a binary for every target, and each has seeds or says why not.

@@ -169,7 +169,8 @@ impl fmt::Display for Proof {
 /// Why [`Engine::on_completed`] refused a completion.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("no door [{door}]")]
+    /// The name is quoted: it comes from the other process, not from the config.
+    #[error("no door {} in the configuration", knock_core::text::quoted(door))]
     NoSuchDoor { door: String },
     /// The door exists but `proof` is not what it takes now: another kind of door, a
     /// line that is not the active one, a counter outside the live window.
@@ -583,6 +584,11 @@ impl Engine {
             first_step_bytes: self.first_steps.allocated(),
             ..self.stats
         }
+    }
+
+    /// Whether a door is called `name`.
+    pub fn has_door(&self, name: &str) -> bool {
+        self.doors.iter().any(|d| &*d.name == name)
     }
 
     /// A sequence of `door` completed by `src` in another process (knockd-lite's

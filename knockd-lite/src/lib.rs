@@ -37,6 +37,7 @@ mod stops;
 mod sys;
 #[cfg(test)]
 mod testutil;
+mod worker;
 
 /// Pure entry points into private modules for the fuzz targets (`fuzz-props`, run by
 /// `cargo test` and by cargo-fuzz). Not an API: nothing else calls them.
@@ -48,6 +49,13 @@ pub mod fuzzing {
         encode as encode_keeper,
     };
     pub use crate::stops::{Pending, format_stops, parse_stops};
+    pub use crate::worker::admit::{Claim, Refusal, completion as admit_completion};
+    pub use crate::worker::msg::{
+        DecodeError as WorkerDecodeError, Down as WorkerDown, HmacLoad, Load as WorkerLoad,
+        Up as WorkerUp, decode_down as decode_worker_down, decode_load as decode_worker_load,
+        decode_up as decode_worker_up, encode_down as encode_worker_down,
+        encode_load as encode_worker_load, encode_up as encode_worker_up,
+    };
 }
 
 use std::ffi::OsString;

@@ -151,7 +151,11 @@ fn claims_that_do_not_fit_a_door_are_refused_and_change_nothing() {
     let mut monitor = Harness::new(FIXED);
     let built = monitor.actions.len();
     let cases = [
-        ("web", Proof::Fixed, "no door [web]"),
+        (
+            "web\n",
+            Proof::Fixed,
+            "no door \"web\\n\" in the configuration",
+        ),
         (
             "ssh",
             Proof::OneTime { line_no: 1 },
@@ -170,6 +174,7 @@ fn claims_that_do_not_fit_a_door_are_refused_and_change_nothing() {
             .unwrap_err();
         assert_eq!(e.to_string(), message);
     }
+    assert!(monitor.engine.has_door("ssh") && !monitor.engine.has_door("web"));
     monitor.wait(60_000);
     assert!(monitor.actions.len() == built, "{:?}", monitor.actions);
 }

@@ -1,0 +1,14 @@
+//! The sandboxed worker: the process that reads packets, separate from the privileged
+//! monitor that runs commands and keeps state (`docs/knockd-lite-sandbox.md`).
+//!
+//! * `msg`: the channel's typed messages, pure encode/decode;
+//! * `admit`: what the monitor admits from the worker before its engine checks the door;
+//! * `backoff`: when the monitor starts a worker again after one died.
+
+// The monitor and worker that use these land next; until then the fuzz target and the
+// unit tests are their only callers.
+#![allow(dead_code)]
+
+pub(crate) mod admit;
+pub(crate) mod backoff;
+pub(crate) mod msg;

@@ -1,0 +1,789 @@
+//! The channel between the monitor and its sandboxed worker, as bytes: [`encode_up`],
+//! [`decode_up`] (worker to monitor), [`encode_down`], [`decode_down`] (monitor to worker)
+//! and the [`Load`] the worker builds its engine from. Pure functions (no I/O); decoding
+//! never panics, whatever the bytes.
+//!
+//! The channel is a `SOCK_SEQPACKET` socket pair, so each message is one datagram and
+//! needs no length prefix: one tag byte, then the fields, fixed-width integers big-endian,
+//! strings and byte strings as a 4-byte length and the bytes, an address as its family
+//! (4 or 6) and its octets. A message is at most [`MAX_MESSAGE`] bytes and must be used up
+//! exactly. A [`Load`] (config text, one-time lists, HMAC material) can be larger: it is
+//! encoded on its own and sent as [`Down::Chunk`]s of at most [`CHUNK`] bytes, at most
+//! [`MAX_LOAD`] in all.
+//!
+//! The worker is the side a hostile packet may have taken over, so what comes up is
+//! narrow: a completion (door, address, proof), typed log events, and notes about its
+//! capture. Every string it sends is bounded by [`MAX_TEXT`]; the monitor checks the rest.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use knock_core::hit::Proto;
+use knock_core::wire::{KnockPacket, ParseError, TcpFlags};
+use knockd_engine::Proof;
+
+/// The version [`Up::Ready`] carries: the worker is the monitor's own binary, so another
+/// version means the bytes are not ours.
+pub(crate) const VERSION: u16 = 1;
+/// The longest message either way, in bytes (a datagram the default socket buffers take).
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
+/// The most bytes of a [`Load`] one [`Down::Chunk`] carries.
+pub(crate) const CHUNK: usize = 48 * 1024;
+/// The longest encoded [`Load`]: a 16 MiB config and its lists with room to spare.
+pub(crate) const MAX_LOAD: usize = 64 << 20;
+/// The longest string the worker sends (a door name, an error's text).
+pub(crate) const MAX_TEXT: usize = 4096;
+/// The most addresses in [`Down::LocalAddrs`].
+pub(crate) const MAX_ADDRS: usize = 4096;
+
+// Worker to monitor.
+const READY: u8 = 1;
+const COMPLETED: u8 = 2;
+const STAGE: u8 = 3;
+const TIMEOUT: u8 = 4;
+const REPLAY: u8 = 5;
+const PACKET: u8 = 6;
+const REFUSED: u8 = 7;
+const FILTER_COARSE: u8 = 8;
+const FILTER_EXACT: u8 = 9;
+const FILTER_FAILED: u8 = 10;
+const CAPTURE_FAILED: u8 = 11;
+const LINK_DOWN: u8 = 12;
+
+// Monitor to worker.
+const CHUNK_TAG: u8 = 101;
+const CAPTURE: u8 = 102;
+const DROP_CAPTURE: u8 = 103;
+const LOCAL_ADDRS: u8 = 104;
+const ONE_TIME_BACK: u8 = 105;
+const SHUTDOWN: u8 = 106;
+
+/// What the worker tells the monitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Up {
+    /// The worker built its engine from the load of `generation` and holds a capture: the
+    /// first message after each load.
+    Ready { version: u16, generation: u32 },
+    /// `src` completed `door` under the load of `generation`, with `proof`. The monitor
+    /// checks it against its own doors before anything runs.
+    Completed {
+        generation: u32,
+        door: String,
+        src: IpAddr,
+        proof: Proof,
+    },
+    /// Log lines, in knockd's words once the monitor formats them.
+    Stage {
+        src: IpAddr,
+        door: String,
+        stage: u32,
+    },
+    Timeout {
+        src: IpAddr,
+        door: String,
+        stage: u32,
+    },
+    Replay {
+        src: IpAddr,
+        door: String,
+        counter: u64,
+    },
+    /// A `-D` line for a packet (`vlan`: a tag the kernel took off).
+    Packet {
+        packet: KnockPacket,
+        vlan: Option<u16>,
+    },
+    /// A `-D` line for a frame the parser refused.
+    Refused(ParseError),
+    /// The capture filter became coarser than the rules: `rules` need `needed` BPF
+    /// instructions, and `ranges` port ranges are filtered in the kernel.
+    FilterCoarse {
+        rules: u32,
+        needed: u32,
+        ranges: u32,
+    },
+    /// The filter is exact again.
+    FilterExact,
+    /// The filter could not be replaced (the old one stays).
+    FilterFailed(String),
+    /// Reading the capture failed.
+    CaptureFailed(String),
+    /// The capture's interface went down (or away): the monitor looks whether it is gone.
+    LinkDown,
+}
+
+/// What the monitor tells the worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Down {
+    /// A piece of an encoded [`Load`]; the last one has `last` set.
+    Chunk { last: bool, bytes: Vec<u8> },
+    /// A capture socket comes with this message (SCM_RIGHTS), bound to `ifindex`; `link`
+    /// is its link type's code ([`link_code`]).
+    Capture { ifindex: u32, link: u8 },
+    /// The interface is gone: close the capture and wait for another.
+    DropCapture,
+    /// The interface's addresses now.
+    LocalAddrs(Vec<IpAddr>),
+    /// The monitor could not mark `line_no` of `door`'s one-time list used and could not
+    /// read the list again: the line stays active (`hits` in the hit grammar, `offset` its
+    /// byte offset in the file).
+    OneTimeBack {
+        door: String,
+        line_no: u32,
+        offset: u64,
+        hits: String,
+    },
+    /// Exit now.
+    Shutdown,
+}
+
+/// Everything the worker's engine is built from: the worker reads no file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Load {
+    /// Counts the loads; completions name the one they were made under.
+    pub generation: u32,
+    /// The config file as the monitor read it, and the name errors give it.
+    pub config_name: String,
+    pub config_text: Vec<u8>,
+    pub max_attempts: u64,
+    pub first_step_memory: u64,
+    pub seed: u64,
+    /// `-4`: IPv4 only.
+    pub only_ipv4: bool,
+    /// `-D`: the worker sends a line per packet.
+    pub debug: bool,
+    pub local_addrs: Vec<IpAddr>,
+    /// Each one-time door's list, by door name.
+    pub one_time: Vec<(String, String)>,
+    /// Each HMAC door's secret and used counters, by door name.
+    pub hmac: Vec<HmacLoad>,
+}
+
+/// An HMAC door's secret and used counters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacLoad {
+    pub door: String,
+    pub secret: Vec<u8>,
+    pub used: Vec<u64>,
+}
+
+impl fmt::Debug for Load {
+    // Never the lists or secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Load")
+            .field("generation", &self.generation)
+            .field("config_name", &self.config_name)
+            .field("config_bytes", &self.config_text.len())
+            .field("one_time_doors", &self.one_time.len())
+            .field("hmac_doors", &self.hmac.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for HmacLoad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacLoad")
+            .field("door", &self.door)
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why bytes are not a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    Empty,
+    /// More than [`MAX_MESSAGE`] (or, for a load, [`MAX_LOAD`]) bytes.
+    TooLong(usize),
+    UnknownTag(u8),
+    /// The message ended inside this field.
+    Truncated(&'static str),
+    /// Bytes left after the last field.
+    Trailing(usize),
+    NotUtf8(&'static str),
+    /// A string or list longer than its field allows.
+    Oversized(&'static str),
+    BadFamily(u8),
+    BadFlag(u8),
+    BadProto(u8),
+    BadProof(u8),
+    BadReason(u8),
+    BadVersion(u16),
+    /// A door name that is empty.
+    NoDoor,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Empty => f.write_str("an empty message"),
+            DecodeError::TooLong(n) => write!(f, "a message of {n} bytes (too long)"),
+            DecodeError::UnknownTag(t) => write!(f, "unknown message {t}"),
+            DecodeError::Truncated(field) => write!(f, "message ends inside its {field}"),
+            DecodeError::Trailing(n) => write!(f, "{n} bytes after the message"),
+            DecodeError::NotUtf8(field) => write!(f, "{field} is not UTF-8"),
+            DecodeError::Oversized(field) => write!(f, "{field} is too long"),
+            DecodeError::BadFamily(b) => write!(f, "address family {b}"),
+            DecodeError::BadFlag(b) => write!(f, "flag byte {b}"),
+            DecodeError::BadProto(b) => write!(f, "protocol {b}"),
+            DecodeError::BadProof(b) => write!(f, "proof kind {b}"),
+            DecodeError::BadReason(b) => write!(f, "parse error {b}"),
+            DecodeError::BadVersion(v) => write!(f, "version {v}, expected {VERSION}"),
+            DecodeError::NoDoor => f.write_str("an empty door name"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The code [`Down::Capture`] gives a link type.
+pub(crate) fn link_code(link: knock_core::wire::LinkType) -> u8 {
+    use knock_core::wire::LinkType;
+    match link {
+        LinkType::Ethernet => 1,
+        LinkType::RawIp => 2,
+        LinkType::Loopback => 3,
+        LinkType::LinuxSll => 4,
+    }
+}
+
+/// The link type of a [`link_code`].
+pub(crate) fn link_of(code: u8) -> Option<knock_core::wire::LinkType> {
+    use knock_core::wire::LinkType;
+    match code {
+        1 => Some(LinkType::Ethernet),
+        2 => Some(LinkType::RawIp),
+        3 => Some(LinkType::Loopback),
+        4 => Some(LinkType::LinuxSll),
+        _ => None,
+    }
+}
+
+/// `message` as one datagram.
+pub fn encode_up(message: &Up) -> Vec<u8> {
+    let mut b = Vec::new();
+    match message {
+        Up::Ready {
+            version,
+            generation,
+        } => {
+            b.push(READY);
+            b.extend_from_slice(&version.to_be_bytes());
+            b.extend_from_slice(&generation.to_be_bytes());
+        }
+        Up::Completed {
+            generation,
+            door,
+            src,
+            proof,
+        } => {
+            b.push(COMPLETED);
+            b.extend_from_slice(&generation.to_be_bytes());
+            put_str(&mut b, door);
+            put_addr(&mut b, *src);
+            match proof {
+                Proof::Fixed => b.push(0),
+                Proof::OneTime { line_no } => {
+                    b.push(1);
+                    b.extend_from_slice(&(*line_no as u64).to_be_bytes());
+                }
+                Proof::Hmac { counter } => {
+                    b.push(2);
+                    b.extend_from_slice(&counter.to_be_bytes());
+                }
+            }
+        }
+        Up::Stage { src, door, stage } | Up::Timeout { src, door, stage } => {
+            b.push(if matches!(message, Up::Stage { .. }) {
+                STAGE
+            } else {
+                TIMEOUT
+            });
+            put_addr(&mut b, *src);
+            put_str(&mut b, door);
+            b.extend_from_slice(&stage.to_be_bytes());
+        }
+        Up::Replay { src, door, counter } => {
+            b.push(REPLAY);
+            put_addr(&mut b, *src);
+            put_str(&mut b, door);
+            b.extend_from_slice(&counter.to_be_bytes());
+        }
+        Up::Packet { packet, vlan } => {
+            b.push(PACKET);
+            b.push(match packet.proto {
+                Proto::Tcp => 6,
+                Proto::Udp => 17,
+            });
+            b.push(packet.tcp_flags.bits());
+            put_addr(&mut b, packet.src);
+            put_addr(&mut b, packet.dst);
+            b.extend_from_slice(&packet.dst_port.to_be_bytes());
+            match vlan {
+                None => b.push(0),
+                Some(v) => {
+                    b.push(1);
+                    b.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+        }
+        Up::Refused(e) => {
+            b.push(REFUSED);
+            b.push(*e as u8);
+        }
+        Up::FilterCoarse {
+            rules,
+            needed,
+            ranges,
+        } => {
+            b.push(FILTER_COARSE);
+            for n in [rules, needed, ranges] {
+                b.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        Up::FilterExact => b.push(FILTER_EXACT),
+        Up::FilterFailed(text) => {
+            b.push(FILTER_FAILED);
+            put_str(&mut b, bounded(text));
+        }
+        Up::CaptureFailed(text) => {
+            b.push(CAPTURE_FAILED);
+            put_str(&mut b, bounded(text));
+        }
+        Up::LinkDown => b.push(LINK_DOWN),
+    }
+    b
+}
+
+/// The message in `bytes`, one datagram from the worker.
+pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(DecodeError::TooLong(bytes.len()));
+    }
+    let mut r = Reader { rest: bytes };
+    let tag = r.u8("tag").map_err(|_| DecodeError::Empty)?;
+    let message = match tag {
+        READY => {
+            let version = r.u16("version")?;
+            if version != VERSION {
+                return Err(DecodeError::BadVersion(version));
+            }
+            Up::Ready {
+                version,
+                generation: r.u32("generation")?,
+            }
+        }
+        COMPLETED => {
+            let generation = r.u32("generation")?;
+            let door = r.door()?;
+            let src = r.addr("address")?;
+            let proof = match r.u8("proof")? {
+                0 => Proof::Fixed,
+                1 => {
+                    let line = r.u64("line number")?;
+                    let line_no =
+                        usize::try_from(line).map_err(|_| DecodeError::Oversized("line number"))?;
+                    Proof::OneTime { line_no }
+                }
+                2 => Proof::Hmac {
+                    counter: r.u64("counter")?,
+                },
+                other => return Err(DecodeError::BadProof(other)),
+            };
+            Up::Completed {
+                generation,
+                door,
+                src,
+                proof,
+            }
+        }
+        STAGE | TIMEOUT => {
+            let src = r.addr("address")?;
+            let door = r.door()?;
+            let stage = r.u32("stage")?;
+            if tag == STAGE {
+                Up::Stage { src, door, stage }
+            } else {
+                Up::Timeout { src, door, stage }
+            }
+        }
+        REPLAY => Up::Replay {
+            src: r.addr("address")?,
+            door: r.door()?,
+            counter: r.u64("counter")?,
+        },
+        PACKET => {
+            let proto = match r.u8("protocol")? {
+                6 => Proto::Tcp,
+                17 => Proto::Udp,
+                other => return Err(DecodeError::BadProto(other)),
+            };
+            let flags = r.u8("flags")?;
+            if proto == Proto::Udp && flags != 0 {
+                return Err(DecodeError::BadFlag(flags));
+            }
+            let src = r.addr("source")?;
+            let dst = r.addr("destination")?;
+            let dst_port = r.u16("port")?;
+            let vlan = match r.u8("vlan flag")? {
+                0 => None,
+                1 => Some(r.u16("vlan")?),
+                other => return Err(DecodeError::BadFlag(other)),
+            };
+            Up::Packet {
+                packet: KnockPacket {
+                    src,
+                    dst,
+                    proto,
+                    dst_port,
+                    tcp_flags: TcpFlags::from_bits(flags),
+                },
+                vlan,
+            }
+        }
+        REFUSED => {
+            let code = r.u8("reason")?;
+            let e = ParseError::ALL
+                .get(usize::from(code))
+                .copied()
+                .ok_or(DecodeError::BadReason(code))?;
+            Up::Refused(e)
+        }
+        FILTER_COARSE => Up::FilterCoarse {
+            rules: r.u32("rules")?,
+            needed: r.u32("instructions")?,
+            ranges: r.u32("ranges")?,
+        },
+        FILTER_EXACT => Up::FilterExact,
+        FILTER_FAILED => Up::FilterFailed(r.text("error", MAX_TEXT)?),
+        CAPTURE_FAILED => Up::CaptureFailed(r.text("error", MAX_TEXT)?),
+        LINK_DOWN => Up::LinkDown,
+        other => return Err(DecodeError::UnknownTag(other)),
+    };
+    r.finish()?;
+    Ok(message)
+}
+
+/// `message` as one datagram.
+pub fn encode_down(message: &Down) -> Vec<u8> {
+    let mut b = Vec::new();
+    match message {
+        Down::Chunk { last, bytes } => {
+            b.push(CHUNK_TAG);
+            b.push(u8::from(*last));
+            put_bytes(&mut b, bytes);
+        }
+        Down::Capture { ifindex, link } => {
+            b.push(CAPTURE);
+            b.extend_from_slice(&ifindex.to_be_bytes());
+            b.push(*link);
+        }
+        Down::DropCapture => b.push(DROP_CAPTURE),
+        Down::LocalAddrs(addrs) => {
+            b.push(LOCAL_ADDRS);
+            let n = u32::try_from(addrs.len()).unwrap_or(u32::MAX);
+            b.extend_from_slice(&n.to_be_bytes());
+            for a in addrs {
+                put_addr(&mut b, *a);
+            }
+        }
+        Down::OneTimeBack {
+            door,
+            line_no,
+            offset,
+            hits,
+        } => {
+            b.push(ONE_TIME_BACK);
+            put_str(&mut b, door);
+            b.extend_from_slice(&line_no.to_be_bytes());
+            b.extend_from_slice(&offset.to_be_bytes());
+            put_str(&mut b, hits);
+        }
+        Down::Shutdown => b.push(SHUTDOWN),
+    }
+    b
+}
+
+/// The message in `bytes`, one datagram from the monitor.
+pub fn decode_down(bytes: &[u8]) -> Result<Down, DecodeError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(DecodeError::TooLong(bytes.len()));
+    }
+    let mut r = Reader { rest: bytes };
+    let tag = r.u8("tag").map_err(|_| DecodeError::Empty)?;
+    let message = match tag {
+        CHUNK_TAG => {
+            let last = r.flag("last")?;
+            let bytes = r.bytes("chunk", CHUNK)?.to_vec();
+            Down::Chunk { last, bytes }
+        }
+        CAPTURE => Down::Capture {
+            ifindex: r.u32("interface index")?,
+            link: {
+                let code = r.u8("link type")?;
+                link_of(code).ok_or(DecodeError::BadFlag(code))?;
+                code
+            },
+        },
+        DROP_CAPTURE => Down::DropCapture,
+        LOCAL_ADDRS => {
+            let n = r.u32("address count")? as usize;
+            if n > MAX_ADDRS {
+                return Err(DecodeError::Oversized("address list"));
+            }
+            let mut addrs = Vec::with_capacity(n);
+            for _ in 0..n {
+                addrs.push(r.addr("address")?);
+            }
+            Down::LocalAddrs(addrs)
+        }
+        ONE_TIME_BACK => Down::OneTimeBack {
+            door: r.door()?,
+            line_no: r.u32("line number")?,
+            offset: r.u64("offset")?,
+            hits: r.text("hits", MAX_TEXT * 16)?,
+        },
+        SHUTDOWN => Down::Shutdown,
+        other => return Err(DecodeError::UnknownTag(other)),
+    };
+    r.finish()?;
+    Ok(message)
+}
+
+/// `load` as bytes, for [`chunks`].
+pub fn encode_load(load: &Load) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&load.generation.to_be_bytes());
+    put_str(&mut b, &load.config_name);
+    put_bytes(&mut b, &load.config_text);
+    b.extend_from_slice(&load.max_attempts.to_be_bytes());
+    b.extend_from_slice(&load.first_step_memory.to_be_bytes());
+    b.extend_from_slice(&load.seed.to_be_bytes());
+    b.push(u8::from(load.only_ipv4));
+    b.push(u8::from(load.debug));
+    put_len(&mut b, load.local_addrs.len());
+    for a in &load.local_addrs {
+        put_addr(&mut b, *a);
+    }
+    put_len(&mut b, load.one_time.len());
+    for (door, text) in &load.one_time {
+        put_str(&mut b, door);
+        put_str(&mut b, text);
+    }
+    put_len(&mut b, load.hmac.len());
+    for h in &load.hmac {
+        put_str(&mut b, &h.door);
+        put_bytes(&mut b, &h.secret);
+        put_len(&mut b, h.used.len());
+        for c in &h.used {
+            b.extend_from_slice(&c.to_be_bytes());
+        }
+    }
+    b
+}
+
+/// The load in `bytes`, put together from its chunks.
+pub fn decode_load(bytes: &[u8]) -> Result<Load, DecodeError> {
+    if bytes.len() > MAX_LOAD {
+        return Err(DecodeError::TooLong(bytes.len()));
+    }
+    let mut r = Reader { rest: bytes };
+    let generation = r.u32("generation")?;
+    let config_name = r.text("config name", MAX_LOAD)?;
+    let config_text = r.bytes("config", MAX_LOAD)?.to_vec();
+    let max_attempts = r.u64("max attempts")?;
+    let first_step_memory = r.u64("first-step memory")?;
+    let seed = r.u64("seed")?;
+    let only_ipv4 = r.flag("-4")?;
+    let debug = r.flag("-D")?;
+    let n = r.count("address count", 5)?;
+    let mut local_addrs = Vec::with_capacity(n);
+    for _ in 0..n {
+        local_addrs.push(r.addr("address")?);
+    }
+    let n = r.count("one-time count", 8)?;
+    let mut one_time = Vec::with_capacity(n);
+    for _ in 0..n {
+        one_time.push((r.door()?, r.text("one-time list", MAX_LOAD)?));
+    }
+    let n = r.count("HMAC count", 12)?;
+    let mut hmac = Vec::with_capacity(n);
+    for _ in 0..n {
+        let door = r.door()?;
+        let secret = r.bytes("secret", MAX_LOAD)?.to_vec();
+        let m = r.count("used count", 8)?;
+        let mut used = Vec::with_capacity(m);
+        for _ in 0..m {
+            used.push(r.u64("counter")?);
+        }
+        hmac.push(HmacLoad { door, secret, used });
+    }
+    r.finish()?;
+    Ok(Load {
+        generation,
+        config_name,
+        config_text,
+        max_attempts,
+        first_step_memory,
+        seed,
+        only_ipv4,
+        debug,
+        local_addrs,
+        one_time,
+        hmac,
+    })
+}
+
+/// An encoded load as the chunks that carry it (at least one, the last marked).
+pub(crate) fn chunks(load: &[u8]) -> Vec<Down> {
+    let mut out: Vec<Down> = load
+        .chunks(CHUNK)
+        .map(|c| Down::Chunk {
+            last: false,
+            bytes: c.to_vec(),
+        })
+        .collect();
+    match out.last_mut() {
+        Some(Down::Chunk { last, .. }) => *last = true,
+        _ => out.push(Down::Chunk {
+            last: true,
+            bytes: Vec::new(),
+        }),
+    }
+    out
+}
+
+/// At most [`MAX_TEXT`] bytes of `text`, cut at a character boundary.
+fn bounded(text: &str) -> &str {
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn put_len(b: &mut Vec<u8>, n: usize) {
+    b.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+fn put_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
+    put_len(b, bytes.len());
+    b.extend_from_slice(bytes);
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    put_bytes(b, s.as_bytes());
+}
+
+fn put_addr(b: &mut Vec<u8>, a: IpAddr) {
+    match a {
+        IpAddr::V4(a) => {
+            b.push(4);
+            b.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            b.push(6);
+            b.extend_from_slice(&a.octets());
+        }
+    }
+}
+
+/// Reads fields off the front of a message; every read checks the length first.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.rest.len() < n {
+            return Err(DecodeError::Truncated(field));
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(DecodeError::BadFlag(other)),
+        }
+    }
+
+    /// A count of items that each take at least `min` bytes: more than the bytes left could
+    /// hold is refused before anything is allocated for them.
+    fn count(&mut self, field: &'static str, min: usize) -> Result<usize, DecodeError> {
+        let n = self.u32(field)? as usize;
+        if n.saturating_mul(min) > self.rest.len() {
+            return Err(DecodeError::Truncated(field));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let n = self.u32(field)? as usize;
+        if n > max {
+            return Err(DecodeError::Oversized(field));
+        }
+        self.take(n, field)
+    }
+
+    fn text(&mut self, field: &'static str, max: usize) -> Result<String, DecodeError> {
+        let bytes = self.bytes(field, max)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_string)
+            .map_err(|_| DecodeError::NotUtf8(field))
+    }
+
+    fn door(&mut self) -> Result<String, DecodeError> {
+        let door = self.text("door", MAX_TEXT)?;
+        if door.is_empty() {
+            return Err(DecodeError::NoDoor);
+        }
+        Ok(door)
+    }
+
+    fn addr(&mut self, field: &'static str) -> Result<IpAddr, DecodeError> {
+        match self.u8(field)? {
+            4 => Ok(IpAddr::V4(Ipv4Addr::from(self.array::<4>(field)?))),
+            6 => Ok(IpAddr::V6(Ipv6Addr::from(self.array::<16>(field)?))),
+            other => Err(DecodeError::BadFamily(other)),
+        }
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            n => Err(DecodeError::Trailing(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
