@@ -11,6 +11,7 @@
 //!
 //! `fuzz/README.md` describes the targets, their properties, seeds and dictionaries.
 
+mod alloc;
 pub mod driver;
 pub mod mutate;
 
@@ -19,6 +20,7 @@ pub mod conf;
 pub mod filter;
 pub mod hit;
 pub mod hmac_state;
+pub mod keeper;
 pub mod otp;
 pub mod packet;
 pub mod profile;
@@ -82,6 +84,12 @@ pub const TARGETS: &[Target] = &[
         name: "stops",
         check: stops::check,
         ci_execs: 50_000,
+        max_len: 4096,
+    },
+    Target {
+        name: "keeper",
+        check: keeper::check,
+        ci_execs: 20_000,
         max_len: 4096,
     },
     Target {

@@ -144,3 +144,17 @@ fn hmac_state_long_door_name_with_newline() {
         include_bytes!("pinned/hmac_state-long-door-name-with-newline"),
     );
 }
+
+/// A stop whose command is longer than the stop keeper takes (a frame body over 64 KiB; a
+/// knockd.conf line has no length limit): the daemon sent the frame anyway, the keeper
+/// refused it ("a frame of 123947 bytes") and exited, and each keeper started after it was
+/// told the same stop and died the same way: no door's stop was kept any more. (Built by
+/// `arbitrary` from these bytes: a command of 120 KB, one repeated; found while writing the
+/// keeper target.)
+#[test]
+fn keeper_stop_longer_than_a_frame() {
+    pinned(
+        "keeper",
+        b"\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01t\xc3\xa9\ttab/\x00\x00\x000ip6tables -D INPUT -s %IP% -j ACCEPT\nsecond line\x00\x00\x00\t\x04\xff\xff\xff\xff\xff\xff\xff\xff",
+    );
+}

@@ -51,6 +51,7 @@ targets!(
     otp,
     hmac_state,
     stops,
+    keeper,
     packet,
     build_parse,
     filter,

@@ -17,7 +17,7 @@ use crate::stops::Pending;
 /// (`/proc/self/exe`), so a mismatch means the bytes are not ours.
 pub(crate) const VERSION: u16 = 1;
 /// The longest body: a door's stop command is one config line.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 
 const HELLO: u8 = 1;
 const LOG: u8 = 2;
