@@ -89,7 +89,7 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "keeper",
         check: keeper::check,
-        ci_execs: 20_000,
+        ci_execs: 10_000,
         max_len: 4096,
     },
     Target {

@@ -46,7 +46,7 @@ pub mod fuzzing {
     pub use crate::hmac_state::{StateError, UsedCounters, format_counters, parse_counters};
     pub use crate::keeper::msg::{
         DecodeError as KeeperDecodeError, MAX_BODY as KEEPER_MAX_BODY, Message as KeeperMessage,
-        decode as decode_keeper, encode as encode_keeper,
+        TooLong as KeeperTooLong, decode as decode_keeper, encode as encode_keeper,
     };
     pub use crate::stops::{Pending, format_stops, parse_stops};
     pub use crate::worker::admit::{Claim, Refusal, completion as admit_completion};

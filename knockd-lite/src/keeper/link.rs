@@ -189,7 +189,9 @@ impl KeeperLink {
             ..
         }) = self.conn.take()
         {
-            let _ = sock.write_all(&msg::encode(&Message::Bye));
+            if let Ok(frame) = msg::encode(&Message::Bye) {
+                let _ = sock.write_all(&frame);
+            }
             let deadline = Instant::now() + BYE_WAIT;
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
@@ -288,11 +290,20 @@ impl KeeperLink {
     }
 
     /// Sends one message; a keeper that cannot take it is killed (the next `sync` starts
-    /// another, which is told everything again).
+    /// another, which is told everything again). A message too long for the channel is not
+    /// sent (the keeper would refuse it and end, and so would every keeper after it): said
+    /// in the log, and the stop is left to the journal.
     fn send(&mut self, m: &Message) -> Vec<Note> {
+        if self.conn.is_none() {
+            return Vec::new();
+        }
+        let frame = match msg::encode(m) {
+            Ok(frame) => frame,
+            Err(e) => return vec![(Kind::Error, not_sent(m, &e))],
+        };
         let result = match &mut self.conn {
             None => return Vec::new(),
-            Some(Conn::Process { sock, .. }) => sock.write_all(&msg::encode(m)),
+            Some(Conn::Process { sock, .. }) => sock.write_all(&frame),
             #[cfg(test)]
             Some(Conn::Record(r)) => {
                 r.borrow_mut().push(m.clone());
@@ -331,6 +342,18 @@ impl KeeperLink {
         let wait = Duration::from_secs(1 << self.failures.min(9)).min(MAX_BACKOFF);
         self.failures = self.failures.saturating_add(1);
         self.retry_at = Some(Instant::now() + wait);
+    }
+}
+
+/// Why `m` was not sent to the keeper.
+fn not_sent(m: &Message, e: &msg::TooLong) -> String {
+    match m {
+        Message::Schedule { stop, .. } => format!(
+            "{}: {}: stop command too long for the stop keeper ({e}): should knockd-lite \
+             end without a clean stop, this stop runs at its next start, not on time",
+            stop.src, stop.door
+        ),
+        _ => format!("the stop keeper cannot be told: {e}"),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! A frame is a 4-byte big-endian body length, then the body: one tag byte and the fields,
 //! fixed-width integers big-endian, byte strings as a 4-byte length and the bytes. A body is
-//! at most [`MAX_BODY`] bytes and must be used up exactly.
+//! at most [`MAX_BODY`] bytes and must be used up exactly. Each message has one frame: what
+//! [`decode`] reads, [`encode`] writes back byte for byte, and what [`encode`] writes,
+//! [`decode`] reads back (a message too long for a frame, [`encode`] refuses).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -16,7 +18,8 @@ use crate::stops::Pending;
 /// The version [`Message::Hello`] carries; a keeper is always the daemon's own binary
 /// (`/proc/self/exe`), so a mismatch means the bytes are not ours.
 pub(crate) const VERSION: u16 = 1;
-/// The longest body: a door's stop command is one config line.
+/// The longest body: a door's stop command is one config line, and Linux runs no command
+/// longer than 128 KiB anyway (`MAX_ARG_STRLEN`); [`encode`] refuses a longer message.
 pub const MAX_BODY: usize = 64 * 1024;
 
 const HELLO: u8 = 1;
@@ -83,8 +86,25 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// `message` as one frame.
-pub fn encode(message: &Message) -> Vec<u8> {
+/// A message whose body (this many bytes) is longer than [`MAX_BODY`]: the keeper would
+/// refuse its frame and end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TooLong(pub usize);
+
+impl fmt::Display for TooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a message of {} bytes (the stop keeper takes at most {MAX_BODY})",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+/// `message` as one frame, or why it cannot be sent.
+pub fn encode(message: &Message) -> Result<Vec<u8>, TooLong> {
     let mut body = Vec::new();
     match message {
         Message::Hello {
@@ -133,11 +153,14 @@ pub fn encode(message: &Message) -> Vec<u8> {
         }
         Message::Bye => body.push(BYE),
     }
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let len = match u32::try_from(body.len()) {
+        Ok(len) if body.len() <= MAX_BODY => len,
+        _ => return Err(TooLong(body.len())),
+    };
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&body);
-    frame
+    Ok(frame)
 }
 
 /// The first message in `buf` and the bytes it took, or `None` while its frame is not all
@@ -318,7 +341,7 @@ mod tests {
     fn every_message_round_trips_and_frames_follow_one_another() {
         let mut stream = Vec::new();
         for m in all() {
-            stream.extend(encode(&m));
+            stream.extend(encode(&m).unwrap());
         }
         let mut at = 0;
         let mut back = Vec::new();
@@ -332,24 +355,49 @@ mod tests {
 
     #[test]
     fn golden_bytes() {
-        assert_eq!(encode(&Message::Bye), [0, 0, 0, 1, 5]);
+        assert_eq!(encode(&Message::Bye).unwrap(), [0, 0, 0, 1, 5]);
         assert_eq!(
-            encode(&Message::Done { id: 258 }),
+            encode(&Message::Done { id: 258 }).unwrap(),
             [0, 0, 0, 9, 4, 0, 0, 0, 0, 0, 0, 1, 2]
         );
         assert_eq!(
             encode(&Message::Hello {
                 daemon_pid: 0x0102_0304,
                 limit_ms: 5,
-            }),
+            })
+            .unwrap(),
             [0, 0, 0, 15, 1, 0, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 5]
+        );
+    }
+
+    #[test]
+    fn a_message_too_long_for_a_frame_is_refused_not_sent() {
+        // The body of a stop: tag, four numbers, an IPv6 address, two lengths, the door.
+        let fixed = 1 + 4 * 8 + 17 + 2 * 4 + "openSSH".len();
+        let with = |command_len: usize| {
+            encode(&Message::Schedule {
+                id: 1,
+                due_ms: 2,
+                stop: Pending {
+                    template: "x".repeat(command_len),
+                    ..stop()
+                },
+            })
+        };
+        let longest = with(MAX_BODY - fixed).unwrap();
+        assert_eq!(longest.len(), 4 + MAX_BODY);
+        assert!(matches!(decode(&longest), Ok(Some((_, n))) if n == longest.len()));
+        assert_eq!(with(MAX_BODY - fixed + 1), Err(TooLong(MAX_BODY + 1)));
+        assert_eq!(
+            TooLong(70_000).to_string(),
+            "a message of 70000 bytes (the stop keeper takes at most 65536)"
         );
     }
 
     #[test]
     fn a_frame_not_all_there_is_waited_for() {
         for m in all() {
-            let frame = encode(&m);
+            let frame = encode(&m).unwrap();
             for cut in 0..frame.len() {
                 assert_eq!(decode(&frame[..cut]), Ok(None), "{m:?} cut at {cut}");
             }
@@ -367,7 +415,8 @@ mod tests {
             id: 1,
             due_ms: 2,
             stop: stop(),
-        });
+        })
+        .unwrap();
         let body = &schedule[4..];
         let mut bad_family = body.to_vec();
         bad_family[33] = 5;
@@ -405,7 +454,7 @@ mod tests {
         // pseudo-random stream.
         let mut stream = Vec::new();
         for m in all() {
-            stream.extend(encode(&m));
+            stream.extend(encode(&m).unwrap());
         }
         for i in 0..stream.len() {
             for b in [0u8, 1, 4, 6, 0x7f, 0xff] {

@@ -232,6 +232,38 @@ fn a_keeper_that_dies_is_replaced_and_told_everything_again() {
     assert!(StopJournal::open(&s.journal(), 0).pending.is_empty());
 }
 
+/// A stop command too long for a frame is not sent (the keeper would refuse the frame and
+/// end, and every keeper after it too): the daemon says so and the keeper keeps the others.
+#[test]
+fn a_stop_too_long_for_the_channel_is_said_and_the_keeper_keeps_the_others() {
+    let s = Setup::new("keeper-long");
+    let a = s.stop("a", "192.0.2.1");
+    let long = Pending {
+        template: format!("{} # {}", a.template, "x".repeat(70_000)),
+        src: "192.0.2.2".parse().unwrap(),
+        ..a.clone()
+    };
+    s.write_journal(&[a.clone(), long.clone()]);
+    let mut link = s.link();
+    let pid = s.keeper_pid();
+    let notes = link.schedule(1, in_ms(200), &long);
+    assert!(
+        matches!(&notes[..], [(crate::log::Kind::Error, line)]
+            if line.starts_with("192.0.2.2: d: stop command too long for the stop keeper (a message of 70")
+                && line.ends_with(" bytes (the stop keeper takes at most 65536)): should knockd-lite \
+                    end without a clean stop, this stop runs at its next start, not on time")),
+        "{notes:?}"
+    );
+    assert!(link.schedule(2, in_ms(200), &a).is_empty());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(alive(pid), "the keeper took the stop it could");
+    assert!(link.sync().is_empty(), "and lives on");
+    drop(link);
+    wait_until("the stop it was told ran", || s.ran() == ["a 192.0.2.1"]);
+    wait_until("the keeper left", || !alive(pid));
+    assert_eq!(StopJournal::open(&s.journal(), 0).pending, [long]);
+}
+
 #[test]
 fn retire_previous_ignores_what_is_not_a_keeper_of_this_journal() {
     let s = Setup::new("keeper-retire");
