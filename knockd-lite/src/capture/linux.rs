@@ -9,7 +9,7 @@
 //! so no unfiltered frame is ever queued. Outgoing frames are not captured.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use knock_core::wire::LinkType;
@@ -147,6 +147,72 @@ impl AfPacket {
             families: opts.families,
             program,
             refilter: false,
+            opts: opts.clone(),
+            pace: opts
+                .ring
+                .as_ref()
+                .map(|r| Pace::new(r.busy_interval, r.busy_frames as usize)),
+            ring,
+            batch,
+            wake: Vec::new(),
+            stats: CaptureStats::default(),
+        })
+    }
+
+    /// For the sandboxed worker: gives up the socket, bound and filtered, with its
+    /// interface's index and link type. The monitor opens it (with `ring: None`, so nothing
+    /// is mapped here) and passes it on; the worker [`AfPacket::adopt`]s it.
+    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
+    pub(crate) fn into_parts(self) -> (OwnedFd, u32, LinkType) {
+        let AfPacket {
+            sock,
+            ifindex,
+            link,
+            ..
+        } = self;
+        (sock.into_fd(), ifindex, link)
+    }
+
+    /// The worker's side of [`AfPacket::into_parts`]: a socket already bound to `ifindex`
+    /// gets the worker's own filter for `rules` and, with `opts.ring`, its own ring, mapped
+    /// here (the socket was opened without one). Frames keep flowing meanwhile, under the
+    /// monitor's filter for the same rules.
+    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
+    pub(crate) fn adopt(
+        fd: OwnedFd,
+        ifname: &str,
+        ifindex: u32,
+        link: LinkType,
+        rules: &[CaptureRule],
+        opts: &CaptureOptions,
+    ) -> Result<AfPacket, CaptureError> {
+        let io_err = |op, error| CaptureError::Io {
+            op,
+            ifname: ifname.to_string(),
+            error,
+        };
+        let sock = PacketSocket::from_fd(fd);
+        let program = bpf::compile_fitting(rules, link, opts.families)?.program;
+        sock.attach_filter(program.insns())
+            .map_err(|e| io_err("setsockopt(SO_ATTACH_FILTER)", e))?;
+        let ring = opts
+            .ring
+            .as_ref()
+            .map(|r| Ring::setup(&sock, r, opts.slot_len))
+            .transpose()
+            .map_err(|(op, e)| io_err(op, e))?;
+        let batch = ring
+            .is_none()
+            .then(|| RecvBatch::new(opts.batch, opts.slot_len));
+        Ok(AfPacket {
+            sock,
+            ifname: ifname.to_string(),
+            ifindex,
+            link,
+            families: opts.families,
+            program,
+            // Frames queued before the new filter are checked against it.
+            refilter: true,
             opts: opts.clone(),
             pace: opts
                 .ring
@@ -348,5 +414,53 @@ impl PacketSource for AfPacket {
             self.stats.kernel_drops += u64::from(drops);
         }
         self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knock_core::hit::{FlagRule, Proto, TcpFlags};
+
+    /// The sandboxed worker's hand-off on loopback: the monitor's socket (bound, filtered,
+    /// no ring) adopted on the other side with its own filter and ring still delivers.
+    /// Needs CAP_NET_RAW: skipped with a word when not root, as the end-to-end tests are.
+    #[test]
+    fn a_socket_handed_over_is_adopted_with_a_ring_and_delivers() {
+        if !crate::sys::is_root() {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let port = 40_000 + (std::process::id() % 20_000) as u16;
+        let rules = [CaptureRule {
+            proto: Proto::Udp,
+            port,
+            flags: FlagRule {
+                set: TcpFlags::from_bits(0),
+                clear: TcpFlags::from_bits(0),
+            },
+        }];
+        let monitor = CaptureOptions {
+            ring: None,
+            ..CaptureOptions::default()
+        };
+        let opened = AfPacket::open("lo", &rules, &monitor).unwrap();
+        let (fd, ifindex, link) = opened.into_parts();
+        let mut worker =
+            AfPacket::adopt(fd, "lo", ifindex, link, &rules, &CaptureOptions::default()).unwrap();
+        assert!(worker.ring.is_some());
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"knock", ("127.0.0.1", port)).unwrap();
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen == 0 && Instant::now() < deadline {
+            seen += worker
+                .next_batch(Duration::from_millis(200), &mut |f| {
+                    let p = knock_core::wire::parse_frame(f.link, f.data).unwrap();
+                    assert_eq!(p.dst_port, port);
+                })
+                .unwrap();
+        }
+        assert_eq!(seen, 1);
     }
 }

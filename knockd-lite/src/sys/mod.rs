@@ -15,6 +15,7 @@ mod netlink;
 mod packet;
 mod poll;
 mod process;
+mod seqpacket;
 mod signal;
 mod time;
 
@@ -25,7 +26,11 @@ pub(crate) use ifaddrs::{IfAddr, if_entries, index_and_hatype};
 pub(crate) use netlink::NetlinkSocket;
 pub(crate) use packet::{PacketSocket, RecvBatch};
 pub(crate) use poll::{PollFd, poll};
+#[cfg(test)]
+pub(crate) use process::is_root;
 pub(crate) use process::{Pidfd, detach, kill_group, new_session, set_name};
+#[allow(unused_imports)] // see seqpacket.rs
+pub(crate) use seqpacket::{Received, SeqPacket};
 pub(crate) use signal::SignalFd;
 #[cfg(test)]
 pub(crate) use signal::raise;

@@ -39,6 +39,18 @@ impl PacketSocket {
         Ok(PacketSocket(unsafe { OwnedFd::from_raw_fd(raw) }))
     }
 
+    /// A socket another process opened and passed over (the sandboxed worker's capture).
+    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
+    pub(crate) fn from_fd(fd: OwnedFd) -> PacketSocket {
+        PacketSocket(fd)
+    }
+
+    /// The descriptor, to pass to another process.
+    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.0
+    }
+
     fn set<T: OptionValue>(&self, level: i32, name: i32, value: &T) -> io::Result<()> {
         // SAFETY: value points at a live T of plain data and we pass its exact size; the
         // kernel only copies it.

@@ -228,6 +228,13 @@ impl AsRawFd for Pidfd {
     }
 }
 
+/// Whether this process runs as root (effective uid 0).
+#[cfg(test)]
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

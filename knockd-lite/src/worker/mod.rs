@@ -3,7 +3,8 @@
 //!
 //! * `msg`: the channel's typed messages, pure encode/decode;
 //! * `admit`: what the monitor admits from the worker before its engine checks the door;
-//! * `backoff`: when the monitor starts a worker again after one died.
+//! * `backoff`: when the monitor starts a worker again after one died;
+//! * `report`: the worker's engine actions as what goes up the channel.
 
 // The monitor and worker that use these land next; until then the fuzz target and the
 // unit tests are their only callers.
@@ -12,3 +13,4 @@
 pub(crate) mod admit;
 pub(crate) mod backoff;
 pub(crate) mod msg;
+pub(crate) mod report;
