@@ -72,7 +72,13 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 PIDS=()
 teardown() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # knockd 0.8 can hold SIGTERM blocked (seen: SigBlk 0x4000 in its status after 60
+    # knocks, its stop children asleep), so a server still there after 5 s is killed.
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     PIDS=()
     for ns in "$CLIENT" "$SERVER"; do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
