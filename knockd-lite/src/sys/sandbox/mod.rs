@@ -19,6 +19,7 @@ mod user;
 use std::fmt;
 use std::io;
 
+pub(crate) use policy::CHANNEL_FD;
 pub(crate) use user::{DefaultUser, WorkerIds, default_user};
 
 use fs::FsIsolation;

@@ -21,6 +21,9 @@
 //!   `process_vm_readv`/`writev`, `pidfd_open`, `wait4`;
 //! * new endpoints: `socket`, `socketpair`, `connect`, `bind`, `listen`, `accept4` (the
 //!   capture socket and the channel come from the monitor, made and bound there);
+//! * sending anywhere but the channel: `write` only on the channel and stderr, `sendmsg`
+//!   only on the channel, no `sendto`, `sendmmsg`, `writev`, `pwrite`: the capture socket
+//!   is an AF_PACKET socket, and a write or send on it would put a raw frame on the wire;
 //! * descriptors: `dup*`, `fcntl` but for F_GETFD, F_GETFL and F_SETFL, `pipe2`,
 //!   `eventfd2`, `signalfd4`, `timerfd_*`, `epoll_*`, `memfd_create`, `ioctl` (std's
 //!   `set_nonblocking` is an ioctl: call it before entering, or use fcntl);
@@ -29,6 +32,12 @@
 //!   `perf_event_open`, `keyctl`, `io_uring_*`, `userfaultfd`;
 //! * sleeping other than in `poll` (`nanosleep`, `clock_nanosleep`): the loop's pacing
 //!   waits in `poll` with no descriptor.
+
+/// The worker's channel to the monitor: its stdin, a SOCK_SEQPACKET socket (the monitor
+/// starts the worker so). The only descriptor it may send on.
+pub(crate) const CHANNEL_FD: u32 = 0;
+/// Its stderr, for a panic's message.
+const STDERR_FD: u32 = 2;
 
 /// One allowed system call.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +60,6 @@ pub(super) enum Only {
     PairIn(u8, u8, &'static [(u32, u32)]),
     /// Argument `arg` has none of the bits in `mask`.
     BitsClear(u8, u32),
-    /// Argument `arg` (64-bit) is zero: a NULL pointer.
-    Null(u8),
     /// Signals only this process (`target` is the caller's pid, or with `thread` its thread
     /// id), and only with SIGABRT in argument `sig`.
     AbortSelf { target: u8, thread: bool, sig: u8 },
@@ -116,8 +123,8 @@ const COMMON: &[Allow] = &[
     allow!(SYS_read, Only::Always, "reads the channel from the monitor"),
     allow!(
         SYS_write,
-        Only::Always,
-        "writes to the channel; a panic message on stderr"
+        Only::ArgIn(0, &[CHANNEL_FD, STDERR_FD]),
+        "the channel, and a panic message on stderr: no other descriptor (a write on the capture socket would send a raw frame)"
     ),
     allow!(
         SYS_recvfrom,
@@ -135,14 +142,9 @@ const COMMON: &[Allow] = &[
         "capture in batches without the ring (sys/packet.rs RecvBatch)"
     ),
     allow!(
-        SYS_sendto,
-        Only::Null(4),
-        "send(2) is sendto: the channel, connected, so with no address (argument 4 NULL)"
-    ),
-    allow!(
         SYS_sendmsg,
-        Only::Always,
-        "the channel's messages written with sendmsg (several buffers, or descriptors)"
+        Only::ArgIn(0, &[CHANNEL_FD]),
+        "the channel's messages (sys/seqpacket.rs sends with sendmsg), on the channel only"
     ),
     allow!(
         SYS_close,

@@ -94,12 +94,6 @@ fn rules_for(
             SeccompCmpOp::MaskedEq(mask.into()),
             0,
         )?])?],
-        Only::Null(arg) => vec![SeccompRule::new(vec![SeccompCondition::new(
-            arg,
-            SeccompCmpArgLen::Qword,
-            SeccompCmpOp::Eq,
-            0,
-        )?])?],
         Only::AbortSelf {
             target,
             thread,

@@ -1,10 +1,12 @@
 //! The sandbox entered for real, each time in a forked child so the test harness stays
-//! free: the child reports over a pipe, waits while the parent reads its
+//! free: the child reports over a pipe that is its stderr (the allow-list lets the worker
+//! write there and on the channel only), waits while the parent reads its
 //! `/proc/PID/status`, and its end (exit code or signal) is the verdict. Needs root; skips
 //! with a printed reason otherwise, except under `CI=true`.
 
 use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use super::*;
@@ -40,15 +42,14 @@ struct Child {
     go: Option<PipeWriter>,
 }
 
-/// What the child's body gets: where to report, and a wait for the parent's go.
+/// What the child's body gets: a wait for the parent's go (it reports on its stderr).
 struct Side {
-    report: PipeWriter,
     go: PipeReader,
 }
 
 impl Side {
     fn say(&mut self, line: &str) {
-        let _ = self.report.write_all(format!("{line}\n").as_bytes());
+        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
     }
 
     /// Says `line` (the parent waits for it), then blocks until the parent lets it go on.
@@ -72,10 +73,10 @@ fn fork(body: impl FnOnce(&mut Side) -> Result<(), String>) -> Child {
     if pid == 0 {
         drop(report_r);
         drop(go_w);
-        let mut side = Side {
-            report: report_w,
-            go: go_r,
-        };
+        // SAFETY: both descriptors are open; fd 2 is replaced by the report pipe.
+        assert_eq!(unsafe { libc::dup2(report_w.as_raw_fd(), 2) }, 2);
+        drop(report_w);
+        let mut side = Side { go: go_r };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut side)));
         let code = match result {
             Ok(Ok(())) => 0,
@@ -147,19 +148,25 @@ fn enter_leaves_no_root_no_capability_and_a_filter() {
     let ids = nobody();
     let support = probe();
     let mut child = fork(|side| {
-        // Descriptors made before entering stay usable through allowed calls.
-        let (pipe_r, mut pipe_w) = std::io::pipe().map_err(io_err("pipe"))?;
-        let (mut a, b) = UnixStream::pair().map_err(io_err("socketpair"))?;
+        // Descriptors made before entering stay usable through allowed calls: the channel
+        // (a socket pair's end as fd 0, as the worker's stdin), another socket to read.
+        let (channel, b) = UnixStream::pair().map_err(io_err("socketpair"))?;
+        // SAFETY: both open; fd 0 becomes the channel, the old end is closed.
+        if unsafe { libc::dup2(channel.as_raw_fd(), CHANNEL_FD as i32) } != 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+        drop(channel);
         let entered = enter(&ids, &support).map_err(|e| e.to_string())?;
         side.pause(&format!("entered: {entered}"));
 
-        pipe_w.write_all(b"ok").map_err(io_err("write on a pipe"))?;
+        let stdin = crate::sys::SeqPacket::from_fd(
+            // SAFETY: fd 0 is the channel set up above, owned here from now on.
+            unsafe { OwnedFd::from_raw_fd(CHANNEL_FD as i32) },
+        );
         let mut buf = [0u8; 2];
-        (&pipe_r)
-            .read_exact(&mut buf)
-            .map_err(io_err("read a pipe"))?;
-        a.write_all(b"hi")
-            .map_err(io_err("write on a socket pair"))?;
+        stdin
+            .send(b"hi", None)
+            .map_err(io_err("sendmsg on the channel"))?;
         // SAFETY: recv into a valid 2-byte buffer on an open socket.
         let n = unsafe { libc::recv(b.as_raw_fd(), buf.as_mut_ptr().cast(), 2, 0) };
         if n != 2 || &buf != b"hi" {
@@ -286,7 +293,7 @@ fn arguments_outside_the_list_are_a_seccomp_kill() {
     });
     assert_eq!(end, End::Signal(libc::SIGSYS), "{rest}");
     // A socket option not in the list.
-    let (a, _b) = UnixStream::pair().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
     let (end, rest) = killed_by(move || {
         let size: libc::c_int = 1 << 20;
         // SAFETY: a valid int option value of its true size on an open socket.
@@ -300,6 +307,14 @@ fn arguments_outside_the_list_are_a_seccomp_kill() {
             )
         };
         format!("{rc}")
+    });
+    assert_eq!(end, End::Signal(libc::SIGSYS), "{rest}");
+    // A write on any descriptor but the channel and stderr: on the capture socket it
+    // would put a raw frame on the wire.
+    let (end, rest) = killed_by(move || {
+        // SAFETY: writes 5 bytes from a live buffer on an open socket.
+        let n = unsafe { libc::write(b.as_raw_fd(), b"frame".as_ptr().cast(), 5) };
+        format!("{n}")
     });
     assert_eq!(end, End::Signal(libc::SIGSYS), "{rest}");
 }
