@@ -48,8 +48,19 @@ struct Side {
 }
 
 impl Side {
+    /// One line on fd 2, written directly: std's stderr has a lock another thread of the
+    /// harness may have held when the child was forked.
     fn say(&mut self, line: &str) {
-        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+        let line = format!("{line}\n");
+        let mut rest = line.as_bytes();
+        while !rest.is_empty() {
+            // SAFETY: writes from a live buffer of the given length to fd 2.
+            let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                break;
+            }
+            rest = &rest[n as usize..];
+        }
     }
 
     /// Says `line` (the parent waits for it), then blocks until the parent lets it go on.
