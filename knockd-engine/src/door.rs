@@ -253,14 +253,29 @@ pub(super) fn build_index(doors: &[Door]) -> Index {
     index
 }
 
-/// Every capture rule the doors imply, first occurrence first, without duplicates.
+/// Every capture rule the doors imply, first occurrence first, without duplicates: their
+/// live sequences, and a one-time door's next line as well.
+///
+/// The filter must pass everything the engine wants at every instant, but the engine moves
+/// to a one-time door's next line the moment the active one completes, while the filter
+/// made from the new rules goes into the kernel only after the line is marked used (an
+/// fsync, which under disk load took 0.7 s and more). A knock of the next line sent in
+/// that time was dropped by the kernel. With the next line already in the filter, the
+/// wider filter is in place before the engine moves, and the rebuild only narrows it.
 pub(super) fn capture_rules<'a>(doors: impl IntoIterator<Item = &'a Door>) -> Vec<CaptureRule> {
     let mut seen = HashSet::new();
-    doors
-        .into_iter()
-        .flat_map(|d| d.variants.iter())
-        .flat_map(|v| v.seq.iter())
-        .map(Step::capture_rule)
-        .filter(|r| seen.insert(*r))
-        .collect()
+    let mut rules = Vec::new();
+    for door in doors {
+        let next = match &door.kind {
+            Kind::OneTime(ot) => ot.lines.get(1).map(|l| compile(&l.hits, door.flags())),
+            Kind::Fixed | Kind::Hmac(_) => None,
+        };
+        let steps = door
+            .variants
+            .iter()
+            .flat_map(|v| v.seq.iter())
+            .chain(next.iter().flat_map(|s| s.iter()));
+        rules.extend(steps.map(Step::capture_rule).filter(|r| seen.insert(*r)));
+    }
+    rules
 }

@@ -349,8 +349,10 @@ capture filter (each packet's destination is then checked against the door's tar
   or (tcp dst port 9000 and tcp[13] & 0xff == 0x09)
   or (tcp dst port 3)
   or (udp dst port 4)
+  or (tcp dst port 5)
+  or (tcp dst port 6)
 
-kernel filter: 528 BPF instructions (the kernel takes up to 4096)
+kernel filter: 532 BPF instructions (the kernel takes up to 4096)
 ";
         assert_eq!(got, want);
     }

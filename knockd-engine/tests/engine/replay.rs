@@ -456,6 +456,28 @@ fn rule6_one_time_consume_comes_before_the_start_command() {
     );
     assert_ne!(h.engine.capture_rules(), rules_before);
     assert_eq!(h.engine.capture_rules()[0].port, 21);
+    assert_eq!(rules_before[2].port, 21, "the next line was already in");
+}
+
+/// The filter lags the engine: it is rebuilt after the used line is marked on disk. So the
+/// rules must already pass the line the engine moves to at a completion, and the rebuild
+/// only narrows them (the last line has no next one).
+#[test]
+fn rule6_one_time_rules_pass_the_next_line_before_the_engine_moves_to_it() {
+    let mut h = Harness::one_time(
+        "[otp]\none_time_sequences = /l\nstart_command = go\n",
+        &[("otp", " 11,12\n 21,22:udp\n 31\n")],
+    );
+    let ports =
+        |h: &Harness| -> Vec<u16> { h.engine.capture_rules().iter().map(|r| r.port).collect() };
+    assert_eq!(ports(&h), [11, 12, 21, 22]);
+    h.play("0 192.0.2.10 tcp 11\n10 192.0.2.10 tcp 12\n");
+    assert_eq!(ports(&h), [21, 22, 31]);
+    h.play("0 192.0.2.10 tcp 21\n10 192.0.2.10 udp 22\n");
+    assert_eq!(ports(&h), [31]);
+    h.play("0 192.0.2.10 tcp 31\n");
+    assert_eq!(ports(&h), [] as [u16; 0]);
+    assert_eq!(h.opened().len(), 3);
 }
 
 #[test]

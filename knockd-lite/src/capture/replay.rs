@@ -1,5 +1,10 @@
-//! An in-memory packet source for tests: frames given up front, filtered by the same BPF
-//! program the kernel would run, and delivered in order.
+//! An in-memory packet source for tests: frames filtered by the same BPF program the kernel
+//! would run, when the kernel would run it, and delivered in order.
+//!
+//! As with AF_PACKET, a frame meets the filter installed when it arrives (when it is
+//! pushed): a frame the filter of that moment rejects is gone, whatever filter comes later.
+//! A filter change runs the frames already queued through the new program, as the ring's
+//! re-check does.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -20,18 +25,20 @@ pub(crate) struct ReplayFrame {
 
 /// Replays frames of one link type. Each `next_batch` hands over at most `batch` frames and
 /// never waits: an empty queue returns 0 at once.
+///
+/// The queue holds each frame with the length the filter kept of it.
 #[derive(Debug)]
 pub(crate) struct ReplaySource {
     link: LinkType,
     families: Families,
     program: Program,
-    queue: VecDeque<ReplayFrame>,
+    queue: VecDeque<(ReplayFrame, usize)>,
     batch: usize,
     stats: CaptureStats,
 }
 
 impl ReplaySource {
-    /// A source with no rules yet, which therefore delivers nothing until `set_rules`.
+    /// A source with no rules yet, which therefore lets nothing in until `set_rules`.
     pub(crate) fn new(link: LinkType, families: Families) -> ReplaySource {
         ReplaySource {
             link,
@@ -49,9 +56,13 @@ impl ReplaySource {
         self
     }
 
-    /// Queues a frame for replay.
+    /// A frame arrives: queued for replay if the filter installed now keeps it.
     pub(crate) fn push(&mut self, frame: ReplayFrame) {
-        self.queue.push_back(frame);
+        let keep = self.program.run(&frame.data) as usize;
+        if keep > 0 {
+            let keep = keep.min(frame.data.len());
+            self.queue.push_back((frame, keep));
+        }
     }
 
     /// Frames still queued.
@@ -68,20 +79,15 @@ impl PacketSource for ReplaySource {
     ) -> Result<usize, CaptureError> {
         let mut n = 0;
         while n < self.batch {
-            let Some(f) = self.queue.pop_front() else {
+            let Some((f, keep)) = self.queue.pop_front() else {
                 break;
             };
-            let keep = self.program.run(&f.data) as usize;
-            if keep == 0 {
-                self.stats.refiltered += 1;
-                continue;
-            }
             sink(&Frame {
                 link: self.link,
                 ts_ns: f.ts_ns,
                 vlan: f.vlan,
                 wire_len: u32::try_from(f.data.len()).unwrap_or(u32::MAX),
-                data: &f.data[..keep.min(f.data.len())],
+                data: &f.data[..keep],
             });
             n += 1;
         }
@@ -92,6 +98,11 @@ impl PacketSource for ReplaySource {
     fn set_rules(&mut self, rules: &[CaptureRule]) -> Result<Option<Coarse>, CaptureError> {
         let fitted = bpf::compile_fitting(rules, self.link, self.families)?;
         self.program = fitted.program;
+        let before = self.queue.len();
+        let program = &self.program;
+        self.queue
+            .retain(|(f, keep)| program.accepts(&f.data[..*keep]));
+        self.stats.refiltered += (before - self.queue.len()) as u64;
         Ok(fitted.coarse)
     }
 
@@ -116,22 +127,29 @@ mod tests {
         ipv4_packet(&ip, &udp).unwrap()
     }
 
+    fn frame(i: u64, port: u16) -> ReplayFrame {
+        ReplayFrame {
+            ts_ns: 1_000_000 * i,
+            vlan: None,
+            data: raw_udp(port),
+        }
+    }
+
+    fn udp_rule(port: u16) -> CaptureRule {
+        CaptureRule {
+            proto: Proto::Udp,
+            port,
+            flags: FlagRule::ANY,
+        }
+    }
+
     #[test]
     fn replays_in_order_through_the_filter_in_batches() {
         let mut src = ReplaySource::new(LinkType::RawIp, Families::Both).with_batch(2);
+        src.set_rules(&[udp_rule(7000)]).unwrap();
         for (i, port) in [7000u16, 1, 7000, 7000].into_iter().enumerate() {
-            src.push(ReplayFrame {
-                ts_ns: 1_000_000 * i as u64,
-                vlan: None,
-                data: raw_udp(port),
-            });
+            src.push(frame(i as u64, port));
         }
-        let rule = CaptureRule {
-            proto: Proto::Udp,
-            port: 7000,
-            flags: FlagRule::ANY,
-        };
-        src.set_rules(&[rule]).unwrap();
         let mut seen = Vec::new();
         let mut sink = |f: &Frame<'_>| seen.push((f.ts_ms(), f.link, f.data.len()));
         assert_eq!(src.next_batch(Duration::ZERO, &mut sink).unwrap(), 2);
@@ -145,19 +163,37 @@ mod tests {
                 (3, LinkType::RawIp, 28)
             ]
         );
-        let stats = src.stats();
-        assert_eq!((stats.delivered, stats.refiltered), (3, 1));
+        assert_eq!(src.stats().delivered, 3);
     }
 
     #[test]
-    fn without_rules_nothing_is_delivered() {
+    fn without_rules_nothing_is_let_in() {
         let mut src = ReplaySource::new(LinkType::RawIp, Families::Both);
-        src.push(ReplayFrame {
-            ts_ns: 0,
-            vlan: None,
-            data: raw_udp(7000),
-        });
+        src.push(frame(0, 7000));
         let n = src.next_batch(Duration::ZERO, &mut |_| {}).unwrap();
         assert_eq!((n, src.pending()), (0, 0));
+    }
+
+    /// As in the kernel: the filter of the moment a frame arrives decides whether it is
+    /// queued, and a new filter only ever takes frames out of the queue.
+    #[test]
+    fn a_frame_meets_the_filter_of_its_arrival_and_a_new_one_rechecks_the_queue() {
+        let mut src = ReplaySource::new(LinkType::RawIp, Families::Both);
+        src.set_rules(&[udp_rule(7000)]).unwrap();
+        src.push(frame(0, 7000));
+        src.push(frame(1, 8000)); // rejected on arrival
+        src.push(frame(2, 7000));
+        src.set_rules(&[udp_rule(8000)]).unwrap();
+        src.push(frame(3, 8000));
+        let mut seen = Vec::new();
+        src.next_batch(Duration::ZERO, &mut |f| seen.push(f.ts_ms()))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [3],
+            "7000 was re-checked out, the first 8000 never got in"
+        );
+        let stats = src.stats();
+        assert_eq!((stats.delivered, stats.refiltered), (1, 2));
     }
 }
