@@ -33,7 +33,10 @@ usage: bench/flood.sh [--quick] [--sources "32768 131072"] [--delays "0 500 1000
                   at once ("" skips it; default "1000 10000")
   --knockd-completions  the same for knockd 0.8, which forks a process per completion
                   (default "1000": 10,000 would fork 30,000 processes on a shared machine)
-  --servers       which servers to run (default "knockd-lite knockd")
+  --servers       which servers to run (default "knockd-lite knockd"); lite-nosandbox is
+                  knockd-lite --no-sandbox (one process, as before issue 17)
+  --sandbox-both  knockd-lite with its sandboxed worker and with --no-sandbox, in turns
+                  (the same as --servers "knockd-lite lite-nosandbox")
   --knock         knock client for the genuine knocks (default /usr/bin/knock, else
                   target/release/knock)
   --no-build      use the release binaries already built
@@ -77,6 +80,7 @@ while [ $# -gt 0 ]; do
         --after) AFTER=$2; shift ;;
         --idle-knocks) IDLE_KNOCKS=$2; shift ;;
         --servers) SERVERS=$2; shift ;;
+        --sandbox-both) SERVERS="knockd-lite lite-nosandbox" ;;
         --knock) KNOCK=$2; shift ;;
         --repeat) REPEAT=$2; shift ;;
         --no-build) BUILD=0 ;;
@@ -184,8 +188,38 @@ fi
 
 # ---------------------------------------------------------------- helpers
 # CPU ticks (utime + stime) of a process; the comm field may hold spaces.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+proc_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# knockd-lite's sandboxed worker (its child named knockd-worker), if it has one.
+worker_of() {
+    local c
+    for c in $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+        [ "$(cat "/proc/$c/comm" 2>/dev/null)" = knockd-worker ] && { echo "$c"; return; }
+    done
+}
+# The server's CPU ticks: knockd-lite's monitor and worker together (the worker reads the
+# packets, so most of a flood's CPU is there).
+cpu_ticks() {
+    local t w
+    t=$(proc_ticks "$1")
+    w=$(worker_of "$1")
+    [ -n "$w" ] && t=$((t + $(proc_ticks "$w")))
+    echo "${t:-0}"
+}
+# Peak RSS in KiB: the sum of monitor and worker; rss_each prints "monitor+worker" in MiB.
+hwm_kib() {
+    local h w
+    h=$(proc_hwm "$1")
+    w=$(worker_of "$1")
+    [ -n "$w" ] && h=$((h + $(proc_hwm "$w")))
+    echo "$h"
+}
+rss_each() {
+    local w
+    w=$(worker_of "$1")
+    awk -v m="$(proc_hwm "$1")" -v w="$([ -n "$w" ] && proc_hwm "$w" || echo -)" \
+        'BEGIN { if (w == "-") printf "%.1f", m / 1024; else printf "%.1f+%.1f", m / 1024, w / 1024 }'
+}
 lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 now() { date +%s.%N; }
 iface_stat() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
@@ -223,7 +257,7 @@ EOF
     tcpflags    = syn
     command     = date +"%s.%N %IP%" >> $1/marks
 EOF
-    if [ "$NFT" = 1 ] && [ "$2" = knockd-lite ]; then
+    if [ "$NFT" = 1 ] && [ "$2" != knockd ]; then
         printf '    nft_set     = inet knockbench door4\n    cmd_timeout = 60\n' >>"$1/knockd.conf"
     fi
 }
@@ -235,8 +269,9 @@ start_server() {
     local name=$1 dir=$2 bin extra=()
     case "$name" in
         knockd) bin=$KNOCKD ;;
-        knockd-lite)
+        knockd-lite | lite-nosandbox)
             bin=$LITE
+            [ "$name" = lite-nosandbox ] && extra+=(--no-sandbox)
             # State (HMAC counters) goes to the scratch folder, not /var/lib.
             if "$LITE" --help 2>/dev/null | grep -q -- --state-dir; then
                 extra+=(--state-dir "$dir/state")
@@ -328,7 +363,7 @@ latencies() {
 # counting knockd-lite's stop keeper, which lives as long as the daemon does.
 descendants() {
     ps -e -o pid=,ppid=,comm= | awk -v root="$1" '
-        $3 != "knockd-keeper" { parent[$1] = $2 }
+        $3 != "knockd-keeper" && $3 != "knockd-worker" { parent[$1] = $2 }
         END {
             n = 0
             for (p in parent) {
@@ -370,7 +405,7 @@ OUT=$ROOT/bench/out
 mkdir -p "$OUT"
 TSV=$OUT/flood-$STAMP.tsv
 TXT=$OUT/flood-$STAMP.txt
-printf 'server\trate\tsources\tdelay_ms\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\tload1\n' >"$TSV"
+printf 'server\trate\tsources\tdelay_ms\tsent\tsent_pps\tdelivered\tknock_on_wire\tdetected\tlatency_ms\tcpu_flood_s\tcpu_flood_pct\tcpu_after_s\tbusy_after_s\tpeak_rss_mib\tlog_lines\tnote\tload1\trss_each_mib\n' >"$TSV"
 CMD_TSV=$OUT/commands-$STAMP.tsv
 printf 'server\tcompletions\tsent\tpeak_processes\tpeak_threads\tstarts_run\tstops_run\tlog_lines\topen_sesame_lines\theld_back_lines\tquiet_after_s\tpeak_rss_mib\tload1\n' >"$CMD_TSV"
 IDLE_TSV=$OUT/idle-$STAMP.tsv
@@ -440,10 +475,11 @@ flood_run() {
         prev=$cur
     done
     t2=$cur
-    local hwm loglines in_set=""
+    local hwm loglines in_set="" each
     hwm=$(hwm_kib "$pid")
+    each=$(rss_each "$pid")
     loglines=$(( $(lines "$dir/server.log") - log0 ))
-    if [ "$NFT" = 1 ] && [ "$name" = knockd-lite ]; then
+    if [ "$NFT" = 1 ] && [ "$name" != knockd ]; then
         # The knocker's element, read back from the kernel before a clean stop takes it out.
         in_set=$(ip netns exec "$SNS" nft list set inet knockbench door4 2>/dev/null |
             grep -c "$CLIENT_IP" || true)
@@ -468,14 +504,14 @@ flood_run() {
     if [ "$detected" = yes ] && [ "$in_set" = 0 ]; then
         note="knock detected but $CLIENT_IP not in the set: $({ grep -F "nft add" "$dir/server.log" || true; } | tail -n1 | sed 's/^\[[^]]*\] *//' | cut -c1-120)"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/3\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$name" "$rate" "$sources" "$delay" "$sent" "$sent_pps" "$((rx1 - rx0))" "$on_wire" "$detected" "${latency:--}" \
         "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
         "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%.0f", 100 * t / hz / d }')" \
         "$(awk -v t=$((t2 - t1)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')" \
         "$busy_after" \
         "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')" \
-        "$loglines" "$note" "$load1" >>"$TSV"
+        "$loglines" "$note" "$load1" "$each" >>"$TSV"
 }
 
 # completions_run NAME COUNT: COUNT spoofed sources of 198.18.0.0/15 each send the whole
@@ -604,15 +640,15 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
             return x
         }
         BEGIN {
-            printf "%-11s %6s %7s %6s %8s %9s %9s %9s %9s %8s %8s %6s\n",
+            printf "%-14s %6s %7s %6s %8s %9s %9s %9s %9s %8s %8s %6s\n",
                 "server", "rate", "sources", "delay", "caught", "sent/s", "latency", "latency", "cpu flood", "cpu after", "peakRSS", "log"
-            printf "%-11s %6s %7s %6s %8s %9s %9s %9s %9s %8s %8s %6s\n",
+            printf "%-14s %6s %7s %6s %8s %9s %9s %9s %9s %8s %8s %6s\n",
                 "", "pkt/s", "", "ms", "", "median", "median ms", "worst ms", "% median", "s max", "MiB max", "max"
         }
         END {
             for (i = 1; i <= n; i++) {
                 k = order[i]; split(k, f, SUBSEP)
-                printf "%-11s %6s %7s %6s %8s %9.0f %9s %9s %9s %8.2f %8.1f %6d", f[1], (f[2] == 0 ? "full" : f[2]), f[3], f[4],
+                printf "%-14s %6s %7s %6s %8s %9.0f %9s %9s %9s %8.2f %8.1f %6d", f[1], (f[2] == 0 ? "full" : f[2]), f[3], f[4],
                     (caught[k] + 0) "/" (valid[k] + 0), median(pps[k]), median(lat[k]), maxof(lat[k]), median(cpu[k]), after[k], rss[k], logl[k]
                 if (invalid[k]) printf "  (%d not valid)", invalid[k]
                 printf "\n"
@@ -621,14 +657,14 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
     echo
     echo "Every run:"
     awk -F'\t' 'BEGIN {
-            printf "%-11s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
-                "server", "rate", "sources", "delay", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log", "load"
-            printf "%-11s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s\n",
-                "", "pkt/s", "", "ms", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines", "1 min"
+            printf "%-14s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s %11s\n",
+                "server", "rate", "sources", "delay", "sent/s", "delivered", "wire", "detected", "latency", "cpu flood", "cpu after", "busy to", "peakRSS", "log", "load", "RSS each"
+            printf "%-14s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s %11s\n",
+                "", "pkt/s", "", "ms", "achieved", "to server", "knock", "", "ms", "s (% core)", "s", "s after", "MiB", "lines", "1 min", "mon+worker"
         }
         NR > 1 {
-            if ($5 == "-") { printf "%-11s %6s %7s %5s  %s\n", $1, ($2 == 0 ? "full" : $2), $3, $4, $17; next }
-            printf "%-11s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s", $1, ($2 == 0 ? "full" : $2), $3, $4, $6, $7, $8, $9, $10, $11 " (" $12 "%)", $13, $14, $15, $16, $18
+            if ($5 == "-") { printf "%-14s %6s %7s %5s  %s\n", $1, ($2 == 0 ? "full" : $2), $3, $4, $17; next }
+            printf "%-14s %6s %7s %5s %9s %9s %5s %8s %9s %12s %9s %8s %8s %6s %5s %11s", $1, ($2 == 0 ? "full" : $2), $3, $4, $6, $7, $8, $9, $10, $11 " (" $12 "%)", $13, $14, $15, $16, $18, $19
             if ($17 != "") printf "  %s", $17
             printf "\n"
         }' "$TSV"
@@ -637,23 +673,23 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
         echo "Command flood: N spoofed sources each complete the door once, at once; its start command"
         echo "takes $CMD_SECONDS s and its stop follows $CMD_TIMEOUT s later. knockd-lite flags: ${KNOCKD_LITE_ARGS:-defaults}"
         awk -F'\t' 'BEGIN {
-                printf "%-11s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n",
+                printf "%-14s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n",
                     "server", "completions", "peak procs", "peak thrds", "starts", "stops", "log", "OPEN", "held", "busy", "peakRSS", "load"
-                printf "%-11s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n",
+                printf "%-14s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n",
                     "", "", "under it", "", "run", "run", "lines", "SESAME", "back", "to s", "MiB", "1 min"
             }
             NR > 1 {
-                if ($3 == "-") { printf "%-11s %11s  %s\n", $1, $2, $13; next }
-                printf "%-11s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                if ($3 == "-") { printf "%-14s %11s  %s\n", $1, $2, $13; next }
+                printf "%-14s %11s %10s %10s %8s %8s %7s %8s %7s %9s %8s %5s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
             }' "$CMD_TSV"
     fi
     echo
     echo "Idle latency: last knock packet (kernel capture time) to the command's date +%s.%N"
     echo "(includes starting the command: fork + /bin/sh -c + date alone takes $FLOOR)"
-    awk -F'\t' 'BEGIN { printf "%-11s %7s %9s %10s %9s\n", "server", "knocks", "detected", "median ms", "worst ms" }
+    awk -F'\t' 'BEGIN { printf "%-14s %7s %9s %10s %9s\n", "server", "knocks", "detected", "median ms", "worst ms" }
         NR > 1 {
-            if ($3 == "-") { printf "%-11s %7s  %s\n", $1, $2, $6; next }
-            printf "%-11s %7s %9s %10s %9s\n", $1, $2, $3, $4, $5
+            if ($3 == "-") { printf "%-14s %7s  %s\n", $1, $2, $6; next }
+            printf "%-14s %7s %9s %10s %9s\n", $1, $2, $3, $4, $5
         }' "$IDLE_TSV"
 } | tee "$TXT"
 echo "written: $TXT $TSV $IDLE_TSV $CMD_TSV" >&2

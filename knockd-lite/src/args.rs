@@ -139,6 +139,18 @@ pub(crate) struct Args {
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub(crate) state_dir: PathBuf,
+
+    /// Run as one process, as knockd does, parsing packets with the server's privileges.
+    /// By default a separate worker process reads the packets and the server only carries
+    /// out the completions it reports (docs/knockd-lite-sandbox.md); this is for kernels or
+    /// containers where that cannot run. Logged as a warning at start-up.
+    #[arg(long)]
+    pub(crate) no_sandbox: bool,
+
+    /// The user the sandboxed worker runs as (default: knockd-lite if that user exists,
+    /// else nobody). Never root.
+    #[arg(long, value_name = "NAME", conflicts_with = "no_sandbox")]
+    pub(crate) user: Option<String>,
 }
 
 /// A whole number of at least 1 (--max-attempts, --max-commands).

@@ -21,6 +21,12 @@ pub(crate) enum ConfigError {
 /// Reads and parses the config at `path`; messages name it `shown`, the path as it was
 /// given on the command line.
 pub(crate) fn read(path: &Path, shown: &Path) -> Result<Config, ConfigError> {
+    read_with_text(path, shown).map(|(config, _)| config)
+}
+
+/// [`read`], and the file's bytes as they were parsed (for the sandboxed worker, which
+/// parses them itself and reads no file).
+pub(crate) fn read_with_text(path: &Path, shown: &Path) -> Result<(Config, Vec<u8>), ConfigError> {
     // Bytes: comments may hold bytes that are not UTF-8, as knockd allows. A regular file
     // of at most 16 MiB: a FIFO or /dev/zero is refused at once, never waited on.
     let text =
@@ -28,7 +34,8 @@ pub(crate) fn read(path: &Path, shown: &Path) -> Result<Config, ConfigError> {
             path: shown.to_path_buf(),
             error,
         })?;
-    Ok(conf::parse(&text, shown)?)
+    let config = conf::parse(&text, shown)?;
+    Ok((config, text))
 }
 
 /// The config's warnings, `warning: path:line: message`, for stderr and the log.

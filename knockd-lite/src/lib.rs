@@ -89,6 +89,24 @@ where
             }
         };
     }
+    // The sandboxed worker the monitor starts: internal too.
+    if args.get(1).is_some_and(|a| a == worker::ARG) {
+        let id = |a: &OsString| a.to_str().and_then(|s| s.parse::<u32>().ok());
+        return match &args[..] {
+            [_, _, ifname, uid, gid] if id(uid).is_some() && id(gid).is_some() => worker::run(
+                &ifname.to_string_lossy(),
+                id(uid).unwrap_or(u32::MAX),
+                id(gid).unwrap_or(u32::MAX),
+            ),
+            _ => {
+                eprintln!(
+                    "knockd-lite: {} is internal: knockd-lite starts it",
+                    worker::ARG
+                );
+                2
+            }
+        };
+    }
     let args = match Args::try_parse_from(args) {
         Ok(args) => args,
         Err(e) => {

@@ -48,8 +48,21 @@ impl KnockdLite {
         extra: &[&str],
         env: &[(String, String)],
     ) -> KnockdLite {
+        KnockdLite::start_program(pair, dir, doors, extra, env, &bin("knockd-lite"))
+    }
+
+    /// Like [`KnockdLite::start_with_env`], running `program` (a knockd-lite built with
+    /// other features, [`sandbox_test_bin`]).
+    pub fn start_program(
+        pair: &Pair,
+        dir: TempDir,
+        doors: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+        program: &Path,
+    ) -> KnockdLite {
         let conf = write_config(dir.path(), "knockd.conf", doors);
-        let mut cmd = command(pair, dir.path(), &conf, extra);
+        let mut cmd = command_of(program, pair, dir.path(), &conf, extra);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .spawn()
@@ -362,6 +375,32 @@ impl Drop for KnockdLite {
     }
 }
 
+/// knockd-lite built with the `sandbox-test` feature (a worker that tries a forbidden
+/// system call on a magic packet), which `.ci/test` builds into `target/sandbox-test`;
+/// `None` if it was not built.
+pub fn sandbox_test_bin() -> Option<PathBuf> {
+    let normal = bin("knockd-lite");
+    // target/<profile>/knockd-lite -> target/sandbox-test/<profile>/knockd-lite
+    let profile_dir = normal.parent()?;
+    let profile = profile_dir.file_name()?;
+    let target = profile_dir.parent()?;
+    let path = target
+        .join("sandbox-test")
+        .join(profile)
+        .join("knockd-lite");
+    path.exists().then_some(path)
+}
+
+/// The sandboxed worker of the knockd-lite `pid`: its child named `knockd-worker`.
+pub fn worker_of(pid: u32) -> Option<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|&c| is_live(c, "knockd-worker"))
+}
+
 /// Whether `pid` is a live (not zombie) knockd-lite.
 pub fn is_knockd_lite(pid: u32) -> bool {
     is_live(pid, "knockd-lite")
@@ -391,12 +430,22 @@ fn spawn(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> Child {
 /// `knockd-lite -i SERVER_IF -c CONF --state-dir DIR/state EXTRA...` in the server
 /// namespace, its stdout and stderr appended to `DIR/knockd-lite.out`.
 fn command(pair: &Pair, dir: &Path, conf: &Path, extra: &[&str]) -> std::process::Command {
+    command_of(&bin("knockd-lite"), pair, dir, conf, extra)
+}
+
+fn command_of(
+    program: &Path,
+    pair: &Pair,
+    dir: &Path,
+    conf: &Path,
+    extra: &[&str],
+) -> std::process::Command {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("knockd-lite.out"))
         .expect("knockd-lite.out");
-    let mut cmd = pair.server_cmd(bin("knockd-lite"));
+    let mut cmd = pair.server_cmd(program);
     cmd.args(["-i", &pair.server_if, "-c"])
         .arg(conf)
         .arg("--state-dir")

@@ -159,10 +159,10 @@ impl AfPacket {
         })
     }
 
-    /// For the sandboxed worker: gives up the socket, bound and filtered, with its
-    /// interface's index and link type. The monitor opens it (with `ring: None`, so nothing
-    /// is mapped here) and passes it on; the worker [`AfPacket::adopt`]s it.
-    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
+    /// For the sandboxed worker: gives up the socket, bound, filtered and with its ring set
+    /// up (this process's mapping of it goes), with its interface's index and link type.
+    /// The monitor opens it and passes it on; the worker [`AfPacket::adopt`]s it. Frames
+    /// go into the ring from the moment of `bind`, so none is lost in the hand-off.
     pub(crate) fn into_parts(self) -> (OwnedFd, u32, LinkType) {
         let AfPacket {
             sock,
@@ -174,10 +174,9 @@ impl AfPacket {
     }
 
     /// The worker's side of [`AfPacket::into_parts`]: a socket already bound to `ifindex`
-    /// gets the worker's own filter for `rules` and, with `opts.ring`, its own ring, mapped
-    /// here (the socket was opened without one). Frames keep flowing meanwhile, under the
-    /// monitor's filter for the same rules.
-    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
+    /// gets the worker's own filter for `rules` and its own mapping of the ring the monitor
+    /// set up with the same `opts` (`opts.ring` must be what the monitor opened with).
+    /// Frames keep flowing meanwhile, under the monitor's filter for the same rules.
     pub(crate) fn adopt(
         fd: OwnedFd,
         ifname: &str,
@@ -198,7 +197,7 @@ impl AfPacket {
         let ring = opts
             .ring
             .as_ref()
-            .map(|r| Ring::setup(&sock, r, opts.slot_len))
+            .map(|r| Ring::map_existing(&sock, r, opts.slot_len))
             .transpose()
             .map_err(|(op, e)| io_err(op, e))?;
         let batch = ring
@@ -440,20 +439,18 @@ mod tests {
                 clear: TcpFlags::from_bits(0),
             },
         }];
-        let monitor = CaptureOptions {
-            ring: None,
-            ..CaptureOptions::default()
-        };
-        let opened = AfPacket::open("lo", &rules, &monitor).unwrap();
+        let opened = AfPacket::open("lo", &rules, &CaptureOptions::default()).unwrap();
         let (fd, ifindex, link) = opened.into_parts();
+        // A knock sent before the worker maps the ring waits in it.
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"early", ("127.0.0.1", port)).unwrap();
         let mut worker =
             AfPacket::adopt(fd, "lo", ifindex, link, &rules, &CaptureOptions::default()).unwrap();
         assert!(worker.ring.is_some());
-        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         sender.send_to(b"knock", ("127.0.0.1", port)).unwrap();
         let mut seen = 0;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while seen == 0 && Instant::now() < deadline {
+        while seen < 2 && Instant::now() < deadline {
             seen += worker
                 .next_batch(Duration::from_millis(200), &mut |f| {
                     let p = knock_core::wire::parse_frame(f.link, f.data).unwrap();
@@ -461,6 +458,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert_eq!(seen, 1);
+        // The one sent before the hand-off and the one after.
+        assert_eq!(seen, 2);
     }
 }

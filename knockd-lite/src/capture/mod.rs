@@ -114,6 +114,14 @@ pub trait PacketSource {
     fn take_events(&mut self) -> Vec<LinkEvent> {
         Vec::new()
     }
+
+    /// The sandboxed worker that reads the packets instead, for a source that is one.
+    /// Crate-internal (the end-to-end tests' sources have none).
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn worker(&mut self) -> Option<&mut crate::worker::WorkerLink> {
+        None
+    }
 }
 
 #[cfg(test)]

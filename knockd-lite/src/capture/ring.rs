@@ -110,38 +110,39 @@ impl Ring {
         // Any non-zero value turns the copies on; the kernel bounds them by SO_RCVBUF.
         sock.set_int(libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)
             .map_err(|e| ("setsockopt(PACKET_COPY_THRESH)", e))?;
-        let too_big = || {
-            (
-                "setsockopt(PACKET_RX_RING)",
-                io::ErrorKind::InvalidInput.into(),
-            )
-        };
-        let frame_size = opts
-            .frame_size
-            .max(MIN_FRAME_SIZE)
-            .checked_next_multiple_of(16)
-            .ok_or_else(too_big)?;
-        let block_size = opts
-            .block_size
-            .max(4096)
-            .max(frame_size)
-            .checked_next_power_of_two()
-            .ok_or_else(too_big)?;
-        let blocks = opts.blocks.max(1);
-        let per_block = block_size / frame_size;
-        let frames = per_block.checked_mul(blocks).ok_or_else(too_big)?;
-        let len =
-            usize::try_from(u64::from(block_size) * u64::from(blocks)).map_err(|_| too_big())?;
-        let req = libc::tpacket_req {
-            tp_block_size: block_size,
-            tp_block_nr: blocks,
-            tp_frame_size: frame_size,
-            tp_frame_nr: frames,
-        };
+        let req = geometry(opts)?;
         sock.set_rx_ring(&req)
             .map_err(|e| ("setsockopt(PACKET_RX_RING)", e))?;
-        // SAFETY: maps the ring the kernel just allocated for fd, shared and writable as
-        // PACKET_MMAP requires; the result is checked against MAP_FAILED.
+        Ring::map(sock, &req, copy_len)
+    }
+
+    /// Maps the ring another process set up on `sock` with the same `opts` (the sandboxed
+    /// worker's side: the monitor configured the socket, and its own mapping is gone).
+    pub(super) fn map_existing(
+        sock: &PacketSocket,
+        opts: &RingOptions,
+        copy_len: usize,
+    ) -> Result<Ring, (&'static str, io::Error)> {
+        Ring::map(sock, &geometry(opts)?, copy_len)
+    }
+
+    fn map(
+        sock: &PacketSocket,
+        req: &libc::tpacket_req,
+        copy_len: usize,
+    ) -> Result<Ring, (&'static str, io::Error)> {
+        let (block_size, blocks, frame_size, frames) = (
+            req.tp_block_size,
+            req.tp_block_nr,
+            req.tp_frame_size,
+            req.tp_frame_nr,
+        );
+        let per_block = block_size / frame_size;
+        let len = usize::try_from(u64::from(block_size) * u64::from(blocks))
+            .map_err(|_| ("mmap(PACKET_RX_RING)", io::ErrorKind::InvalidInput.into()))?;
+        // SAFETY: maps the ring the kernel allocated for fd (PACKET_RX_RING with this very
+        // geometry), shared and writable as PACKET_MMAP requires; the result is checked
+        // against MAP_FAILED.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -314,6 +315,40 @@ impl Ring {
         }
         None
     }
+}
+
+/// The ring's shape for `opts`, as PACKET_RX_RING takes it.
+fn geometry(opts: &RingOptions) -> Result<libc::tpacket_req, (&'static str, io::Error)> {
+    let too_big = || {
+        (
+            "setsockopt(PACKET_RX_RING)",
+            io::ErrorKind::InvalidInput.into(),
+        )
+    };
+    let frame_size = opts
+        .frame_size
+        .max(MIN_FRAME_SIZE)
+        .checked_next_multiple_of(16)
+        .ok_or_else(too_big)?;
+    let block_size = opts
+        .block_size
+        .max(4096)
+        .max(frame_size)
+        .checked_next_power_of_two()
+        .ok_or_else(too_big)?;
+    let blocks = opts.blocks.max(1);
+    let per_block = block_size / frame_size;
+    let frames = per_block.checked_mul(blocks).ok_or_else(too_big)?;
+    u64::from(block_size)
+        .checked_mul(u64::from(blocks))
+        .and_then(|len| usize::try_from(len).ok())
+        .ok_or_else(too_big)?;
+    Ok(libc::tpacket_req {
+        tp_block_size: block_size,
+        tp_block_nr: blocks,
+        tp_frame_size: frame_size,
+        tp_frame_nr: frames,
+    })
 }
 
 /// Copies the header and address fields out of a slot.

@@ -177,6 +177,8 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 self.lists.insert(path.to_path_buf(), id);
                 let text = format!("{door}: read {} again, and follow it", path.display());
                 self.journal.line(now, &text, Kind::Event);
+                // The worker follows the list as read now, too.
+                self.send_fresh_load(now);
                 actions
             }
             Err(why) => {
@@ -186,6 +188,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                     line.line_no
                 );
                 self.journal.line(now, &text, Kind::Error);
+                self.tell_worker_line_back(door, &line);
                 self.engine.restore_one_time(door, line)
             }
         };

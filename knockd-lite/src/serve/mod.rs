@@ -14,6 +14,7 @@
 mod apply;
 mod commands;
 mod doors;
+mod feed;
 pub(crate) mod gate;
 mod journal;
 mod lookup;
@@ -24,7 +25,7 @@ mod start;
 pub(crate) mod state;
 #[cfg(test)]
 mod tests;
-
+mod worker;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ use knockd_engine::bpf::{Coarse, MAX_INSNS};
 use knockd_engine::{Action, Engine, Mono, Now, Timestamp};
 
 use crate::args::Args;
-use crate::capture::{InterfaceCapture, LinkEvent, PacketSource};
+use crate::capture::{LinkEvent, PacketSource};
 use crate::door_files::ListIds;
 use crate::exec::{Executor, Runner};
 use crate::hmac_state::HmacCounters;
@@ -49,6 +50,7 @@ use crate::signals::{Signal, Signals};
 use crate::stops::{Pending, StopJournal};
 use commands::Commands;
 use doors::OpenSets;
+pub(crate) use feed::Feed;
 use journal::Journal;
 use settings::Settings;
 
@@ -191,7 +193,7 @@ impl Default for Turn {
     }
 }
 
-impl Server<InterfaceCapture, Executor> {
+impl Server<Feed, Executor> {
     /// The main loop; returns when asked to shut down.
     fn serve(&mut self, signals: &mut Signals) {
         loop {
@@ -256,6 +258,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 Item::Debug(line) => self.journal.debug(at, &line),
             }
         }
+        self.hear_worker();
     }
 
     /// Everything else a loop turn does: finished commands, due timers, the interface's
@@ -268,6 +271,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             self.apply(now, actions);
         }
         self.link_events(now);
+        self.feed_worker(now);
         if Instant::now() >= self.turn.next_tick {
             self.turn.next_tick = Instant::now() + TICK;
             self.poll_addresses(now);
@@ -353,14 +357,13 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// kernel's 4,096 instructions) or exact again; not on every change (HMAC windows move
     /// every step).
     fn note_filter(&mut self, now: Now, rules: usize, coarse: Option<Coarse>) {
+        let coarse = coarse.map(|c| (c.needed, c.keeps.len()));
         let was = std::mem::replace(&mut self.turn.coarse, coarse.is_some());
         let line = match (was, coarse) {
-            (false, Some(c)) => format!(
-                "capture filter: the doors' {rules} rules need {} BPF instructions, more than \
-                 the kernel's {MAX_INSNS}: using a coarser filter of {} port ranges, and \
-                 checking the rest here (--check shows it)",
-                c.needed,
-                c.keeps.len()
+            (false, Some((needed, ranges))) => format!(
+                "capture filter: the doors' {rules} rules need {needed} BPF instructions, more \
+                 than the kernel's {MAX_INSNS}: using a coarser filter of {ranges} port \
+                 ranges, and checking the rest here (--check shows it)"
             ),
             (true, None) => "capture filter: the rules fit the kernel again, exact filter".into(),
             _ => return,
@@ -404,11 +407,12 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         }
         self.engine
             .set_local_addrs(self.watch.addrs().iter().copied());
+        self.tell_worker_addrs();
     }
 }
 
 /// A `-D` line for one packet: `tcp 192.0.2.1 -> 192.0.2.2:7000 flags syn`.
-fn describe(p: &KnockPacket, vlan: Option<u16>) -> String {
+pub(super) fn describe(p: &KnockPacket, vlan: Option<u16>) -> String {
     let dst = SocketAddr::new(p.dst, p.dst_port);
     let mut s = format!("{} {} -> {dst}", p.proto, p.src);
     if p.proto == knock_core::hit::Proto::Tcp {

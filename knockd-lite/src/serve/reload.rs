@@ -7,8 +7,8 @@ use knockd_engine::Now;
 
 use std::path::Path;
 
-use super::Server;
 use super::settings;
+use super::{Feed, Server};
 use crate::capture::{CaptureOptions, InterfaceCapture, PacketSource};
 use crate::config;
 use crate::door_files;
@@ -17,7 +17,7 @@ use crate::log::{Kind, Logger};
 use crate::netif::{self, Watch};
 use crate::signals::Signals;
 
-impl Server<InterfaceCapture, Executor> {
+impl Server<Feed, Executor> {
     pub(super) fn reload(&mut self, signals: &Signals) {
         let now = self.now();
         // Log rotation is the other reason for a SIGHUP.
@@ -59,9 +59,27 @@ impl Server<InterfaceCapture, Executor> {
             inputs.local_addrs = self.watch.addrs().to_vec();
             None
         };
+        // The worker's load, made from the same inputs before the engine takes them.
+        let load = if moved {
+            None
+        } else {
+            self.worker_load(&settings.config_text, &inputs)
+        };
         let next = self.engine.prepare(&config, inputs, now)?;
         let rules = next.capture_rules();
         let coarse = match iface {
+            Some(iface) if self.capture.worker().is_some() => {
+                // A worker for the other interface; it gets its load once the doors below
+                // are in place (`feed_worker`).
+                if let Some(w) = self.capture.worker() {
+                    w.move_to(&settings.interface)
+                        .context("a worker for the new interface")?;
+                }
+                self.watch = Watch::new(&settings.interface, Some(iface));
+                let line = format!("listening on {} now", settings.interface);
+                self.journal.line(now, &line, Kind::Event);
+                self.capture.set_rules(&rules)?
+            }
             Some(iface) => {
                 let opts = CaptureOptions {
                     families: settings.families,
@@ -71,7 +89,7 @@ impl Server<InterfaceCapture, Executor> {
                 let coarse = capture.set_rules(&rules)?;
                 capture.add_wake_fd(signals.fd());
                 capture.add_wake_fd(self.commands.runner().wake_fd());
-                self.capture = capture;
+                self.capture = Feed::Local(Box::new(capture));
                 self.watch = Watch::new(&settings.interface, Some(iface));
                 let line = format!("listening on {} now", settings.interface);
                 self.journal.line(now, &line, Kind::Event);
@@ -83,6 +101,9 @@ impl Server<InterfaceCapture, Executor> {
                 .context("capture filter for the new doors")?,
         };
         let actions = self.engine.commit(next);
+        if let (Some(load), Some(w)) = (load, self.capture.worker()) {
+            w.send_load(&load);
+        }
         self.lists = lists;
         self.note_filter(now, rules.len(), coarse);
         let log_moved = (&settings.log_file, settings.syslog)

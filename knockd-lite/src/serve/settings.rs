@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) stops_file: PathBuf,
     /// The stop keeper's pid.
     pub(crate) keeper_file: PathBuf,
+    /// The config file's bytes as read, for the sandboxed worker.
+    pub(crate) config_text: Vec<u8>,
 }
 
 impl Settings {
@@ -59,7 +61,7 @@ impl Settings {
 pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), ConfigError> {
     let config_path = base.join(&args.config);
     // Messages name the file as it was given.
-    let mut config = config::read(&config_path, &args.config)?;
+    let (mut config, config_text) = config::read_with_text(&config_path, &args.config)?;
     anchor(&mut config, base);
     let state_dir = base.join(&args.state_dir);
     let settings = Settings {
@@ -85,6 +87,7 @@ pub(crate) fn load(args: &Args, base: &Path) -> Result<(Config, Settings), Confi
         stops_file: state::state_file(&state_dir, &config_path, StateKind::Stops),
         keeper_file: state::state_file(&state_dir, &config_path, StateKind::Keeper),
         config_path,
+        config_text,
     };
     Ok((config, settings))
 }

@@ -34,6 +34,8 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
     /// still not be reported within [`KILL_WAIT`], its stop runs anyway. Stops get
     /// [`LAST_STOPS_WAIT`] more to finish. Waiting runs on the monotonic clock.
     pub(super) fn shutdown(&mut self) {
+        // No completion is taken from here on: the worker goes first.
+        self.stop_worker();
         let now = self.now();
         self.close_sets(now);
         // Queued starts never ran: they are dropped, and so are their stops.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use knockd_engine::{Engine, Options};
 
+use super::Feed;
 use super::commands::Commands;
 use super::doors;
 use super::gate::Limits;
@@ -26,15 +27,17 @@ use crate::pidfile::Pidfile;
 use crate::signals::Signals;
 use crate::stops::StopJournal;
 use crate::sys;
+use crate::sys::sandbox::{self, WorkerIds};
+use crate::worker::WorkerLink;
 
 /// A seed for the first-step filter's hash that nobody outside can predict: std's hash
 /// maps take their keys from the OS's random source.
-fn random_seed() -> u64 {
+pub(super) fn random_seed() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }
 
-impl Server<InterfaceCapture, Executor> {
+impl Server<Feed, Executor> {
     pub(super) fn start(args: Args, signals: &Signals) -> Result<Self, Failure> {
         let base = std::env::current_dir()
             .context("cannot read the current directory")
@@ -76,18 +79,71 @@ impl Server<InterfaceCapture, Executor> {
             families: settings.families,
             ..CaptureOptions::default()
         };
-        let mut capture =
-            InterfaceCapture::open(&settings.interface, &engine.capture_rules(), &capture_opts)
-                .map_err(Failure::runtime)?;
+        let mut sandbox_lines = Vec::new();
+        // In-process, the capture is opened now. With the worker, the capture is the
+        // worker's, opened once it runs (after -d, which a child process must not cross);
+        // whether one can be opened at all is checked here, while errors reach the terminal.
+        let mut capture = if args.no_sandbox {
+            Feed::Local(Box::new(
+                InterfaceCapture::open(&settings.interface, &engine.capture_rules(), &capture_opts)
+                    .map_err(Failure::runtime)?,
+            ))
+        } else {
+            // Which user, and what the kernel offers: said once, and a kernel without
+            // seccomp (or any way to take the file system away) is refused here, not
+            // skipped: --no-sandbox is the way to go without.
+            let support = sandbox::probe();
+            sandbox_lines.push(format!("sandbox: {support}"));
+            if let Err(why) = &support.seccomp {
+                return Err(Failure::runtime(anyhow!(
+                    "seccomp filters are not available: {why} (run with --no-sandbox to go without)"
+                )));
+            }
+            let ids = match &args.user {
+                Some(name) => WorkerIds::lookup(name).map_err(Failure::config)?,
+                None => {
+                    let d = sandbox::default_user().map_err(Failure::config)?;
+                    sandbox_lines.push(format!(
+                        "sandbox: the worker runs as {}: {}",
+                        d.ids.name, d.why
+                    ));
+                    d.ids
+                }
+            };
+            drop(
+                crate::capture::AfPacket::open(
+                    &settings.interface,
+                    &engine.capture_rules(),
+                    &capture_opts,
+                )
+                .map_err(Failure::runtime)?,
+            );
+            Feed::Worker(Box::new(WorkerLink::new(
+                &settings.interface,
+                &ids,
+                capture_opts.clone(),
+                engine.capture_rules(),
+            )))
+        };
         let mut logger = Logger::open(settings.log_config(&args));
         // Warnings go to stderr while it is still the terminal, and to the log (syslog
         // with UseSyslog); a log file that cannot be opened does not stop the server, as in
         // knockd: a SIGHUP tries it again.
         let mut warnings = config::warnings(&config, &args.config);
+        if args.no_sandbox {
+            warnings.push(
+                "warning: --no-sandbox: packets are parsed in this process, with its \
+                 privileges"
+                    .to_string(),
+            );
+        }
         warnings.extend(logger.file_error().map(|e| e.warning(&settings.log_origin)));
         for warning in &warnings {
             eprintln!("knockd-lite: {warning}");
             logger.event(clock_now(), warning, Kind::Warning);
+        }
+        for line in &sandbox_lines {
+            logger.event(clock_now(), line, Kind::Event);
         }
         // An eventfd, no thread yet.
         let exec =
@@ -111,6 +167,16 @@ impl Server<InterfaceCapture, Executor> {
                 }
             }
             detached = Some(d);
+        }
+        if let Feed::Worker(w) = &mut capture
+            && let Err(e) = w.start()
+        {
+            let message = e.to_string();
+            logger.event(clock_now(), &message, Kind::Error);
+            if let Some(d) = detached {
+                d.failed(&message);
+            }
+            return Err(Failure::runtime(e));
         }
         // The first thread; from here on nothing fails start-up.
         let resolver = if args.lookup {
@@ -172,6 +238,7 @@ impl Server<InterfaceCapture, Executor> {
             _pidfile: pidfile,
             turn: Turn::default(),
         };
+        server.feed_worker(clock_now());
         server.begin(first_actions);
         server.take_over(opened.problem, opened.pending);
         if let Some(d) = detached {

@@ -32,7 +32,6 @@ pub(crate) use poll::{PollFd, poll};
 #[cfg(test)]
 pub(crate) use process::is_root;
 pub(crate) use process::{Pidfd, detach, kill_group, new_session, set_name};
-#[allow(unused_imports)] // see seqpacket.rs
 pub(crate) use seqpacket::{Received, SeqPacket};
 pub(crate) use signal::SignalFd;
 #[cfg(test)]

@@ -40,13 +40,11 @@ impl PacketSocket {
     }
 
     /// A socket another process opened and passed over (the sandboxed worker's capture).
-    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
     pub(crate) fn from_fd(fd: OwnedFd) -> PacketSocket {
         PacketSocket(fd)
     }
 
     /// The descriptor, to pass to another process.
-    #[allow(dead_code)] // the worker link is the caller: docs/knockd-lite-sandbox.md, Status
     pub(crate) fn into_fd(self) -> OwnedFd {
         self.0
     }

@@ -2,10 +2,6 @@
 //! one message, read whole or not at all), with a descriptor passed alongside a message
 //! (SCM_RIGHTS) when the monitor hands the worker a capture socket.
 
-// Called by the monitor's link to its worker, the next step of issue 17 (see
-// docs/knockd-lite-sandbox.md, Status).
-#![allow(dead_code)]
-
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -47,9 +43,18 @@ impl SeqPacket {
         })
     }
 
-    /// The end a process was started with (the worker's stdin).
+    /// A socket made elsewhere (tests of the sandbox put one at the channel's descriptor).
+    #[cfg(test)]
     pub(crate) fn from_fd(fd: OwnedFd) -> SeqPacket {
         SeqPacket(fd)
+    }
+
+    /// The worker's channel: its stdin ([`super::sandbox::CHANNEL_FD`], the one
+    /// descriptor the seccomp allow-list lets the worker send on), taken over as it is.
+    pub(crate) fn from_stdin() -> SeqPacket {
+        // SAFETY: the descriptor is open for the process's life (the monitor made it the
+        // channel); std never closes it, and the worker takes it over for good.
+        SeqPacket(unsafe { OwnedFd::from_raw_fd(super::sandbox::CHANNEL_FD as RawFd) })
     }
 
     pub(crate) fn into_fd(self) -> OwnedFd {

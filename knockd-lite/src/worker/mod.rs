@@ -6,11 +6,13 @@
 //! * `backoff`: when the monitor starts a worker again after one died;
 //! * `report`: the worker's engine actions as what goes up the channel.
 
-// The monitor and worker that use these land next; until then the fuzz target and the
-// unit tests are their only callers.
-#![allow(dead_code)]
-
 pub(crate) mod admit;
 pub(crate) mod backoff;
+mod confine;
+pub(crate) mod link;
 pub(crate) mod msg;
 pub(crate) mod report;
+mod run;
+
+pub(crate) use link::{Heard, WorkerLink};
+pub(crate) use run::{ARG, run};

@@ -44,11 +44,11 @@ const TIMEOUT: u8 = 4;
 const REPLAY: u8 = 5;
 const PACKET: u8 = 6;
 const REFUSED: u8 = 7;
-const FILTER_COARSE: u8 = 8;
-const FILTER_EXACT: u8 = 9;
+// 8 and 9 were the filter's notes: the monitor works them out itself.
 const FILTER_FAILED: u8 = 10;
 const CAPTURE_FAILED: u8 = 11;
 const LINK_DOWN: u8 = 12;
+const FAILED: u8 = 13;
 
 // Monitor to worker.
 const CHUNK_TAG: u8 = 101;
@@ -57,6 +57,7 @@ const DROP_CAPTURE: u8 = 103;
 const LOCAL_ADDRS: u8 = 104;
 const ONE_TIME_BACK: u8 = 105;
 const SHUTDOWN: u8 = 106;
+const CLOCK: u8 = 107;
 
 /// What the worker tells the monitor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,21 +96,14 @@ pub enum Up {
     },
     /// A `-D` line for a frame the parser refused.
     Refused(ParseError),
-    /// The capture filter became coarser than the rules: `rules` need `needed` BPF
-    /// instructions, and `ranges` port ranges are filtered in the kernel.
-    FilterCoarse {
-        rules: u32,
-        needed: u32,
-        ranges: u32,
-    },
-    /// The filter is exact again.
-    FilterExact,
     /// The filter could not be replaced (the old one stays).
     FilterFailed(String),
     /// Reading the capture failed.
     CaptureFailed(String),
     /// The capture's interface went down (or away): the monitor looks whether it is gone.
     LinkDown,
+    /// The worker cannot go on (it could not enter its sandbox), and exits.
+    Failed(String),
 }
 
 /// What the monitor tells the worker.
@@ -135,6 +129,11 @@ pub enum Down {
     },
     /// Exit now.
     Shutdown,
+    /// The monitor's two clocks read at one moment: milliseconds since boot (which both
+    /// processes read alike) and the wall clock. The worker reads only the first, and dates
+    /// its engine's wall clock (HMAC windows, a packet's age) from the monitor's, so both
+    /// engines agree on the window; sent before each load and once a second.
+    Clock { mono_ms: u64, wall_ms: u64 },
 }
 
 /// Everything the worker's engine is built from: the worker reads no file.
@@ -331,17 +330,6 @@ pub fn encode_up(message: &Up) -> Vec<u8> {
             b.push(REFUSED);
             b.push(*e as u8);
         }
-        Up::FilterCoarse {
-            rules,
-            needed,
-            ranges,
-        } => {
-            b.push(FILTER_COARSE);
-            for n in [rules, needed, ranges] {
-                b.extend_from_slice(&n.to_be_bytes());
-            }
-        }
-        Up::FilterExact => b.push(FILTER_EXACT),
         Up::FilterFailed(text) => {
             b.push(FILTER_FAILED);
             put_str(&mut b, bounded(text));
@@ -351,6 +339,10 @@ pub fn encode_up(message: &Up) -> Vec<u8> {
             put_str(&mut b, bounded(text));
         }
         Up::LinkDown => b.push(LINK_DOWN),
+        Up::Failed(text) => {
+            b.push(FAILED);
+            put_str(&mut b, bounded(text));
+        }
     }
     b
 }
@@ -449,15 +441,10 @@ pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
                 .ok_or(DecodeError::BadReason(code))?;
             Up::Refused(e)
         }
-        FILTER_COARSE => Up::FilterCoarse {
-            rules: r.u32("rules")?,
-            needed: r.u32("instructions")?,
-            ranges: r.u32("ranges")?,
-        },
-        FILTER_EXACT => Up::FilterExact,
         FILTER_FAILED => Up::FilterFailed(r.text("error", MAX_TEXT)?),
         CAPTURE_FAILED => Up::CaptureFailed(r.text("error", MAX_TEXT)?),
         LINK_DOWN => Up::LinkDown,
+        FAILED => Up::Failed(r.text("error", MAX_TEXT)?),
         other => return Err(DecodeError::UnknownTag(other)),
     };
     r.finish()?;
@@ -500,6 +487,11 @@ pub fn encode_down(message: &Down) -> Vec<u8> {
             put_str(&mut b, hits);
         }
         Down::Shutdown => b.push(SHUTDOWN),
+        Down::Clock { mono_ms, wall_ms } => {
+            b.push(CLOCK);
+            b.extend_from_slice(&mono_ms.to_be_bytes());
+            b.extend_from_slice(&wall_ms.to_be_bytes());
+        }
     }
     b
 }
@@ -544,6 +536,10 @@ pub fn decode_down(bytes: &[u8]) -> Result<Down, DecodeError> {
             hits: r.text("hits", MAX_TEXT * 16)?,
         },
         SHUTDOWN => Down::Shutdown,
+        CLOCK => Down::Clock {
+            mono_ms: r.u64("monotonic time")?,
+            wall_ms: r.u64("wall time")?,
+        },
         other => return Err(DecodeError::UnknownTag(other)),
     };
     r.finish()?;

@@ -18,6 +18,7 @@ mod otp_knockd;
 mod profile_knockd;
 mod raw_flags;
 mod runtime_capture;
+mod sandbox;
 mod server_commands;
 mod server_config;
 mod server_daemon;

@@ -300,11 +300,15 @@ netns_test!(the_log_file_has_knockd_lines_and_no_blank_ones, |pair| {
     }
     let events =
         format!("echo opened %IP% >> {}/events", lite.dir().display()).replace("%IP%", "192.0.2.1");
-    let bodies: Vec<String> = lite
-        .log_bodies()
+    let all = lite.log_bodies();
+    // The sandbox's start-up lines come first (what the kernel offers, the worker's user);
+    // `sandbox.rs` pins them.
+    assert!(all[0].starts_with("sandbox: "), "{all:?}");
+    let bodies: Vec<String> = all
         .into_iter()
         // The kernel may add the link-local address just after start-up.
         .filter(|l| !l.starts_with(&format!("{}: addresses", pair.server_if)))
+        .filter(|l| !l.starts_with("sandbox: "))
         .collect();
     assert_eq!(
         bodies,

@@ -104,18 +104,13 @@ fn worker_messages_have_pinned_bytes() {
         "06060204c000020a04c00002021b5801000a",
     );
     golden_up(Up::Refused(ParseError::Fragment), "070c");
-    golden_up(
-        Up::FilterCoarse {
-            rules: 5000,
-            needed: 9000,
-            ranges: 12,
-        },
-        "0800001388000023280000000c",
-    );
-    golden_up(Up::FilterExact, "09");
+    // The filter's notes are gone: the monitor works them out from its own rules.
+    assert_eq!(decode_up(&[8]), Err(DecodeError::UnknownTag(8)));
+    assert_eq!(decode_up(&[9]), Err(DecodeError::UnknownTag(9)));
     golden_up(Up::FilterFailed("no".into()), "0a000000026e6f");
     golden_up(Up::CaptureFailed("x".into()), "0b0000000178");
     golden_up(Up::LinkDown, "0c");
+    golden_up(Up::Failed("x".into()), "0d0000000178");
 }
 
 #[test]
@@ -149,6 +144,13 @@ fn monitor_messages_have_pinned_bytes() {
         "69000000036f747000000002000000000000000a00000003312c32",
     );
     golden_down(Down::Shutdown, "6a");
+    golden_down(
+        Down::Clock {
+            mono_ms: 1000,
+            wall_ms: 1_700_000_000_000,
+        },
+        "6b00000000000003e80000018bcfe56800",
+    );
 }
 
 fn load() -> Load {
