@@ -187,6 +187,12 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                 }
                 return;
             }
+            Up::Suppressed { knocks, timeouts } => {
+                let held = crate::log::Held { knocks, timeouts };
+                self.journal
+                    .line(now, &crate::log::summary_body(held), Kind::Event);
+                return;
+            }
             Up::Failed(text) => {
                 let line = format!("worker: {}", plain(&text));
                 self.journal.line(now, &line, Kind::Error);

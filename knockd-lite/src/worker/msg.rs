@@ -49,6 +49,7 @@ const FILTER_FAILED: u8 = 10;
 const CAPTURE_FAILED: u8 = 11;
 const LINK_DOWN: u8 = 12;
 const FAILED: u8 = 13;
+const SUPPRESSED: u8 = 14;
 
 // Monitor to worker.
 const CHUNK_TAG: u8 = 101;
@@ -104,6 +105,10 @@ pub enum Up {
     LinkDown,
     /// The worker cannot go on (it could not enter its sandbox), and exits.
     Failed(String),
+    /// First-stage lines the worker folded in a second that ended (a spoofed flood makes
+    /// one per packet: they are folded where they are made, with the log's own rule, so a
+    /// flood costs no message per packet).
+    Suppressed { knocks: u64, timeouts: u64 },
 }
 
 /// What the monitor tells the worker.
@@ -343,6 +348,11 @@ pub fn encode_up(message: &Up) -> Vec<u8> {
             b.push(FAILED);
             put_str(&mut b, bounded(text));
         }
+        Up::Suppressed { knocks, timeouts } => {
+            b.push(SUPPRESSED);
+            b.extend_from_slice(&knocks.to_be_bytes());
+            b.extend_from_slice(&timeouts.to_be_bytes());
+        }
     }
     b
 }
@@ -445,6 +455,10 @@ pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
         CAPTURE_FAILED => Up::CaptureFailed(r.text("error", MAX_TEXT)?),
         LINK_DOWN => Up::LinkDown,
         FAILED => Up::Failed(r.text("error", MAX_TEXT)?),
+        SUPPRESSED => Up::Suppressed {
+            knocks: r.u64("knocks")?,
+            timeouts: r.u64("timeouts")?,
+        },
         other => return Err(DecodeError::UnknownTag(other)),
     };
     r.finish()?;

@@ -17,6 +17,7 @@ use knockd_engine::{Engine, HmacInput, Inputs, Mono, Now, Options, Timestamp};
 use super::msg::{self, Down, Load, Up};
 use super::report::{Report, report};
 use crate::capture::{AfPacket, CaptureError, CaptureOptions, PacketSource};
+use crate::log::{DEFAULT_FIRST_STAGE_BUDGET, Folder, Held};
 use crate::sys::{self, PollFd, Received, SeqPacket};
 
 /// The hidden argument that starts a worker (not in `--help`).
@@ -52,6 +53,7 @@ pub(crate) fn run(ifname: &str, uid: u32, gid: u32) -> i32 {
         out: Vec::new(),
         buf: vec![0; msg::MAX_MESSAGE + 1],
         clock: None,
+        folder: Folder::new(DEFAULT_FIRST_STAGE_BUDGET),
         #[cfg(feature = "sandbox-test")]
         forbidden_port: std::env::var(FORBIDDEN_PORT_VAR)
             .ok()
@@ -101,6 +103,8 @@ struct Worker {
     buf: Vec<u8>,
     /// The monitor's clocks at one moment (`Down::Clock`): ms since boot, wall ms.
     clock: Option<(u64, u64)>,
+    /// First-stage lines folded here, with the log's own rule (`log::Folder`).
+    folder: Folder,
     /// Test builds only: a UDP packet to this port makes the worker try a forbidden
     /// system call (the end-to-end test of the seccomp kill).
     #[cfg(feature = "sandbox-test")]
@@ -131,11 +135,15 @@ impl Worker {
             self.take(r);
         }
         self.sync_rules();
+        if let Some(held) = self.folder.flush(now.mono.as_millis()) {
+            self.out.push(suppressed(held));
+        }
         self.send()
     }
 
     fn take(&mut self, r: Report) {
-        self.out.extend(r.up);
+        let mono = self.now().mono.as_millis();
+        fold_into(&mut self.out, &mut self.folder, mono, r.up);
         self.rules_dirty |= r.rules_changed;
     }
 
@@ -149,6 +157,7 @@ impl Worker {
             only_ipv4,
             rules_dirty,
             chan,
+            folder,
             ..
         } = self;
         #[cfg(feature = "sandbox-test")]
@@ -182,7 +191,7 @@ impl Worker {
                     let actions = engine.on_packet(at, &p);
                     if !actions.is_empty() {
                         let r = report(engine, *generation, actions);
-                        out.extend(r.up);
+                        fold_into(out, folder, at.mono.as_millis(), r.up);
                         *rules_dirty |= r.rules_changed;
                     }
                 }
@@ -385,6 +394,36 @@ impl Worker {
     }
 }
 
+/// Adds `ups` to `out`, folding first-stage lines at `mono_ms` as the log would (a spoofed
+/// flood makes one a packet): those the bucket holds back are only counted, and a second
+/// that held some back ends with [`Up::Suppressed`].
+fn fold_into(out: &mut Vec<Up>, folder: &mut Folder, mono_ms: u64, ups: Vec<Up>) {
+    for up in ups {
+        let timeout = match &up {
+            Up::Stage { stage: 1, .. } => false,
+            Up::Timeout { stage: 1, .. } => true,
+            _ => {
+                out.push(up);
+                continue;
+            }
+        };
+        let fold = folder.admit(mono_ms, timeout);
+        if let Some(held) = fold.summary {
+            out.push(suppressed(held));
+        }
+        if fold.write {
+            out.push(up);
+        }
+    }
+}
+
+fn suppressed(held: Held) -> Up {
+    Up::Suppressed {
+        knocks: held.knocks,
+        timeouts: held.timeouts,
+    }
+}
+
 impl Worker {
     fn now(&self) -> Now {
         now_from(self.clock)
@@ -407,5 +446,44 @@ fn families(only_ipv4: bool) -> Families {
         Families::V4Only
     } else {
         Families::Both
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(stage: u32) -> Up {
+        Up::Stage {
+            src: "198.18.0.1".parse().unwrap(),
+            door: "d".into(),
+            stage,
+        }
+    }
+
+    #[test]
+    fn a_flood_of_first_stages_is_folded_before_it_is_sent() {
+        let mut folder = Folder::new(DEFAULT_FIRST_STAGE_BUDGET);
+        let mut out = Vec::new();
+        // 1,000 first steps and a second step in one millisecond: the burst and the
+        // second step go up, the rest is counted.
+        let mut ups: Vec<Up> = (0..1000).map(|_| stage(1)).collect();
+        ups.push(stage(2));
+        fold_into(&mut out, &mut folder, 5_000, ups);
+        assert_eq!(out.len(), DEFAULT_FIRST_STAGE_BUDGET as usize + 1);
+        assert_eq!(out.last(), Some(&stage(2)));
+        // A second later: the count of the second that ended, then the one line it allows.
+        out.clear();
+        fold_into(&mut out, &mut folder, 6_000, vec![stage(1)]);
+        assert_eq!(
+            out,
+            [
+                Up::Suppressed {
+                    knocks: 1000 - u64::from(DEFAULT_FIRST_STAGE_BUDGET),
+                    timeouts: 0
+                },
+                stage(1)
+            ]
+        );
     }
 }

@@ -111,6 +111,13 @@ fn worker_messages_have_pinned_bytes() {
     golden_up(Up::CaptureFailed("x".into()), "0b0000000178");
     golden_up(Up::LinkDown, "0c");
     golden_up(Up::Failed("x".into()), "0d0000000178");
+    golden_up(
+        Up::Suppressed {
+            knocks: 5,
+            timeouts: 2,
+        },
+        "0e00000000000000050000000000000002",
+    );
 }
 
 #[test]
