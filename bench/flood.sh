@@ -558,7 +558,7 @@ completions_run() {
     hwm=$(hwm_kib "$pid")
     local log_lines open_lines held_lines
     log_lines=$(( $(lines "$dir/server.log") - log0 ))
-    open_lines=$(grep -c 'OPEN SESAME' "$dir/server.log" || true)
+    open_lines=$(grep -c ': OPEN SESAME$' "$dir/server.log" || true)
     held_lines=$(grep -c 'held back' "$dir/server.log" || true)
     stop_server
     local sent

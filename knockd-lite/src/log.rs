@@ -1,6 +1,6 @@
 //! Logging in knockd's format: `[YYYY-MM-DD HH:MM] body` lines to the LogFile, RFC 3164
 //! datagrams to syslog, bare bodies to stdout with `-v`, and `-D` debug lines; floods of
-//! first-stage lines are folded into one summary a second.
+//! stage lines (first stages, and later ones apart) are folded into one summary a second.
 //!
 //! Message bodies come in already formatted (`192.0.2.10: door: Stage 1`), so this module
 //! does not depend on the engine's event types. The texts knockd 0.8 writes, which the
@@ -43,6 +43,12 @@ pub(crate) enum Kind {
     FirstStage,
     /// `sequence timeout (stage 1)`: the other half of a flood, folded with `FirstStage`.
     FirstStageTimeout,
+    /// `Stage 2` and later, of an attempt that has not completed: what a spoofer who knows
+    /// the sequence produces, folded like `FirstStage` with a budget of its own, so a
+    /// first-port flood does not hide them.
+    LaterStage,
+    /// `sequence timeout (stage 2)` and later, folded with `LaterStage`.
+    LaterStageTimeout,
     /// Any other event: later stages, OPEN SESAME, commands, start-up, shutdown.
     Event,
     /// Something failed (a command's non-zero exit, a broken config on reload).
@@ -134,9 +140,13 @@ pub(crate) fn file_line(t: &LocalTime, body: &str) -> String {
 pub(crate) fn syslog_datagram(t: &LocalTime, kind: Kind, pid: u32, body: &str) -> String {
     const DAEMON: u8 = 3 << 3;
     let severity = match kind {
-        Kind::Error => 3,                                              // err
-        Kind::Warning => 4,                                            // warning
-        Kind::FirstStage | Kind::FirstStageTimeout | Kind::Event => 5, // notice
+        Kind::Error => 3,   // err
+        Kind::Warning => 4, // warning
+        Kind::FirstStage
+        | Kind::FirstStageTimeout
+        | Kind::LaterStage
+        | Kind::LaterStageTimeout
+        | Kind::Event => 5, // notice
     };
     format!(
         "<{}>{} {IDENT}[{pid}]: {}",
@@ -254,14 +264,18 @@ impl Folder {
     }
 }
 
-/// The summary line's body.
-pub(crate) fn summary_body(held: Held) -> String {
+/// The summary line's body; `what` names the stages, `first-stage` or `later-stage`.
+pub(crate) fn summary_body(held: Held, what: &str) -> String {
     match (held.knocks, held.timeouts) {
-        (n, 0) => format!("{n} more first-stage knocks suppressed"),
-        (0, m) => format!("{m} more first-stage timeouts suppressed"),
-        (n, m) => format!("{n} more first-stage knocks and {m} first-stage timeouts suppressed"),
+        (n, 0) => format!("{n} more {what} knocks suppressed"),
+        (0, m) => format!("{m} more {what} timeouts suppressed"),
+        (n, m) => format!("{n} more {what} knocks and {m} {what} timeouts suppressed"),
     }
 }
+
+/// The stages each folder summarises, for [`summary_body`].
+pub(crate) const FIRST: &str = "first-stage";
+pub(crate) const LATER: &str = "later-stage";
 
 /// Where log lines go.
 #[derive(Clone, Debug, Default)]
@@ -347,7 +361,10 @@ pub(crate) struct Logger {
     /// Why the log file is not open, while it is not: it is tried again on each reopen.
     file_error: Option<LogError>,
     syslog: Option<UnixDatagram>,
+    /// Folds first-stage lines.
     folder: Folder,
+    /// Folds later-stage lines, with the same budget.
+    later: Folder,
     pid: u32,
     /// The first write error, reported once on stderr rather than per line.
     write_failed: bool,
@@ -397,6 +414,7 @@ impl Logger {
             file,
             file_error,
             folder: Folder::new(budget),
+            later: Folder::new(budget),
             pid: std::process::id(),
             write_failed: false,
             cfg,
@@ -452,29 +470,36 @@ impl Logger {
         }
     }
 
-    /// Writes the summary of folded lines that is due, and says whether an entry of `kind`
-    /// at `now` is to be written.
+    /// Writes the summaries of folded lines that are due, and says whether an entry of
+    /// `kind` at `now` is to be written.
     fn fold(&mut self, now: Now, kind: Kind) -> bool {
         let mono = now.mono.as_millis();
-        if matches!(kind, Kind::FirstStage | Kind::FirstStageTimeout) {
-            let fold = self.folder.admit(mono, kind == Kind::FirstStageTimeout);
-            if let Some(n) = fold.summary {
-                self.write(now, &summary_body(n), Kind::Event);
+        let (folder, what, timeout) = match kind {
+            Kind::FirstStage => (&mut self.folder, FIRST, false),
+            Kind::FirstStageTimeout => (&mut self.folder, FIRST, true),
+            Kind::LaterStage => (&mut self.later, LATER, false),
+            Kind::LaterStageTimeout => (&mut self.later, LATER, true),
+            Kind::Event | Kind::Error | Kind::Warning => {
+                self.tick(now);
+                return true;
             }
-            fold.write
-        } else {
-            if let Some(n) = self.folder.flush(mono) {
-                self.write(now, &summary_body(n), Kind::Event);
-            }
-            true
+        };
+        let fold = folder.admit(mono, timeout);
+        if let Some(n) = fold.summary {
+            self.write(now, &summary_body(n, what), Kind::Event);
         }
+        fold.write
     }
 
-    /// Writes the summary of a finished second of folding, if any. Call it from the loop's
+    /// Writes the summaries of finished seconds of folding, if any. Call it from the loop's
     /// tick (say once a second).
     pub(crate) fn tick(&mut self, now: Now) {
-        if let Some(n) = self.folder.flush(now.mono.as_millis()) {
-            self.write(now, &summary_body(n), Kind::Event);
+        let mono = now.mono.as_millis();
+        if let Some(n) = self.folder.flush(mono) {
+            self.write(now, &summary_body(n, FIRST), Kind::Event);
+        }
+        if let Some(n) = self.later.flush(mono) {
+            self.write(now, &summary_body(n, LATER), Kind::Event);
         }
     }
 
@@ -631,18 +656,21 @@ mod tests {
             }
         );
         assert_eq!(
-            summary_body(held),
+            summary_body(held, FIRST),
             "1 more first-stage knocks and 2 first-stage timeouts suppressed"
         );
         assert_eq!(
-            summary_body(knocks(5).unwrap()),
-            "5 more first-stage knocks suppressed"
+            summary_body(knocks(5).unwrap(), LATER),
+            "5 more later-stage knocks suppressed"
         );
         assert_eq!(
-            summary_body(Held {
-                knocks: 0,
-                timeouts: 4
-            }),
+            summary_body(
+                Held {
+                    knocks: 0,
+                    timeouts: 4
+                },
+                FIRST
+            ),
             "4 more first-stage timeouts suppressed"
         );
     }
@@ -698,6 +726,49 @@ mod tests {
             LocalTime::from_unix_ms(back).minute_stamp()
         );
         assert!(text.ends_with(&want), "{text}");
+    }
+
+    #[test]
+    fn later_stages_fold_apart_so_a_first_stage_flood_hides_none_of_them() {
+        let scratch = Scratch::new("log-fold-later");
+        let file = scratch.path().join("k.log");
+        let mut log = Logger::open(LogConfig {
+            file: Some(file.clone()),
+            first_stage_budget: 2,
+            ..LogConfig::default()
+        });
+        let t0 = 1_795_000_000_000u64;
+        for i in 0..100 {
+            log.event(at(t0 + i), "198.18.0.1: d: Stage 1", Kind::FirstStage);
+        }
+        log.event(at(t0 + 200), "192.0.2.1: d: Stage 2", Kind::LaterStage);
+        for _ in 0..3 {
+            log.event(at(t0 + 300), "198.18.0.2: d: Stage 2", Kind::LaterStage);
+        }
+        log.event(
+            at(t0 + 400),
+            "198.18.0.2: d: sequence timeout (stage 2)",
+            Kind::LaterStageTimeout,
+        );
+        log.event(at(t0 + 500), "192.0.2.1: d: OPEN SESAME", Kind::Event);
+        log.tick(at(t0 + 1500));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let bodies: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once("] ").unwrap().1)
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                "198.18.0.1: d: Stage 1",
+                "198.18.0.1: d: Stage 1",
+                "192.0.2.1: d: Stage 2",
+                "198.18.0.2: d: Stage 2",
+                "192.0.2.1: d: OPEN SESAME",
+                "98 more first-stage knocks suppressed",
+                "2 more later-stage knocks and 1 later-stage timeouts suppressed",
+            ]
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! made durable before the start command they belong to, commands, filter changes; and
 //! reporting finished commands back to the engine.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use knock_core::otp::{self, OtpLine};
-use knockd_engine::{Action, CommandId, CommandKind, Now};
+use knockd_engine::{Action, CommandId, CommandKind, Event, Now};
 
 use super::Server;
 use super::commands::{Deferred, Running};
@@ -37,11 +38,23 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             })
             .collect();
         let mut decided: Vec<(CommandId, Verdict)> = Vec::new();
+        let completions = completion_lines(&actions);
         // One-time lists a line could not be marked in: read again once this batch is done.
         let mut resync = Vec::new();
-        for action in actions {
+        for (i, action) in actions.into_iter().enumerate() {
             match action {
-                Action::Log(event) => self.journal.event(now, &event),
+                Action::Log(event) => match completions.get(i).unwrap_or(&Line::Other) {
+                    Line::Other => self.journal.event(now, &event),
+                    Line::Completion(None) => self.journal.completion(now, &event),
+                    Line::Completion(Some((start, door, src))) => {
+                        // Decided now, so a dropped start's lines can be left out: the
+                        // gate's line a second counts them.
+                        let verdict = self.verdict(now, *start, door, *src, &mut decided);
+                        if verdict != Verdict::Drop {
+                            self.journal.completion(now, &event);
+                        }
+                    }
+                },
                 Action::ConsumeOneTime { door, path, line } => {
                     // Only in the file that was read: one replaced since is never written.
                     let marked = match self.lists.get(&path) {
@@ -100,7 +113,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                         CommandKind::Start => {
                             let verdict = match decided.iter().position(|(s, _)| *s == id) {
                                 Some(i) => decided.swap_remove(i).1,
-                                None => self.decide(now, &d.door),
+                                None => self.decide(now, &d.door, d.src),
                             };
                             match verdict {
                                 Verdict::Run => self.run_command(now, d),
@@ -134,12 +147,10 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                     if unrecorded.contains(&door) {
                         continue; // its start is cancelled below
                     }
-                    if starts.contains(&start) {
-                        let verdict = self.decide(now, &door);
-                        decided.push((start, verdict));
-                        if verdict == Verdict::Drop {
-                            continue; // its start is dropped below
-                        }
+                    if starts.contains(&start)
+                        && self.verdict(now, start, &door, src, &mut decided) == Verdict::Drop
+                    {
+                        continue; // its start is dropped below
                     }
                     let stop = Pending {
                         door: door.to_string(),
@@ -195,10 +206,28 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         self.apply(now, actions);
     }
 
-    /// What the limits say about a start command of `door`; the rate runs on the monotonic
-    /// clock, like every timer.
-    fn decide(&mut self, now: Now, door: &Arc<str>) -> Verdict {
-        self.commands.decide(now.mono.as_millis(), door)
+    /// What the limits say about a start command of `door` for `src`; the rate runs on the
+    /// monotonic clock, like every timer.
+    fn decide(&mut self, now: Now, door: &Arc<str>, src: IpAddr) -> Verdict {
+        self.commands.decide(now.mono.as_millis(), door, src)
+    }
+
+    /// The verdict on the start command `start`, decided at the first of its completion's
+    /// actions that needs it and kept in `decided` for the others.
+    fn verdict(
+        &mut self,
+        now: Now,
+        start: CommandId,
+        door: &Arc<str>,
+        src: IpAddr,
+        decided: &mut Vec<(CommandId, Verdict)>,
+    ) -> Verdict {
+        if let Some(&(_, v)) = decided.iter().find(|(s, _)| *s == start) {
+            return v;
+        }
+        let v = self.decide(now, door, src);
+        decided.push((start, v));
+        v
     }
 
     /// Logs and starts one command, with `%IP%` replaced by the numeric source address.
@@ -259,4 +288,55 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             }
         }
     }
+}
+
+/// What a log action is part of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Line {
+    Other,
+    /// The last `Stage` line or the `OPEN SESAME` of a completion, with its start command,
+    /// door and source if it has a start command.
+    Completion(Option<(CommandId, Arc<str>, IpAddr)>),
+}
+
+/// For each of `actions`, what it is part of; empty when none is a completion (the case of
+/// every packet of a flood that completes nothing, which then costs no allocation). A
+/// completion is, in the engine's order: its last `Stage` line, `OPEN SESAME`, what records
+/// it, then its start command (if the door has one) before the next completion's lines.
+fn completion_lines(actions: &[Action]) -> Vec<Line> {
+    if !actions
+        .iter()
+        .any(|a| matches!(a, Action::Log(Event::OpenSesame { .. })))
+    {
+        return Vec::new();
+    }
+    let mut lines = vec![Line::Other; actions.len()];
+    for (i, action) in actions.iter().enumerate() {
+        let Action::Log(Event::OpenSesame { src, door }) = action else {
+            continue;
+        };
+        let start = actions[i + 1..]
+            .iter()
+            .take_while(|a| !matches!(a, Action::Log(Event::OpenSesame { .. })))
+            .find_map(|a| match a {
+                Action::RunCommand {
+                    id,
+                    door: d,
+                    src: s,
+                    kind: CommandKind::Start,
+                    ..
+                } if d == door && s == src => Some((*id, d.clone(), *src)),
+                _ => None,
+            });
+        lines[i] = Line::Completion(start.clone());
+        if let Some(Action::Log(Event::Stage {
+            src: s, door: d, ..
+        })) = i.checked_sub(1).map(|j| &actions[j])
+            && s == src
+            && d == door
+        {
+            lines[i - 1] = Line::Completion(start);
+        }
+    }
+    lines
 }

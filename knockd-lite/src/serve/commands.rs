@@ -51,12 +51,12 @@ impl<R: Runner> Commands<R> {
         }
     }
 
-    /// Whether a start command of `door` may run now, waits in the queue
+    /// Whether a start command of `door` for `src` may run now, waits in the queue
     /// ([`Commands::enqueue`]), or is dropped; commands running count against the cap,
     /// stops included.
-    pub(crate) fn decide(&mut self, now_ms: u64, door: &Arc<str>) -> Verdict {
+    pub(crate) fn decide(&mut self, now_ms: u64, door: &Arc<str>, src: IpAddr) -> Verdict {
         let running = self.running.len();
-        self.gate.decide(now_ms, door, running)
+        self.gate.decide(now_ms, door, src, running)
     }
 
     /// Queues a start command that [`Commands::decide`] said to queue.

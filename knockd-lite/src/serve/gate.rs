@@ -4,11 +4,16 @@
 //! line per door once a second. Stop commands are never limited: a stop whose start ran
 //! always runs (the caller never asks the gate about stops).
 //!
+//! A completion whose start is dropped gets no `OPEN SESAME` line of its own (nor its last
+//! `Stage` line): the door's line counts it and names the first [`NAMED`] sources, so a
+//! replay from spoofed sources costs the log one line a second, not three per completion.
+//!
 //! The decision about a start comes before its stop is written to the stop journal, so a
 //! dropped start costs no journal write. Pure: the caller passes the time and the number of
 //! commands running.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::commands::Deferred;
@@ -24,6 +29,8 @@ pub(crate) const DEFAULT_MAX_COMMANDS: usize = 16;
 pub(crate) const DEFAULT_DOOR_RATE: u32 = 20;
 /// Start commands waiting for a free slot, at most. Beyond it they are dropped.
 pub(crate) const QUEUE_LEN: usize = 64;
+/// Sources of dropped starts named in a door's line each second.
+pub(crate) const NAMED: usize = 3;
 
 /// The limits, from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +62,21 @@ pub(crate) enum Verdict {
 }
 
 /// What was held back at one door since the last report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Held {
     queued: u64,
     over_rate: u64,
     queue_full: u64,
+    /// The first sources whose start was dropped.
+    dropped_from: Vec<IpAddr>,
+}
+
+impl Held {
+    fn dropped(&mut self, src: IpAddr) {
+        if self.dropped_from.len() < NAMED {
+            self.dropped_from.push(src);
+        }
+    }
 }
 
 /// A door's token bucket, in thousandths of a start.
@@ -90,19 +107,29 @@ impl Gate {
         }
     }
 
-    /// Decides about a start command of `door` at `now_ms`, with `running` commands
-    /// running, and counts it for the report. A [`Verdict::Queue`] start is to be handed to
-    /// [`Gate::enqueue`] before the next decision.
-    pub(crate) fn decide(&mut self, now_ms: u64, door: &Arc<str>, running: usize) -> Verdict {
+    /// Decides about a start command of `door` for `src` at `now_ms`, with `running`
+    /// commands running, and counts it for the report. A [`Verdict::Queue`] start is to be
+    /// handed to [`Gate::enqueue`] before the next decision.
+    pub(crate) fn decide(
+        &mut self,
+        now_ms: u64,
+        door: &Arc<str>,
+        src: IpAddr,
+        running: usize,
+    ) -> Verdict {
         if !self.take_token(door, now_ms) {
-            self.held.entry(door.clone()).or_default().over_rate += 1;
+            let held = self.held.entry(door.clone()).or_default();
+            held.over_rate += 1;
+            held.dropped(src);
             return Verdict::Drop;
         }
         if running < self.limits.max_running && self.queue.is_empty() {
             return Verdict::Run;
         }
         if self.queue.len() >= QUEUE_LEN {
-            self.held.entry(door.clone()).or_default().queue_full += 1;
+            let held = self.held.entry(door.clone()).or_default();
+            held.queue_full += 1;
+            held.dropped(src);
             return Verdict::Drop;
         }
         self.held.entry(door.clone()).or_default().queued += 1;
@@ -177,14 +204,29 @@ impl Gate {
                         h.queue_full
                     ));
                 }
-                let line = format!(
+                let mut line = format!(
                     "{door}: start commands held back in the last second: {} \
                      ({running} running, at most {}; {} waiting)",
                     parts.join(", "),
                     self.limits.max_running,
                     self.queue.len()
                 );
-                (line, h.over_rate + h.queue_full > 0)
+                let dropped = h.over_rate + h.queue_full;
+                if dropped > 0 {
+                    let named: Vec<String> =
+                        h.dropped_from.iter().map(ToString::to_string).collect();
+                    let more = dropped - h.dropped_from.len() as u64;
+                    line.push_str(&format!(
+                        "; their OPEN SESAME lines are left out: {}{}",
+                        named.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                (line, dropped > 0)
             })
             .collect()
     }
@@ -199,7 +241,7 @@ mod tests {
         Deferred {
             id: CommandId(id),
             door: Arc::from(door),
-            src: "198.18.0.1".parse().unwrap(),
+            src: format!("198.18.0.{id}").parse().unwrap(),
             template: "open %IP%".into(),
             kind: CommandKind::Start,
         }
@@ -207,7 +249,7 @@ mod tests {
 
     /// Decides about `d` and queues it when told to, as the server does.
     fn admit(g: &mut Gate, now_ms: u64, d: Deferred, running: usize) -> Verdict {
-        let v = g.decide(now_ms, &d.door, running);
+        let v = g.decide(now_ms, &d.door, d.src, running);
         if v == Verdict::Queue {
             g.enqueue(d);
         }
@@ -234,7 +276,8 @@ mod tests {
             g.report(0),
             [(
                 "a: start commands held back in the last second: 8 dropped over the door's \
-                 rate of 3/s (0 running, at most 100; 0 waiting)"
+                 rate of 3/s (0 running, at most 100; 0 waiting); their OPEN SESAME lines are \
+                 left out: 198.18.0.3, 198.18.0.4, 198.18.0.5 and 5 more"
                     .to_string(),
                 true
             )]
@@ -265,9 +308,13 @@ mod tests {
             line,
             format!(
                 "a: start commands held back in the last second: {} queued, 9 dropped with \
-                 the queue full ({QUEUE_LEN}) (2 running, at most 2; {} waiting)",
+                 the queue full ({QUEUE_LEN}) (2 running, at most 2; {} waiting); their OPEN \
+                 SESAME lines are left out: 198.18.0.{}, 198.18.0.{}, 198.18.0.{} and 6 more",
                 QUEUE_LEN,
-                QUEUE_LEN - 2
+                QUEUE_LEN - 2,
+                QUEUE_LEN + 1,
+                QUEUE_LEN + 2,
+                QUEUE_LEN + 3
             )
         );
         assert!(dropped);

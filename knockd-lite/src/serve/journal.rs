@@ -15,11 +15,14 @@ const NAME_WAIT: Duration = Duration::from_secs(2);
 /// Lines held at most; beyond this the oldest goes out with its number.
 const MAX_HELD: usize = 1024;
 
-/// The log kind of an engine event: first-stage lines are what floods produce.
+/// The log kind of an engine event: stage lines are what floods produce. A stage line that
+/// completes a sequence is logged with its `OPEN SESAME` instead ([`Journal::completion`]).
 pub(crate) fn kind_of(event: &Event) -> Kind {
     match event {
         e if e.is_first_stage() => Kind::FirstStage,
+        Event::Stage { .. } => Kind::LaterStage,
         Event::SequenceTimeout { stage: 1, .. } => Kind::FirstStageTimeout,
+        Event::SequenceTimeout { .. } => Kind::LaterStageTimeout,
         Event::HmacReplay { .. } => Kind::Error,
         _ => Kind::Event,
     }
@@ -88,7 +91,16 @@ impl Journal {
 
     /// Logs an engine event at `now`.
     pub(crate) fn event(&mut self, now: Now, event: &Event) {
-        let kind = kind_of(event);
+        self.event_as(now, event, kind_of(event));
+    }
+
+    /// Logs a line of a completion whose command runs (its last `Stage` line and `OPEN
+    /// SESAME`): never folded, as knockd writes them and log watchers read them.
+    pub(crate) fn completion(&mut self, now: Now, event: &Event) {
+        self.event_as(now, event, Kind::Event);
+    }
+
+    fn event_as(&mut self, now: Now, event: &Event, kind: Kind) {
         match (source_of(event), &mut self.resolver) {
             (Some(src), Some(resolver)) => {
                 let body = event.to_string();
@@ -178,7 +190,7 @@ impl Journal {
         self.release(false, false);
     }
 
-    /// The once-a-second duties: the summary of folded first-stage lines, held lines.
+    /// The once-a-second duties: the summaries of folded stage lines, held lines.
     pub(crate) fn tick(&mut self, now: Now) {
         self.poll();
         self.logger.tick(now);
@@ -231,14 +243,14 @@ mod tests {
     #[test]
     fn kinds_and_sources() {
         assert_eq!(kind_of(&stage("192.0.2.1", 1)), Kind::FirstStage);
-        assert_eq!(kind_of(&stage("192.0.2.1", 2)), Kind::Event);
+        assert_eq!(kind_of(&stage("192.0.2.1", 2)), Kind::LaterStage);
         let timeout = |stage| Event::SequenceTimeout {
             src: "192.0.2.1".parse().unwrap(),
             door: Arc::from("d"),
             stage,
         };
         assert_eq!(kind_of(&timeout(1)), Kind::FirstStageTimeout);
-        assert_eq!(kind_of(&timeout(2)), Kind::Event);
+        assert_eq!(kind_of(&timeout(2)), Kind::LaterStageTimeout);
         let exhausted = Event::OneTimeExhausted {
             door: Arc::from("d"),
         };

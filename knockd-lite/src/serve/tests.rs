@@ -1153,12 +1153,18 @@ fn a_replayed_sequence_starts_the_doors_rate_and_the_rest_is_dropped_and_counted
     assert_eq!(journalled(&h), ["198.18.0.0", "198.18.0.1"]);
     h.server.report_held_back(h.server.now());
     let log = h.log();
-    assert_eq!(log.iter().filter(|l| l.contains("OPEN SESAME")).count(), 10);
+    // The dropped completions' OPEN SESAME lines are counted, not written one by one.
+    let opened: Vec<&String> = log.iter().filter(|l| l.ends_with("OPEN SESAME")).collect();
+    assert_eq!(
+        opened,
+        ["198.18.0.0: d: OPEN SESAME", "198.18.0.1: d: OPEN SESAME"]
+    );
     assert_eq!(
         log.last().map(String::as_str),
         Some(
             "d: start commands held back in the last second: 8 dropped over the door's rate \
-             of 2/s (2 running, at most 16; 0 waiting)"
+             of 2/s (2 running, at most 16; 0 waiting); their OPEN SESAME lines are left \
+             out: 198.18.0.2, 198.18.0.3, 198.18.0.4 and 5 more"
         )
     );
     // Only the two that ran get their stop, Cmd_Timeout after they finished; the dropped
@@ -1177,6 +1183,69 @@ fn a_replayed_sequence_starts_the_doors_rate_and_the_rest_is_dropped_and_counted
             "close 198.18.0.1"
         ]
     );
+}
+
+/// The command flood's log: a plain door's sequence replayed from many spoofed sources. Each
+/// completion used to write three lines (`Stage 2`, `Stage 3`, `OPEN SESAME`; `Stage 1` is
+/// folded), a disk-filling lever. Now the completions whose start runs keep knockd's lines,
+/// the dropped ones are counted in the door's line a second, and the stage lines of
+/// attempts in progress are folded like first stages.
+#[test]
+fn a_replayed_sequence_costs_the_log_a_few_lines_a_second_not_lines_per_completion() {
+    const THREE: &str = "[d]\nsequence = 7000,8000,9000\nstart_command = open %IP%\n";
+    let limits = Limits {
+        max_running: 1000,
+        door_rate: 20,
+    };
+    let mut h = Harness::with_limits(THREE, &[], limits);
+    h.hold_the_tick();
+    let sources = 1000u32;
+    // First all first hits, then all second hits, then all third, as the benchmark sends
+    // them: within 30 ms.
+    for (step, port) in [7000u16, 8000, 9000].into_iter().enumerate() {
+        h.wait(10);
+        for i in 0..sources {
+            h.arrive(spoofed(i), TCP, port);
+        }
+        while h.server.capture.pending() > 0 {
+            h.server.receive();
+        }
+        assert!(step < 2 || h.spawned().len() == 20);
+    }
+    h.turn_after(1000);
+    h.server.report_held_back(h.server.now());
+    h.server.journal.tick(h.server.now());
+    let log = h.log();
+    let runs = h.spawned();
+    assert_eq!(runs.len(), 20, "the door's burst");
+    // Each start that runs keeps knockd's lines.
+    for run in &runs {
+        let src = run.strip_prefix("open ").unwrap();
+        for line in [
+            format!("{src}: d: Stage 3"),
+            format!("{src}: d: OPEN SESAME"),
+            format!("d: running command: open {src}"),
+        ] {
+            assert!(log.contains(&line), "{line} missing: {log:#?}");
+        }
+    }
+    assert_eq!(
+        log.iter().filter(|l| l.ends_with("OPEN SESAME")).count(),
+        20
+    );
+    assert!(
+        log.contains(
+            &"d: start commands held back in the last second: 980 dropped over the door's rate of \
+          20/s (20 running, at most 1000; 0 waiting); their OPEN SESAME lines are left out: \
+          198.18.0.20, 198.18.0.21, 198.18.0.22 and 977 more"
+                .to_string()
+        )
+    );
+    assert!(log.contains(&"990 more first-stage knocks suppressed".to_string()));
+    assert!(log.contains(&"990 more later-stage knocks suppressed".to_string()));
+    // starting up, 10 + 10 stage lines before folding, 20 x 3 lines of the runs, the
+    // summaries and the door's line: 84 lines for 1,000 completions (3,000 before).
+    assert_eq!(log.len(), 1 + 10 + 10 + 60 + 2 + 1, "{log:#?}");
 }
 
 #[test]
@@ -1234,7 +1303,15 @@ fn queued_starts_are_not_run_at_shutdown_and_neither_are_their_stops() {
     let not_run = format!("shutting down: {QUEUE_LEN} queued start command(s) not run");
     let counted = format!(
         "d: start commands held back in the last second: {QUEUE_LEN} queued, 2 dropped \
-         with the queue full ({QUEUE_LEN}) (1 running, at most 1; 0 waiting)"
+         with the queue full ({QUEUE_LEN}) (1 running, at most 1; 0 waiting); their OPEN \
+         SESAME lines are left out: 198.18.0.{}, 198.18.0.{}",
+        QUEUE_LEN + 1,
+        QUEUE_LEN + 2
+    );
+    // Queued starts keep their lines: each was going to run.
+    assert_eq!(
+        log.iter().filter(|l| l.ends_with("OPEN SESAME")).count(),
+        QUEUE_LEN + 1
     );
     let at = |want: &str| log.iter().position(|l| l == want);
     assert!(

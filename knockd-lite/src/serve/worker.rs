@@ -189,8 +189,11 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
             }
             Up::Suppressed { knocks, timeouts } => {
                 let held = crate::log::Held { knocks, timeouts };
-                self.journal
-                    .line(now, &crate::log::summary_body(held), Kind::Event);
+                self.journal.line(
+                    now,
+                    &crate::log::summary_body(held, crate::log::FIRST),
+                    Kind::Event,
+                );
                 return;
             }
             Up::Failed(text) => {
