@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use knock_core::otp::OtpLine;
-use knockd_engine::{Event, Inputs, Now};
+use knockd_engine::{Action, Event, Inputs, Now};
 
 use super::Server;
 use crate::capture::PacketSource;
@@ -14,6 +14,7 @@ use crate::door_files;
 use crate::exec::Runner;
 use crate::log::Kind;
 use crate::worker::Heard;
+use crate::worker::admit::Claim;
 use crate::worker::msg::{HmacLoad, Load, Up};
 
 /// The worker's load for `text` (the config file's bytes) and `inputs`, with this
@@ -129,25 +130,63 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         let Some(w) = self.capture.worker() else {
             return;
         };
-        let heard = w.take_heard();
-        for h in heard {
+        let mut heard = w.take_heard().into_iter().peekable();
+        while let Some(h) = heard.next() {
             let now = self.now();
             match h {
-                Heard::Claim(claim) => {
-                    match self
-                        .engine
-                        .on_completed(now, &claim.door, claim.src, claim.proof)
-                    {
-                        Ok(actions) => self.apply(now, actions),
-                        Err(e) => {
-                            let line =
-                                format!("worker: a completion by {} refused: {e}", claim.src);
-                            self.journal.line(now, &line, Kind::Error);
-                        }
+                Heard::Claim(claim) => self.claimed(now, claim, None),
+                // The stage line that completed the claim's sequence goes with its OPEN
+                // SESAME, so `apply` keeps or leaves out both, as for a knock seen here.
+                Heard::Said(Up::Stage { src, door, stage })
+                    if matches!(heard.peek(),
+                        Some(Heard::Claim(c)) if c.src == src && c.door == door) =>
+                {
+                    if let Some(Heard::Claim(claim)) = heard.next() {
+                        self.claimed(now, claim, Some(stage));
                     }
                 }
                 Heard::Line(kind, line) => self.journal.line(now, &line, kind),
                 Heard::Said(up) => self.said(now, up),
+            }
+        }
+    }
+
+    /// A completion the worker claims, with the stage line that completed it if it came
+    /// just before: through this process's engine and `apply`, or refused.
+    fn claimed(&mut self, now: Now, claim: Claim, stage: Option<u32>) {
+        let stage_line = |door: &str| Up::Stage {
+            src: claim.src,
+            door: door.to_string(),
+            stage: stage.unwrap_or_default(),
+        };
+        match self
+            .engine
+            .on_completed(now, &claim.door, claim.src, claim.proof)
+        {
+            Ok(mut actions) => {
+                let at = actions
+                    .iter()
+                    .position(|a| matches!(a, Action::Log(Event::OpenSesame { .. })));
+                match (stage, at, self.known(&claim.door)) {
+                    (Some(stage), Some(i), Some(door)) => actions.insert(
+                        i,
+                        Action::Log(Event::Stage {
+                            src: claim.src,
+                            door,
+                            stage,
+                        }),
+                    ),
+                    (Some(_), _, _) => self.said(now, stage_line(&claim.door)),
+                    (None, _, _) => {}
+                }
+                self.apply(now, actions);
+            }
+            Err(e) => {
+                if stage.is_some() {
+                    self.said(now, stage_line(&claim.door));
+                }
+                let line = format!("worker: a completion by {} refused: {e}", claim.src);
+                self.journal.line(now, &line, Kind::Error);
             }
         }
     }
