@@ -76,7 +76,7 @@ pub(crate) struct KnockArgs {
     pub json: bool,
 
     /// Host name or address to knock on (IPv6 with a zone: fe80::1%eth0)
-    #[arg(value_name = "HOST", value_parser = host)]
+    #[arg(value_name = "HOST", value_parser = host, value_hint = clap::ValueHint::Hostname)]
     pub host: String,
 
     /// Hits to send, in order (forms below)

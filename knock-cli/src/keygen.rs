@@ -55,7 +55,8 @@ pub(crate) struct KeygenArgs {
         long,
         value_name = "HOST",
         default_value = keygen::DEFAULT_HOST,
-        value_parser = crate::args::host_value
+        value_parser = crate::args::host_value,
+        value_hint = clap::ValueHint::Hostname
     )]
     pub host: String,
 

@@ -78,7 +78,7 @@ pub(crate) struct GenerateArgs {
     pub save: Option<String>,
 
     /// The host the profile of --save knocks on
-    #[arg(long, value_name = "HOST", requires = "save", value_parser = crate::args::host_value)]
+    #[arg(long, value_name = "HOST", requires = "save", value_parser = crate::args::host_value, value_hint = clap::ValueHint::Hostname)]
     pub host: Option<String>,
 
     /// Profile directory for --save [default: $KNOCK_PROFILES, else <config dir>/knock/profiles]

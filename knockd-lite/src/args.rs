@@ -15,15 +15,29 @@ const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 /// Where state that must survive restarts is kept.
 const DEFAULT_STATE_DIR: &str = "/var/lib/knockd-lite";
 
+/// What `--help` says after the options (and the man page, where the exit status becomes
+/// its own section).
+const AFTER_HELP: &str = "\
+Privileges: capturing needs CAP_NET_RAW; doors with Nft_Set or Nft_Set_6 need CAP_NET_ADMIN
+(they add the knocker to an nftables set themselves, over netlink). Run as root, or grant
+both capabilities; door commands need whatever their own programs need (iptables: root).
+
+Signals: SIGHUP re-reads the config, its one-time lists and secrets and the interface's
+addresses, and reopens the log file (a broken config leaves the running one in place);
+SIGTERM and SIGINT run the pending stop commands, take out the nftables set elements this
+process added, and exit.
+
+Exit status: 0 after SIGTERM or SIGINT (or --check on a good config), 1 a runtime failure
+(no such interface, no capture, a live instance holds the pidfile), 2 a bad option or a bad
+config.";
+
 /// A knockd-compatible port-knock server: reads knockd.conf, captures at the link layer,
 /// matches knocks with knockd's semantics (and without its bugs) and runs the door's commands.
 #[derive(Clone, Debug, PartialEq, Eq, Parser)]
 #[command(
     name = "knockd-lite",
     version,
-    after_help = "Privileges: capturing needs CAP_NET_RAW; doors with Nft_Set or Nft_Set_6 \
-                  need CAP_NET_ADMIN (they add the knocker to an nftables set themselves, \
-                  over netlink). Run as root, or grant both capabilities."
+    after_help = AFTER_HELP
 )]
 pub(crate) struct Args {
     // The help names the config's default interface.

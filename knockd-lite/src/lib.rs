@@ -178,3 +178,9 @@ fn report(e: &anyhow::Error, code: i32) -> i32 {
     eprintln!("knockd-lite: {e:#}");
     code
 }
+
+/// The whole command line as clap defines it: what `--help` prints, and what the man page
+/// and shell completions are generated from at build time (`xtask`).
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}

@@ -30,7 +30,7 @@ pub(crate) struct ImportArgs {
     pub conf: PathBuf,
 
     /// The host every profile knocks on [default: the door's Target, if it has one]
-    #[arg(long, value_name = "HOST", value_parser = crate::args::host_value)]
+    #[arg(long, value_name = "HOST", value_parser = crate::args::host_value, value_hint = clap::ValueHint::Hostname)]
     pub host: Option<String>,
 
     /// Replace profiles, and copies of one-time lists, that already exist

@@ -8,8 +8,16 @@ use super::{SaveArgs, store_failure};
 use crate::{Ctx, Failure};
 
 /// Name, host, kind and description of every profile; a broken one shows its error.
-pub(crate) fn list(store: &Store, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+pub(crate) fn list(store: &Store, names: bool, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     let entries = store.list().map_err(store_failure)?;
+    if names {
+        // Shell completion calls this on every TAB: no header, no note, broken ones too
+        // (`knock profile NAME` then says what is wrong with it).
+        for entry in &entries {
+            ctx.line(&entry.name)?;
+        }
+        return Ok(());
+    }
     if entries.is_empty() {
         // On stderr, so that a script reading the table sees an empty one.
         let _ = writeln!(

@@ -154,7 +154,7 @@ pub(crate) struct KnockFromProfile {
     pub name: Option<String>,
 
     /// Knock on HOST instead of the profile's host
-    #[arg(long, value_name = "HOST", value_parser = crate::args::host_value)]
+    #[arg(long, value_name = "HOST", value_parser = crate::args::host_value, value_hint = clap::ValueHint::Hostname)]
     pub host: Option<String>,
 
     #[command(flatten)]
@@ -228,7 +228,12 @@ impl KnockFromProfile {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProfileCommand {
     /// List the profiles: name, host, kind and description
-    List,
+    List {
+        /// Print only the names, one a line, with no header (for scripts and shell
+        /// completion)
+        #[arg(long)]
+        names: bool,
+    },
     /// Show a profile's values (for a secret, only where it comes from)
     Show {
         /// The profile to show
@@ -261,7 +266,7 @@ pub(crate) struct SaveArgs {
     pub name: String,
 
     /// Host name or address to knock on
-    #[arg(value_name = "HOST", value_parser = crate::args::host_value)]
+    #[arg(value_name = "HOST", value_parser = crate::args::host_value, value_hint = clap::ValueHint::Hostname)]
     pub host: String,
 
     /// Hits, in order, as on the knock command line
@@ -312,7 +317,7 @@ impl ProfileArgs {
 impl ProfileCommand {
     fn word(&self) -> &'static str {
         match self {
-            ProfileCommand::List => "list",
+            ProfileCommand::List { .. } => "list",
             ProfileCommand::Show { .. } => "show",
             ProfileCommand::Save(_) => "save",
             ProfileCommand::Remove { .. } => "remove",
@@ -338,7 +343,7 @@ pub(crate) fn run(argv: Vec<OsString>, ctx: &mut Ctx<'_>) -> Result<(), Failure>
     let store = open_store(args.profiles.as_deref(), ctx)?;
     match args.command {
         None => knock_from::knock(args.knock, &store, ctx),
-        Some(ProfileCommand::List) => manage::list(&store, ctx),
+        Some(ProfileCommand::List { names }) => manage::list(&store, names, ctx),
         Some(ProfileCommand::Show { name }) => manage::show(&store, &name, ctx),
         Some(ProfileCommand::Save(save)) => manage::save(save, &store, ctx),
         Some(ProfileCommand::Remove { name }) => manage::remove(&store, &name, ctx),
@@ -462,11 +467,14 @@ mod tests {
     fn subcommand_lines() {
         assert!(matches!(
             parse(&["list"]).unwrap().command,
-            Some(ProfileCommand::List)
+            Some(ProfileCommand::List { names: false })
         ));
         let a = parse(&["--profiles", "/p", "list"]).unwrap();
         assert_eq!(a.profiles, Some(PathBuf::from("/p")));
-        assert!(matches!(a.command, Some(ProfileCommand::List)));
+        assert!(matches!(
+            a.command,
+            Some(ProfileCommand::List { names: false })
+        ));
         let a = parse(&["--profiles", "/p", "show", "x"]).unwrap();
         assert!(matches!(a.command, Some(ProfileCommand::Show { .. })));
         let a = parse(&["list", "--profiles", "/q"]).unwrap();

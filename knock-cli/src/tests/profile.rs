@@ -1139,3 +1139,21 @@ fn the_flag_vector_needs_raw_privileges_to_be_sent() {
         .count();
     assert_eq!(raw, 2, "{:?}", o.events);
 }
+
+#[test]
+fn list_names_prints_only_the_names_for_completion() {
+    let d = Dir::new("names");
+    // An empty directory: nothing at all, not even the note (completion runs it on TAB).
+    let o = d.run(&["list", "--names"]);
+    assert_eq!((o.code, o.out.as_str(), o.err.as_str()), (0, "", ""));
+    d.write("office.toml", "host = \"192.0.2.2\"\nsequence = \"7000\"\n")
+        .write("home ssh.toml", "sequence = \"7000\"\n")
+        .write("broken.toml", "sequence = 5\n")
+        .write("notes.txt", "not a profile\n");
+    let o = d.run(&["list", "--names"]);
+    assert_eq!((o.code, o.err.as_str()), (0, ""));
+    // Sorted, one a line, a name with a space whole, a broken profile too.
+    assert_eq!(o.out, "broken\nhome ssh\noffice\n");
+    // --names belongs to list only.
+    assert_eq!(d.run(&["office", "--names"]).code, 2);
+}
