@@ -127,9 +127,12 @@ pub(crate) fn index_and_hatype(name: &str) -> Option<(u32, u16)> {
     for (dst, &b) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
         *dst = b as libc::c_char;
     }
+    // The request's type differs between glibc (unsigned long) and musl (int); the alias
+    // names whichever the target has, so the static builds compile too.
+    let request = libc::SIOCGIFHWADDR as libc::Ioctl;
     // SAFETY: req is a live ifreq with a NUL-terminated name (the name is shorter than
     // IFNAMSIZ and the rest is zero); SIOCGIFHWADDR writes only into it.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request, &mut req) };
     if rc != 0 {
         return None;
     }

@@ -208,7 +208,8 @@ impl PacketSocket {
                 self.0.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 count as u32,
-                libc::MSG_DONTWAIT,
+                // glibc takes the flags as int, musl as unsigned int.
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
