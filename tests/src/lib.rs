@@ -4,6 +4,7 @@
 //! tests run in parallel, and removed by [`Pair`]'s `Drop` even when the test panics. The
 //! only addresses in play are 192.0.2.0/24 and 2001:db8::/64 on that veth pair.
 
+pub mod aarch64;
 pub mod capture;
 pub mod faketime;
 pub mod firewall;
@@ -46,6 +47,8 @@ pub enum Need {
     Faketime,
     /// Debian's OpenSSH server and client ([`sshd::SSHD`], [`sshd::SSH`]).
     Ssh,
+    /// qemu-user and the static aarch64 `knock` ([`aarch64::missing`]).
+    Aarch64,
 }
 
 impl Need {
@@ -55,6 +58,7 @@ impl Need {
             Need::Knockd => (&[knockd::KNOCKD], "knockd"),
             Need::DebianKnock => (&[knockd::DEBIAN_KNOCK], "knockd"),
             Need::Wine => return wine::Wine::get().err(),
+            Need::Aarch64 => return aarch64::missing(),
             Need::Faketime => {
                 return faketime::library()
                     .is_none()

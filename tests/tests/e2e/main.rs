@@ -23,4 +23,5 @@ mod server_commands;
 mod server_config;
 mod server_daemon;
 mod server_knock;
+mod static_aarch64;
 mod windows_wine;
