@@ -31,7 +31,9 @@ pub fn knock_path() -> PathBuf {
 /// Why these tests cannot run here, if they cannot.
 pub fn missing() -> Option<String> {
     if !Path::new(QEMU).exists() {
-        return Some(format!("{QEMU} is missing (apt-get install qemu-user-static)"));
+        return Some(format!(
+            "{QEMU} is missing (apt-get install qemu-user-static)"
+        ));
     }
     let knock = knock_path();
     (!knock.exists()).then(|| {

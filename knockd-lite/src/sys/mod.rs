@@ -40,6 +40,14 @@ pub(crate) use time::{BrokenDown, boot_ms, local_time, reload_time_zone};
 
 use std::io;
 
+/// C's `time_t` and `suseconds_t`. libc marks these aliases deprecated on musl (musl 1.2
+/// widened them on 32-bit targets before libc's definitions follow); on the 64-bit targets
+/// built here, glibc and musl alike, they are 64 bits. One allowance here, not one per use.
+#[allow(deprecated)]
+pub(crate) type TimeT = libc::time_t;
+#[allow(deprecated)]
+pub(crate) type SusecondsT = libc::suseconds_t;
+
 /// `Err(last OS error)` when a call returned -1 (or any negative value).
 fn check(rc: impl Into<i64>) -> io::Result<i64> {
     let rc = rc.into();

@@ -45,8 +45,8 @@ impl NetlinkSocket {
         };
         super::check(rc)?;
         let tv = libc::timeval {
-            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as super::TimeT,
+            tv_usec: timeout.subsec_micros() as super::SusecondsT,
         };
         set_option(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
         // Older kernels lack the option; acks are then only longer.

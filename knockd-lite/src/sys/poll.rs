@@ -38,7 +38,7 @@ pub(crate) fn poll(fds: &mut [PollFd], timeout: Duration) -> io::Result<usize> {
         f.0.revents = 0;
     }
     let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_sec: super::TimeT::try_from(timeout.as_secs()).unwrap_or(super::TimeT::MAX),
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     let n = libc::nfds_t::try_from(fds.len())

@@ -48,7 +48,7 @@ pub(crate) fn reload_time_zone() {
 
 /// `secs` since the Unix epoch in the local time zone; `None` for a year out of range.
 pub(crate) fn local_time(secs: i64) -> Option<BrokenDown> {
-    let secs = libc::time_t::try_from(secs).ok()?;
+    let secs = super::TimeT::try_from(secs).ok()?;
     // SAFETY: tm is plain old data, for which all-zero is valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are to live locals; localtime_r writes only into tm and returns
