@@ -77,14 +77,16 @@ impl SeqPacket {
             // SAFETY: CMSG_SPACE is pure arithmetic.
             let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) };
             msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as usize;
+            // msg_controllen and cmsg_len are size_t in glibc, socklen_t in musl (the static
+            // builds): `as _` takes whichever the target has.
+            msg.msg_controllen = space as _;
             // SAFETY: the control buffer (32 bytes) holds CMSG_SPACE(4) bytes, so the first
             // header and its data are inside it; the data is written unaligned.
             unsafe {
                 let c = libc::CMSG_FIRSTHDR(&msg);
                 (*c).cmsg_level = libc::SOL_SOCKET;
                 (*c).cmsg_type = libc::SCM_RIGHTS;
-                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
                 std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
             }
         }
@@ -113,7 +115,7 @@ impl SeqPacket {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
         let flags = libc::MSG_CMSG_CLOEXEC | if wait { 0 } else { libc::MSG_DONTWAIT };
         let n = loop {
             // SAFETY: msg points at live buffers of the lengths it states.
