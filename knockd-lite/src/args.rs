@@ -322,4 +322,21 @@ mod tests {
             ErrorKind::DisplayVersion
         );
     }
+
+    #[test]
+    fn the_sandbox_is_the_default_and_its_user_excludes_no_sandbox() {
+        let a = parse(&[]).unwrap();
+        assert!(!a.no_sandbox && a.user.is_none());
+        assert_eq!(
+            parse(&["--user", "knockd-lite"]).unwrap().user.as_deref(),
+            Some("knockd-lite")
+        );
+        assert!(parse(&["--no-sandbox"]).unwrap().no_sandbox);
+        assert_eq!(
+            parse(&["--no-sandbox", "--user", "nobody"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ArgumentConflict
+        );
+    }
 }

@@ -94,6 +94,36 @@ impl AfPacket {
         rules: &[CaptureRule],
         opts: &CaptureOptions,
     ) -> Result<AfPacket, CaptureError> {
+        AfPacket::open_with(ifname, rules, opts, true)
+    }
+
+    /// For the sandboxed worker: a socket opened, filtered and bound as [`AfPacket::open`]
+    /// does, with its ring set up but not mapped here, given up with its interface's index
+    /// and link type. The monitor passes it on; the worker [`AfPacket::adopt`]s it. Frames
+    /// go into the ring from the moment of `bind`, so none is lost in the hand-off.
+    pub(crate) fn open_unmapped(
+        ifname: &str,
+        rules: &[CaptureRule],
+        opts: &CaptureOptions,
+    ) -> Result<(OwnedFd, u32, LinkType), CaptureError> {
+        let c = AfPacket::open_with(ifname, rules, opts, false)?;
+        let AfPacket {
+            sock,
+            ifindex,
+            link,
+            ..
+        } = c;
+        Ok((sock.into_fd(), ifindex, link))
+    }
+
+    /// [`AfPacket::open`]; without `map`, the ring is set up in the kernel but not mapped
+    /// (and the socket is read by another process).
+    fn open_with(
+        ifname: &str,
+        rules: &[CaptureRule],
+        opts: &CaptureOptions,
+        map: bool,
+    ) -> Result<AfPacket, CaptureError> {
         let io_err = |op, error| CaptureError::Io {
             op,
             ifname: ifname.to_string(),
@@ -128,12 +158,16 @@ impl AfPacket {
         let _ = sock.set_int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
         sock.attach_filter(program.insns())
             .map_err(|e| io_err("setsockopt(SO_ATTACH_FILTER)", e))?;
-        let ring = opts
-            .ring
-            .as_ref()
-            .map(|r| Ring::setup(&sock, r, opts.slot_len))
-            .transpose()
-            .map_err(|(op, e)| io_err(op, e))?;
+        let ring = match &opts.ring {
+            Some(r) if map => Some(Ring::setup(&sock, r, opts.slot_len)),
+            Some(r) => {
+                Ring::configure(&sock, r).map_err(|(op, e)| io_err(op, e))?;
+                None
+            }
+            None => None,
+        }
+        .transpose()
+        .map_err(|(op, e)| io_err(op, e))?;
         sock.bind(iface.index)
             .map_err(|e| io_err("bind(AF_PACKET)", e))?;
         let batch = ring
@@ -159,21 +193,7 @@ impl AfPacket {
         })
     }
 
-    /// For the sandboxed worker: gives up the socket, bound, filtered and with its ring set
-    /// up (this process's mapping of it goes), with its interface's index and link type.
-    /// The monitor opens it and passes it on; the worker [`AfPacket::adopt`]s it. Frames
-    /// go into the ring from the moment of `bind`, so none is lost in the hand-off.
-    pub(crate) fn into_parts(self) -> (OwnedFd, u32, LinkType) {
-        let AfPacket {
-            sock,
-            ifindex,
-            link,
-            ..
-        } = self;
-        (sock.into_fd(), ifindex, link)
-    }
-
-    /// The worker's side of [`AfPacket::into_parts`]: a socket already bound to `ifindex`
+    /// The worker's side of [`AfPacket::open_unmapped`]: a socket already bound to `ifindex`
     /// gets the worker's own filter for `rules` and its own mapping of the ring the monitor
     /// set up with the same `opts` (`opts.ring` must be what the monitor opened with).
     /// Frames keep flowing meanwhile, under the monitor's filter for the same rules.
@@ -439,8 +459,8 @@ mod tests {
                 clear: TcpFlags::from_bits(0),
             },
         }];
-        let opened = AfPacket::open("lo", &rules, &CaptureOptions::default()).unwrap();
-        let (fd, ifindex, link) = opened.into_parts();
+        let (fd, ifindex, link) =
+            AfPacket::open_unmapped("lo", &rules, &CaptureOptions::default()).unwrap();
         // A knock sent before the worker maps the ring waits in it.
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         sender.send_to(b"early", ("127.0.0.1", port)).unwrap();

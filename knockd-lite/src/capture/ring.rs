@@ -104,6 +104,17 @@ impl Ring {
         opts: &RingOptions,
         copy_len: usize,
     ) -> Result<Ring, (&'static str, io::Error)> {
+        let req = Ring::configure(sock, opts)?;
+        Ring::map(sock, &req, copy_len)
+    }
+
+    /// [`Ring::setup`] without the mapping: the kernel's ring is there, for another process
+    /// to map ([`Ring::map_existing`]; the monitor opens the sandboxed worker's socket so,
+    /// and never maps the 6 MiB itself).
+    pub(super) fn configure(
+        sock: &PacketSocket,
+        opts: &RingOptions,
+    ) -> Result<libc::tpacket_req, (&'static str, io::Error)> {
         let version = libc::tpacket_versions::TPACKET_V2 as i32;
         sock.set_int(libc::SOL_PACKET, libc::PACKET_VERSION, version)
             .map_err(|e| ("setsockopt(PACKET_VERSION)", e))?;
@@ -113,7 +124,7 @@ impl Ring {
         let req = geometry(opts)?;
         sock.set_rx_ring(&req)
             .map_err(|e| ("setsockopt(PACKET_RX_RING)", e))?;
-        Ring::map(sock, &req, copy_len)
+        Ok(req)
     }
 
     /// Maps the ring another process set up on `sock` with the same `opts` (the sandboxed

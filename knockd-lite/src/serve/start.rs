@@ -68,10 +68,20 @@ impl Server<Feed, Executor> {
             .ok_or_else(|| anyhow!("{}: no such interface", settings.interface))
             .map_err(Failure::runtime)?;
         inputs.local_addrs = iface.addrs.clone();
-        let options = Options {
-            max_attempts: args.max_attempts,
-            first_step_memory: (args.first_step_memory as usize) << 20,
-            seed: random_seed(),
+        // With the worker, this engine sees no packet (it checks the worker's claims, and
+        // schedules stops): no room for attempts. The worker's gets the flags (its load).
+        let options = if args.no_sandbox {
+            Options {
+                max_attempts: args.max_attempts,
+                first_step_memory: (args.first_step_memory as usize) << 20,
+                seed: random_seed(),
+            }
+        } else {
+            Options {
+                max_attempts: 1,
+                first_step_memory: 0,
+                seed: random_seed(),
+            }
         };
         let (engine, first_actions) =
             Engine::new(&config, inputs, options, now).map_err(Failure::config)?;
@@ -111,7 +121,7 @@ impl Server<Feed, Executor> {
                 }
             };
             drop(
-                crate::capture::AfPacket::open(
+                crate::capture::AfPacket::open_unmapped(
                     &settings.interface,
                     &engine.capture_rules(),
                     &capture_opts,

@@ -292,9 +292,8 @@ impl WorkerLink {
         if self.proc.is_none() {
             return;
         }
-        match AfPacket::open(&self.ifname, &self.rules, &self.opts) {
-            Ok(capture) => {
-                let (fd, index, link) = capture.into_parts();
+        match AfPacket::open_unmapped(&self.ifname, &self.rules, &self.opts) {
+            Ok((fd, index, link)) => {
                 let kept = fd.try_clone().ok().map(PacketSocket::from_fd);
                 let sent = self.send(
                     &Down::Capture {
