@@ -29,6 +29,8 @@ files() {
     otp) echo ../knock-core/src/otp.rs ../knock-core/src/otp/file.rs ;;
     hmac_state) echo ../knockd-lite/src/hmac_state.rs ;;
     stops) echo ../knockd-lite/src/stops.rs ;;
+    keeper) echo ../knockd-lite/src/keeper/msg.rs ;;
+    worker_channel) echo ../knockd-lite/src/worker/msg.rs ../knockd-lite/src/worker/admit.rs ;;
     packet) echo ../knock-core/src/wire/parse.rs ;;
     build_parse) echo ../knock-core/src/wire/build.rs ../knock-core/src/wire/parse.rs ;;
     filter) echo ../knockd-engine/src/bpf.rs ../knockd-engine/src/filter.rs ;;
