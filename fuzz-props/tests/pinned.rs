@@ -149,8 +149,8 @@ fn hmac_state_long_door_name_with_newline() {
 /// knockd.conf line has no length limit): the daemon sent the frame anyway, the keeper
 /// refused it ("a frame of 123947 bytes") and exited, and each keeper started after it was
 /// told the same stop and died the same way: no door's stop was kept any more. (Built by
-/// `arbitrary` from these bytes: a command of 120 KB, one repeated; found while writing the
-/// keeper target.)
+/// `arbitrary` from these bytes: one command repeated to 120 KB when found, to 80 KB since
+/// the target repeats less; found while writing the keeper target.)
 #[test]
 fn keeper_stop_longer_than_a_frame() {
     pinned(
