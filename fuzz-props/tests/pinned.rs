@@ -158,3 +158,12 @@ fn keeper_stop_longer_than_a_frame() {
         b"\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01t\xc3\xa9\ttab/\x00\x00\x000ip6tables -D INPUT -s %IP% -j ACCEPT\nsecond line\x00\x00\x00\t\x04\xff\xff\xff\xff\xff\xff\xff\xff",
     );
 }
+
+/// TOML's message for an unknown key quotes the key as written, and a quoted key may hold a
+/// tab (or, through `\u001b`, a terminal escape): the profile passed the message on cut
+/// but not escaped. (cargo-fuzz found it in the campaign of 3 December 2026, with 83 tabs.)
+#[test]
+fn profile_control_character_in_a_quoted_key() {
+    pinned("profile", b"\"syn+e\t\tce\"=02:41");
+    pinned("profile", b"\"a\\u001b[31mb\" = 1\n");
+}
