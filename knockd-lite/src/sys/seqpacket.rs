@@ -61,6 +61,26 @@ impl SeqPacket {
         self.0
     }
 
+    /// Makes a blocking send give up (EAGAIN) after `timeout`.
+    pub(crate) fn set_send_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        // Seconds as the target's time_t (a few, here: no overflow), microseconds below 10^6.
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
+            tv_usec: timeout.subsec_micros() as _,
+        };
+        // SAFETY: passes a live timeval of its exact size; the kernel only copies it.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.0.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        super::check(rc).map(|_| ())
+    }
+
     /// Sends `bytes` as one message, with `fd` passed alongside when given.
     pub(crate) fn send(&self, bytes: &[u8], fd: Option<RawFd>) -> io::Result<()> {
         let mut iov = libc::iovec {
@@ -206,6 +226,22 @@ mod tests {
         );
         drop(a);
         assert!(matches!(b.recv(&mut buf, true).unwrap(), Received::Closed));
+    }
+
+    #[test]
+    fn a_send_the_peer_does_not_take_gives_up_after_its_timeout() {
+        let (a, _b) = SeqPacket::pair().unwrap();
+        a.set_send_timeout(std::time::Duration::from_millis(50))
+            .unwrap();
+        let chunk = vec![0u8; 32 * 1024];
+        let started = std::time::Instant::now();
+        let err = loop {
+            if let Err(e) = a.send(&chunk, None) {
+                break e;
+            }
+            assert!(started.elapsed().as_secs() < 10, "the buffer never filled");
+        };
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
 
     fn tempfile_fd() -> std::fs::File {

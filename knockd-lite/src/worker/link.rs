@@ -36,6 +36,10 @@ use crate::sys::{self, PacketSocket, PollFd, Received, SeqPacket};
 const RECHECK: Duration = Duration::from_secs(1);
 /// How long a worker told to stop gets before it is killed.
 const STOP_WAIT: Duration = Duration::from_secs(2);
+/// How long a send to the worker may block. Both ends send blocking; should the worker be
+/// stuck (or blocked sending while this process sends it a load), the monitor gives up
+/// after this long and replaces it, so the two can never wait on each other for good.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the worker said, for the main loop.
 #[derive(Debug)]
@@ -137,6 +141,7 @@ impl WorkerLink {
     /// Starts a worker; it then waits for [`WorkerLink::send_load`].
     pub(crate) fn start(&mut self) -> io::Result<()> {
         let (ours, theirs) = SeqPacket::pair()?;
+        ours.set_send_timeout(SEND_TIMEOUT)?;
         let mut cmd = Command::new(&self.program);
         cmd.arg0("knockd-lite")
             .args([
@@ -279,7 +284,16 @@ impl WorkerLink {
         };
         match p.chan.send(&msg::encode_down(m), fd) {
             Ok(()) => true,
-            Err(_) => {
+            Err(e) => {
+                let why = if e.kind() == io::ErrorKind::WouldBlock {
+                    format!("took no message for {} s: stopped", SEND_TIMEOUT.as_secs())
+                } else {
+                    format!("cannot be sent to ({e})")
+                };
+                self.heard.push(Heard::Line(
+                    Kind::Error,
+                    format!("worker (pid {}) {why}", p.child.id()),
+                ));
                 self.died();
                 false
             }
