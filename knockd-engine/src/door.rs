@@ -128,6 +128,17 @@ impl Door {
                     let variants = one_time.variants(flags);
                     (Kind::OneTime(one_time), variants)
                 }
+                SequenceSource::Hmac(h) if inputs.hmac_supplied.contains_key(&c.name) => {
+                    let used = inputs.hmac_supplied.remove(&c.name).unwrap_or_default();
+                    let params = h.params(&c.name);
+                    params.validate().map_err(|e| EngineError::HmacParams {
+                        door: c.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                    // No sequence until the first window is supplied.
+                    let state = HmacState::supplied(params, h.skew, used, mono);
+                    (Kind::Hmac(Box::new(state)), Vec::new())
+                }
                 SequenceSource::Hmac(h) => {
                     let input = inputs.hmac.remove(&c.name).ok_or_else(|| {
                         EngineError::MissingHmacSecret {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use knock_core::hit::FlagRule;
+use knock_core::hit::{FlagRule, Hit};
 use knock_core::hmac::HmacParams;
 use knock_core::secret::Secret;
 
@@ -24,9 +24,14 @@ pub fn used_counter_lifetime_ms(step_secs: u64, skew: u64) -> u64 {
         .saturating_mul(step_secs.saturating_mul(1000))
 }
 
+/// Live sequences by counter.
+pub(super) type Sequences = Vec<(u64, Vec<Hit>)>;
+
 pub(super) struct HmacState {
     params: HmacParams,
-    secret: Secret,
+    /// `None` for a door whose windows another process derives and supplies
+    /// ([`HmacState::supply`]): knockd-lite's sandboxed worker never holds the secret.
+    secret: Option<Secret>,
     skew: u64,
     /// Used counters, each with when (monotonic ms) it was used or, for counters read at
     /// start-up, loaded.
@@ -45,11 +50,71 @@ impl HmacState {
     ) -> HmacState {
         HmacState {
             params,
-            secret,
+            secret: Some(secret),
             skew,
             used: used.into_iter().map(|c| (c, mono)).collect(),
             center: None,
         }
+    }
+
+    /// A door whose windows are supplied ([`HmacState::supply`]), with no secret.
+    pub(super) fn supplied(
+        params: HmacParams,
+        skew: u64,
+        used: impl IntoIterator<Item = u64>,
+        mono: u64,
+    ) -> HmacState {
+        HmacState {
+            params,
+            secret: None,
+            skew,
+            used: used.into_iter().map(|c| (c, mono)).collect(),
+            center: None,
+        }
+    }
+
+    /// Whether the windows are supplied from outside.
+    pub(super) fn is_supplied(&self) -> bool {
+        self.secret.is_none()
+    }
+
+    /// A supplied window: `sequences` by counter, centred on `center`. Forgets used
+    /// counters as [`HmacState::refresh`] does; returns the live sequences.
+    pub(super) fn supply(
+        &mut self,
+        center: u64,
+        sequences: &[(u64, Vec<Hit>)],
+        mono: u64,
+        flags: FlagRule,
+    ) -> Vec<Variant> {
+        let keep = self.keep_ms();
+        self.used
+            .retain(|_, &mut at| mono.saturating_sub(at) < keep);
+        self.center = Some(center);
+        sequences
+            .iter()
+            .map(|(counter, hits)| Variant {
+                key: *counter,
+                seq: compile(hits, flags),
+            })
+            .collect()
+    }
+
+    /// The live window, derived again from the secret: its centre and each counter's
+    /// sequence (for a process that supplies it to one without the secret).
+    pub(super) fn window(&self) -> Option<(u64, Sequences)> {
+        let (secret, center) = (self.secret.as_ref()?, self.center?);
+        let lo = center.saturating_sub(self.skew);
+        let hi = center.saturating_add(self.skew);
+        let sequences = (lo..=hi)
+            .filter_map(|c| Some((c, self.params.derive(secret, c).ok()?)))
+            .collect();
+        Some((center, sequences))
+    }
+
+    /// The counter the window is centred on.
+    pub(super) fn center(&self) -> Option<u64> {
+        self.center
     }
 
     fn step_ms(&self) -> u64 {
@@ -71,6 +136,8 @@ impl HmacState {
         flags: FlagRule,
         current: &[Variant],
     ) -> Option<Vec<Variant>> {
+        // A supplied window moves when it is supplied.
+        let secret = self.secret.as_ref()?;
         let c = self.params.counter(wall_ms / 1000);
         if self.center == Some(c) {
             return None;
@@ -86,7 +153,7 @@ impl HmacState {
             let seq = match current.iter().find(|v| v.key == counter) {
                 Some(v) => v.seq.clone(),
                 // The parameters were validated when the door was built.
-                None => match self.params.derive(&self.secret, counter) {
+                None => match self.params.derive(secret, counter) {
                     Ok(hits) => compile(&hits, flags),
                     Err(_) => continue,
                 },

@@ -88,6 +88,10 @@ pub struct Inputs {
     pub one_time: HashMap<String, String>,
     /// The secret and used counters of each HMAC door, by door name.
     pub hmac: HashMap<String, HmacInput>,
+    /// HMAC doors whose windows are supplied ([`Engine::set_hmac_window`]) instead of
+    /// derived from a secret, with their used counters, by door name: knockd-lite's
+    /// sandboxed worker, which never holds a secret.
+    pub hmac_supplied: HashMap<String, BTreeSet<u64>>,
 }
 
 /// An HMAC door's secret and the counters already used (as persisted by the runtime).
@@ -143,6 +147,14 @@ pub enum EngineError {
     EmptyHmacSecret { door: String, path: PathBuf },
     #[error("door [{door}]: {message}")]
     HmacParams { door: String, message: String },
+}
+
+/// One HMAC door's live window ([`Engine::hmac_windows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HmacWindow {
+    pub door: Arc<str>,
+    pub center: u64,
+    pub sequences: Vec<(u64, Vec<knock_core::hit::Hit>)>,
 }
 
 /// What a completion reported by another process claims ([`Engine::on_completed`]).
@@ -584,6 +596,63 @@ impl Engine {
             first_step_bytes: self.first_steps.allocated(),
             ..self.stats
         }
+    }
+
+    /// Each HMAC door's live window, derived again from its secret: the door, the counter
+    /// the window is centred on, and each live counter's sequence. For a process that
+    /// supplies windows to an engine without the secret ([`Engine::set_hmac_window`]).
+    pub fn hmac_windows(&self) -> Vec<HmacWindow> {
+        self.hmac_doors
+            .iter()
+            .filter_map(|&i| match &self.doors[i].kind {
+                Kind::Hmac(h) => h.window().map(|(center, sequences)| HmacWindow {
+                    door: self.doors[i].name.clone(),
+                    center,
+                    sequences,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The centre of each HMAC door's window, in door order: cheap, to tell when
+    /// [`Engine::hmac_windows`] changed.
+    pub fn hmac_centers(&self) -> Vec<Option<u64>> {
+        self.hmac_doors
+            .iter()
+            .map(|&i| match &self.doors[i].kind {
+                Kind::Hmac(h) => h.center(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Gives the HMAC doors named `door` whose windows are supplied
+    /// ([`Inputs::hmac_supplied`]) the window centred on `center`, with `sequences` by
+    /// counter. Attempts at counters that left the window end with it.
+    pub fn set_hmac_window(
+        &mut self,
+        now: Now,
+        door: &str,
+        center: u64,
+        sequences: &[(u64, Vec<knock_core::hit::Hit>)],
+    ) -> Vec<Action> {
+        let mono = self.advance(now);
+        let mut changed = false;
+        for d in self.doors.iter_mut().filter(|d| &*d.name == door) {
+            let flags = d.flags();
+            if let Kind::Hmac(h) = &mut d.kind
+                && h.is_supplied()
+            {
+                d.variants = h.supply(center, sequences, mono, flags);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Vec::new();
+        }
+        self.index = door::build_index(&self.doors);
+        vec![Action::CaptureRulesChanged]
     }
 
     /// Whether a door is called `name`.

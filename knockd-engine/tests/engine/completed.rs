@@ -178,3 +178,52 @@ fn claims_that_do_not_fit_a_door_are_refused_and_change_nothing() {
     monitor.wait(60_000);
     assert!(monitor.actions.len() == built, "{:?}", monitor.actions);
 }
+
+#[test]
+fn an_hmac_door_without_its_secret_matches_the_windows_it_is_given() {
+    // The worker's engine: no secret, only the used counters; the monitor's derives.
+    let mut worker = Harness::with(
+        hmac::DOOR,
+        knockd_engine::Inputs {
+            hmac_supplied: std::collections::HashMap::from([(
+                "ssh".to_string(),
+                Default::default(),
+            )]),
+            ..Default::default()
+        },
+        Default::default(),
+    );
+    let mut monitor = Harness::with(hmac::DOOR, hmac::inputs(&[]), Default::default());
+    let c = hmac::c0();
+    let trace = knock_trace("192.0.2.10", &hmac::hits(c), 100);
+    // Before any window: nothing to match.
+    worker.play(&trace);
+    assert!(worker.opened().is_empty());
+    assert!(worker.engine.hmac_windows().is_empty());
+    // The monitor's window, handed over.
+    let windows = monitor.engine.hmac_windows();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0].center, c);
+    assert_eq!(monitor.engine.hmac_centers(), [Some(c)]);
+    let w = &windows[0];
+    let now = worker.clock();
+    let changed = worker
+        .engine
+        .set_hmac_window(now, &w.door, w.center, &w.sequences);
+    assert_eq!(changed, [Action::CaptureRulesChanged]);
+    same_in_both(
+        &mut worker,
+        &mut monitor,
+        &trace,
+        Proof::Hmac { counter: c },
+    );
+    assert_eq!(monitor.opened(), ["192.0.2.10 ssh"]);
+    // A door with its secret takes no supplied window.
+    let now = monitor.clock();
+    assert!(
+        monitor
+            .engine
+            .set_hmac_window(now, "ssh", c + 5, &[])
+            .is_empty()
+    );
+}

@@ -272,6 +272,7 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         }
         self.link_events(now);
         self.feed_worker(now);
+        self.sync_hmac_windows();
         if Instant::now() >= self.turn.next_tick {
             self.turn.next_tick = Instant::now() + TICK;
             self.poll_addresses(now);

@@ -103,6 +103,7 @@ impl Server<Feed, Executor> {
         let actions = self.engine.commit(next);
         if let (Some(load), Some(w)) = (load, self.capture.worker()) {
             w.send_load(&load);
+            self.sync_hmac_windows();
         }
         self.lists = lists;
         self.note_filter(now, rules.len(), coarse);

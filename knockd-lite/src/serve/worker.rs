@@ -35,9 +35,10 @@ pub(super) fn load_of(
     let mut hmac: Vec<HmacLoad> = inputs
         .hmac
         .iter()
+        // The used counters only: the secret stays here, and each window goes to the
+        // worker derived (`sync_hmac_windows`).
         .map(|(d, h)| HmacLoad {
             door: d.clone(),
-            secret: h.secret.expose().to_vec(),
             used: h.used.iter().copied().collect(),
         })
         .collect();
@@ -86,6 +87,12 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
                     );
                     w.send_load(&load);
                 }
+                // Right behind the load, and before the capture, so the worker's first
+                // filter has every door's ports.
+                self.sync_hmac_windows();
+                if let Some(w) = self.capture.worker() {
+                    w.bind_if_needed();
+                }
             }
             Err(e) => {
                 let line = format!("worker: cannot load the doors' files: {e}");
@@ -101,6 +108,22 @@ impl<S: PacketSource, R: Runner> Server<S, R> {
         let args = self.args.clone();
         let w = self.capture.worker()?;
         Some(load_of(w.next_generation(), &args, text, inputs, &addrs))
+    }
+
+    /// Sends the worker the HMAC windows of this process's engine when they moved (or a
+    /// new load needs them): the worker matches HMAC doors without their secrets.
+    pub(super) fn sync_hmac_windows(&mut self) {
+        let centers = self.engine.hmac_centers();
+        let Some(w) = self.capture.worker() else {
+            return;
+        };
+        if !w.hmac_windows_moved(&centers) {
+            return;
+        }
+        let windows = self.engine.hmac_windows();
+        if let Some(w) = self.capture.worker() {
+            w.send_hmac_windows(&windows, centers);
+        }
     }
 
     /// Tells the worker the interface's addresses changed.

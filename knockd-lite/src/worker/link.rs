@@ -94,6 +94,8 @@ pub(crate) struct WorkerLink {
     garbled: u64,
     /// When the worker was last told the clocks.
     clock_sent: Option<Instant>,
+    /// The centres of the HMAC windows last sent; `None`: send them (a new load).
+    hmac_centers: Option<Vec<Option<u64>>>,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,7 @@ impl WorkerLink {
             buf: vec![0; msg::MAX_MESSAGE + 1],
             garbled: 0,
             clock_sent: None,
+            hmac_centers: None,
         }
     }
 
@@ -189,20 +192,26 @@ impl WorkerLink {
         self.generation.wrapping_add(1)
     }
 
-    /// Sends `load` (its generation must be [`WorkerLink::next_generation`]); a worker
-    /// that has no capture yet gets one next.
+    /// Sends `load` (its generation must be [`WorkerLink::next_generation`]).
     pub(crate) fn send_load(&mut self, load: &Load) {
         self.generation = load.generation;
         self.only_ipv4 = load.only_ipv4;
         self.needs_load = false;
         self.send_clock();
+        // The load's HMAC doors have no window yet: they get them right after it.
+        self.hmac_centers = None;
         let bytes = msg::encode_load(load);
         for chunk in msg::chunks(&bytes) {
             if !self.send(&chunk, None) {
                 return;
             }
         }
-        if self.bound.is_none() {
+    }
+
+    /// Hands a worker that has no capture yet its socket: after its load and HMAC
+    /// windows, so it attaches a filter for every door at once.
+    pub(crate) fn bind_if_needed(&mut self) {
+        if self.proc.is_some() && self.bound.is_none() {
             self.bind(false);
         }
     }
@@ -218,6 +227,35 @@ impl WorkerLink {
             },
             None,
         );
+    }
+
+    /// Whether the HMAC windows with these `centers` differ from those the worker has.
+    pub(crate) fn hmac_windows_moved(&self, centers: &[Option<u64>]) -> bool {
+        self.proc.is_some() && !self.needs_load && self.hmac_centers.as_deref() != Some(centers)
+    }
+
+    /// Sends the worker the HMAC windows (their centres are `centers`).
+    pub(crate) fn send_hmac_windows(
+        &mut self,
+        windows: &[knockd_engine::HmacWindow],
+        centers: Vec<Option<u64>>,
+    ) {
+        for w in windows {
+            let sequences = w
+                .sequences
+                .iter()
+                .map(|(counter, hits)| (*counter, knock_core::hit::format_sequence(hits)))
+                .collect();
+            let m = Down::HmacWindow {
+                door: w.door.to_string(),
+                center: w.center,
+                sequences,
+            };
+            if !self.send(&m, None) {
+                return;
+            }
+        }
+        self.hmac_centers = Some(centers);
     }
 
     /// Tells the worker the interface's addresses.

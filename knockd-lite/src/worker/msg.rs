@@ -59,6 +59,7 @@ const LOCAL_ADDRS: u8 = 104;
 const ONE_TIME_BACK: u8 = 105;
 const SHUTDOWN: u8 = 106;
 const CLOCK: u8 = 107;
+const HMAC_WINDOW: u8 = 108;
 
 /// What the worker tells the monitor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +140,14 @@ pub enum Down {
     /// its engine's wall clock (HMAC windows, a packet's age) from the monitor's, so both
     /// engines agree on the window; sent before each load and once a second.
     Clock { mono_ms: u64, wall_ms: u64 },
+    /// An HMAC door's live window, derived by the monitor (the worker never holds the
+    /// secret): the counter it is centred on, and each live counter's sequence in the hit
+    /// grammar. Sent after each load and whenever the window moves.
+    HmacWindow {
+        door: String,
+        center: u64,
+        sequences: Vec<(u64, String)>,
+    },
 }
 
 /// Everything the worker's engine is built from: the worker reads no file.
@@ -159,20 +168,20 @@ pub struct Load {
     pub local_addrs: Vec<IpAddr>,
     /// Each one-time door's list, by door name.
     pub one_time: Vec<(String, String)>,
-    /// Each HMAC door's secret and used counters, by door name.
+    /// Each HMAC door's used counters, by door name: never its secret. The monitor
+    /// derives each window and sends it ([`Down::HmacWindow`]).
     pub hmac: Vec<HmacLoad>,
 }
 
-/// An HMAC door's secret and used counters.
-#[derive(Clone, PartialEq, Eq)]
+/// An HMAC door's used counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HmacLoad {
     pub door: String,
-    pub secret: Vec<u8>,
     pub used: Vec<u64>,
 }
 
 impl fmt::Debug for Load {
-    // Never the lists or secrets.
+    // Never the lists (one-time lists are secrets).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Load")
             .field("generation", &self.generation)
@@ -180,15 +189,6 @@ impl fmt::Debug for Load {
             .field("config_bytes", &self.config_text.len())
             .field("one_time_doors", &self.one_time.len())
             .field("hmac_doors", &self.hmac.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for HmacLoad {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HmacLoad")
-            .field("door", &self.door)
-            .field("used", &self.used)
             .finish_non_exhaustive()
     }
 }
@@ -506,6 +506,20 @@ pub fn encode_down(message: &Down) -> Vec<u8> {
             b.extend_from_slice(&mono_ms.to_be_bytes());
             b.extend_from_slice(&wall_ms.to_be_bytes());
         }
+        Down::HmacWindow {
+            door,
+            center,
+            sequences,
+        } => {
+            b.push(HMAC_WINDOW);
+            put_str(&mut b, door);
+            b.extend_from_slice(&center.to_be_bytes());
+            put_len(&mut b, sequences.len());
+            for (counter, hits) in sequences {
+                b.extend_from_slice(&counter.to_be_bytes());
+                put_str(&mut b, hits);
+            }
+        }
     }
     b
 }
@@ -554,6 +568,21 @@ pub fn decode_down(bytes: &[u8]) -> Result<Down, DecodeError> {
             mono_ms: r.u64("monotonic time")?,
             wall_ms: r.u64("wall time")?,
         },
+        HMAC_WINDOW => {
+            let door = r.door()?;
+            let center = r.u64("window centre")?;
+            let n = r.count("window", 12)?;
+            let mut sequences = Vec::with_capacity(n);
+            for _ in 0..n {
+                let counter = r.u64("counter")?;
+                sequences.push((counter, r.text("sequence", MAX_TEXT)?));
+            }
+            Down::HmacWindow {
+                door,
+                center,
+                sequences,
+            }
+        }
         other => return Err(DecodeError::UnknownTag(other)),
     };
     r.finish()?;
@@ -583,7 +612,6 @@ pub fn encode_load(load: &Load) -> Vec<u8> {
     put_len(&mut b, load.hmac.len());
     for h in &load.hmac {
         put_str(&mut b, &h.door);
-        put_bytes(&mut b, &h.secret);
         put_len(&mut b, h.used.len());
         for c in &h.used {
             b.extend_from_slice(&c.to_be_bytes());
@@ -616,17 +644,16 @@ pub fn decode_load(bytes: &[u8]) -> Result<Load, DecodeError> {
     for _ in 0..n {
         one_time.push((r.door()?, r.text("one-time list", MAX_LOAD)?));
     }
-    let n = r.count("HMAC count", 12)?;
+    let n = r.count("HMAC count", 9)?;
     let mut hmac = Vec::with_capacity(n);
     for _ in 0..n {
         let door = r.door()?;
-        let secret = r.bytes("secret", MAX_LOAD)?.to_vec();
         let m = r.count("used count", 8)?;
         let mut used = Vec::with_capacity(m);
         for _ in 0..m {
             used.push(r.u64("counter")?);
         }
-        hmac.push(HmacLoad { door, secret, used });
+        hmac.push(HmacLoad { door, used });
     }
     r.finish()?;
     Ok(Load {

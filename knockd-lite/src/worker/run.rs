@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use knock_core::conf;
 use knock_core::otp::OtpLine;
-use knock_core::secret::Secret;
 use knock_core::wire::parse_frame;
 use knockd_engine::bpf::Families;
-use knockd_engine::{Engine, HmacInput, Inputs, Mono, Now, Options, Timestamp};
+use knockd_engine::{Engine, Inputs, Mono, Now, Options, Timestamp};
 
 use super::msg::{self, Down, Load, Up};
 use super::report::{Report, report};
@@ -123,8 +122,9 @@ impl Worker {
             let now = self.now().mono.as_millis();
             timeout = timeout.min(Duration::from_millis(d.as_millis().saturating_sub(now)));
         }
+        // What the monitor sent (a load, a window, a clock) goes in before frames are read.
+        self.receive(false)?;
         self.capture_batch(timeout);
-        // What the monitor sent meanwhile (a load, a clock) goes in before the next frames.
         self.receive(false)?;
         let now = self.now();
         if let Some(engine) = &mut self.engine
@@ -335,6 +335,24 @@ impl Worker {
             }
             Down::Shutdown => return Err(0),
             Down::Clock { mono_ms, wall_ms } => self.clock = Some((mono_ms, wall_ms)),
+            Down::HmacWindow {
+                door,
+                center,
+                sequences,
+            } => {
+                let mut parsed = Vec::with_capacity(sequences.len());
+                for (counter, hits) in sequences {
+                    let hits = knock_core::hit::parse_sequence(&hits, knock_core::hit::Proto::Tcp)
+                        .map_err(|_| EXIT_BAD_MESSAGE)?;
+                    parsed.push((counter, hits));
+                }
+                let now = self.now();
+                if let Some(engine) = &mut self.engine {
+                    let actions = engine.set_hmac_window(now, &door, center, &parsed);
+                    let r = report(engine, self.generation, actions);
+                    self.take(r);
+                }
+            }
         }
         // A descriptor that came with any other message is closed as `fd` drops here.
         Ok(())
@@ -351,13 +369,10 @@ impl Worker {
         };
         inputs.one_time.extend(load.one_time);
         for h in load.hmac {
-            inputs.hmac.insert(
-                h.door,
-                HmacInput {
-                    secret: Secret::new(h.secret),
-                    used: h.used.into_iter().collect(),
-                },
-            );
+            // No secret: the monitor sends each window (`Down::HmacWindow`).
+            inputs
+                .hmac_supplied
+                .insert(h.door, h.used.into_iter().collect());
         }
         let now = self.now();
         let actions = match &mut self.engine {
