@@ -22,6 +22,7 @@
 mod args;
 pub mod capture;
 mod check;
+mod codec;
 mod config;
 mod door_files;
 mod exec;

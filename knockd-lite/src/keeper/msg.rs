@@ -9,10 +9,10 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
+use crate::codec::{FieldError, Reader, put_addr, put_bytes};
 use crate::stops::Pending;
 
 /// The version [`Message::Hello`] carries; a keeper is always the daemon's own binary
@@ -86,6 +86,20 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl From<FieldError> for DecodeError {
+    fn from(e: FieldError) -> DecodeError {
+        match e {
+            FieldError::Truncated(field) => DecodeError::Truncated(field),
+            // No field is longer than the body, which [`MAX_BODY`] already bounds.
+            FieldError::Oversized(field) => DecodeError::Truncated(field),
+            FieldError::NotUtf8(field) => DecodeError::NotUtf8(field),
+            FieldError::BadFlag(b) => DecodeError::BadFlag(b),
+            FieldError::BadFamily(b) => DecodeError::BadFamily(b),
+            FieldError::Trailing(n) => DecodeError::Trailing(n),
+        }
+    }
+}
+
 /// A message whose body (this many bytes) is longer than [`MAX_BODY`]: the keeper would
 /// refuse its frame and end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,16 +148,7 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, TooLong> {
             body.extend_from_slice(&due_ms.to_be_bytes());
             body.extend_from_slice(&stop.due_ms.to_be_bytes());
             body.extend_from_slice(&stop.delay_ms.to_be_bytes());
-            match stop.src {
-                IpAddr::V4(a) => {
-                    body.push(4);
-                    body.extend_from_slice(&a.octets());
-                }
-                IpAddr::V6(a) => {
-                    body.push(6);
-                    body.extend_from_slice(&a.octets());
-                }
-            }
+            put_addr(&mut body, stop.src);
             put_bytes(&mut body, stop.door.as_bytes());
             put_bytes(&mut body, stop.template.as_bytes());
         }
@@ -176,7 +181,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeError> {
     let Some(body) = rest.get(..len) else {
         return Ok(None);
     };
-    let mut r = Reader(body);
+    let mut r = Reader::new(body);
     let message = match r.u8("tag")? {
         HELLO => {
             let version = r.u16("version")?;
@@ -189,21 +194,17 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeError> {
             }
         }
         LOG => Message::Log {
-            file: r.path("log file")?,
-            syslog: r.path("syslog socket")?,
+            file: path(&mut r, "log file")?,
+            syslog: path(&mut r, "syslog socket")?,
         },
         SCHEDULE => {
             let id = r.u64("id")?;
             let due_ms = r.u64("due time")?;
             let wall_due = r.u64("journal due time")?;
             let delay_ms = r.u64("delay")?;
-            let src = match r.u8("address family")? {
-                4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>("address")?)),
-                6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>("address")?)),
-                f => return Err(DecodeError::BadFamily(f)),
-            };
-            let door = r.text("door")?;
-            let template = r.text("command")?;
+            let src = r.addr("address")?;
+            let door = r.text("door", MAX_BODY)?;
+            let template = r.text("command", MAX_BODY)?;
             if door.is_empty() || template.is_empty() {
                 return Err(DecodeError::EmptyStop);
             }
@@ -223,72 +224,18 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeError> {
         BYE => Message::Bye,
         tag => return Err(DecodeError::UnknownTag(tag)),
     };
-    if !r.0.is_empty() {
-        return Err(DecodeError::Trailing(r.0.len()));
-    }
+    r.finish()?;
     Ok(Some((message, 4 + len)))
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// Fields off the front of a body.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.0.len() < n {
-            return Err(DecodeError::Truncated(field));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        let bytes = self.take(N, field)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(bytes);
-        Ok(out)
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array(field)?))
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array(field)?))
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array(field)?))
-    }
-
-    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        let n = usize::try_from(self.u32(field)?).unwrap_or(usize::MAX);
-        self.take(n, field)
-    }
-
-    fn text(&mut self, field: &'static str) -> Result<String, DecodeError> {
-        let bytes = self.bytes(field)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::NotUtf8(field))
-    }
-
-    fn path(&mut self, field: &'static str) -> Result<Option<PathBuf>, DecodeError> {
-        match self.u8(field)? {
-            0 => Ok(None),
-            1 => Ok(Some(PathBuf::from(OsString::from_vec(
-                self.bytes(field)?.to_vec(),
-            )))),
-            b => Err(DecodeError::BadFlag(b)),
-        }
-    }
+/// A path, or none: a flag byte, then the path's bytes.
+fn path(r: &mut Reader<'_>, field: &'static str) -> Result<Option<PathBuf>, DecodeError> {
+    Ok(match r.flag(field)? {
+        false => None,
+        true => Some(PathBuf::from(OsString::from_vec(
+            r.bytes(field, MAX_BODY)?.to_vec(),
+        ))),
+    })
 }
 
 #[cfg(test)]

@@ -16,11 +16,13 @@
 //! capture. Every string it sends is bounded by [`MAX_TEXT`]; the monitor checks the rest.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use knock_core::hit::Proto;
 use knock_core::wire::{KnockPacket, ParseError, TcpFlags};
 use knockd_engine::Proof;
+
+use crate::codec::{FieldError, Reader, put_addr, put_bytes, put_len, put_str};
 
 /// The version [`Up::Ready`] carries: the worker is the monitor's own binary, so another
 /// version means the bytes are not ours.
@@ -240,6 +242,19 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl From<FieldError> for DecodeError {
+    fn from(e: FieldError) -> DecodeError {
+        match e {
+            FieldError::Truncated(field) => DecodeError::Truncated(field),
+            FieldError::Oversized(field) => DecodeError::Oversized(field),
+            FieldError::NotUtf8(field) => DecodeError::NotUtf8(field),
+            FieldError::BadFlag(b) => DecodeError::BadFlag(b),
+            FieldError::BadFamily(b) => DecodeError::BadFamily(b),
+            FieldError::Trailing(n) => DecodeError::Trailing(n),
+        }
+    }
+}
+
 /// The code [`Down::Capture`] gives a link type.
 pub(crate) fn link_code(link: knock_core::wire::LinkType) -> u8 {
     use knock_core::wire::LinkType;
@@ -362,7 +377,7 @@ pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(DecodeError::TooLong(bytes.len()));
     }
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     let tag = r.u8("tag").map_err(|_| DecodeError::Empty)?;
     let message = match tag {
         READY => {
@@ -377,7 +392,7 @@ pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
         }
         COMPLETED => {
             let generation = r.u32("generation")?;
-            let door = r.door()?;
+            let door = door(&mut r)?;
             let src = r.addr("address")?;
             let proof = match r.u8("proof")? {
                 0 => Proof::Fixed,
@@ -401,7 +416,7 @@ pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
         }
         STAGE | TIMEOUT => {
             let src = r.addr("address")?;
-            let door = r.door()?;
+            let door = door(&mut r)?;
             let stage = r.u32("stage")?;
             if tag == STAGE {
                 Up::Stage { src, door, stage }
@@ -411,7 +426,7 @@ pub fn decode_up(bytes: &[u8]) -> Result<Up, DecodeError> {
         }
         REPLAY => Up::Replay {
             src: r.addr("address")?,
-            door: r.door()?,
+            door: door(&mut r)?,
             counter: r.u64("counter")?,
         },
         PACKET => {
@@ -529,7 +544,7 @@ pub fn decode_down(bytes: &[u8]) -> Result<Down, DecodeError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(DecodeError::TooLong(bytes.len()));
     }
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     let tag = r.u8("tag").map_err(|_| DecodeError::Empty)?;
     let message = match tag {
         CHUNK_TAG => {
@@ -558,7 +573,7 @@ pub fn decode_down(bytes: &[u8]) -> Result<Down, DecodeError> {
             Down::LocalAddrs(addrs)
         }
         ONE_TIME_BACK => Down::OneTimeBack {
-            door: r.door()?,
+            door: door(&mut r)?,
             line_no: r.u32("line number")?,
             offset: r.u64("offset")?,
             hits: r.text("hits", MAX_TEXT * 16)?,
@@ -569,7 +584,7 @@ pub fn decode_down(bytes: &[u8]) -> Result<Down, DecodeError> {
             wall_ms: r.u64("wall time")?,
         },
         HMAC_WINDOW => {
-            let door = r.door()?;
+            let door = door(&mut r)?;
             let center = r.u64("window centre")?;
             let n = r.count("window", 12)?;
             let mut sequences = Vec::with_capacity(n);
@@ -625,7 +640,7 @@ pub fn decode_load(bytes: &[u8]) -> Result<Load, DecodeError> {
     if bytes.len() > MAX_LOAD {
         return Err(DecodeError::TooLong(bytes.len()));
     }
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     let generation = r.u32("generation")?;
     let config_name = r.text("config name", MAX_LOAD)?;
     let config_text = r.bytes("config", MAX_LOAD)?.to_vec();
@@ -642,12 +657,12 @@ pub fn decode_load(bytes: &[u8]) -> Result<Load, DecodeError> {
     let n = r.count("one-time count", 8)?;
     let mut one_time = Vec::with_capacity(n);
     for _ in 0..n {
-        one_time.push((r.door()?, r.text("one-time list", MAX_LOAD)?));
+        one_time.push((door(&mut r)?, r.text("one-time list", MAX_LOAD)?));
     }
     let n = r.count("HMAC count", 9)?;
     let mut hmac = Vec::with_capacity(n);
     for _ in 0..n {
-        let door = r.door()?;
+        let door = door(&mut r)?;
         let m = r.count("used count", 8)?;
         let mut used = Vec::with_capacity(m);
         for _ in 0..m {
@@ -702,124 +717,12 @@ fn bounded(text: &str) -> &str {
     &text[..end]
 }
 
-fn put_len(b: &mut Vec<u8>, n: usize) {
-    b.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
-}
-
-fn put_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
-    put_len(b, bytes.len());
-    b.extend_from_slice(bytes);
-}
-
-fn put_str(b: &mut Vec<u8>, s: &str) {
-    put_bytes(b, s.as_bytes());
-}
-
-fn put_addr(b: &mut Vec<u8>, a: IpAddr) {
-    match a {
-        IpAddr::V4(a) => {
-            b.push(4);
-            b.extend_from_slice(&a.octets());
-        }
-        IpAddr::V6(a) => {
-            b.push(6);
-            b.extend_from_slice(&a.octets());
-        }
+fn door(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let door = r.text("door", MAX_TEXT)?;
+    if door.is_empty() {
+        return Err(DecodeError::NoDoor);
     }
-}
-
-/// Reads fields off the front of a message; every read checks the length first.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(DecodeError::Truncated(field));
-        }
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array(field)?))
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array(field)?))
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array(field)?))
-    }
-
-    fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
-        match self.u8(field)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            other => Err(DecodeError::BadFlag(other)),
-        }
-    }
-
-    /// A count of items that each take at least `min` bytes: more than the bytes left could
-    /// hold is refused before anything is allocated for them.
-    fn count(&mut self, field: &'static str, min: usize) -> Result<usize, DecodeError> {
-        let n = self.u32(field)? as usize;
-        if n.saturating_mul(min) > self.rest.len() {
-            return Err(DecodeError::Truncated(field));
-        }
-        Ok(n)
-    }
-
-    fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
-        let n = self.u32(field)? as usize;
-        if n > max {
-            return Err(DecodeError::Oversized(field));
-        }
-        self.take(n, field)
-    }
-
-    fn text(&mut self, field: &'static str, max: usize) -> Result<String, DecodeError> {
-        let bytes = self.bytes(field, max)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_string)
-            .map_err(|_| DecodeError::NotUtf8(field))
-    }
-
-    fn door(&mut self) -> Result<String, DecodeError> {
-        let door = self.text("door", MAX_TEXT)?;
-        if door.is_empty() {
-            return Err(DecodeError::NoDoor);
-        }
-        Ok(door)
-    }
-
-    fn addr(&mut self, field: &'static str) -> Result<IpAddr, DecodeError> {
-        match self.u8(field)? {
-            4 => Ok(IpAddr::V4(Ipv4Addr::from(self.array::<4>(field)?))),
-            6 => Ok(IpAddr::V6(Ipv6Addr::from(self.array::<16>(field)?))),
-            other => Err(DecodeError::BadFamily(other)),
-        }
-    }
-
-    fn finish(&self) -> Result<(), DecodeError> {
-        match self.rest.len() {
-            0 => Ok(()),
-            n => Err(DecodeError::Trailing(n)),
-        }
-    }
+    Ok(door)
 }
 
 #[cfg(test)]
