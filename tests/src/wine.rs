@@ -194,20 +194,52 @@ fn init_prefix(prefix: &Path) -> Result<(), Unavailable> {
         "timeout {secs} {WINE} wineboot -i && {WINESERVER} -k; {WINESERVER} -w",
         secs = INIT_TIMEOUT.as_secs()
     );
-    let out = wine_env(&mut Command::new("unshare"), prefix)
+    // Output goes to a file, not a pipe: wineboot starts Wine's service processes, which
+    // inherit its stderr, and one left behind (seen under load: winedevice.exe outliving
+    // its wineserver) would hold a pipe open, and the whole test binary with it, for ever.
+    let log = prefix.with_extension("init.log");
+    let file = File::create(&log).map_err(|e| broken("create", &log, e))?;
+    let status = wine_env(&mut Command::new("unshare"), prefix)
         .args(["--net", "sh", "-c", &script])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(file)
+        .status()
         .map_err(|e| Unavailable::Broken(format!("run unshare: {e}")))?;
+    // Whatever of the prefix is still running goes now, before tests copy the template.
+    for pid in prefix_processes(prefix, None) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
     if !prefix.join("system.reg").exists() {
         return Err(Unavailable::Broken(format!(
-            "wineboot -i did not create a prefix in {} ({}):\n{}",
+            "wineboot -i did not create a prefix in {} ({status}):\n{}",
             prefix.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default())
         )));
     }
     Ok(())
+}
+
+/// The pids of the processes whose `WINEPREFIX` is `prefix` (only those running `exe`, if
+/// given).
+fn prefix_processes(prefix: &Path, exe: Option<&Path>) -> Vec<u32> {
+    let mut want = b"WINEPREFIX=".to_vec();
+    want.extend_from_slice(prefix.as_os_str().as_encoded_bytes());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            exe.is_none_or(|exe| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe)
+            })
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == want.as_slice()))
+        })
+        .collect()
 }
 
 /// The environment every Wine process of a test gets.
@@ -386,22 +418,7 @@ impl WineHost {
 
     /// The pids of wineservers whose `WINEPREFIX` is this prefix.
     fn servers(&self) -> Vec<u32> {
-        let mut want = b"WINEPREFIX=".to_vec();
-        want.extend_from_slice(self.prefix.as_os_str().as_encoded_bytes());
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .is_ok_and(|exe| exe == Path::new(WINESERVER))
-            })
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == want.as_slice()))
-            })
-            .collect()
+        prefix_processes(&self.prefix, Some(Path::new(WINESERVER)))
     }
 }
 

@@ -265,7 +265,7 @@ fn dropped(fw: &Firewall) -> u64 {
 
 fn a_lost_hit_is_recovered(pair: &Pair, server: &impl Server) {
     let client_fw = lose_the_first_hit(pair);
-    let (code, out, err) = wait(pair, 2222, &["--wait-timeout", "6", "--retries", "1"]);
+    let (code, out, err) = wait(pair, 2222, &["--wait-timeout", "10", "--retries", "1"]);
     assert_eq!(
         (code, err.as_str()),
         (Some(0), ""),

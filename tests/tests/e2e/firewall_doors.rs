@@ -35,6 +35,10 @@ const OTHER_V6: &str = "2001:db8::3";
 const SHUT_WAIT: Duration = Duration::from_millis(700);
 /// Cmd_Timeout of every door here: how long a door stays open.
 const OPEN_FOR: Duration = Duration::from_secs(3);
+/// Cmd_Timeout of the stop keeper's iptables doors (`counted_door`): longer, since those
+/// tests knock, see the door open and then signal the server before it is due, which
+/// took over 3 s on a loaded 2-core CI machine.
+const KEPT_OPEN_FOR: Duration = Duration::from_secs(6);
 
 /// The nftables ruleset: policy drop, established connections, neighbour discovery, and
 /// the service for the addresses in the door's sets.
@@ -535,7 +539,11 @@ fn assert_stopped_once(lite: &KnockdLite, after: Duration) {
 netns_test!(lite_iptables_door_closes_on_time_after_sigkill, || {
     let pair = Pair::new();
     let (_fw, _service) = iptables_server(&pair);
-    let mut lite = KnockdLite::start(&pair, &counted_door("7800,7801", 3), &[]);
+    let mut lite = KnockdLite::start(
+        &pair,
+        &counted_door("7800,7801", KEPT_OPEN_FOR.as_secs()),
+        &[],
+    );
     let keeper = lite.wait_keeper();
     let knocked = Instant::now();
     knock(&pair, CLIENT_V4, "7800,7801");
@@ -546,8 +554,8 @@ netns_test!(lite_iptables_door_closes_on_time_after_sigkill, || {
         try_connect(&pair, CLIENT_V4, Duration::from_secs(1)).expect("open after the kill");
     let shut_after = wait_shut(&pair, CLIENT_V4, knocked, &lite);
     assert!(
-        shut_after + SHUT_WAIT >= OPEN_FOR,
-        "the door closed after {shut_after:?}, before its {OPEN_FOR:?}\n{}",
+        shut_after + SHUT_WAIT >= KEPT_OPEN_FOR,
+        "the door closed after {shut_after:?}, before its {KEPT_OPEN_FOR:?}\n{}",
         lite.output()
     );
     assert_eq!(kept.echo("kept").unwrap(), "kept");
@@ -591,7 +599,12 @@ netns_test!(lite_clean_stop_runs_each_stop_once, || {
     let (_fw, _service) = iptables_server(&pair);
     let dir = TempDir::new("fw-clean");
     let pidfile = dir.path().join("knockd-lite.pid");
-    let mut lite = KnockdLite::start_daemon(&pair, dir, &counted_door("7810,7811", 3), &pidfile);
+    let mut lite = KnockdLite::start_daemon(
+        &pair,
+        dir,
+        &counted_door("7810,7811", KEPT_OPEN_FOR.as_secs()),
+        &pidfile,
+    );
     let keeper = lite.wait_keeper();
     lite.signal(libc::SIGHUP);
     lite.wait_log("re-read ", 1, WAIT);
@@ -612,7 +625,7 @@ netns_test!(lite_clean_stop_runs_each_stop_once, || {
         !knock_e2e::lite::is_keeper(keeper),
         "the keeper left with the daemon"
     );
-    assert_stopped_once(&lite, OPEN_FOR);
+    assert_stopped_once(&lite, KEPT_OPEN_FOR);
     let log = lite.log_bodies();
     assert!(
         log.contains(&"192.0.2.1: openSSH: shutting down, running the stop command now".into()),
@@ -633,15 +646,19 @@ netns_test!(
     || {
         let pair = Pair::new();
         let (_fw, _service) = iptables_server(&pair);
-        let mut lite = KnockdLite::start(&pair, &counted_door("7700,7701", 3), &[]);
+        let mut lite = KnockdLite::start(
+            &pair,
+            &counted_door("7700,7701", KEPT_OPEN_FOR.as_secs()),
+            &[],
+        );
         knock(&pair, CLIENT_V4, "7700,7701");
         let _conn = wait_open(&pair, CLIENT_V4, &lite);
         lite.signal(libc::SIGKILL);
         lite.signal_keeper(libc::SIGKILL);
         lite.wait_gone(WAIT);
-        // The stop was due OPEN_FOR after the start; with neither process the door stays
+        // The stop was due KEPT_OPEN_FOR after the start; with neither process the door stays
         // open.
-        std::thread::sleep(OPEN_FOR + Duration::from_millis(500));
+        std::thread::sleep(KEPT_OPEN_FOR + Duration::from_millis(500));
         let _still = try_connect(&pair, CLIENT_V4, Duration::from_secs(1))
             .expect("nothing closed the door while both were dead");
         lite.start_again(&pair, &[]);
