@@ -14,7 +14,7 @@ use std::path::Path;
 use arbitrary::{Arbitrary, Unstructured};
 use knockd_lite::fuzzing::{StateError, UsedCounters, format_counters, parse_counters};
 
-use crate::{line_count, printable_message, text};
+use crate::{printable_message, rejected, text};
 
 const PATH: &str = "/var/lib/knockd-lite/fuzz.conf.hmac-used";
 
@@ -35,18 +35,7 @@ pub fn check(data: &[u8]) -> bool {
             );
             true
         }
-        Err(StateError::Format {
-            path,
-            line,
-            message,
-        }) => {
-            assert_eq!(path, Path::new(PATH));
-            let lines = line_count(&input);
-            assert!((1..=lines).contains(&line), "line {line} of {lines}");
-            printable_message(&message);
-            false
-        }
-        Err(e) => panic!("parsing text did I/O: {e}"),
+        Err(e) => rejected(e, Path::new(PATH), &input),
     }
 }
 

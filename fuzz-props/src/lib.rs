@@ -151,6 +151,30 @@ pub(crate) fn printable_message(message: &str) {
 /// MB message.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 2000;
 
+/// A state file (HMAC counters, stop journal) refused: the property every such refusal
+/// holds, `path:line: message` with this path, a line of the input, a printable message.
+/// Returns false (the input was not accepted).
+pub(crate) fn rejected(
+    e: knockd_lite::fuzzing::StateError,
+    path: &std::path::Path,
+    input: &str,
+) -> bool {
+    match e {
+        knockd_lite::fuzzing::StateError::Format {
+            path: at,
+            line,
+            message,
+        } => {
+            assert_eq!(at, path);
+            let lines = line_count(input);
+            assert!((1..=lines).contains(&line), "line {line} of {lines}");
+            printable_message(&message);
+            false
+        }
+        e => panic!("parsing text did I/O: {e}"),
+    }
+}
+
 /// Lines as the parsers count them (`str::lines`): what a `path:line` may point at.
 pub(crate) fn line_count(text: &str) -> usize {
     text.lines().count()

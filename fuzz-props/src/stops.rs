@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
-use knockd_lite::fuzzing::{Pending, StateError, format_stops, parse_stops};
+use knockd_lite::fuzzing::{Pending, format_stops, parse_stops};
 
-use crate::{line_count, printable_message, text};
+use crate::{rejected, text};
 
 const PATH: &str = "/var/lib/knockd-lite/fuzz.conf.0123456789abcdef.stops";
 
@@ -32,18 +32,7 @@ pub fn check(data: &[u8]) -> bool {
             assert_eq!(format_stops(&again), written, "not a fixed point");
             true
         }
-        Err(StateError::Format {
-            path,
-            line,
-            message,
-        }) => {
-            assert_eq!(path, Path::new(PATH));
-            let lines = line_count(&input);
-            assert!((1..=lines).contains(&line), "line {line} of {lines}");
-            printable_message(&message);
-            false
-        }
-        Err(e) => panic!("parsing text did I/O: {e}"),
+        Err(e) => rejected(e, Path::new(PATH), &input),
     }
 }
 
