@@ -12,7 +12,9 @@ use knock_e2e::{
     CLIENT_V4, CLIENT_V6, Need, Pair, SERVER_V4, SERVER_V6, Server, WAIT, check, netns_test,
 };
 
-const DOORS: &str = "[tcp]
+/// A TCP, a UDP and a mixed door, each writing its event line (also knocked by the
+/// static aarch64 `knock`).
+pub(crate) const DOORS: &str = "[tcp]
 \tsequence = 7101,7102,7103
 \ttcpflags = syn
 \tstart_command = echo tcp %IP% >> @DIR@/events

@@ -5,22 +5,11 @@
 
 use knock_e2e::aarch64::{self, elf_machine_and_interp};
 use knock_e2e::lite::KnockdLite;
+
+use super::server_knock::DOORS;
 use knock_e2e::{
     CLIENT_V4, CLIENT_V6, Need, SERVER_V4, SERVER_V6, Server, WAIT, check_quiet, netns_test,
 };
-
-const DOORS: &str = "[tcp]
-\tsequence = 7101,7102,7103
-\ttcpflags = syn
-\tstart_command = echo tcp %IP% >> @DIR@/events
-[udp]
-\tsequence = 7201:udp,7202:udp,7203:udp
-\tstart_command = echo udp %IP% >> @DIR@/events
-[mixed]
-\tsequence = 7301,7302:udp,7303
-\ttcpflags = syn
-\tstart_command = echo mixed %IP% >> @DIR@/events
-";
 
 netns_test!(
     the_aarch64_build_is_static_and_dry_runs_like_the_native_one,
