@@ -497,8 +497,7 @@ pub fn encode_down(message: &Down) -> Vec<u8> {
         Down::DropCapture => b.push(DROP_CAPTURE),
         Down::LocalAddrs(addrs) => {
             b.push(LOCAL_ADDRS);
-            let n = u32::try_from(addrs.len()).unwrap_or(u32::MAX);
-            b.extend_from_slice(&n.to_be_bytes());
+            put_len(&mut b, addrs.len());
             for a in addrs {
                 put_addr(&mut b, *a);
             }
